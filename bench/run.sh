@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# bench/run.sh (make bench): the Sluice benchmark matrix, run against a fresh
+# Sluice and against franz-go's kfake as the reference, in the same run, with
+# Sluice / reference ratios at the end.
+#
+# Both brokers are separate processes, so /proc/PID/stat gives each one's CPU
+# time alone. The reference keeps everything in memory and never fsyncs; read
+# its numbers as "a fast broker with no disk", not as Apache Kafka.
+#
+# Matrix (cells run against both brokers, one after the other):
+#   produce+consume throughput: 100 B and 1 KiB records x acks=1/all x 1/8 partitions
+#   produce latency at a fixed rate: 1 KiB records, 1 partition, acks=1 and acks=all
+#   Sluice only: a flush.messages=1 topic, one record per produce request, at the
+#   fixed rate; its p99 must be below BENCH_MAX_P99 (the script fails otherwise).
+#
+# Environment:
+#   BENCH_SUBJECT=sluice   what to measure; "fake" runs a second kfake in Sluice's
+#                          place (no ./cmd/sluice build), to test this script
+#   BENCH_DURATION=3s      produce time of each throughput cell
+#   BENCH_LAT_DURATION=10s produce time of each latency cell
+#   BENCH_RATE=10000       records/s of the latency cells
+#   BENCH_MAX_P99=20ms     p99 bound of the flush.messages=1 cell
+#   BENCH_QUICK=1          only the 1 KiB, 1-partition throughput cells
+#   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
+#   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
+#   GO=go                  the go command
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GO="${GO:-go}"
+SUBJECT="${BENCH_SUBJECT:-sluice}"
+DURATION="${BENCH_DURATION:-3s}"
+LAT_DURATION="${BENCH_LAT_DURATION:-10s}"
+RATE="${BENCH_RATE:-10000}"
+MAX_P99="${BENCH_MAX_P99:-20ms}"
+
+case "$SUBJECT" in
+sluice | fake) ;;
+*) echo "BENCH_SUBJECT must be sluice or fake, not $SUBJECT" >&2; exit 2 ;;
+esac
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
+BIN="$TMP/bin"
+RESULTS="$TMP/results.jsonl"
+PIDS=()
+
+# stop_pid sends SIGTERM, waits up to 10 s, then sends SIGKILL.
+stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	if [[ -n "${BENCH_RESULTS:-}" && -f "$RESULTS" ]]; then
+		cp "$RESULTS" "$BENCH_RESULTS"
+	fi
+	if [[ -n "${BENCH_KEEP:-}" ]]; then
+		echo "kept $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_port waits until host:port accepts a connection, failing early if the
+# process that should open it has exited.
+wait_port() {
+	local port=$1 pid=$2 log=$3 name=$4 i
+	for ((i = 0; i < 600; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "$name exited before listening on 127.0.0.1:$port; its log:" >&2
+			tail -n 40 "$log" >&2
+			exit 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "$name did not listen on 127.0.0.1:$port within 60 s; its log:" >&2
+	tail -n 40 "$log" >&2
+	exit 1
+}
+
+echo "building into $BIN" >&2
+mkdir -p "$BIN"
+(cd "$ROOT" && "$GO" build -o "$BIN/sluice-bench" ./cmd/sluice-bench)
+if [[ "$SUBJECT" == sluice ]]; then
+	(cd "$ROOT" && "$GO" build -o "$BIN/sluice" ./cmd/sluice)
+fi
+
+read -r SUB_PORT ETCD_CLIENT_PORT ETCD_PEER_PORT REF_PORT < <("$BIN/sluice-bench" --free-ports 4)
+
+if [[ "$SUBJECT" == sluice ]]; then
+	"$BIN/sluice" --data-dir "$TMP/data" --listen "127.0.0.1:$SUB_PORT" --http-listen "" \
+		--embedded-etcd-client-addr "127.0.0.1:$ETCD_CLIENT_PORT" \
+		--embedded-etcd-peer-addr "127.0.0.1:$ETCD_PEER_PORT" >"$TMP/sluice.log" 2>&1 &
+else
+	"$BIN/sluice-bench" --serve-fake "127.0.0.1:$SUB_PORT" >"$TMP/sluice.log" 2>&1 &
+fi
+SUB_PID=$!
+PIDS+=("$SUB_PID")
+"$BIN/sluice-bench" --serve-fake "127.0.0.1:$REF_PORT" >"$TMP/reference.log" 2>&1 &
+REF_PID=$!
+PIDS+=("$REF_PID")
+
+wait_port "$SUB_PORT" "$SUB_PID" "$TMP/sluice.log" "sluice ($SUBJECT)"
+wait_port "$REF_PORT" "$REF_PID" "$TMP/reference.log" "reference (kfake)"
+echo "sluice ($SUBJECT) pid $SUB_PID on 127.0.0.1:$SUB_PORT; reference (kfake) pid $REF_PID on 127.0.0.1:$REF_PORT" >&2
+
+# A short produce against each broker before the matrix: a broker that
+# listens but cannot serve fails here, once, instead of in every cell.
+for target in sluice reference; do
+	if [[ "$target" == sluice ]]; then port=$SUB_PORT; else port=$REF_PORT; fi
+	if ! "$BIN/sluice-bench" --brokers "127.0.0.1:$port" --records 1000 --mode produce --delete-topic \
+		--timeout 60s >"$TMP/warmup-$target.txt" 2>&1; then
+		echo "warm-up against $target failed:" >&2
+		cat "$TMP/warmup-$target.txt" >&2
+		exit 1
+	fi
+done
+echo "load average before the matrix: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+FAILED=0
+
+# run_cell TARGET LABEL ARGS...: one benchmark run, its JSON appended to
+# $RESULTS. A failed run is recorded (the JSON carries the error) and the
+# matrix goes on.
+run_cell() {
+	local target=$1 label=$2 port pid
+	shift 2
+	if [[ "$target" == sluice ]]; then
+		port=$SUB_PORT pid=$SUB_PID
+	else
+		port=$REF_PORT pid=$REF_PID
+	fi
+	if ! "$BIN/sluice-bench" --brokers "127.0.0.1:$port" --broker-pid "$pid" \
+		--target "$target" --label "$label" --json --delete-topic "$@" >>"$RESULTS"; then
+		FAILED=1
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "$target broker (pid $pid) died; last lines of its log:" >&2
+		tail -n 40 "$TMP/$target.log" >&2
+		exit 1
+	fi
+}
+
+# cpu_ticks PID: utime+stime of PID in clock ticks. Our processes' command
+# names hold no spaces, so the fields split plainly.
+cpu_ticks() {
+	local f
+	read -ra f <"/proc/$1/stat" || { echo 0; return; }
+	echo $((f[13] + f[14]))
+}
+
+# settle waits (up to 10 s) until both brokers are nearly idle, so work left
+# over from the previous run (a deleted topic being freed, a log being
+# flushed) does not steal CPU from the next one on a 2-core machine.
+settle() {
+	local i before after
+	for ((i = 0; i < 40; i++)); do
+		before=$(($(cpu_ticks "$SUB_PID") + $(cpu_ticks "$REF_PID")))
+		sleep 0.25
+		after=$(($(cpu_ticks "$SUB_PID") + $(cpu_ticks "$REF_PID")))
+		((after - before <= 2)) && return 0
+	done
+	echo "brokers still busy after 10 s; going on" >&2
+}
+
+# both runs a cell against each broker, alternating which goes first so a
+# bias from running first or second cancels out over the matrix.
+CELLS=0
+both() {
+	local order=(sluice reference) target
+	if ((CELLS++ % 2 == 1)); then
+		order=(reference sluice)
+	fi
+	for target in "${order[@]}"; do
+		settle
+		run_cell "$target" "$@"
+	done
+}
+
+name_size() { if [[ $1 == 1024 ]]; then echo 1KiB; else echo "${1}B"; fi; }
+
+sizes=(100 1024) acks_list=(1 all) parts_list=(1 8)
+if [[ -n "${BENCH_QUICK:-}" ]]; then
+	sizes=(1024) parts_list=(1)
+fi
+
+start=$SECONDS
+for size in "${sizes[@]}"; do
+	for acks in "${acks_list[@]}"; do
+		for parts in "${parts_list[@]}"; do
+			both "$(name_size "$size") acks=$acks p=$parts" --mode both \
+				--record-size "$size" --acks "$acks" --partitions "$parts" --duration "$DURATION"
+		done
+	done
+done
+for acks in "${acks_list[@]}"; do
+	both "1KiB acks=$acks p=1 @${RATE}/s" --mode produce \
+		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
+done
+settle
+run_cell sluice "1KiB flush.messages=1 1rec/req @${RATE}/s" --mode produce \
+	--record-size 1024 --acks all --partitions 1 --rate "$RATE" --duration "$LAT_DURATION" \
+	--one-per-request --topic-config flush.messages=1 --max-p99 "$MAX_P99"
+
+echo >&2
+echo "matrix took $((SECONDS - start)) s; sluice = $SUBJECT (pid $SUB_PID), reference = kfake (pid $REF_PID)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; other load skews the ratios"
+if [[ "$SUBJECT" == fake ]]; then
+	echo "NOTE: BENCH_SUBJECT=fake: the 'sluice' column is a second kfake, not Sluice."
+fi
+echo
+if ! "$BIN/sluice-bench" --compare "$RESULTS"; then
+	FAILED=1
+fi
+exit "$FAILED"

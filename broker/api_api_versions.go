@@ -1,0 +1,43 @@
+package broker
+
+// ApiVersions: v0-4.
+//
+// The response lists exactly the table that dispatch uses. A request newer
+// than v4 is answered as Kafka does (KIP-511): a v0 response carrying
+// UNSUPPORTED_VERSION and the supported range, so the client can retry with a
+// version both sides know. ApiVersions responses always use header v0.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) apiVersionsAPI() api {
+	return api{key: 18, min: 0, max: 4, handle: b.handleAPIVersions}
+}
+
+func (b *Broker) handleAPIVersions(_ context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.ApiVersionsRequest)
+	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+	b.fillAPIVersions(resp)
+	return resp, nil
+}
+
+func (b *Broker) fillAPIVersions(resp *kmsg.ApiVersionsResponse) {
+	for _, k := range b.table.keys {
+		a := b.table.byKey[k]
+		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max})
+	}
+}
+
+// unsupportedAPIVersions is the v0 answer to an ApiVersions request newer than
+// the broker knows.
+func (b *Broker) unsupportedAPIVersions() *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	b.fillAPIVersions(resp)
+	return resp
+}

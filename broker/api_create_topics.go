@@ -1,0 +1,191 @@
+package broker
+
+// CreateTopics: v0-7.
+//
+// NumPartitions and ReplicationFactor of -1 take num.partitions and
+// default.replication.factor (KIP-464, v4+). Configs are validated against
+// the topic settings Sluice knows (INVALID_CONFIG names the bad one).
+// ValidateOnly (v1+) runs every check and creates nothing. From v5 the
+// response echoes the partition count, replication factor and the resolved
+// configs with their sources; v7 adds the topic id (KIP-516).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/metadata"
+)
+
+func (b *Broker) createTopicsAPI() api {
+	return api{key: 19, min: 0, max: 7, handle: b.handleCreateTopics}
+}
+
+// topicSpec is a topic to create, from CreateTopics or auto-creation.
+type topicSpec struct {
+	name              string
+	partitions        int32
+	replicationFactor int16
+	assignment        [][]int32
+	configs           map[string]string
+}
+
+func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.CreateTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		if seen[rt.Topic] > 1 {
+			st.ErrorCode = kerr.InvalidRequest.Code
+			st.ErrorMessage = kmsg.StringPtr("topic named more than once in the request")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		spec, code, msg := b.specFromRequest(rt)
+		if code == 0 {
+			var created metadata.Topic
+			created, code, msg = b.createTopicFromSpec(ctx, spec, req.ValidateOnly)
+			if code == 0 {
+				b.fillCreatedTopic(&st, created)
+			}
+		}
+		st.ErrorCode, st.ErrorMessage = code, msg
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) fillCreatedTopic(st *kmsg.CreateTopicsResponseTopic, t metadata.Topic) {
+	st.TopicID = t.ID
+	st.NumPartitions = t.Partitions
+	st.ReplicationFactor = t.ReplicationFactor
+	for _, name := range b.settings.reg.topicOrder {
+		res := b.settings.topic(name, t.Configs)
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		c.Name, c.Value, c.Source = name, kmsg.StringPtr(res.value), int8(res.source)
+		st.Configs = append(st.Configs, c)
+	}
+}
+
+// specFromRequest applies defaults and checks the shape of a request topic.
+func (b *Broker) specFromRequest(rt kmsg.CreateTopicsRequestTopic) (topicSpec, int16, *string) {
+	spec := topicSpec{name: rt.Topic, partitions: rt.NumPartitions, replicationFactor: rt.ReplicationFactor, configs: map[string]string{}}
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			continue
+		}
+		spec.configs[c.Name] = *c.Value
+	}
+	if len(rt.ReplicaAssignment) > 0 {
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+			return spec, kerr.InvalidRequest.Code, kmsg.StringPtr("both numPartitions or replicationFactor and replicasAssignments were set")
+		}
+		assign := make([][]int32, len(rt.ReplicaAssignment))
+		for _, a := range rt.ReplicaAssignment {
+			if a.Partition < 0 || int(a.Partition) >= len(assign) || assign[a.Partition] != nil {
+				return spec, kerr.InvalidReplicaAssignment.Code, kmsg.StringPtr("partitions must be numbered 0 to n-1, each once")
+			}
+			assign[a.Partition] = a.Replicas
+		}
+		spec.assignment = assign
+		spec.partitions = int32(len(assign))
+		spec.replicationFactor = int16(len(assign[0]))
+		return spec, 0, nil
+	}
+	if spec.partitions == -1 {
+		spec.partitions = int32(b.settings.brokerInt64("num.partitions", 1))
+	}
+	if spec.replicationFactor == -1 {
+		spec.replicationFactor = int16(b.settings.brokerInt64("default.replication.factor", 1))
+	}
+	return spec, 0, nil
+}
+
+// createTopicFromSpec validates spec and, unless validateOnly, creates it.
+func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, validateOnly bool) (metadata.Topic, int16, *string) {
+	t := metadata.Topic{Name: spec.name, Partitions: spec.partitions, ReplicationFactor: spec.replicationFactor, Configs: spec.configs}
+	if err := validTopicName(spec.name); err != nil {
+		return t, kerr.InvalidTopicException.Code, kmsg.StringPtr(err.Error())
+	}
+	if b.topics.get(spec.name) != nil {
+		return t, kerr.TopicAlreadyExists.Code, kmsg.StringPtr(fmt.Sprintf("topic %q already exists", spec.name))
+	}
+	if spec.partitions <= 0 {
+		return t, kerr.InvalidPartitions.Code, kmsg.StringPtr("number of partitions must be larger than 0")
+	}
+	if spec.replicationFactor <= 0 {
+		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor must be larger than 0")
+	}
+	if err := b.settings.validateTopicConfigs(spec.configs); err != nil {
+		return t, kerr.InvalidConfig.Code, kmsg.StringPtr(err.Error())
+	}
+	assign, code, msg := b.assignReplicas(spec)
+	if code != 0 {
+		return t, code, msg
+	}
+	t.Replicas = assign
+	if validateOnly {
+		return t, 0, nil
+	}
+	created, err := b.createTopic(ctx, t)
+	switch {
+	case errors.Is(err, metadata.ErrTopicExists):
+		return t, kerr.TopicAlreadyExists.Code, kmsg.StringPtr(fmt.Sprintf("topic %q already exists", spec.name))
+	case err != nil:
+		b.log.Error("create topic", "topic", spec.name, "err", err)
+		return t, kerr.UnknownServerError.Code, kmsg.StringPtr(err.Error())
+	}
+	b.log.Info("topic created", "topic", spec.name, "partitions", created.Partitions, "replication_factor", created.ReplicationFactor)
+	return created, 0, nil
+}
+
+// assignReplicas checks a manual assignment or spreads replicas round-robin
+// over the live brokers, as Kafka's rack-unaware assignor does.
+func (b *Broker) assignReplicas(spec topicSpec) ([][]int32, int16, *string) {
+	live := b.liveBrokers()
+	ids := make([]int32, 0, len(live))
+	known := map[int32]bool{}
+	for _, br := range live {
+		ids = append(ids, br.NodeID)
+		known[br.NodeID] = true
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if spec.assignment != nil {
+		for _, reps := range spec.assignment {
+			if len(reps) != int(spec.replicationFactor) {
+				return nil, kerr.InvalidReplicaAssignment.Code, kmsg.StringPtr("all partitions must have the same number of replicas")
+			}
+			dup := map[int32]bool{}
+			for _, r := range reps {
+				if !known[r] || dup[r] {
+					return nil, kerr.InvalidReplicaAssignment.Code, kmsg.StringPtr(fmt.Sprintf("replica %d is unknown or repeated", r))
+				}
+				dup[r] = true
+			}
+		}
+		return spec.assignment, 0, nil
+	}
+	if int(spec.replicationFactor) > len(ids) {
+		return nil, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr(fmt.Sprintf("replication factor: %d larger than available brokers: %d", spec.replicationFactor, len(ids)))
+	}
+	out := make([][]int32, spec.partitions)
+	start := int(len(spec.name)) // deterministic but spread across topics
+	for p := range out {
+		reps := make([]int32, spec.replicationFactor)
+		for i := range reps {
+			reps[i] = ids[(start+p+i)%len(ids)]
+		}
+		out[p] = reps
+	}
+	return out, 0, nil
+}

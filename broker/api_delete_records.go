@@ -1,0 +1,60 @@
+package broker
+
+// DeleteRecords: v0-2.
+//
+// Moves a partition's log start offset forward. Offset -1 means the high
+// watermark; an offset past it is OFFSET_OUT_OF_RANGE. The new start is
+// persisted by the storage layer and whole segments below it are removed.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) deleteRecordsAPI() api {
+	return api{key: 21, min: 0, max: 2, handle: b.handleDeleteRecords}
+}
+
+func (b *Broker) handleDeleteRecords(_ context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.DeleteRecordsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		ts := b.topics.get(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			sp.ErrorCode, sp.LowWatermark = b.deleteRecords(ts, rp.Partition, rp.Offset)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16, int64) {
+	if ts == nil || part < 0 || part >= ts.meta.Partitions {
+		return kerr.UnknownTopicOrPartition.Code, -1
+	}
+	p := ts.partition(part)
+	if p == nil || !b.isLeader(ts, part) {
+		return kerr.NotLeaderForPartition.Code, -1
+	}
+	hw := p.highWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return kerr.OffsetOutOfRange.Code, -1
+	}
+	low, err := p.log.DeleteRecordsBefore(offset)
+	if err != nil {
+		b.log.Error("delete records", "topic", ts.meta.Name, "partition", part, "err", err)
+		return kerr.KafkaStorageError.Code, -1
+	}
+	return 0, low
+}

@@ -1,0 +1,74 @@
+package broker
+
+// DeleteTopics: v0-6.
+//
+// Topics are named, or from v6 named or identified by topic id (KIP-516).
+// The etcd record goes first; every broker then drops its partitions when
+// the deletion reaches its watch. Data is renamed away at once and removed
+// in the background, so other partitions are never blocked.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/metadata"
+)
+
+func (b *Broker) deleteTopicsAPI() api {
+	return api{key: 20, min: 0, max: 6, handle: b.handleDeleteTopics}
+}
+
+func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	targets := req.Topics
+	if req.Version < 6 {
+		targets = nil
+		for _, n := range req.TopicNames {
+			targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: kmsg.StringPtr(n)})
+		}
+	}
+	for _, t := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = t.Topic, t.TopicID
+		st.ErrorCode, st.ErrorMessage = b.deleteTopic(ctx, t, &st)
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) deleteTopic(ctx context.Context, t kmsg.DeleteTopicsRequestTopic, st *kmsg.DeleteTopicsResponseTopic) (int16, *string) {
+	if !b.settings.brokerBool("delete.topic.enable") {
+		return kerr.TopicDeletionDisabled.Code, nil
+	}
+	var ts *topicState
+	if t.Topic != nil {
+		ts = b.topics.get(*t.Topic)
+		if ts == nil {
+			return kerr.UnknownTopicOrPartition.Code, nil
+		}
+	} else {
+		ts = b.topics.getID(t.TopicID)
+		if ts == nil {
+			return kerr.UnknownTopicID.Code, nil
+		}
+	}
+	st.Topic, st.TopicID = kmsg.StringPtr(ts.meta.Name), ts.meta.ID
+	if isInternalTopic(ts.meta.Name) {
+		return kerr.InvalidTopicException.Code, kmsg.StringPtr("internal topics cannot be deleted")
+	}
+	err := b.meta.DeleteTopic(ctx, ts.meta.Name)
+	switch {
+	case errors.Is(err, metadata.ErrTopicNotFound):
+		return kerr.UnknownTopicOrPartition.Code, nil
+	case err != nil:
+		b.log.Error("delete topic", "topic", ts.meta.Name, "err", err)
+		return kerr.UnknownServerError.Code, kmsg.StringPtr(err.Error())
+	}
+	b.dropTopic(ts.meta.Name, ts.meta.ID)
+	b.log.Info("topic deleted", "topic", ts.meta.Name)
+	return 0, nil
+}

@@ -1,0 +1,137 @@
+package broker
+
+// ListOffsets: v1-8.
+//
+// Special timestamps: -1 latest (the high watermark, or the last stable
+// offset under read_committed, which equals it without transactions), -2
+// earliest (the log start offset), -3 the record with the largest timestamp
+// (KIP-734, v7+), -4 earliest local (KIP-405, v8+; everything is local here).
+// Any other timestamp finds the first record whose timestamp is at or after
+// it, using the time index to find the batch and decoding that batch for
+// the exact record. v4+ reports the leader epoch (KIP-320) and fences stale
+// or future epochs.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/protocol/batch"
+)
+
+func (b *Broker) listOffsetsAPI() api {
+	return api{key: 2, min: 1, max: 8, handle: b.handleListOffsets}
+}
+
+func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		ts := b.topics.get(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			b.listOffset(ts, rp, &sp)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	p := ts.partition(rp.Partition)
+	if p == nil || !b.isLeader(ts, rp.Partition) {
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		return
+	}
+	if code := p.checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+		sp.ErrorCode = code
+		return
+	}
+	hw := p.highWatermark()
+	switch rp.Timestamp {
+	case -1:
+		sp.Offset, sp.LeaderEpoch = hw, p.leaderEpoch()
+	case -2, -4:
+		sp.Offset, sp.LeaderEpoch = p.log.LogStartOffset(), p.epochAt(p.log.LogStartOffset())
+	case -3:
+		tsMax, off := p.log.MaxTimestamp()
+		if off >= 0 && off < hw {
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = tsMax, off, p.epochAt(off)
+		}
+	default:
+		if rp.Timestamp < 0 {
+			sp.ErrorCode = kerr.InvalidRequest.Code
+			return
+		}
+		b.offsetForTime(p, rp.Timestamp, hw, sp)
+	}
+}
+
+// offsetForTime finds the first record at or after ts below hw.
+func (b *Broker) offsetForTime(p *partition, ts, hw int64, sp *kmsg.ListOffsetsResponseTopicPartition) {
+	off, _, ok, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		return
+	}
+	for ok && off < hw {
+		data, err := p.log.Read(off, 1, hw)
+		if err != nil || len(data) == 0 {
+			return
+		}
+		one, _, err := batch.Next(data)
+		if err != nil {
+			return
+		}
+		h, _ := batch.ParseHeader(one)
+		if h.MaxTimestamp >= ts {
+			if recOff, recTS, found := b.firstRecordAtOrAfter(one, h, ts); found {
+				sp.Offset, sp.Timestamp, sp.LeaderEpoch = recOff, recTS, h.PartitionLeaderEpoch
+				return
+			}
+		}
+		off = h.NextOffset()
+	}
+}
+
+// firstRecordAtOrAfter decodes one batch and returns its first record whose
+// timestamp is at or after ts.
+func (b *Broker) firstRecordAtOrAfter(one []byte, h batch.Header, ts int64) (int64, int64, bool) {
+	if h.LogAppendTime() {
+		return h.BaseOffset, h.MaxTimestamp, h.MaxTimestamp >= ts
+	}
+	_, recs, err := b.decodeRecords(one)
+	if err != nil {
+		return h.BaseOffset, h.MaxTimestamp, true
+	}
+	for _, rec := range recs {
+		rts := h.FirstTimestamp + rec.TimestampDelta64
+		if rts >= ts {
+			return h.BaseOffset + int64(rec.OffsetDelta), rts, true
+		}
+	}
+	return 0, 0, false
+}
+
+// epochAt is the leader epoch of the batch holding offset, or -1.
+func (p *partition) epochAt(offset int64) int32 {
+	data, err := p.log.Read(offset, 1, p.log.LogEndOffset())
+	if err != nil || len(data) < batch.HeaderSize {
+		return -1
+	}
+	h, err := batch.ParseHeader(data)
+	if err != nil {
+		return -1
+	}
+	return h.PartitionLeaderEpoch
+}

@@ -1,0 +1,122 @@
+package broker
+
+// Metadata: v0-12.
+//
+// v0 asks for all topics with an empty list; v1+ uses null for all and empty
+// for none. Unknown topics are created when the broker allows it
+// (auto.create.topics.enable) and the request does too (AllowAutoTopicCreation,
+// v4+; implied before). Creation is synchronous, so the same response already
+// describes the new topic. Topic ids appear from v10 and may be used to ask
+// for topics from v12 (KIP-516). Authorized operations (v8+) are reported as
+// unknown (INT32_MIN) because Sluice has no ACLs yet.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) metadataAPI() api { return api{key: 3, min: 0, max: 12, handle: b.handleMetadata} }
+
+const authorizedOpsUnknown = -2147483648
+
+func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	for _, br := range b.liveBrokers() {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.NodeID, br.Host, br.Port
+		if br.Rack != "" {
+			mb.Rack = kmsg.StringPtr(br.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	resp.ClusterID = kmsg.StringPtr(b.clusterID)
+	resp.ControllerID = b.controllerID()
+	resp.AuthorizedOperations = authorizedOpsUnknown
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, ts := range b.topics.all() {
+			resp.Topics = append(resp.Topics, b.describeTopic(ts))
+		}
+		return resp, nil
+	}
+	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.settings.brokerBool("auto.create.topics.enable")
+	for _, rt := range req.Topics {
+		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, autoCreate))
+	}
+	return resp, nil
+}
+
+func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic, autoCreate bool) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.AuthorizedOperations = authorizedOpsUnknown
+	if rt.Topic == nil {
+		mt.TopicID = rt.TopicID
+		ts := b.topics.getID(rt.TopicID)
+		if ts == nil {
+			mt.ErrorCode = kerr.UnknownTopicID.Code
+			return mt
+		}
+		return b.describeTopic(ts)
+	}
+	name := *rt.Topic
+	mt.Topic = kmsg.StringPtr(name)
+	if err := validTopicName(name); err != nil {
+		mt.ErrorCode = kerr.InvalidTopicException.Code
+		return mt
+	}
+	ts := b.topics.get(name)
+	if ts == nil && autoCreate && !isInternalTopic(name) {
+		code, _ := b.autoCreateTopic(ctx, name)
+		if code != 0 && code != kerr.TopicAlreadyExists.Code {
+			mt.ErrorCode = code
+			return mt
+		}
+		ts = b.topics.get(name)
+	}
+	if ts == nil {
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return mt
+	}
+	return b.describeTopic(ts)
+}
+
+// describeTopic reports a topic's partitions, leaders and replicas.
+func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
+	m := ts.meta
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = kmsg.StringPtr(m.Name)
+	mt.TopicID = m.ID
+	mt.IsInternal = isInternalTopic(m.Name)
+	mt.AuthorizedOperations = authorizedOpsUnknown
+	for p := int32(0); p < m.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		mp.Leader = b.leaderOf(m, p)
+		mp.Replicas = b.replicasOf(m, p)
+		mp.ISR = b.replicasOf(m, p)
+		mp.OfflineReplicas = []int32{}
+		if part := ts.partition(p); part != nil {
+			mp.LeaderEpoch = part.leaderEpoch()
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// controllerID is the broker Metadata names as controller.
+func (b *Broker) controllerID() int32 { return b.cfg.NodeID }
+
+// autoCreateTopic creates name with the broker's defaults.
+func (b *Broker) autoCreateTopic(ctx context.Context, name string) (int16, *string) {
+	spec := topicSpec{
+		name:              name,
+		partitions:        int32(b.settings.brokerInt64("num.partitions", 1)),
+		replicationFactor: int16(b.settings.brokerInt64("default.replication.factor", 1)),
+	}
+	_, code, msg := b.createTopicFromSpec(ctx, spec, false)
+	return code, msg
+}

@@ -1,0 +1,338 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicedev/sluice/metadata"
+	"github.com/sluicedev/sluice/protocol"
+	"github.com/sluicedev/sluice/storage"
+)
+
+// Broker is one Sluice node: a Kafka listener, the partition logs in its data
+// directory, and its view of the cluster's metadata in etcd.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	settings  *settings
+	table     *apiTable
+	metrics   *metrics
+	registry  *prometheus.Registry
+	codecs    *protocol.Codecs
+	clusterID string
+
+	embedded *metadata.Embedded // nil with an external etcd
+	meta     metadata.Store
+	reg      *metadata.Registration
+	store    *storage.Store
+	topics   *topicTable
+	lock     *os.File // flock on the data directory
+
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	host     string
+	port     int32
+	producer *producerIDs
+
+	goroutines goroutines
+	conns      struct {
+		sync.Mutex
+		set map[net.Conn]struct{}
+	}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts everything but the serving loops: it locks the data directory,
+// starts or connects to etcd, opens the partition logs and binds the
+// listeners, so that start-up errors (port taken, unreadable data directory,
+// etcd unreachable) surface here, before Run.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	cfg.setDefaults()
+	st, err := newSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), settings: st, codecs: protocol.NewCodecs()}
+	b.conns.set = map[net.Conn]struct{}{}
+	b.table = b.apis()
+	b.registry = prometheus.NewRegistry()
+	b.metrics = newMetrics(b.registry, b)
+	if err := b.start(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Broker) start(ctx context.Context) error {
+	if err := b.lockDataDir(); err != nil {
+		return err
+	}
+	incarnation, err := b.loadIdentity()
+	if err != nil {
+		return err
+	}
+	if err := b.startMetadata(ctx); err != nil {
+		return err
+	}
+	store, err := storage.OpenStore(b.cfg.DataDir, storage.StoreOptions{
+		Logger:   b.log,
+		Ignore:   []string{"etcd"},
+		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
+	})
+	if err != nil {
+		return fmt.Errorf("open data directory %s: %w", b.cfg.DataDir, err)
+	}
+	b.store = store
+	b.topics = newTopicTable()
+	if err := b.listen(); err != nil {
+		return err
+	}
+	if err := b.loadTopics(ctx); err != nil {
+		return err
+	}
+	b.producer = newProducerIDs(b.meta)
+	reg, err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, Incarnation: incarnation},
+		time.Duration(b.settings.brokerInt64("broker.session.timeout.ms", 9000))*time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("register broker %d: %w", b.cfg.NodeID, err)
+	}
+	b.reg = reg
+	return nil
+}
+
+func (b *Broker) lockDataDir() error {
+	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory %s: %w", b.cfg.DataDir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(b.cfg.DataDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", b.cfg.DataDir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("data directory %s is in use by another process: %w", b.cfg.DataDir, err)
+	}
+	b.lock = f
+	return nil
+}
+
+func (b *Broker) startMetadata(ctx context.Context) error {
+	endpoints := b.cfg.Etcd
+	if len(endpoints) == 0 {
+		emb, err := metadata.StartEmbedded(ctx, metadata.EmbeddedConfig{
+			Dir:        filepath.Join(b.cfg.DataDir, "etcd"),
+			ClientAddr: b.cfg.EmbeddedEtcdClientAddr,
+			PeerAddr:   b.cfg.EmbeddedEtcdPeerAddr,
+			Name:       "sluice-" + strconv.Itoa(int(b.cfg.NodeID)),
+			Logger:     b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded etcd: %w", err)
+		}
+		b.embedded = emb
+		endpoints = emb.Endpoints()
+	}
+	meta, err := metadata.NewEtcd(ctx, metadata.EtcdConfig{Endpoints: endpoints, Prefix: b.cfg.EtcdPrefix, DialTimeout: 5 * time.Second, Logger: b.log})
+	if err != nil {
+		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+	}
+	b.meta = meta
+	id, err := meta.ClusterID(ctx)
+	if err != nil {
+		return fmt.Errorf("read cluster id: %w", err)
+	}
+	b.clusterID = id
+	return nil
+}
+
+func (b *Broker) listen() error {
+	ln, err := net.Listen("tcp", b.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("kafka listener %s: %w", b.cfg.Listen, err)
+	}
+	b.ln = ln
+	adv := b.cfg.Advertise
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	if b.host, b.port, err = splitHostPort(adv); err != nil {
+		return fmt.Errorf("advertised address: %w", err)
+	}
+	if b.cfg.HTTPListen != "" {
+		hl, err := net.Listen("tcp", b.cfg.HTTPListen)
+		if err != nil {
+			return fmt.Errorf("http listener %s: %w", b.cfg.HTTPListen, err)
+		}
+		b.httpLn = hl
+	}
+	return nil
+}
+
+// Addr is the bound Kafka listener address.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// HTTPAddr is the bound metrics/health address, or "" when disabled.
+func (b *Broker) HTTPAddr() string {
+	if b.httpLn == nil {
+		return ""
+	}
+	return b.httpLn.Addr().String()
+}
+
+// Registry is the broker's own Prometheus registry (two brokers can share a
+// process, as tests need).
+func (b *Broker) Registry() *prometheus.Registry { return b.registry }
+
+// Run serves clients until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (bounded by ShutdownTimeout),
+// flushes the logs and closes etcd. It returns nil after a clean shutdown.
+func (b *Broker) Run(ctx context.Context) error {
+	serveCtx, cancelServe := context.WithCancel(context.Background())
+	defer cancelServe()
+	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
+	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
+	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
+	if b.httpLn != nil {
+		b.serveHTTP()
+	}
+	b.log.Info("broker started", "listen", b.Addr(), "advertise", net.JoinHostPort(b.host, strconv.Itoa(int(b.port))), "cluster", b.clusterID)
+
+	var lost <-chan struct{}
+	if b.reg != nil {
+		lost = b.reg.Lost()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-lost:
+		runErr = errors.New("lost the etcd lease: this broker is no longer registered")
+	}
+	b.log.Info("shutting down")
+	b.ln.Close()
+	b.drainConns(cancelServe)
+	if err := b.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// drainConns stops reading new requests on every connection, waits for the
+// in-flight ones to be answered, then cancels whatever is still waiting
+// (long-poll fetches end early with what they have).
+func (b *Broker) drainConns(cancel context.CancelFunc) {
+	b.conns.Lock()
+	for c := range b.conns.set {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	b.conns.Unlock()
+	done := make(chan struct{})
+	go func() { // not tracked: it only waits for the tracked ones
+		b.goroutines.close()
+		b.waitConns()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(b.cfg.ShutdownTimeout):
+	}
+	cancel()
+	<-done
+}
+
+func (b *Broker) waitConns() {
+	for {
+		b.conns.Lock()
+		n := len(b.conns.set)
+		b.conns.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *Broker) acceptLoop(ctx context.Context) {
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			b.log.Warn("accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		b.conns.Lock()
+		b.conns.set[nc] = struct{}{}
+		b.conns.Unlock()
+		if !b.goroutines.Go("conn", func() {
+			defer func() {
+				b.conns.Lock()
+				delete(b.conns.set, nc)
+				b.conns.Unlock()
+			}()
+			b.serveConn(ctx, nc)
+		}) {
+			nc.Close()
+			b.conns.Lock()
+			delete(b.conns.set, nc)
+			b.conns.Unlock()
+		}
+	}
+}
+
+// Close releases everything New acquired. It is idempotent; Run calls it.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		var errs []error
+		if b.ln != nil {
+			b.ln.Close()
+		}
+		if b.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = b.httpSrv.Shutdown(ctx)
+			cancel()
+		} else if b.httpLn != nil {
+			b.httpLn.Close()
+		}
+		b.goroutines.close()
+		b.goroutines.wait()
+		if b.reg != nil {
+			_ = b.reg.Close()
+		}
+		if b.store != nil {
+			if err := b.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close logs: %w", err))
+			}
+		}
+		if b.meta != nil {
+			_ = b.meta.Close()
+		}
+		if b.embedded != nil {
+			_ = b.embedded.Close()
+		}
+		if b.lock != nil {
+			b.lock.Close()
+		}
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
+}

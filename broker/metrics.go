@@ -1,0 +1,180 @@
+package broker
+
+import (
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// metrics are the broker's Prometheus series, all prefixed sluice_ and
+// registered on the broker's own registry.
+type metrics struct {
+	requests         *prometheus.CounterVec
+	requestErrors    *prometheus.CounterVec
+	requestLatency   *prometheus.HistogramVec
+	unsupportedReqs  *prometheus.CounterVec
+	badRequests      prometheus.Counter
+	connections      prometheus.Gauge
+	connectionsTotal prometheus.Counter
+	bytesIn          *prometheus.CounterVec
+	recordsIn        *prometheus.CounterVec
+	bytesOut         *prometheus.CounterVec
+	recordsOut       *prometheus.CounterVec
+	producedRejected *prometheus.CounterVec
+	fetchWait        prometheus.Histogram
+	fsync            prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_requests_total",
+			Help: "Requests handled, by API and version."}, []string{"api", "version"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_request_errors_total",
+			Help: "Error codes returned in responses, by API and Kafka error name."}, []string{"api", "error"}),
+		requestLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_request_duration_seconds",
+			Help:    "Time from a request being decoded to its response being written, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 14)}, []string{"api"}),
+		unsupportedReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_unsupported_requests_total",
+			Help: "Requests with an unknown API key or unsupported version (the connection is closed)."}, []string{"key", "version"}),
+		badRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_bad_requests_total",
+			Help: "Connections closed for malformed, oversized or undecodable requests."}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_connections",
+			Help: "Open client connections."}),
+		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connections_total",
+			Help: "Client connections accepted."}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bytes_in_total",
+			Help: "Record batch bytes appended, by topic."}, []string{"topic"}),
+		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_records_in_total",
+			Help: "Records appended, by topic."}, []string{"topic"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bytes_out_total",
+			Help: "Record batch bytes returned by fetches, by topic."}, []string{"topic"}),
+		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_records_out_total",
+			Help: "Records returned by fetches, by topic."}, []string{"topic"}),
+		producedRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_produce_rejected_total",
+			Help: "Produced batches rejected by validation, by topic."}, []string{"topic"}),
+		fetchWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_fetch_wait_seconds",
+			Help: "Time fetch long polls waited for data.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_fsync_duration_seconds",
+			Help: "Duration of log fsyncs.", Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 14)}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests,
+		m.connections, m.connectionsTotal, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.producedRejected, m.fetchWait, m.fsync,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&partitionCollector{b: b}} {
+		f(c)
+	}
+	return m
+}
+
+func apiName(key int16) string {
+	if n := kmsg.NameForKey(key); n != "" {
+		return n
+	}
+	return strconv.Itoa(int(key))
+}
+
+func (m *metrics) observeRequest(key, version int16, d time.Duration) {
+	name := apiName(key)
+	m.requests.WithLabelValues(name, strconv.Itoa(int(version))).Inc()
+	m.requestLatency.WithLabelValues(name).Observe(d.Seconds())
+}
+
+func (m *metrics) unsupported(key, version int16) {
+	m.unsupportedReqs.WithLabelValues(strconv.Itoa(int(key)), strconv.Itoa(int(version))).Inc()
+}
+
+func (m *metrics) observeFsync(d time.Duration) { m.fsync.Observe(d.Seconds()) }
+
+func (m *metrics) produced(topic string, bytes, records int) {
+	m.bytesIn.WithLabelValues(topic).Add(float64(bytes))
+	m.recordsIn.WithLabelValues(topic).Add(float64(records))
+}
+
+func (m *metrics) fetched(topic string, bytes, records int) {
+	m.bytesOut.WithLabelValues(topic).Add(float64(bytes))
+	m.recordsOut.WithLabelValues(topic).Add(float64(records))
+}
+
+// countErrors counts every non-zero ErrorCode field in a response. It walks
+// the response with reflection, skipping byte slices, so it works for every
+// API without per-handler code.
+func (m *metrics) countErrors(key int16, resp kmsg.Response) {
+	walkErrorCodes(reflect.ValueOf(resp), func(code int16) {
+		name := strconv.Itoa(int(code))
+		if e := kerr.ErrorForCode(code); e != nil {
+			if ke, ok := e.(*kerr.Error); ok {
+				name = ke.Message
+			}
+		}
+		m.requestErrors.WithLabelValues(apiName(key), name).Inc()
+	})
+}
+
+func walkErrorCodes(v reflect.Value, fn func(int16)) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkErrorCodes(v.Elem(), fn)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if t.Field(i).Name == "ErrorCode" && f.Kind() == reflect.Int16 {
+				if c := int16(f.Int()); c != 0 {
+					fn(c)
+				}
+				continue
+			}
+			if f.Kind() == reflect.Slice || f.Kind() == reflect.Struct || f.Kind() == reflect.Pointer {
+				walkErrorCodes(f, fn)
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i < v.Len(); i++ {
+			walkErrorCodes(v.Index(i), fn)
+		}
+	}
+}
+
+// partitionCollector reports per-partition gauges at scrape time, so nothing
+// is updated on the append path.
+type partitionCollector struct{ b *Broker }
+
+var (
+	descLogEnd   = prometheus.NewDesc("sluice_log_end_offset", "Log end offset, by partition.", []string{"topic", "partition"}, nil)
+	descLogStart = prometheus.NewDesc("sluice_log_start_offset", "Log start offset, by partition.", []string{"topic", "partition"}, nil)
+	descLogSize  = prometheus.NewDesc("sluice_log_size_bytes", "Bytes on disk of a partition's segments.", []string{"topic", "partition"}, nil)
+)
+
+func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLogEnd
+	ch <- descLogStart
+	ch <- descLogSize
+}
+
+func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.b.topics == nil {
+		return
+	}
+	for _, ts := range c.b.topics.all() {
+		for _, p := range ts.parts {
+			if p == nil {
+				continue
+			}
+			lbl := []string{ts.meta.Name, strconv.Itoa(int(p.index))}
+			ch <- prometheus.MustNewConstMetric(descLogEnd, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lbl...)
+			ch <- prometheus.MustNewConstMetric(descLogStart, prometheus.GaugeValue, float64(p.log.LogStartOffset()), lbl...)
+			ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(p.log.Size()), lbl...)
+		}
+	}
+}

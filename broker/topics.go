@@ -1,0 +1,225 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sluicedev/sluice/metadata"
+	"github.com/sluicedev/sluice/storage"
+)
+
+// partition is one partition this broker hosts.
+type partition struct {
+	topic *topicState
+	index int32
+	log   *storage.Log
+}
+
+// topicState is the broker's view of one topic: its metadata from etcd, its
+// resolved settings and the partitions hosted here.
+type topicState struct {
+	meta  metadata.Topic
+	parts []*partition // index = partition number; nil when not hosted here
+
+	mu struct {
+		sync.RWMutex
+		values map[string]string // effective topic settings
+	}
+}
+
+func (t *topicState) value(name string) string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.mu.values[name]
+}
+
+// partition returns partition p, or nil if it does not exist or is not hosted here.
+func (t *topicState) partition(p int32) *partition {
+	if p < 0 || int(p) >= len(t.parts) {
+		return nil
+	}
+	return t.parts[p]
+}
+
+// topicTable is the broker's cache of topics, fed by etcd.
+type topicTable struct {
+	mu struct {
+		sync.RWMutex
+		byName map[string]*topicState
+		byID   map[[16]byte]*topicState
+	}
+}
+
+func newTopicTable() *topicTable {
+	t := &topicTable{}
+	t.mu.byName = map[string]*topicState{}
+	t.mu.byID = map[[16]byte]*topicState{}
+	return t
+}
+
+func (t *topicTable) get(name string) *topicState {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.mu.byName[name]
+}
+
+func (t *topicTable) getID(id [16]byte) *topicState {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.mu.byID[id]
+}
+
+// all returns the topics sorted by name.
+func (t *topicTable) all() []*topicState {
+	t.mu.RLock()
+	out := make([]*topicState, 0, len(t.mu.byName))
+	for _, ts := range t.mu.byName {
+		out = append(out, ts)
+	}
+	t.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].meta.Name < out[j].meta.Name })
+	return out
+}
+
+// loadTopics reads every topic from etcd and opens the local partitions
+// before the broker serves anyone.
+func (b *Broker) loadTopics(ctx context.Context) error {
+	ts, err := b.meta.Topics(ctx)
+	if err != nil {
+		return fmt.Errorf("load topics: %w", err)
+	}
+	for _, t := range ts {
+		if err := b.applyTopic(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watchTopics keeps the cache in step with etcd, so topics created, altered
+// or deleted through another broker show up here.
+func (b *Broker) watchTopics(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := b.meta.WatchTopics(ctx)
+		if err != nil {
+			b.log.Warn("topic watch failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for ev := range ch {
+			if ev.Type == metadata.EventDelete {
+				b.dropTopic(ev.Topic.Name, ev.Topic.ID)
+				continue
+			}
+			if err := b.applyTopic(ev.Topic); err != nil {
+				b.log.Error("applying topic change", "topic", ev.Topic.Name, "err", err)
+			}
+		}
+	}
+}
+
+// applyTopic installs or updates a topic from its etcd record. It is
+// idempotent: the same revision applied twice changes nothing.
+func (b *Broker) applyTopic(m metadata.Topic) error {
+	b.topics.mu.Lock()
+	defer b.topics.mu.Unlock()
+	old := b.topics.mu.byName[m.Name]
+	if old != nil && old.meta.ID != m.ID {
+		b.dropTopicLocked(old)
+		old = nil
+	}
+	if old != nil && old.meta.Revision >= m.Revision {
+		return nil
+	}
+	values := b.settings.topicValues(m.Configs)
+	cfg := storageConfig(values)
+	ts := old
+	if ts == nil {
+		ts = &topicState{}
+	}
+	ts.mu.Lock()
+	ts.mu.values = values
+	ts.mu.Unlock()
+	parts := make([]*partition, m.Partitions)
+	copy(parts, ts.parts)
+	for p := int32(0); p < m.Partitions; p++ {
+		if parts[p] != nil {
+			parts[p].log.SetConfig(cfg)
+			continue
+		}
+		if !b.hosts(m, p) {
+			continue
+		}
+		l, err := b.store.Log(m.Name, p, cfg)
+		if err != nil {
+			return fmt.Errorf("open log %s-%d: %w", m.Name, p, err)
+		}
+		parts[p] = &partition{topic: ts, index: p, log: l}
+	}
+	ts.meta = m
+	ts.parts = parts
+	b.topics.mu.byName[m.Name] = ts
+	b.topics.mu.byID[m.ID] = ts
+	return nil
+}
+
+// hosts reports whether partition p of topic m has a replica on this broker.
+func (b *Broker) hosts(m metadata.Topic, p int32) bool {
+	if int(p) >= len(m.Replicas) || len(m.Replicas[p]) == 0 {
+		return true // no assignment recorded: a single-broker topic
+	}
+	for _, r := range m.Replicas[p] {
+		if r == b.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Broker) dropTopic(name string, id [16]byte) {
+	b.topics.mu.Lock()
+	defer b.topics.mu.Unlock()
+	ts := b.topics.mu.byName[name]
+	if ts == nil || (id != [16]byte{} && ts.meta.ID != id) {
+		return
+	}
+	b.dropTopicLocked(ts)
+}
+
+func (b *Broker) dropTopicLocked(ts *topicState) {
+	delete(b.topics.mu.byName, ts.meta.Name)
+	delete(b.topics.mu.byID, ts.meta.ID)
+	if err := b.store.DeleteTopic(ts.meta.Name); err != nil {
+		b.log.Error("deleting topic data", "topic", ts.meta.Name, "err", err)
+	}
+}
+
+// createTopic writes a new topic to etcd and installs it locally, so the next
+// request on any connection sees it.
+func (b *Broker) createTopic(ctx context.Context, m metadata.Topic) (metadata.Topic, error) {
+	created, err := b.meta.CreateTopic(ctx, m)
+	if err != nil {
+		return created, err
+	}
+	if err := b.applyTopic(created); err != nil {
+		return created, err
+	}
+	return created, nil
+}
+
+// errTopicExists and friends are re-exported for handler readability.
+var (
+	errTopicExists   = metadata.ErrTopicExists
+	errTopicNotFound = metadata.ErrTopicNotFound
+)
+
+func isTopicExists(err error) bool   { return errors.Is(err, errTopicExists) }
+func isTopicNotFound(err error) bool { return errors.Is(err, errTopicNotFound) }

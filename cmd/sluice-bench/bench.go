@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// topicReadyTimeout bounds the wait for a created topic to have leaders.
+const topicReadyTimeout = 30 * time.Second
+
+// errTopicNotReady means a topic's partitions did not all get a leader in time.
+var errTopicNotReady = errors.New("sluice-bench: topic not ready")
+
+// errP99Exceeded means produce p99 latency was not below --max-p99.
+var errP99Exceeded = errors.New("sluice-bench: produce p99 not below --max-p99")
+
+// bench is one benchmark run against one broker (or cluster).
+type bench struct {
+	cfg     *config
+	log     *slog.Logger
+	seeds   []string
+	broker  *cpuReader // nil: broker CPU not measured
+	client  cpuReader  // this process
+	adm     *kadm.Client
+	admCl   *kgo.Client
+	res     *result
+	cluster *kfake.Cluster // --fake only
+}
+
+// runBench runs the benchmark c describes. The returned result is filled as
+// far as the run got, even when the error is not nil.
+func runBench(ctx context.Context, c config, log *slog.Logger) (*result, error) {
+	if c.topic == "" {
+		c.topic = "sluice-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	b := &bench{cfg: &c, log: log, seeds: c.brokers, client: newCPUReader(0), res: newResult(&c)}
+	err := b.run(ctx)
+	if err != nil {
+		b.res.Error = err.Error()
+	}
+	return b.res, err
+}
+
+func newResult(c *config) *result {
+	return &result{
+		Label: c.label, Target: c.target, Brokers: strings.Join(c.brokers, ","), Fake: c.fake,
+		Topic: c.topic, TopicConfigs: c.topicConfigs, Partitions: c.partitions, RecordSize: c.recordSize,
+		Acks: c.acks, Rate: c.rate, Linger: c.linger.String(), MaxInflight: c.maxInflight,
+		Idempotent: c.idempotent, OnePerRequest: c.onePerRequest, Mode: c.mode,
+	}
+}
+
+func (b *bench) run(ctx context.Context) error {
+	if b.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.timeout)
+		defer cancel()
+	}
+	err := b.setup()
+	defer b.close()
+	if err != nil {
+		return err
+	}
+	if b.cfg.deleteTopic {
+		defer b.deleteTopic(ctx)
+	}
+	if b.cfg.mode != modeConsume {
+		if err := b.ensureTopic(ctx); err != nil {
+			return err
+		}
+		if err := b.produce(ctx); err != nil {
+			return err
+		}
+	}
+	if b.cfg.mode != modeProduce {
+		if err := b.consume(ctx); err != nil {
+			return err
+		}
+	}
+	b.check()
+	if b.res.P99OK != nil && !*b.res.P99OK {
+		return fmt.Errorf("%w: %.3f ms, limit %.3f ms", errP99Exceeded, b.res.Produce.Latency.P99Ms, b.res.MaxP99Ms)
+	}
+	return nil
+}
+
+// setup starts the in-process fake if asked, picks whose CPU to measure,
+// and opens the admin client.
+func (b *bench) setup() error {
+	switch {
+	case b.cfg.fake:
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			return fmt.Errorf("start kfake: %w", err)
+		}
+		b.cluster = cluster
+		b.seeds = cluster.ListenAddrs()
+		b.res.Brokers = strings.Join(b.seeds, ",")
+		self := newCPUReader(0)
+		b.broker = &self
+		b.res.CPUScope = "this process: in-process kfake broker AND the benchmark client"
+		b.res.Notes = append(b.res.Notes, "broker_cpu includes the client; use --serve-fake and --broker-pid to measure the fake alone")
+	case b.cfg.brokerPID != 0:
+		r := newCPUReader(b.cfg.brokerPID)
+		if _, err := r.Read(); err != nil {
+			return fmt.Errorf("--broker-pid %d: %w", b.cfg.brokerPID, err)
+		}
+		b.broker = &r
+		b.res.CPUScope = "broker pid " + strconv.Itoa(b.cfg.brokerPID)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds...))
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	b.admCl, b.adm = cl, kadm.NewClient(cl)
+	return nil
+}
+
+// close releases what setup opened, however far it got.
+func (b *bench) close() {
+	if b.admCl != nil {
+		b.admCl.Close()
+	}
+	if b.cluster != nil {
+		b.cluster.Close()
+	}
+}
+
+// ensureTopic creates the topic, or uses it as it is if it already exists,
+// then waits until every partition has a leader.
+func (b *bench) ensureTopic(ctx context.Context) error {
+	c := b.cfg
+	configs := make(map[string]*string, len(c.topicConfigs))
+	for k, v := range c.topicConfigs {
+		configs[k] = &v
+	}
+	err := b.createTopic(ctx, configs)
+	switch {
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		b.res.Notes = append(b.res.Notes, "topic already existed: --partitions, --replication-factor and --topic-config were not applied")
+	case err != nil:
+		return fmt.Errorf("create topic %q: %w", c.topic, err)
+	default:
+		b.log.Info("created topic", "topic", c.topic, "partitions", c.partitions, "configs", c.topicConfigs)
+	}
+	return b.waitTopicReady(ctx)
+}
+
+// createTopic issues CreateTopics, retrying refused connections and errors
+// Kafka marks retriable (a broker that has just started may not listen yet,
+// or not have a controller yet) for up to topicReadyTimeout.
+func (b *bench) createTopic(ctx context.Context, configs map[string]*string) error {
+	c := b.cfg
+	deadline := time.Now().Add(topicReadyTimeout)
+	for {
+		resp, err := b.adm.CreateTopic(ctx, c.partitions, c.replication, configs, c.topic)
+		if err == nil {
+			err = resp.Err
+		}
+		retry := kerr.IsRetriable(err) || errors.Is(err, syscall.ECONNREFUSED)
+		if err == nil || !retry || time.Now().After(deadline) {
+			return err
+		}
+		b.log.Info("create topic: retrying", "topic", c.topic, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (b *bench) waitTopicReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		n, err := b.topicLeaders(ctx)
+		if err == nil {
+			b.res.Partitions = n
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %q after %s: %w", errTopicNotReady, b.cfg.topic, topicReadyTimeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// topicLeaders returns the partition count once every partition has a leader.
+func (b *bench) topicLeaders(ctx context.Context) (int32, error) {
+	details, err := b.adm.ListTopics(ctx, b.cfg.topic)
+	if err != nil {
+		return 0, err
+	}
+	td, ok := details[b.cfg.topic]
+	switch {
+	case !ok:
+		return 0, errors.New("not in metadata")
+	case td.Err != nil:
+		return 0, td.Err
+	case len(td.Partitions) == 0:
+		return 0, errors.New("no partitions")
+	}
+	for _, p := range td.Partitions {
+		if p.Err != nil {
+			return 0, fmt.Errorf("partition %d: %w", p.Partition, p.Err)
+		}
+		if p.Leader < 0 {
+			return 0, fmt.Errorf("partition %d has no leader", p.Partition)
+		}
+	}
+	return int32(len(td.Partitions)), nil
+}
+
+// produce runs the produce phase into b.res.Produce.
+func (b *bench) produce(ctx context.Context) error {
+	stats := newProducerStats()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.seeds...)}, producerOpts(b.cfg, stats)...)...)
+	if err != nil {
+		return fmt.Errorf("producer client: %w", err)
+	}
+	defer cl.Close()
+	b.log.Info("producing", "topic", b.cfg.topic, "records", b.cfg.records, "duration", b.cfg.duration, "rate", b.cfg.rate)
+	spans := b.startCPU()
+	start, err := produceLoop(ctx, cl, b.cfg, stats)
+	end := time.Now()
+	p := stats.phase(start, end)
+	p.TargetRate = b.cfg.rate
+	b.stopCPU(spans, p, end.Sub(start))
+	b.res.Produce = p
+	if err != nil {
+		return err
+	}
+	if p.Errors > 0 {
+		return fmt.Errorf("%d of %d records failed, first: %s", p.Errors, p.Errors+p.Records, p.FirstError)
+	}
+	if b.cfg.rate > 0 && p.RecordsPS < 0.95*b.cfg.rate {
+		b.res.Notes = append(b.res.Notes, fmt.Sprintf("achieved %.0f rec/s, below the target %.0f: latency was measured under less load than asked", p.RecordsPS, b.cfg.rate))
+	}
+	return nil
+}
+
+// consume runs the consume phase into b.res.Consume.
+func (b *bench) consume(ctx context.Context) error {
+	ranges, err := listRanges(ctx, b.adm, b.cfg.topic)
+	if err != nil {
+		return err
+	}
+	b.res.Partitions = int32(len(ranges))
+	b.log.Info("consuming", "topic", b.cfg.topic, "partitions", len(ranges))
+	spans := b.startCPU()
+	start := time.Now()
+	p, err := consumeAll(ctx, b.seeds, b.cfg.topic, ranges)
+	if p != nil {
+		b.stopCPU(spans, p, time.Since(start))
+		b.res.Consume = p
+	}
+	return err
+}
+
+type cpuSpans struct{ broker, client *cpuSpan }
+
+func (b *bench) startCPU() cpuSpans {
+	s := cpuSpans{client: startCPUSpan(b.client)}
+	if b.broker != nil {
+		s.broker = startCPUSpan(*b.broker)
+	}
+	return s
+}
+
+// stopCPU fills p's CPU figures; a failed /proc read becomes a note.
+func (b *bench) stopCPU(s cpuSpans, p *phase, wall time.Duration) {
+	if s.broker != nil {
+		if cpu, err := s.broker.Stop(); err != nil {
+			b.res.Notes = append(b.res.Notes, "broker cpu: "+err.Error())
+		} else {
+			p.BrokerCPU = newCPUUsage(cpu, wall, p.Records)
+		}
+	}
+	if !b.cfg.fake {
+		if cpu, err := s.client.Stop(); err == nil {
+			p.ClientCPU = newCPUUsage(cpu, wall, p.Records)
+		}
+	}
+}
+
+// check applies --max-p99.
+func (b *bench) check() {
+	if b.cfg.maxP99 <= 0 || b.res.Produce == nil || b.res.Produce.Latency == nil {
+		return
+	}
+	ok := b.res.Produce.Latency.P99Ms < ms(b.cfg.maxP99)
+	b.res.MaxP99Ms, b.res.P99OK = ms(b.cfg.maxP99), &ok
+}
+
+// deleteTopic removes the topic, even after the run failed or timed out;
+// failing to is only worth a note.
+func (b *bench) deleteTopic(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	resp, err := b.adm.DeleteTopic(ctx, b.cfg.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		b.res.Notes = append(b.res.Notes, "delete topic: "+err.Error())
+	}
+}

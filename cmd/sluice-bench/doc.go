@@ -1,0 +1,67 @@
+// Command sluice-bench is a load generator for Sluice and any other broker
+// that speaks the Kafka protocol. It drives a real client (franz-go's kgo),
+// so what it measures is what an application would see.
+//
+// # Modes
+//
+// One run does one of five things, chosen by flag:
+//
+//	--brokers host:port[,...]   benchmark a running broker
+//	--fake                      benchmark franz-go's kfake, started in this process
+//	--serve-fake host:port      only run kfake on host:port until SIGINT/SIGTERM, so
+//	                            the reference broker is its own process whose CPU time
+//	                            can be read from /proc like Sluice's
+//	--compare results.jsonl     print a Sluice / reference table from --json results
+//	--free-ports N              print N free local ports (for bench/run.sh)
+//
+// A benchmark creates the topic with kadm when it is missing (with the
+// --topic-config settings; refused connections and retriable errors are
+// retried for 30 s, so a broker that is still starting is fine), waits until
+// every partition has a leader, produces --records records or for
+// --duration, and with --mode both then consumes the topic from its start to
+// the end offsets it had when consuming began. --mode consume only consumes.
+// The consumer stops at those end offsets, so a partition whose last offset
+// is a transaction marker would never finish; benchmark topics have none.
+//
+// Example, the reference as its own process and a latency run against it:
+//
+//	sluice-bench --serve-fake 127.0.0.1:9093 &
+//	sluice-bench --brokers 127.0.0.1:9093 --broker-pid $! --acks all \
+//	    --rate 10000 --duration 10s --mode produce
+//
+// # What is measured
+//
+//   - Produce records/s and MB/s (MB = 10^6 bytes of record value): acknowledged
+//     records over the time from the first Produce call to the last promise.
+//   - Produce latency per record: the promise callback time minus the time just
+//     before Produce was called, kept in a log-linear histogram with at most
+//     1/128 relative error (see histogram). With --rate the generator paces
+//     records in small bursts (about one per millisecond); latency is measured
+//     from the actual enqueue, so a generator that falls behind its schedule
+//     shows up in the achieved rate, not in the latency.
+//   - Consume records/s and MB/s from the first poll to the last record.
+//   - Broker CPU per record with --broker-pid: utime+stime from /proc/PID/stat
+//     before and after each phase, at the kernel's USER_HZ of 100 ticks/s, so
+//     the resolution is 10 ms per phase. With --fake the broker shares this
+//     process and the figure includes the client; the output says so.
+//   - Produce requests, batches and the largest number of requests seen in
+//     flight on a connection, from kgo hooks, to confirm what --one-per-request
+//     and --max-inflight really did on the wire.
+//
+// # One record per request
+//
+// --one-per-request caps the record batch size for the benchmark topic just
+// above the encoded size of one record (ProducerBatchMaxBytesFn), so a second
+// record never fits, and sets linger to zero. kgo puts at most one batch per
+// partition in a produce request, so with one partition every request carries
+// exactly one record, while up to --max-inflight requests stay pipelined on
+// the producer's one connection to the leader. A flush per record would also
+// give one record per request but would allow only one request in flight.
+//
+// # Idempotence
+//
+// By default writes are not idempotent, for acks=1 and acks=all alike, so both
+// settings use the same client path and --max-inflight applies to both.
+// --idempotent keeps kgo's idempotent producer (requires acks=all); kgo then
+// fixes the pipeline depth at five requests per broker.
+package main

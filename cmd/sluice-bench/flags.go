@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// errUsage marks a bad command line; main prints it with the usage hint.
+var errUsage = errors.New("sluice-bench: usage")
+
+// Modes for --mode.
+const (
+	modeProduce = "produce"
+	modeConsume = "consume"
+	modeBoth    = "both"
+)
+
+// defaultDuration applies when neither --records nor --duration is given.
+const defaultDuration = 10 * time.Second
+
+// config is the parsed command line. Exactly one of the action fields
+// (brokers/fake, serveFake, compare, freePorts) selects what the run does.
+type config struct {
+	// What to do.
+	brokers   []string
+	fake      bool
+	serveFake string
+	compare   string
+	freePorts int
+
+	// Comparison table.
+	subject, reference string
+
+	// Workload.
+	topic         string
+	topicConfigs  map[string]string
+	partitions    int32
+	replication   int16
+	recordSize    int
+	acks          string // "1" or "all"
+	records       int64
+	duration      time.Duration
+	rate          float64
+	mode          string
+	linger        time.Duration
+	maxInflight   int
+	idempotent    bool
+	onePerRequest bool
+	deleteTopic   bool
+	timeout       time.Duration
+
+	// Measurement and output.
+	brokerPID     int
+	jsonOut       bool
+	label, target string
+	maxP99        time.Duration
+	verbose       bool
+}
+
+// kvFlag collects repeated --topic-config name=value pairs.
+type kvFlag map[string]string
+
+func (f kvFlag) String() string {
+	var parts []string
+	for k, v := range f {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	f[k] = strings.TrimSpace(v)
+	return nil
+}
+
+// parseFlags parses args (without the program name). Help output and flag
+// errors go to stderr; a help request returns flag.ErrHelp.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	c := config{topicConfigs: kvFlag{}}
+	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var brokers string
+	var partitions, replication int
+	fs.StringVar(&brokers, "brokers", "", "comma-separated seed brokers, host:port")
+	fs.BoolVar(&c.fake, "fake", false, "start franz-go's kfake in this process and benchmark it (instead of --brokers)")
+	fs.StringVar(&c.serveFake, "serve-fake", "", "only run kfake listening on host:port until SIGINT/SIGTERM")
+	fs.StringVar(&c.compare, "compare", "", "print a comparison table from a file of --json results (one per line)")
+	fs.IntVar(&c.freePorts, "free-ports", 0, "print this many free TCP ports on 127.0.0.1 and exit (for scripts)")
+	fs.StringVar(&c.subject, "subject", "sluice", "--compare: the --target name of the broker under test")
+	fs.StringVar(&c.reference, "reference", "reference", "--compare: the --target name of the reference broker")
+
+	fs.StringVar(&c.topic, "topic", "", "topic name (default: a fresh sluice-bench-<time> topic)")
+	fs.Var(kvFlag(c.topicConfigs), "topic-config", "topic config applied at creation, name=value (repeatable), e.g. flush.messages=1")
+	fs.IntVar(&partitions, "partitions", 1, "partitions of a created topic")
+	fs.IntVar(&replication, "replication-factor", 1, "replication factor of a created topic")
+	fs.IntVar(&c.recordSize, "record-size", 1024, "bytes of value per record (no key, no headers)")
+	fs.StringVar(&c.acks, "acks", "1", "1 (leader) or all")
+	fs.Int64Var(&c.records, "records", 0, "records to produce (0: bounded by --duration)")
+	fs.DurationVar(&c.duration, "duration", 0, "how long to produce (default 10s when --records is not set either)")
+	fs.Float64Var(&c.rate, "rate", 0, "records per second to produce at (0: as fast as possible)")
+	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume or both")
+	fs.DurationVar(&c.linger, "linger", 0, "producer linger per partition")
+	fs.IntVar(&c.maxInflight, "max-inflight", 5, "produce requests in flight per broker connection")
+	fs.BoolVar(&c.idempotent, "idempotent", false, "use the idempotent producer (acks=all only; in-flight then fixed at 5)")
+	fs.BoolVar(&c.onePerRequest, "one-per-request", false, "one record per produce request (per partition), requests still pipelined")
+	fs.BoolVar(&c.deleteTopic, "delete-topic", false, "delete the topic when done")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up on the whole benchmark after this long")
+
+	fs.IntVar(&c.brokerPID, "broker-pid", 0, "pid of the broker process, to report its CPU time per record")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
+	fs.StringVar(&c.label, "label", "", "name of this benchmark cell, copied into the result")
+	fs.StringVar(&c.target, "target", "", "name of the broker being measured, copied into the result")
+	fs.DurationVar(&c.maxP99, "max-p99", 0, "fail the run if produce p99 latency is not below this (0: no check)")
+	fs.BoolVar(&c.verbose, "v", false, "log progress to stderr")
+
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.brokers = append(c.brokers, b)
+		}
+	}
+	c.partitions, c.replication = int32(partitions), int16(replication)
+	if c.acks == "-1" {
+		c.acks = "all"
+	}
+	if c.records == 0 && c.duration == 0 {
+		c.duration = defaultDuration
+	}
+	if c.onePerRequest {
+		c.linger = 0
+	}
+	if err := c.validate(partitions, replication); err != nil {
+		return config{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return c, nil
+}
+
+// validate checks the combination of flags; the raw ints are passed so that
+// out-of-range values are caught before the narrowing conversions matter.
+func (c *config) validate(partitions, replication int) error {
+	actions := 0
+	for _, set := range []bool{len(c.brokers) > 0 || c.fake, c.serveFake != "", c.compare != "", c.freePorts > 0} {
+		if set {
+			actions++
+		}
+	}
+	switch {
+	case actions == 0:
+		return errors.New("need one of --brokers, --fake, --serve-fake, --compare or --free-ports")
+	case actions > 1:
+		return errors.New("--brokers/--fake, --serve-fake, --compare and --free-ports are mutually exclusive")
+	case len(c.brokers) > 0 && c.fake:
+		return errors.New("--brokers and --fake are mutually exclusive")
+	case c.fake && c.brokerPID != 0:
+		return errors.New("--broker-pid cannot be used with --fake: the broker runs in this process")
+	}
+	return c.validateWorkload(partitions, replication)
+}
+
+func (c *config) validateWorkload(partitions, replication int) error {
+	switch {
+	case partitions < 1 || partitions > 1<<20:
+		return fmt.Errorf("--partitions %d out of range", partitions)
+	case replication < 1 || replication > 1<<15-1:
+		return fmt.Errorf("--replication-factor %d out of range", replication)
+	case c.recordSize < 1 || c.recordSize > 64<<20:
+		return fmt.Errorf("--record-size %d out of range [1, 64MiB]", c.recordSize)
+	case c.acks != "1" && c.acks != "all":
+		return fmt.Errorf("--acks %q: want 1 or all", c.acks)
+	case c.records < 0 || c.duration < 0 || c.rate < 0 || c.linger < 0 || c.timeout < 0 || c.maxP99 < 0:
+		return errors.New("--records, --duration, --rate, --linger, --timeout and --max-p99 cannot be negative")
+	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth:
+		return fmt.Errorf("--mode %q: want produce, consume or both", c.mode)
+	case c.mode == modeConsume && c.topic == "":
+		return errors.New("--mode consume needs --topic")
+	case c.maxInflight < 1:
+		return fmt.Errorf("--max-inflight %d: need at least 1", c.maxInflight)
+	case c.idempotent && c.acks != "all":
+		return errors.New("--idempotent needs --acks all")
+	case c.idempotent && c.maxInflight != 5:
+		return errors.New("--idempotent fixes in-flight requests at 5; drop --max-inflight")
+	case c.brokerPID < 0:
+		return fmt.Errorf("--broker-pid %d out of range", c.brokerPID)
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// defaultBatchMaxBytes is kgo's default record batch cap (Kafka's
+// max.message.bytes default), used for every topic but the benchmark's when
+// --one-per-request narrows the cap for that one topic.
+const defaultBatchMaxBytes = 1000012
+
+// recordBatchOverhead is the largest encoded size of an empty v2 record
+// batch as kgo counts it when deciding whether a record fits: the 61-byte
+// batch header plus a 4-byte length prefix (flexible produce versions use a
+// uvarint prefix, which is shorter for any batch under 256 MiB).
+const recordBatchOverhead = 61 + 4
+
+// recordWireSize is the encoded size, length prefix included, of a record
+// with no key, no headers, a value of valueSize bytes, and timestamp and
+// offset deltas of zero.
+func recordWireSize(valueSize int) int {
+	body := 1 + // attributes
+		1 + // timestamp delta 0
+		1 + // offset delta 0
+		kbin.VarintLen(-1) + // null key
+		kbin.VarintLen(int32(valueSize)) + valueSize +
+		kbin.VarintLen(0) // header count
+	return kbin.VarintLen(int32(body)) + body
+}
+
+// oneRecordBatchLimit is a record batch cap that one record of valueSize
+// bytes fits under and two never do: the one-record batch plus half a
+// record. A second record's deltas can only make it larger, so it still
+// does not fit.
+func oneRecordBatchLimit(valueSize int) int32 {
+	rec := recordWireSize(valueSize)
+	return int32(recordBatchOverhead + rec + rec/2)
+}
+
+// producerOpts are the kgo options for the benchmark producer.
+func producerOpts(c *config, hooks kgo.Hook) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(c.linger),
+		kgo.WithHooks(hooks),
+	}
+	if c.acks == "all" {
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	} else {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
+	}
+	if !c.idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInflight))
+	}
+	if c.onePerRequest {
+		topic, limit := c.topic, oneRecordBatchLimit(c.recordSize)
+		opts = append(opts, kgo.ProducerBatchMaxBytesFn(func(t string) int32 {
+			if t == topic {
+				return limit
+			}
+			return defaultBatchMaxBytes
+		}))
+	}
+	return opts
+}
+
+// producerStats collects what the promise callbacks and the wire hooks see.
+// Promises for different partitions may run concurrently, hence mu.
+type producerStats struct {
+	acked, bytes, errs atomic.Int64
+
+	requests, batches, maxBatch atomic.Int64
+
+	mu struct {
+		sync.Mutex
+		hist     *histogram
+		firstErr error
+		lastAck  time.Time
+		inflight map[int32]int64 // produce requests written but not yet answered, per broker
+		maxSeen  int64
+	}
+}
+
+func newProducerStats() *producerStats {
+	s := &producerStats{}
+	s.mu.hist = newHistogram()
+	s.mu.inflight = make(map[int32]int64)
+	return s
+}
+
+// promise returns the callback for a record handed to Produce at start.
+func (s *producerStats) promise(start time.Time) func(*kgo.Record, error) {
+	return func(r *kgo.Record, err error) { s.finish(r, err, start) }
+}
+
+func (s *producerStats) finish(r *kgo.Record, err error, start time.Time) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errs.Add(1)
+		if s.mu.firstErr == nil {
+			s.mu.firstErr = err
+		}
+		return
+	}
+	s.acked.Add(1)
+	s.bytes.Add(int64(len(r.Value)))
+	s.mu.hist.Record(now.Sub(start))
+	s.mu.lastAck = now
+}
+
+// OnBrokerWrite counts produce requests and how many are in flight.
+func (s *producerStats) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key != 0 || err != nil {
+		return
+	}
+	s.requests.Add(1)
+	s.mu.Lock()
+	s.mu.inflight[meta.NodeID]++
+	s.mu.maxSeen = max(s.mu.maxSeen, s.mu.inflight[meta.NodeID])
+	s.mu.Unlock()
+}
+
+// OnBrokerRead notes a produce response. kgo runs the write hook before it
+// queues the response read, so a read never overtakes its write; the floor at
+// zero only guards against a read kgo reports for a request whose write
+// failed.
+func (s *producerStats) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key != 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.mu.inflight[meta.NodeID] > 0 {
+		s.mu.inflight[meta.NodeID]--
+	}
+	s.mu.Unlock()
+}
+
+// OnProduceBatchWritten counts acknowledged batches and their largest size.
+func (s *producerStats) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	s.batches.Add(1)
+	n := int64(m.NumRecords)
+	for {
+		cur := s.maxBatch.Load()
+		if n <= cur || s.maxBatch.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// phase snapshots the counters once every promise has run.
+func (s *producerStats) phase(start time.Time, end time.Time) *phase {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &phase{
+		Records: s.acked.Load(), Bytes: s.bytes.Load(), Errors: s.errs.Load(),
+		Latency: latencyOf(s.mu.hist), Requests: s.requests.Load(), Batches: s.batches.Load(),
+		MaxBatchRecords: s.maxBatch.Load(), MaxInflightSeen: s.mu.maxSeen,
+	}
+	if s.mu.firstErr != nil {
+		p.FirstError = s.mu.firstErr.Error()
+	}
+	if !s.mu.lastAck.IsZero() {
+		end = s.mu.lastAck
+	}
+	p.fillRates(end.Sub(start))
+	return p
+}
+
+// makeValue returns valueSize pseudo-random bytes from a fixed seed, so a
+// broker or link that compresses gains nothing and runs are repeatable.
+func makeValue(valueSize int) []byte {
+	rng := rand.NewChaCha8([32]byte{'s', 'l', 'u', 'i', 'c', 'e'})
+	b := make([]byte, valueSize)
+	_, _ = rng.Read(b) // ChaCha8.Read never fails
+	return b
+}
+
+// produceLoop hands records to cl until --records or --duration is reached,
+// pacing them at --rate when set, then flushes. It returns when start was
+// (the first Produce call) and when producing stopped.
+func produceLoop(ctx context.Context, cl *kgo.Client, c *config, s *producerStats) (start time.Time, err error) {
+	value := makeValue(c.recordSize)
+	pace := newPacer(c.rate)
+	defer pace.stop()
+	start = time.Now()
+	var deadline time.Time
+	if c.duration > 0 {
+		deadline = start.Add(c.duration)
+	}
+	for sent := int64(0); c.records == 0 || sent < c.records; {
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if pace.wait(ctx, start, now, sent) {
+			continue // re-read the clock after sleeping
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: c.topic, Value: value}, s.promise(now))
+		sent++
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return start, fmt.Errorf("flush: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return start, fmt.Errorf("produce: %w", err)
+	}
+	return start, nil
+}
+
+// pacer holds a producer to a fixed rate: record n is due at start + n/rate.
+// When the loop is ahead it sleeps until the next record is due; after a
+// late wake-up every overdue record goes out at once, so the average rate
+// holds even though timer resolution is coarser than 1/rate.
+type pacer struct {
+	rate  float64
+	timer *time.Timer
+}
+
+func newPacer(rate float64) *pacer { return &pacer{rate: rate} }
+
+// wait sleeps if record number sent is not yet due and reports whether it
+// did. A zero rate never waits.
+func (p *pacer) wait(ctx context.Context, start, now time.Time, sent int64) bool {
+	if p.rate <= 0 {
+		return false
+	}
+	due := start.Add(time.Duration(float64(sent) / p.rate * float64(time.Second)))
+	d := due.Sub(now)
+	if d <= 0 {
+		return false
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	select {
+	case <-p.timer.C:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+func (p *pacer) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}

@@ -1,0 +1,327 @@
+package coordinator
+
+// Loading and unloading __consumer_offsets partitions: replaying their
+// records into groups when this broker becomes the partition's leader, and
+// dropping those groups when leadership moves away.
+
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// BeginLoad marks partition as loading: until Load (or Unload) requests for
+// its groups get COORDINATOR_LOAD_IN_PROGRESS, which clients retry, instead
+// of NOT_COORDINATOR. Call it when leadership arrives and reading the
+// partition starts.
+func (c *Coordinator) BeginLoad(partition int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed || !c.validPartition(partition) {
+		return
+	}
+	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
+	c.mu.parts[partition] = partitionLoading
+}
+
+// Load replays the records of one __consumer_offsets partition, in log
+// order (later records win, nil values delete), and starts serving its
+// groups. Groups with members come back Stable (classic) or with their
+// epochs and assignments (KIP-848); every member gets a fresh session and
+// must heartbeat before it expires. Records that do not parse are skipped
+// and logged. Loading a partition that is already loaded replaces its groups.
+func (c *Coordinator) Load(partition int32, records []Record) {
+	if !c.validPartition(partition) {
+		c.log.Warn("load of a partition outside offsets.topic.num.partitions", "partition", partition)
+		return
+	}
+	replayed, skipped := c.replay(partition, records)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return
+	}
+	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
+	now := c.clock.Now()
+	for id, rg := range replayed {
+		g := c.buildGroupLocked(id, partition, rg, now)
+		if g == nil {
+			continue
+		}
+		c.mu.groups[id] = g
+		c.rearmLocked(g)
+	}
+	c.mu.parts[partition] = partitionLoaded
+	c.log.Info("loaded __consumer_offsets partition", "partition", partition, "records", len(records),
+		"groups", len(replayed), "skipped", skipped)
+}
+
+// Unload stops serving partition: its groups are dropped from memory (their
+// state stays in the log), requests parked in JoinGroup or SyncGroup get
+// NOT_COORDINATOR, and later requests for them too.
+func (c *Coordinator) Unload(partition int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed || !c.validPartition(partition) {
+		return
+	}
+	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
+	c.mu.parts[partition] = partitionUnloaded
+}
+
+func (c *Coordinator) dropPartitionLocked(partition int32, code int16) {
+	for id, g := range c.mu.groups {
+		if g.partition == partition {
+			c.dropGroupLocked(g, code)
+			delete(c.mu.groups, id)
+		}
+	}
+}
+
+// dropGroupLocked stops g's timer and answers its parked requests with code.
+// The caller removes g from the group map.
+func (c *Coordinator) dropGroupLocked(g *group, code int16) {
+	stopTimerLocked(g)
+	for _, m := range g.members {
+		if m.join != nil {
+			c.deliverJoin(m, joinError(m.join.req, m.id, code))
+		}
+		if m.sync != nil {
+			c.deliverSync(m, syncError(m.sync.req, code))
+		}
+	}
+}
+
+// replayedGroup accumulates one group's live records during replay.
+type replayedGroup struct {
+	offsets  map[topicPartition]committedOffset
+	classic  *kmsg.GroupMetadataValue
+	consumer *consumerGroupRecord
+	members  map[string]*cmember
+}
+
+// replay folds records into per-group state. It touches no coordinator
+// state, so it runs without the lock.
+func (c *Coordinator) replay(partition int32, records []Record) (map[string]*replayedGroup, int) {
+	out := make(map[string]*replayedGroup)
+	get := func(id string) *replayedGroup {
+		rg := out[id]
+		if rg == nil {
+			rg = &replayedGroup{offsets: make(map[topicPartition]committedOffset), members: make(map[string]*cmember)}
+			out[id] = rg
+		}
+		return rg
+	}
+	skipped := 0
+	for _, r := range records {
+		id, err := c.replayOne(r, get)
+		if err == nil && id != "" && PartitionFor(id, c.cfg.NumPartitions) != partition {
+			err = errShortRecord
+			delete(out, id)
+		}
+		if err != nil {
+			skipped++
+		}
+	}
+	return out, skipped
+}
+
+// replayOne applies one record; it returns the group id it touched ("" for
+// record types this package does not own).
+func (c *Coordinator) replayOne(r Record, get func(string) *replayedGroup) (string, error) {
+	if len(r.Key) < 2 {
+		return "", errShortRecord
+	}
+	switch int16(binary.BigEndian.Uint16(r.Key)) {
+	case keyOffsetCommitV0, keyOffsetCommit:
+		var k kmsg.OffsetCommitKey
+		if err := k.ReadFrom(r.Key); err != nil {
+			return "", err
+		}
+		rg, tp := get(k.Group), topicPartition{topic: k.Topic, partition: k.Partition}
+		if r.Value == nil {
+			delete(rg.offsets, tp)
+			return k.Group, nil
+		}
+		var v kmsg.OffsetCommitValue
+		if err := v.ReadFrom(r.Value); err != nil {
+			return "", err
+		}
+		o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1}
+		if v.Version >= 3 {
+			o.leaderEpoch = v.LeaderEpoch
+		}
+		if v.Version == 1 {
+			o.expireTime = v.ExpireTimestamp
+		}
+		rg.offsets[tp] = o
+		return k.Group, nil
+	case keyGroupMetadata:
+		var k kmsg.GroupMetadataKey
+		if err := k.ReadFrom(r.Key); err != nil {
+			return "", err
+		}
+		rg := get(k.Group)
+		rg.classic = nil
+		if r.Value == nil {
+			return k.Group, nil
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if err := v.ReadFrom(r.Value); err != nil {
+			return "", err
+		}
+		rg.classic = v
+		return k.Group, nil
+	case keyConsumerGroup:
+		d := dec{b: r.Key[2:]}
+		id := d.str()
+		if err := d.done(); err != nil {
+			return "", err
+		}
+		rg := get(id)
+		rg.consumer = nil
+		if r.Value == nil {
+			return id, nil
+		}
+		v, err := decodeConsumerGroupValue(r.Value)
+		if err != nil {
+			return "", err
+		}
+		rg.consumer = &v
+		return id, nil
+	case keyConsumerMember:
+		d := dec{b: r.Key[2:]}
+		id, memberID := d.str(), d.str()
+		if err := d.done(); err != nil {
+			return "", err
+		}
+		rg := get(id)
+		delete(rg.members, memberID)
+		if r.Value == nil {
+			return id, nil
+		}
+		m, err := decodeConsumerMemberValue(memberID, r.Value)
+		if err != nil {
+			return "", err
+		}
+		rg.members[memberID] = m
+		return id, nil
+	}
+	return "", nil
+}
+
+// buildGroupLocked turns replayed records into a live group (nil if nothing
+// of the group is left).
+func (c *Coordinator) buildGroupLocked(id string, partition int32, rg *replayedGroup, now time.Time) *group {
+	if rg.classic == nil && rg.consumer == nil && len(rg.offsets) == 0 {
+		return nil
+	}
+	g := newGroup(id, partition)
+	g.offsets = rg.offsets
+	g.state = stateEmpty
+	switch {
+	case rg.consumer != nil:
+		c.buildConsumerLocked(g, rg, now)
+		if rg.classic != nil {
+			g.persistedClassic, g.dirty = true, true // tombstone the stale kind on the next write
+		}
+	case rg.classic != nil:
+		c.buildClassicLocked(g, rg.classic, now)
+	}
+	return g
+}
+
+func (c *Coordinator) buildClassicLocked(g *group, v *kmsg.GroupMetadataValue, now time.Time) {
+	g.persistedClassic = true
+	g.protocolType = v.ProtocolType
+	g.generation = v.Generation
+	if v.Protocol != nil {
+		g.protocol = *v.Protocol
+	}
+	if v.CurrentStateTimestamp >= 0 {
+		g.stateSince = time.UnixMilli(v.CurrentStateTimestamp)
+	}
+	for _, vm := range v.Members {
+		if _, dup := g.members[vm.MemberID]; dup {
+			continue
+		}
+		c.mu.seq++
+		m := &member{
+			id:               vm.MemberID,
+			instanceID:       cloneStringPtr(vm.InstanceID),
+			clientID:         vm.ClientID,
+			clientHost:       vm.ClientHost,
+			sessionTimeout:   time.Duration(vm.SessionTimeoutMillis) * time.Millisecond,
+			rebalanceTimeout: time.Duration(vm.RebalanceTimeoutMillis) * time.Millisecond,
+			protocolType:     v.ProtocolType,
+			protocols:        []kmsg.JoinGroupRequestProtocol{{Name: g.protocol, Metadata: slices.Clone(vm.Subscription)}},
+			assignment:       slices.Clone(vm.Assignment),
+			seq:              c.mu.seq,
+		}
+		if m.rebalanceTimeout <= 0 {
+			m.rebalanceTimeout = m.sessionTimeout
+		}
+		m.deadline = now.Add(m.sessionTimeout)
+		g.members[m.id] = m
+		if m.instanceID != nil {
+			g.static[*m.instanceID] = m.id
+		}
+	}
+	if len(g.members) == 0 {
+		g.state = stateEmpty
+		return
+	}
+	g.state = stateStable
+	if v.Leader != nil && g.members[*v.Leader] != nil {
+		g.leader = *v.Leader
+	} else {
+		g.leader = g.ordered()[0].id
+	}
+}
+
+func (c *Coordinator) buildConsumerLocked(g *group, rg *replayedGroup, now time.Time) {
+	g.kind = kindConsumer
+	g.persistedConsumer = true
+	cg := newConsumerGroup()
+	g.cg = cg
+	cg.epoch, cg.targetEpoch, cg.assignor = rg.consumer.epoch, rg.consumer.targetEpoch, rg.consumer.assignor
+	for _, t := range rg.consumer.topics {
+		cg.topics[t.name] = t
+	}
+	for _, id := range sortedKeys(rg.members) {
+		m := rg.members[id]
+		cg.seq++
+		m.seq = cg.seq
+		cg.members[id] = m
+		if m.instanceID != nil {
+			cg.static[*m.instanceID] = id
+		}
+		for _, set := range []map[tpid]struct{}{keysOf(m.assigned), m.revoking} {
+			for tp := range set {
+				if owner, taken := cg.owners[tp]; taken && owner != id {
+					// Two owners can only come from a damaged log;
+					// the first keeps it.
+					delete(m.assigned, tp)
+					delete(m.revoking, tp)
+					continue
+				}
+				cg.owners[tp] = id
+			}
+		}
+		m.sessionDeadline = now.Add(c.cfg.ConsumerSessionTimeout)
+		if m.state == memberUnrevoked {
+			m.revokeDeadline = now.Add(m.rebalanceTimeout)
+		}
+	}
+}
+
+func keysOf(m map[tpid]int32) map[tpid]struct{} {
+	out := make(map[tpid]struct{}, len(m))
+	for k := range m {
+		out[k] = struct{}{}
+	}
+	return out
+}

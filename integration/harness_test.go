@@ -1,0 +1,284 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedev/sluice/broker"
+)
+
+// binPath is the sluice binary built once by TestMain for process tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-it-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", binPath, "../cmd/sluice")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sluice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr reserves a loopback port and releases it for the caller to bind.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// inproc is a broker running inside the test process.
+type inproc struct {
+	b      *broker.Broker
+	cancel context.CancelFunc
+	done   chan error
+	cfg    broker.Config
+}
+
+// startBroker runs an in-process broker with an embedded etcd on random
+// loopback ports, stopped at cleanup.
+func startBroker(t testing.TB, settings map[string]string) *inproc {
+	t.Helper()
+	cfg := broker.Config{
+		NodeID:                 1,
+		Listen:                 "127.0.0.1:0",
+		DataDir:                t.TempDir(),
+		HTTPListen:             "127.0.0.1:0",
+		EmbeddedEtcdClientAddr: "127.0.0.1:0",
+		EmbeddedEtcdPeerAddr:   "127.0.0.1:0",
+		Settings:               settings,
+		Logger:                 testLogger(t),
+	}
+	return startBrokerConfig(t, cfg)
+}
+
+func startBrokerConfig(t testing.TB, cfg broker.Config) *inproc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := broker.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("start broker: %v", err)
+	}
+	ib := &inproc{b: b, cancel: cancel, done: make(chan error, 1), cfg: cfg}
+	go func() { ib.done <- b.Run(ctx) }()
+	t.Cleanup(ib.stop)
+	return ib
+}
+
+func (ib *inproc) stop() {
+	ib.cancel()
+	select {
+	case <-ib.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+func (ib *inproc) addr() string { return ib.b.Addr() }
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// client returns a franz-go client for addr, closed at cleanup.
+func client(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func admin(t testing.TB, addr string) *kadm.Client {
+	return kadm.NewClient(client(t, addr))
+}
+
+// createTopic creates a topic and fails the test on any error.
+func createTopic(t testing.TB, addr, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := admin(t, addr).CreateTopic(ctx, partitions, 1, configs, topic)
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	if resp.Err != nil {
+		t.Fatalf("create topic %s: %v", topic, resp.Err)
+	}
+}
+
+// waitFor polls fn until it returns nil or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = fn(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("condition not met after %v: %v", timeout, err)
+}
+
+// proc is a sluice broker running as a separate process of the built binary.
+type proc struct {
+	t       testing.TB
+	dataDir string
+	addr    string
+	args    []string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	out     *bytes.Buffer
+	exited  chan error
+}
+
+// startProc starts the binary with its own data directory and embedded etcd
+// on free loopback ports. extra are additional flags.
+func startProc(t testing.TB, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, dataDir: t.TempDir(), addr: freeAddr(t)}
+	p.args = append([]string{
+		"--data-dir", p.dataDir, "--listen", p.addr, "--http-listen", freeAddr(t),
+		"--embedded-etcd-client-addr", freeAddr(t), "--embedded-etcd-peer-addr", freeAddr(t),
+		"--log-level", "debug",
+	}, extra...)
+	p.start()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(binPath, p.args...)
+	p.out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start sluice: %v", err)
+	}
+	p.cmd = cmd
+	p.exited = make(chan error, 1)
+	go func() { p.exited <- cmd.Wait() }()
+	waitFor(p.t, 20*time.Second, func() error {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			return fmt.Errorf("sluice exited: %v\n%s", err, p.out.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+	p.cmd = nil
+}
+
+// stop sends SIGTERM and returns the exit error (nil for exit code 0).
+func (p *proc) stop(timeout time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.cmd = nil
+		return err
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+		p.cmd = nil
+		return fmt.Errorf("did not exit within %v after SIGTERM", timeout)
+	}
+}
+
+func (p *proc) restart() { p.start() }
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// requireTool returns the path of an external client, skipping the test when
+// it is missing unless SLUICE_REQUIRE_CLIENTS is set (as CI sets it), in
+// which case the test fails.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SLUICE_REQUIRE_CLIENTS") != "" {
+			t.Fatalf("%s not found on PATH (install it: see .ci/run)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+var _ = strings.TrimSpace
+
+func fmtSscan(s string, n *int) (int, error) {
+	v, err := strconv.Atoi(s)
+	*n = v
+	return 1, err
+}
+
+// runBinary runs sluice to completion (for start-up failures) and returns its output.
+func runBinary(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
+	return string(out), err
+}

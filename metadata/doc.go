@@ -1,0 +1,99 @@
+// Package metadata holds Sluice's cluster metadata: the cluster id, live
+// brokers, topics with their replica assignments and configs, dynamic broker
+// configs, per-partition leadership records and the controller election. It
+// is the only package that imports the etcd client; everything it hands out
+// is plain Go values.
+//
+// # Implementations
+//
+// Store is implemented by Etcd (NewEtcd, against any etcd v3.4+ cluster)
+// and by Memory (NewMemory, for unit tests of other packages). Both pass
+// the same conformance suite, so code tested against Memory behaves the
+// same against etcd: the same sentinel errors, revisions that grow with
+// every write, compare-and-swap, watch snapshots and event order. What
+// Memory cannot do by itself is lose a lease; ExpireBroker and
+// ExpireController simulate that.
+//
+// StartEmbedded runs a single-member etcd inside the process, for one-node
+// deployments, development and tests (package metadata/etcdtest wraps it
+// and the external etcd binary for tests).
+//
+// # Key layout
+//
+// Every key starts with the configured prefix (default "/sluice"), so
+// several clusters can share one etcd. Values are JSON (readable with
+// etcdctl); fields may be added but never renamed.
+//
+//	<prefix>/cluster/id                 cluster id: a random UUID in Kafka's base64 form
+//	                                    (22 chars), created once by create-if-absent
+//	<prefix>/brokers/<node id>          {"node_id":1,"host":"h","port":9092,"rack":"r1"}
+//	                                    attached to the broker's lease: it vanishes
+//	                                    when the broker stops renewing it
+//	<prefix>/topics/<name>              {"id":"<base64 uuid>","partitions":3,
+//	                                     "replication_factor":2,
+//	                                     "replicas":[[1,2],[2,3],[3,1]],
+//	                                     "configs":{"retention.ms":"1000"}}
+//	<prefix>/partitions/<name>/<p>      {"leader":1,"leader_epoch":4,"isr":[1,2],
+//	                                     "partition_epoch":9}
+//	<prefix>/configs/brokers/<node id>  {"log.retention.ms":"5"}: dynamic broker
+//	                                    configs; node id -1 holds cluster-wide defaults
+//	<prefix>/controller/<lease hex>     node id of a controller candidate (etcd
+//	                                    concurrency election: oldest key wins)
+//
+// Node ids and partition numbers are written in decimal; topic names are
+// stored verbatim (Kafka's legal characters contain no '/').
+//
+// # Invariants
+//
+//   - Revision: every Topic and PartitionState carries the etcd mod
+//     revision of its last write. UpdateTopic and SetPartitionState succeed
+//     only if the stored revision still equals the one given (0 meaning
+//     "absent" for SetPartitionState) and fail with ErrConflict otherwise;
+//     the caller re-reads and retries.
+//   - Topic ids are random UUIDv4 (crypto/rand) assigned by CreateTopic when
+//     zero, never the reserved zero or one ids; a re-created topic gets a
+//     new id, which is how brokers tell incarnations apart (KIP-516).
+//   - DeleteTopic removes the topic and its partition records in one
+//     transaction; CreateTopic also clears any stale partition records.
+//   - A node id is registered at most once: RegisterBroker is a
+//     create-if-absent put under a fresh lease and fails with
+//     ErrBrokerIDInUse while a previous registration's lease lives. A broker
+//     restarted after a crash may have to retry for up to one TTL.
+//   - Broker epoch (Registration.Epoch) and controller epoch
+//     (Leadership.Epoch) are store revisions, so a later registration or
+//     election always has a larger epoch than every earlier one.
+//
+// # Watches
+//
+// WatchTopics and WatchBrokers first send one EventPut per existing record
+// (Snapshot set, ordered by key), then every change in commit order;
+// deletes carry the record's last value. If the etcd watch stream breaks
+// (history compacted, leader lost), the watcher re-reads the prefix and
+// sends the difference from what it had delivered, so a consumer applying
+// events in order always converges on the store's state. The channel is
+// closed when the caller's ctx ends or the store is closed; a consumer that
+// stops reading stalls only its own watch.
+//
+// # Concurrency
+//
+// Stores are safe for concurrent use. Every background goroutine (lease
+// keepalives, watches) is owned by the store and waited for by Close.
+// Registration and Leadership own their keepalive: Lost() closes when the
+// lease is gone (Err: ErrLeaseLost) or after Close (Err: ErrClosed). Close
+// on the store closes its registrations and leaderships first.
+//
+// # Example
+//
+//	e, err := metadata.StartEmbedded(ctx, metadata.EmbeddedConfig{
+//		Dir: filepath.Join(dataDir, "etcd"), ClientAddr: "127.0.0.1:2379", PeerAddr: "127.0.0.1:2380",
+//	})
+//	...
+//	s, err := metadata.NewEtcd(ctx, metadata.EtcdConfig{Endpoints: e.Endpoints()})
+//	reg, err := s.RegisterBroker(ctx, metadata.Broker{NodeID: 1, Host: "127.0.0.1", Port: 9092}, 0)
+//	t, err := s.CreateTopic(ctx, metadata.Topic{Name: "orders", Partitions: 3, ReplicationFactor: 1,
+//		Replicas: [][]int32{{1}, {1}, {1}}})
+//	select {
+//	case <-reg.Lost(): // stop serving as a cluster member, register again
+//	case <-ctx.Done():
+//	}
+package metadata

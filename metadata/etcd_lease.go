@@ -1,0 +1,289 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// releaseTimeout bounds the revoke/resign RPC made by Close, so that closing
+// against a dead etcd does not hang; the lease then simply expires.
+const releaseTimeout = 2 * time.Second
+
+func ttlSeconds(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		ttl = DefaultBrokerTTL
+	}
+	return max(1, int64(math.Ceil(ttl.Seconds())))
+}
+
+func (e *Etcd) brokerKey(id int32) string {
+	return e.key("brokers", strconv.FormatInt(int64(id), 10))
+}
+
+// RegisterBroker implements Store. The record is put with a fresh lease in a
+// create-if-absent transaction, so a node id held by a live lease is refused
+// rather than overwritten.
+func (e *Etcd) RegisterBroker(ctx context.Context, b Broker, ttl time.Duration) (*Registration, error) {
+	if err := e.closed(); err != nil {
+		return nil, err
+	}
+	if b.NodeID < 0 {
+		return nil, fmt.Errorf("metadata: register broker with negative node id %d", b.NodeID)
+	}
+	val, err := encodeBroker(b)
+	if err != nil {
+		return nil, err
+	}
+	grant, err := e.cli.Grant(ctx, ttlSeconds(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: register broker %d: grant lease: %w", b.NodeID, err)
+	}
+	k := e.brokerKey(b.NodeID)
+	resp, err := e.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, string(val), clientv3.WithLease(grant.ID))).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		resp, err = e.takeOverBroker(ctx, k, b, string(val), grant.ID)
+	}
+	if err != nil || !resp.Succeeded {
+		_ = e.revoke(grant.ID)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: register broker %d: %w", b.NodeID, err)
+		}
+		return nil, fmt.Errorf("register broker %d: %w", b.NodeID, ErrBrokerIDInUse)
+	}
+	l, err := e.keepAlive(grant.ID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: register broker %d: %w", b.NodeID, err)
+	}
+	return &Registration{broker: b, epoch: resp.Header.Revision, l: l}, nil
+}
+
+// takeOverBroker replaces a registration left by an earlier process of the
+// same broker (same non-empty Incarnation), revoking its lease. It returns
+// an unsucceeded response when the record belongs to someone else or changed
+// meanwhile.
+func (e *Etcd) takeOverBroker(ctx context.Context, k string, b Broker, val string, lease clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+	get, err := e.cli.Get(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if len(get.Kvs) == 0 || b.Incarnation == "" {
+		return &clientv3.TxnResponse{}, nil
+	}
+	kv := get.Kvs[0]
+	old, err := decodeBroker(kv.Value)
+	if err != nil || old.Incarnation != b.Incarnation {
+		return &clientv3.TxnResponse{}, nil
+	}
+	resp, err := e.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)).
+		Then(clientv3.OpPut(k, val, clientv3.WithLease(lease))).
+		Commit()
+	if err == nil && resp.Succeeded && kv.Lease != 0 {
+		_ = e.revoke(clientv3.LeaseID(kv.Lease))
+	}
+	return resp, err
+}
+
+// AllocateProducerIDs implements Store with a compare-and-swap loop on one
+// counter key.
+func (e *Etcd) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) {
+	if err := e.closed(); err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("metadata: allocate %d producer ids", n)
+	}
+	k := e.key("producer_ids", "next")
+	for {
+		get, err := e.cli.Get(ctx, k)
+		if err != nil {
+			return 0, fmt.Errorf("metadata: allocate producer ids: %w", err)
+		}
+		var next int64
+		var rev int64
+		if len(get.Kvs) > 0 {
+			rev = get.Kvs[0].ModRevision
+			if next, err = strconv.ParseInt(string(get.Kvs[0].Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("metadata: producer id counter %q: %w", get.Kvs[0].Value, err)
+			}
+		}
+		resp, err := e.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+			Then(clientv3.OpPut(k, strconv.FormatInt(next+n, 10))).
+			Commit()
+		if err != nil {
+			return 0, fmt.Errorf("metadata: allocate producer ids: %w", err)
+		}
+		if resp.Succeeded {
+			return next, nil
+		}
+	}
+}
+
+// keepAlive starts the keepalive goroutine of a granted lease and returns
+// the handle that owns it. The lease is revoked if that is impossible.
+func (e *Etcd) keepAlive(id clientv3.LeaseID) (*lease, error) {
+	kctx, stop := context.WithCancel(e.base)
+	ch, err := e.cli.KeepAlive(kctx, id)
+	if err != nil {
+		stop()
+		_ = e.revoke(id)
+		return nil, fmt.Errorf("keepalive: %w", err)
+	}
+	l := newLease()
+	done := make(chan struct{})
+	l.release = func() error {
+		stop()
+		<-done
+		e.untrackLease(l)
+		if errors.Is(l.err(), ErrLeaseLost) {
+			return nil // nothing left to give back
+		}
+		return e.revoke(id)
+	}
+	l.expire = func() error { return e.revoke(id) }
+	started := e.goTracked(func() {
+		defer close(done)
+		for range ch {
+			// Each response is a renewal; the channel closes when the lease
+			// expired, the stream failed for longer than the TTL, or stop.
+		}
+		l.end(ErrLeaseLost)
+	})
+	if !started || !e.trackLease(l) {
+		if !started {
+			close(done)
+		}
+		_ = l.close()
+		return nil, ErrClosed
+	}
+	return l, nil
+}
+
+// revoke gives a lease back, ignoring "already gone".
+func (e *Etcd) revoke(id clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	_, err := e.cli.Revoke(ctx, id)
+	if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return fmt.Errorf("metadata: revoke lease %x: %w", int64(id), err)
+}
+
+// Brokers implements Store.
+func (e *Etcd) Brokers(ctx context.Context) ([]Broker, error) {
+	if err := e.closed(); err != nil {
+		return nil, err
+	}
+	resp, err := e.cli.Get(ctx, e.key("brokers")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("metadata: list brokers: %w", err)
+	}
+	out := make([]Broker, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		b, err := decodeBroker(kv.Value)
+		if err != nil {
+			e.log.Warn("skipping undecodable broker record", "key", string(kv.Key), "err", err)
+			continue
+		}
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out, nil
+}
+
+// Campaign implements Store with an etcd election (concurrency package)
+// under "<prefix>/controller", on a session lease of EtcdConfig.SessionTTL.
+func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) {
+	if err := e.closed(); err != nil {
+		return nil, err
+	}
+	sess, err := concurrency.NewSession(e.cli,
+		concurrency.WithTTL(int(ttlSeconds(e.sessionTTL))), concurrency.WithContext(e.base))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: controller session: %w", err)
+	}
+	el := concurrency.NewElection(sess, e.key("controller"))
+	// Close must not wait for a candidate blocked behind another controller.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.base, cancel)()
+	if err := el.Campaign(cctx, strconv.FormatInt(int64(nodeID), 10)); err != nil {
+		sess.Orphan()
+		_ = e.revoke(sess.Lease())
+		if e.base.Err() != nil {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("metadata: campaign for controller: %w", err)
+	}
+	l := newLease()
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	l.release = func() error {
+		close(stop)
+		<-done
+		e.untrackLease(l)
+		rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if errors.Is(l.err(), ErrLeaseLost) {
+			sess.Orphan() // the lease and with it the election key are gone
+			return nil
+		}
+		// Resigning and then revoking, each bounded, keeps Close short even
+		// when etcd is unreachable (Session.Close would wait up to a TTL).
+		resignErr := el.Resign(rctx)
+		sess.Orphan()
+		return errors.Join(resignErr, e.revoke(sess.Lease()))
+	}
+	l.expire = func() error { return e.revoke(sess.Lease()) }
+	started := e.goTracked(func() {
+		defer close(done)
+		select {
+		case <-sess.Done():
+			l.end(ErrLeaseLost)
+		case <-stop:
+		}
+	})
+	if !started || !e.trackLease(l) {
+		if !started {
+			close(done)
+		}
+		_ = l.close()
+		return nil, ErrClosed
+	}
+	return &Leadership{nodeID: nodeID, epoch: el.Rev(), l: l}, nil
+}
+
+// Controller implements Store: the candidate with the oldest key under
+// "<prefix>/controller/" holds the election.
+func (e *Etcd) Controller(ctx context.Context) (int32, int64, error) {
+	if err := e.closed(); err != nil {
+		return -1, 0, err
+	}
+	resp, err := e.cli.Get(ctx, e.key("controller")+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return -1, 0, fmt.Errorf("metadata: controller: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return -1, 0, ErrNoController
+	}
+	kv := resp.Kvs[0]
+	id, err := strconv.ParseInt(string(kv.Value), 10, 32)
+	if err != nil {
+		return -1, 0, fmt.Errorf("metadata: controller record %q: %w", kv.Value, err)
+	}
+	return int32(id), kv.CreateRevision, nil
+}

@@ -1,0 +1,234 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is; implementations wrap
+// them with the topic, broker or partition concerned.
+var (
+	// ErrTopicExists is returned by CreateTopic when a topic of that name is
+	// already present (Kafka: TOPIC_ALREADY_EXISTS).
+	ErrTopicExists = errors.New("metadata: topic already exists")
+	// ErrTopicNotFound is returned when the named topic is absent (Kafka:
+	// UNKNOWN_TOPIC_OR_PARTITION).
+	ErrTopicNotFound = errors.New("metadata: topic not found")
+	// ErrConflict is returned by a compare-and-swap write whose expected
+	// Revision no longer matches the stored one: someone else wrote first.
+	// Re-read, re-apply the change and retry.
+	ErrConflict = errors.New("metadata: revision conflict")
+	// ErrInvalidTopic is returned for a topic record that cannot be stored:
+	// an empty name or one containing '/', a negative partition count, a
+	// replica list whose length disagrees with Partitions, or an update
+	// without a topic id.
+	ErrInvalidTopic = errors.New("metadata: invalid topic")
+	// ErrBrokerIDInUse is returned by RegisterBroker when the node id is held
+	// by a live registration (another process, or this node's previous
+	// incarnation whose lease has not expired yet; retry for up to one TTL).
+	ErrBrokerIDInUse = errors.New("metadata: broker id already registered")
+	// ErrLeaseLost is reported by Registration.Err and Leadership.Err when
+	// the lease behind them expired or its keepalive stream died.
+	ErrLeaseLost = errors.New("metadata: lease lost")
+	// ErrPartitionNotFound is returned when no state record exists for a
+	// topic partition.
+	ErrPartitionNotFound = errors.New("metadata: partition state not found")
+	// ErrNoController is returned by Controller when no node holds the
+	// controller election.
+	ErrNoController = errors.New("metadata: no controller elected")
+	// ErrClosed is returned by every method of a store after Close.
+	ErrClosed = errors.New("metadata: store closed")
+)
+
+// DefaultBrokerTTL is the lease TTL RegisterBroker uses when given ttl <= 0.
+// It matches the spirit of Kafka's broker.session.timeout.ms (9 s): long
+// enough to ride out a GC pause, short enough to notice a dead broker.
+const DefaultBrokerTTL = 9 * time.Second
+
+// Broker is a live broker's registration record: where clients reach it.
+type Broker struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   string // empty when the broker has no rack
+	// Incarnation is a random id stored in the broker's data directory. A
+	// broker restarted on the same directory after a crash presents the
+	// same incarnation and takes over its stale registration at once,
+	// instead of waiting for the dead process's lease to expire; a second,
+	// different process claiming the node id is still refused.
+	Incarnation string
+}
+
+// Topic is a topic's cluster-wide definition. Leaders and ISRs are not part
+// of it; they live in PartitionState records so that leadership changes do
+// not rewrite (and conflict with) the topic record.
+type Topic struct {
+	Name string
+	// ID is the topic's UUID (KIP-516). CreateTopic assigns a random one when
+	// it is zero; it never changes afterwards.
+	ID                [16]byte
+	Partitions        int32
+	ReplicationFactor int16
+	// Replicas holds the replica assignment, one list of node ids per
+	// partition (len(Replicas) == Partitions when set). The first entry is
+	// the preferred leader.
+	Replicas [][]int32
+	// Configs holds only the topic configs set explicitly (Kafka's dynamic
+	// topic overrides); defaults are the broker's business. Never nil when
+	// returned by a store.
+	Configs map[string]string
+	// Revision is the store revision of the last write of this record. Pass
+	// it back unchanged to UpdateTopic for compare-and-swap.
+	Revision int64
+}
+
+// Clone returns a deep copy of t, so that callers can modify the copy
+// without racing with other holders of the original.
+func (t Topic) Clone() Topic {
+	c := t
+	if t.Replicas != nil {
+		c.Replicas = make([][]int32, len(t.Replicas))
+		for i, r := range t.Replicas {
+			c.Replicas[i] = slices.Clone(r)
+		}
+	}
+	c.Configs = maps.Clone(t.Configs)
+	if c.Configs == nil {
+		c.Configs = map[string]string{}
+	}
+	return c
+}
+
+// EventType says what happened to the record carried by an event.
+type EventType int8
+
+const (
+	// EventPut means the record was created or changed; the event carries its
+	// new value. Events of the initial snapshot are puts too.
+	EventPut EventType = iota + 1
+	// EventDelete means the record was removed; the event carries its last
+	// value (for topics: name, id, partitions, ...), so a consumer can clean
+	// up what belonged to that incarnation.
+	EventDelete
+)
+
+// String returns "put" or "delete".
+func (e EventType) String() string {
+	switch e {
+	case EventPut:
+		return "put"
+	case EventDelete:
+		return "delete"
+	default:
+		return "unknown"
+	}
+}
+
+// TopicEvent is one change seen by WatchTopics.
+type TopicEvent struct {
+	Type  EventType
+	Topic Topic
+	// Snapshot is true for the events that replay the state at the start of
+	// the watch (one put per topic, in name order), false for live changes.
+	Snapshot bool
+}
+
+// BrokerEvent is one change seen by WatchBrokers.
+type BrokerEvent struct {
+	Type     EventType
+	Broker   Broker
+	Snapshot bool // as in TopicEvent
+}
+
+// PartitionState is the leadership record of one partition, written by the
+// controller with compare-and-swap (the equivalent of Kafka's
+// PartitionRegistration / the ZooKeeper partition state znode).
+type PartitionState struct {
+	Topic     string
+	Partition int32
+	// Leader is the leader's node id, or -1 when the partition is offline.
+	Leader int32
+	// LeaderEpoch increases every time the leader changes (KIP-101).
+	LeaderEpoch int32
+	// ISR is the in-sync replica set, leader included.
+	ISR []int32
+	// PartitionEpoch increases on every change of this record (KIP-841), so
+	// AlterPartition requests built from a stale view can be rejected.
+	PartitionEpoch int32
+	// Revision is the store revision of the last write; 0 for a record that
+	// has not been stored yet.
+	Revision int64
+}
+
+// Store is the cluster metadata API that the broker is written against.
+// Implementations are safe for concurrent use. All methods return ErrClosed
+// after Close.
+type Store interface {
+	// ClusterID returns the cluster id, creating a random one on first use.
+	// Every caller, on every node and after restarts, sees the same value.
+	ClusterID(ctx context.Context) (string, error)
+
+	// RegisterBroker publishes b for as long as the returned Registration is
+	// alive (lease with the given TTL, DefaultBrokerTTL when ttl <= 0, kept
+	// alive in the background). ErrBrokerIDInUse if b.NodeID is taken.
+	RegisterBroker(ctx context.Context, b Broker, ttl time.Duration) (*Registration, error)
+	// Brokers returns the registered brokers ordered by node id.
+	Brokers(ctx context.Context) ([]Broker, error)
+	// WatchBrokers sends one put per registered broker, then every change,
+	// until ctx ends (the channel is then closed).
+	WatchBrokers(ctx context.Context) (<-chan BrokerEvent, error)
+
+	// CreateTopic stores a new topic, assigning a random ID when t.ID is
+	// zero. It returns the stored topic (ID and Revision set) or
+	// ErrTopicExists.
+	CreateTopic(ctx context.Context, t Topic) (Topic, error)
+	// DeleteTopic removes the topic and its partition states, or returns
+	// ErrTopicNotFound.
+	DeleteTopic(ctx context.Context, name string) error
+	// Topic returns one topic or ErrTopicNotFound.
+	Topic(ctx context.Context, name string) (Topic, error)
+	// Topics returns every topic ordered by name.
+	Topics(ctx context.Context) ([]Topic, error)
+	// UpdateTopic replaces the topic if its stored Revision still equals
+	// t.Revision (ErrConflict otherwise, ErrTopicNotFound if it is gone) and
+	// returns it with the new Revision.
+	UpdateTopic(ctx context.Context, t Topic) (Topic, error)
+	// WatchTopics sends one put per existing topic (Snapshot set), then every
+	// change, until ctx ends (the channel is then closed).
+	WatchTopics(ctx context.Context) (<-chan TopicEvent, error)
+
+	// BrokerConfigs returns the dynamic configs of one broker (nodeID -1:
+	// the cluster-wide defaults). An empty, non-nil map when none are set.
+	BrokerConfigs(ctx context.Context, nodeID int32) (map[string]string, error)
+	// SetBrokerConfigs replaces the dynamic configs of one broker (nodeID -1:
+	// the cluster-wide defaults); an empty map removes them all.
+	SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[string]string) error
+
+	// PartitionState returns the state of one partition or
+	// ErrPartitionNotFound.
+	PartitionState(ctx context.Context, topic string, partition int32) (PartitionState, error)
+	// PartitionStates returns the states of all partitions of a topic that
+	// have one, ordered by partition.
+	PartitionStates(ctx context.Context, topic string) ([]PartitionState, error)
+	// SetPartitionState writes s if the stored record's Revision still
+	// equals s.Revision (0: only if absent), else ErrConflict. The topic must
+	// exist (ErrTopicNotFound).
+	SetPartitionState(ctx context.Context, s PartitionState) (PartitionState, error)
+
+	// AllocateProducerIDs reserves n consecutive producer ids, unique
+	// across the cluster and across restarts, and returns the first.
+	AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
+
+	// Campaign blocks until nodeID is elected controller or ctx ends.
+	Campaign(ctx context.Context, nodeID int32) (*Leadership, error)
+	// Controller returns the elected controller and its epoch, or
+	// ErrNoController.
+	Controller(ctx context.Context) (nodeID int32, epoch int64, err error)
+
+	// Close releases the store: open registrations and leaderships are
+	// given up, watches end. Idempotent.
+	Close() error
+}

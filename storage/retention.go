@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// EnforceRetention deletes whole closed segments, oldest first, that are
+// wholly below the log start offset, older than retention.ms (judged by
+// the segment's largest batch timestamp, or its file time when no batch
+// has one), or beyond retention.bytes. The active segment is never
+// deleted. The log start offset moves to the new first segment and is
+// persisted before files are removed. It returns how many segments it
+// deleted.
+func (l *Log) EnforceRetention(now time.Time) (int, error) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	segs, cfg := l.mu.segs, l.mu.cfg
+	n := 0
+	for n < len(segs)-1 && segs[n+1].base <= l.mu.lso {
+		n++
+	}
+	if cfg.RetentionMs >= 0 {
+		for n < len(segs)-1 && now.UnixMilli()-l.largestTs(segs[n]) > cfg.RetentionMs {
+			n++
+		}
+	}
+	if cfg.RetentionBytes >= 0 {
+		var total int64
+		for _, s := range segs[n:] {
+			total += s.size
+		}
+		for diff := total - cfg.RetentionBytes; n < len(segs)-1 && diff-segs[n].size >= 0; n++ {
+			diff -= segs[n].size
+		}
+	}
+	if n == 0 {
+		l.mu.Unlock()
+		return 0, nil
+	}
+	victims := slices.Clone(segs[:n])
+	l.mu.segs = slices.Clone(segs[n:])
+	l.mu.dirDirty = true
+	moved := l.advanceStartLocked(l.mu.segs[0].base)
+	lso := l.mu.lso
+	l.mu.Unlock()
+	return n, l.dropSegments(victims, moved, lso)
+}
+
+// largestTs is the retention.ms timestamp of a segment (Kafka's
+// LogSegment.largestTimestamp).
+func (l *Log) largestTs(s *segment) int64 {
+	if s.maxTs >= 0 {
+		return s.maxTs
+	}
+	if st, err := s.log.Stat(); err == nil {
+		return st.ModTime().UnixMilli()
+	}
+	return l.clock().UnixMilli()
+}
+
+// advanceStartLocked raises the log start offset to off if that is higher
+// and trims the epoch cache and producer state to match.
+func (l *Log) advanceStartLocked(off int64) bool {
+	if off <= l.mu.lso {
+		return false
+	}
+	l.mu.lso = off
+	if l.mu.epochs.truncateFromStart(off) {
+		l.mu.epochsDirty = true
+	}
+	l.mu.producers.evictBelow(off)
+	l.notifyLocked()
+	return true
+}
+
+// dropSegments persists a moved log start offset, then removes the
+// victims' files. flushMu is held, Log.mu is not. The directory change is
+// made durable by the next flush round; a segment that reappears after a
+// crash lies below the persisted start offset and is deleted again.
+func (l *Log) dropSegments(victims []*segment, moved bool, lso int64) error {
+	if moved {
+		if err := writeOffsetCheckpoint(l.fs, l.dir, logStartCheckpoint, lso); err != nil {
+			return l.fence(err)
+		}
+	}
+	var firstErr error
+	for _, s := range victims {
+		if err := s.removeFiles(l.fs); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		s.release()
+	}
+	if firstErr != nil {
+		l.logger.Warn("storage: removing deleted segment files failed", "err", firstErr)
+	}
+	return nil
+}
+
+// DeleteRecordsBefore advances the log start offset to offset (the
+// DeleteRecords API), persists it, and deletes closed segments wholly
+// below it. It returns the resulting log start offset; an offset at or
+// below the current one changes nothing. The broker checks offset against
+// the high watermark; storage only requires offset <= LogEndOffset.
+func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	if offset < 0 || offset > l.mu.leo {
+		leo := l.mu.leo
+		l.mu.Unlock()
+		return 0, fmt.Errorf("%w: delete before %d, log end offset %d", ErrOffsetOutOfRange, offset, leo)
+	}
+	if !l.advanceStartLocked(offset) {
+		lso := l.mu.lso
+		l.mu.Unlock()
+		return lso, nil
+	}
+	segs := l.mu.segs
+	n := 0
+	for n < len(segs)-1 && segs[n+1].base <= offset {
+		n++
+	}
+	victims := slices.Clone(segs[:n])
+	l.mu.segs = slices.Clone(segs[n:])
+	l.mu.dirDirty = l.mu.dirDirty || n > 0
+	l.mu.Unlock()
+	return offset, l.dropSegments(victims, true, offset)
+}
+
+// MaybeRoll rolls the active segment when it is non-empty and older than
+// segment.ms, so idle partitions still age out under retention.ms.
+func (l *Log) MaybeRoll(now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	s := l.mu.segs[len(l.mu.segs)-1]
+	ms := l.mu.cfg.SegmentMs
+	if s.size == 0 || ms <= 0 || now.UnixMilli()-s.rollTs <= ms {
+		return nil
+	}
+	if err := l.rollLocked(); err != nil {
+		return l.fenceLocked(err)
+	}
+	return nil
+}
