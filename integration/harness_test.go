@@ -56,10 +56,12 @@ func freeAddr(t testing.TB) string {
 
 // inproc is a broker running inside the test process.
 type inproc struct {
+	t      testing.TB
 	b      *broker.Broker
 	cancel context.CancelFunc
 	done   chan error
 	cfg    broker.Config
+	once   sync.Once
 }
 
 // startBroker runs an in-process broker with an embedded etcd on random
@@ -87,18 +89,25 @@ func startBrokerConfig(t testing.TB, cfg broker.Config) *inproc {
 		cancel()
 		t.Fatalf("start broker: %v", err)
 	}
-	ib := &inproc{b: b, cancel: cancel, done: make(chan error, 1), cfg: cfg}
+	ib := &inproc{t: t, b: b, cancel: cancel, done: make(chan error, 1), cfg: cfg}
 	go func() { ib.done <- b.Run(ctx) }()
 	t.Cleanup(ib.stop)
 	return ib
 }
 
+// stop shuts the broker down gracefully; it is idempotent.
 func (ib *inproc) stop() {
-	ib.cancel()
-	select {
-	case <-ib.done:
-	case <-time.After(30 * time.Second):
-	}
+	ib.once.Do(func() {
+		ib.cancel()
+		select {
+		case err := <-ib.done:
+			if err != nil {
+				ib.t.Errorf("broker Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			ib.t.Error("broker did not shut down within 30 s")
+		}
+	})
 }
 
 func (ib *inproc) addr() string { return ib.b.Addr() }
@@ -161,7 +170,7 @@ type proc struct {
 	args    []string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	out     *bytes.Buffer
+	out     *lockedBuffer
 	exited  chan error
 }
 
@@ -185,7 +194,7 @@ func (p *proc) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(binPath, p.args...)
-	p.out = &bytes.Buffer{}
+	p.out = &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start sluice: %v", err)
@@ -247,6 +256,25 @@ func (p *proc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.String()
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine os/exec
+// starts and the test reading it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // requireTool returns the path of an external client, skipping the test when
