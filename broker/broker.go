@@ -38,6 +38,7 @@ type Broker struct {
 	reg      *metadata.Registration
 	store    *storage.Store
 	topics   *topicTable
+	brokers  *brokerCache
 	lock     *os.File // flock on the data directory
 
 	ln       net.Listener
@@ -92,6 +93,7 @@ func (b *Broker) start(ctx context.Context) error {
 	store, err := storage.OpenStore(b.cfg.DataDir, storage.StoreOptions{
 		Logger:   b.log,
 		Ignore:   []string{"etcd"},
+		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
 	})
 	if err != nil {
@@ -99,6 +101,7 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	b.store = store
 	b.topics = newTopicTable()
+	b.brokers = newBrokerCache()
 	if err := b.listen(); err != nil {
 		return err
 	}
@@ -112,6 +115,13 @@ func (b *Broker) start(ctx context.Context) error {
 		return fmt.Errorf("register broker %d: %w", b.cfg.NodeID, err)
 	}
 	b.reg = reg
+	live, err := b.meta.Brokers(ctx)
+	if err != nil {
+		return fmt.Errorf("list brokers: %w", err)
+	}
+	for _, br := range live {
+		b.brokers.put(br)
+	}
 	return nil
 }
 
@@ -207,6 +217,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
+	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
 	if b.httpLn != nil {
 		b.serveHTTP()
 	}

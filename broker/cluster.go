@@ -72,12 +72,6 @@ func (p *partition) checkLeaderEpoch(requested int32) int16 {
 	}
 }
 
-// liveBrokers lists registered brokers (at least this one).
-func (b *Broker) liveBrokers() []metadata.Broker {
-	self := metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack}
-	return []metadata.Broker{self}
-}
-
 // Topic names follow Kafka's rules (org.apache.kafka.common.internals.Topic).
 const maxTopicNameLen = 249
 

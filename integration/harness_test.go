@@ -310,3 +310,5 @@ func runBinary(t testing.TB, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
 	return string(out), err
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -102,6 +102,9 @@ type Options struct {
 	// there (Kafka's behaviour and the default). Use it when an operator
 	// would rather inspect the files than lose data silently.
 	StrictRecovery bool
+	// OnSync, when set, is told how long each flush round's data fsyncs
+	// took (for a latency metric); it must not block.
+	OnSync func(time.Duration)
 }
 
 func (o Options) withDefaults() Options {

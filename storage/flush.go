@@ -141,10 +141,14 @@ func (l *Log) flushRoundLocked() error {
 			return l.fence(err)
 		}
 	}
+	start := time.Now()
 	for _, f := range files {
 		if err := f.Sync(); err != nil {
 			return l.fence(fmt.Errorf("fsync: %w", err))
 		}
+	}
+	if l.onSync != nil && len(files) > 0 {
+		l.onSync(time.Since(start))
 	}
 	if dirDirty {
 		if err := l.fs.SyncDir(l.dir); err != nil {

@@ -77,6 +77,7 @@ type Log struct {
 	partition int32
 	fs        vfs.FS
 	clock     func() time.Time
+	onSync    func(time.Duration) // optional fsync latency observer
 	logger    *slog.Logger
 	strict    bool
 	recovery  RecoveryReport
@@ -152,7 +153,7 @@ func parsePartitionDir(name string) (string, int32, bool) {
 
 func newLog(dir string, opts Options) *Log {
 	opts = opts.withDefaults()
-	l := &Log{dir: filepath.Clean(dir), fs: opts.FS, clock: opts.Clock, strict: opts.StrictRecovery}
+	l := &Log{dir: filepath.Clean(dir), fs: opts.FS, clock: opts.Clock, strict: opts.StrictRecovery, onSync: opts.OnSync}
 	var ok bool
 	if l.topic, l.partition, ok = parsePartitionDir(filepath.Base(l.dir)); !ok {
 		l.topic, l.partition = "", -1

@@ -40,6 +40,8 @@ type StoreOptions struct {
 	// someone else (the embedded etcd's), so they are not reported as
 	// unrecognized.
 	Ignore []string
+	// OnSync is passed to every Log; see Options.
+	OnSync func(time.Duration)
 }
 
 type partKey struct {
@@ -152,7 +154,7 @@ func (s *Store) partDir(k partKey) string {
 }
 
 func (s *Store) logOptions(cfg Config) Options {
-	return Options{Config: cfg, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.opts.Logger, StrictRecovery: s.opts.StrictRecovery}
+	return Options{Config: cfg, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.opts.Logger, StrictRecovery: s.opts.StrictRecovery, OnSync: s.opts.OnSync}
 }
 
 // validTopic applies Kafka's topic name rules (Topic.validate).
