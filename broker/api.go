@@ -85,5 +85,18 @@ func (b *Broker) apis() *apiTable {
 		b.createPartitionsAPI(),
 		b.incrementalAlterConfigsAPI(),
 		b.describeClusterAPI(),
+		b.findCoordinatorAPI(),
+		b.joinGroupAPI(),
+		b.heartbeatAPI(),
+		b.leaveGroupAPI(),
+		b.syncGroupAPI(),
+		b.describeGroupsAPI(),
+		b.listGroupsAPI(),
+		b.offsetCommitAPI(),
+		b.offsetFetchAPI(),
+		b.deleteGroupsAPI(),
+		b.offsetDeleteAPI(),
+		b.consumerGroupHeartbeatAPI(),
+		b.consumerGroupDescribeAPI(),
 	)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicedev/sluice/coordinator"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/storage"
@@ -39,6 +40,7 @@ type Broker struct {
 	store    *storage.Store
 	topics   *topicTable
 	brokers  *brokerCache
+	coord    *coordinator.Coordinator
 	lock     *os.File // flock on the data directory
 
 	ln       net.Listener
@@ -104,6 +106,9 @@ func (b *Broker) start(ctx context.Context) error {
 	b.brokers = newBrokerCache()
 	if err := b.listen(); err != nil {
 		return err
+	}
+	if b.coord, err = b.newCoordinator(); err != nil {
+		return fmt.Errorf("group coordinator: %w", err)
 	}
 	if err := b.loadTopics(ctx); err != nil {
 		return err
@@ -328,6 +333,9 @@ func (b *Broker) Close() error {
 		b.goroutines.wait()
 		if b.reg != nil {
 			_ = b.reg.Close()
+		}
+		if b.coord != nil {
+			b.coord.Close()
 		}
 		if b.store != nil {
 			if err := b.store.Close(); err != nil {

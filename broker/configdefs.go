@@ -224,6 +224,17 @@ func brokerConfigDefs() []configDef {
 		{name: "compression.type", typ: typeString, def: "producer", validate: oneOf("producer"), doc: "Default compression.type; only producer is supported."},
 		{name: "offsets.topic.num.partitions", typ: typeInt, def: "50", validate: atLeast(1), readOnly: true, doc: "Partitions of __consumer_offsets."},
 		{name: "offsets.topic.replication.factor", typ: typeShort, def: "1", validate: atLeast(1), readOnly: true, doc: "Replication factor of __consumer_offsets."},
+		{name: "offsets.topic.segment.bytes", typ: typeInt, def: "104857600", validate: atLeast(14), readOnly: true, doc: "segment.bytes of __consumer_offsets."},
+		{name: "offsets.retention.minutes", typ: typeInt, def: "10080", validate: atLeast(1), readOnly: true, doc: "How long committed offsets of empty groups are kept (KIP-211)."},
+		{name: "offsets.retention.check.interval.ms", typ: typeLong, def: "600000", validate: atLeast(1), readOnly: true, doc: "How often expired offsets are removed."},
+		{name: "offset.metadata.max.bytes", typ: typeInt, def: "4096", validate: atLeast(0), readOnly: true, doc: "Largest metadata string of a committed offset."},
+		{name: "group.min.session.timeout.ms", typ: typeInt, def: "6000", validate: atLeast(0), readOnly: true, doc: "Smallest session timeout a classic group member may ask for."},
+		{name: "group.max.session.timeout.ms", typ: typeInt, def: "1800000", validate: atLeast(0), readOnly: true, doc: "Largest session timeout a classic group member may ask for."},
+		{name: "group.initial.rebalance.delay.ms", typ: typeInt, def: "3000", validate: atLeast(0), readOnly: true, doc: "How long the first rebalance of an empty group waits for more members."},
+		{name: "group.max.size", typ: typeInt, def: "2147483647", validate: atLeast(1), readOnly: true, doc: "Most members a group may have."},
+		{name: "group.consumer.heartbeat.interval.ms", typ: typeInt, def: "5000", validate: atLeast(1), readOnly: true, doc: "Heartbeat interval given to KIP-848 consumers."},
+		{name: "group.consumer.session.timeout.ms", typ: typeInt, def: "45000", validate: atLeast(1), readOnly: true, doc: "Session timeout of KIP-848 consumers."},
+		{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", validate: listOf("uniform", "range"), readOnly: true, doc: "Server-side assignors of KIP-848 groups; the first is the default."},
 	}
 	return defs
 }

@@ -127,8 +127,22 @@ func (b *Broker) watchTopics(ctx context.Context) {
 }
 
 // applyTopic installs or updates a topic from its etcd record. It is
-// idempotent: the same revision applied twice changes nothing.
+// idempotent: the same revision applied twice changes nothing. Group state
+// in __consumer_offsets partitions led here is loaded after the topic table
+// is unlocked (the coordinator may call back into the table).
 func (b *Broker) applyTopic(m metadata.Topic) error {
+	if err := b.applyTopicLocking(m); err != nil {
+		return err
+	}
+	if m.Name == offsetsTopic && b.coord != nil {
+		if ts := b.topics.get(offsetsTopic); ts != nil {
+			b.loadOffsetsPartitions(ts)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) applyTopicLocking(m metadata.Topic) error {
 	b.topics.mu.Lock()
 	defer b.topics.mu.Unlock()
 	old := b.topics.mu.byName[m.Name]

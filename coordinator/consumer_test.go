@@ -30,6 +30,7 @@ func consumerJoin(group, memberID string, topics ...string) *kmsg.ConsumerGroupH
 type cclient struct {
 	id       string
 	instance *string
+	assignor *string
 	topics   []string
 	epoch    int32
 	owned    partSet
@@ -49,6 +50,7 @@ func (h *harness) cgHeartbeat(group string, cl *cclient) *kmsg.ConsumerGroupHear
 	if !cl.joined {
 		r = consumerJoin(group, cl.id, cl.topics...)
 		r.InstanceID = cl.instance
+		r.ServerAssignor = cl.assignor
 		cl.owned = make(partSet)
 	} else {
 		r = kmsg.NewPtrConsumerGroupHeartbeatRequest()
@@ -240,10 +242,7 @@ func TestGroupConsumerRangeAssignor(t *testing.T) {
 	h.topic("y", 3)
 	clients := []*cclient{newCClient("m1", "x", "y"), newCClient("m2", "x", "y")}
 	for _, cl := range clients {
-		r := consumerJoin("g", cl.id, "x", "y")
-		r.ServerAssignor = kmsg.StringPtr(AssignorRange)
-		expectCode(t, "join", h.c.ConsumerGroupHeartbeat(h.ctx, r).ErrorCode, nil)
-		cl.joined = true
+		cl.assignor = kmsg.StringPtr(AssignorRange)
 	}
 	h.converge("g", clients)
 	// Range: m1 gets partitions 0,1 of each topic, m2 partition 2.
@@ -261,6 +260,11 @@ func TestGroupConsumerHeartbeatErrors(t *testing.T) {
 	h.topic("t", 2)
 	a := newCClient("a", "t")
 	h.converge("g", []*cclient{a})
+	h.topic("t", 3) // a metadata change moves the member to epoch 2
+	h.converge("g", []*cclient{a})
+	if a.epoch != 2 {
+		t.Fatalf("epoch %d, want 2", a.epoch)
+	}
 	hb := func(mutate func(*kmsg.ConsumerGroupHeartbeatRequest)) int16 {
 		r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		r.Version = 1
@@ -277,7 +281,11 @@ func TestGroupConsumerHeartbeatErrors(t *testing.T) {
 		{"empty group", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Group = "" }, kerr.InvalidRequest},
 		{"v1 without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberID = "" }, kerr.InvalidRequest},
 		{"epoch ahead", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch += 5 }, kerr.FencedMemberEpoch},
-		{"epoch behind", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 1 }, kerr.FencedMemberEpoch},
+		{"previous epoch without owned partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 1 }, kerr.FencedMemberEpoch},
+		{"previous epoch owning a subset", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+			r.MemberEpoch = 1
+			r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}, nil},
 		{"unknown member", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberID = "ghost" }, kerr.UnknownMemberID},
 		{"unknown group", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Group = "ghost-group" }, kerr.UnknownMemberID},
 		{"join without rebalance timeout", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
@@ -366,10 +374,16 @@ func TestGroupConsumerSessionAndRevocationTimeouts(t *testing.T) {
 	if len(b.owned) != 0 {
 		t.Fatalf("b got %d partitions a still owns", len(b.owned))
 	}
-	for range 10 {
+	for range 8 {
 		h.clock.Advance(5 * time.Second)
 		expectCode(t, "b heartbeat", h.cgHeartbeat("g", b).ErrorCode, nil)
 		h.checkExclusive("g", []*cclient{a, b})
+	}
+	a.joined = false // from here on a's session is over
+	for range 2 {
+		h.clock.Advance(5 * time.Second)
+		expectCode(t, "b heartbeat", h.cgHeartbeat("g", b).ErrorCode, nil)
+		h.checkExclusive("g", []*cclient{b})
 	}
 	if len(b.owned) != 4 {
 		t.Fatalf("after a's session expired b owns %d", len(b.owned))

@@ -133,9 +133,12 @@ func TestGroupOffsetFetchVersions(t *testing.T) {
 	}
 	// v8: several groups, one unknown (no error, -1) and one on an
 	// unloaded partition.
-	other := "g2"
-	for p := PartitionFor(other, testPartitions); p == PartitionFor("g", testPartitions) || p == PartitionFor("nobody", testPartitions); p = PartitionFor(other, testPartitions) {
-		other += "x"
+	var other string
+	for i := 0; ; i++ {
+		other = fmt.Sprintf("other-%d", i)
+		if p := PartitionFor(other, testPartitions); p != PartitionFor("g", testPartitions) && p != PartitionFor("nobody", testPartitions) {
+			break
+		}
 	}
 	h.c.Unload(PartitionFor(other, testPartitions))
 	r = kmsg.NewPtrOffsetFetchRequest()

@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/protocol"
+	"github.com/sluicedev/sluice/protocol/batch"
+	"github.com/sluicedev/sluice/storage"
+)
+
+// offsetsTopic holds committed offsets and group metadata as Kafka lays them
+// out, so the group coordinator rebuilds its state from the log.
+const offsetsTopic = "__consumer_offsets"
+
+// errNoOffsetsPartition means a group write targeted a __consumer_offsets
+// partition this broker does not host.
+var errNoOffsetsPartition = errors.New("broker: __consumer_offsets partition not hosted here")
+
+// newCoordinator builds the group coordinator from the broker settings; the
+// broker persists its records in __consumer_offsets.
+func (b *Broker) newCoordinator() (*coordinator.Coordinator, error) {
+	ms := func(name string, def int64) time.Duration {
+		return time.Duration(b.settings.brokerInt64(name, def)) * time.Millisecond
+	}
+	return coordinator.New(coordinator.Config{
+		Logger:                        b.log.With("component", "groups"),
+		Persister:                     offsetsPersister{b},
+		NumPartitions:                 b.offsetsPartitions(),
+		MinSessionTimeout:             ms("group.min.session.timeout.ms", 6000),
+		MaxSessionTimeout:             ms("group.max.session.timeout.ms", 1800000),
+		InitialRebalanceDelay:         ms("group.initial.rebalance.delay.ms", 3000),
+		MaxGroupSize:                  int(b.settings.brokerInt64("group.max.size", 1<<31-1)),
+		OffsetsRetention:              time.Duration(b.settings.brokerInt64("offsets.retention.minutes", 10080)) * time.Minute,
+		OffsetsRetentionCheckInterval: ms("offsets.retention.check.interval.ms", 600000),
+		MaxOffsetMetadataBytes:        int(b.settings.brokerInt64("offset.metadata.max.bytes", 4096)),
+		ConsumerHeartbeatInterval:     ms("group.consumer.heartbeat.interval.ms", 5000),
+		ConsumerSessionTimeout:        ms("group.consumer.session.timeout.ms", 45000),
+		ConsumerAssignors:             strings.Split(b.settings.broker("group.consumer.assignors").value, ","),
+		TopicMetadata:                 b.topicMetadata,
+		ListTopics:                    b.topicNames,
+	})
+}
+
+func (b *Broker) offsetsPartitions() int32 {
+	return int32(b.settings.brokerInt64("offsets.topic.num.partitions", 50))
+}
+
+// topicMetadata resolves a topic for the coordinator. It takes only the
+// topic table's read lock, which is never held while calling the
+// coordinator (lock order: coordinator, then topic table).
+func (b *Broker) topicMetadata(topic string) ([16]byte, int32, bool) {
+	ts := b.topics.get(topic)
+	if ts == nil {
+		return [16]byte{}, 0, false
+	}
+	return ts.meta.ID, ts.meta.Partitions, true
+}
+
+func (b *Broker) topicNames() []string {
+	all := b.topics.all()
+	out := make([]string, 0, len(all))
+	for _, ts := range all {
+		out = append(out, ts.meta.Name)
+	}
+	return out
+}
+
+// ensureOffsetsTopic creates __consumer_offsets on first use, as Kafka does
+// when the first FindCoordinator arrives.
+func (b *Broker) ensureOffsetsTopic(ctx context.Context) error {
+	if b.topics.get(offsetsTopic) != nil {
+		return nil
+	}
+	rf := int16(b.settings.brokerInt64("offsets.topic.replication.factor", 1))
+	if live := len(b.liveBrokers()); int(rf) > live {
+		rf = int16(live)
+	}
+	spec := topicSpec{
+		name:              offsetsTopic,
+		partitions:        b.offsetsPartitions(),
+		replicationFactor: rf,
+		configs: map[string]string{
+			"cleanup.policy":   "compact",
+			"segment.bytes":    b.settings.broker("offsets.topic.segment.bytes").value,
+			"compression.type": "producer",
+		},
+	}
+	_, code, msg := b.createTopicFromSpec(ctx, spec, false)
+	if code != 0 && b.topics.get(offsetsTopic) == nil {
+		return fmt.Errorf("create %s: error code %d: %v", offsetsTopic, code, derefString(msg))
+	}
+	return nil
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// loadOffsetsPartitions hands every __consumer_offsets partition led here
+// to the coordinator, replaying its log. It runs outside the topic table's
+// lock.
+func (b *Broker) loadOffsetsPartitions(ts *topicState) {
+	for p := int32(0); p < ts.meta.Partitions; p++ {
+		part := ts.partition(p)
+		if part == nil || !b.isLeader(ts, p) || b.coord.Owns(p) {
+			continue
+		}
+		b.coord.BeginLoad(p)
+		recs, err := readOffsetsLog(b.codecs, part.log)
+		if err != nil {
+			b.log.Error("loading group state", "partition", p, "err", err)
+		}
+		b.coord.Load(p, recs)
+	}
+}
+
+// readOffsetsLog reads every record of a __consumer_offsets partition.
+func readOffsetsLog(codecs *protocol.Codecs, l *storage.Log) ([]coordinator.Record, error) {
+	var out []coordinator.Record
+	off, end := l.LogStartOffset(), l.LogEndOffset()
+	for off < end {
+		data, err := l.Read(off, 1<<20, end)
+		if err != nil {
+			return out, fmt.Errorf("read offset %d: %w", off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		for len(data) > 0 {
+			one, rest, err := batch.Next(data)
+			if err != nil {
+				return out, fmt.Errorf("batch at %d: %w", off, err)
+			}
+			data = rest
+			h, _ := batch.ParseHeader(one)
+			off = h.NextOffset()
+			if h.Control() {
+				continue
+			}
+			_, recs, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
+			if err != nil {
+				return out, fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
+			}
+			for _, r := range recs {
+				out = append(out, coordinator.Record{Key: r.Key, Value: r.Value})
+			}
+		}
+	}
+	return out, nil
+}
+
+// offsetsPersister writes coordinator records to __consumer_offsets.
+type offsetsPersister struct{ b *Broker }
+
+// Persist appends records as one batch and returns once it is as durable as
+// an acks=all produce: appended by the leader, and fsynced when the topic's
+// flush policy asks for it.
+func (op offsetsPersister) Persist(ctx context.Context, partition int32, records []coordinator.Record) error {
+	b := op.b
+	ts := b.topics.get(offsetsTopic)
+	if ts == nil || ts.partition(partition) == nil || !b.isLeader(ts, partition) {
+		return errNoOffsetsPartition
+	}
+	p := ts.partition(partition)
+	recs := make([]kmsg.Record, len(records))
+	for i, r := range records {
+		recs[i] = kmsg.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
+	}
+	now := time.Now().UnixMilli()
+	opts := protocol.DefaultBatchOptions()
+	opts.FirstTimestamp, opts.MaxTimestamp = now, now
+	raw, err := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, recs, opts)
+	if err != nil {
+		return fmt.Errorf("encode group records: %w", err)
+	}
+	res, err := p.log.Append(raw, storage.AppendOptions{AssignOffsets: true, LeaderEpoch: p.leaderEpoch()})
+	if err != nil {
+		return fmt.Errorf("append group records: %w", err)
+	}
+	if res.NeedsSync {
+		if err := p.log.Sync(ctx, res.LastOffset); err != nil {
+			return fmt.Errorf("sync group records: %w", err)
+		}
+	}
+	return nil
+}
