@@ -14,5 +14,5 @@ func (b *Broker) consumerGroupDescribeAPI() api {
 }
 
 func (b *Broker) handleConsumerGroupDescribe(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.ConsumerGroupDescribe(ctx, r.req.(*kmsg.ConsumerGroupDescribeRequest)), nil
+	return b.coord.ConsumerGroupDescribe(b.clientCtx(ctx, r), r.req.(*kmsg.ConsumerGroupDescribeRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) consumerGroupHeartbeatAPI() api {
 }
 
 func (b *Broker) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.ConsumerGroupHeartbeat(ctx, r.req.(*kmsg.ConsumerGroupHeartbeatRequest)), nil
+	return b.coord.ConsumerGroupHeartbeat(b.clientCtx(ctx, r), r.req.(*kmsg.ConsumerGroupHeartbeatRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) deleteGroupsAPI() api {
 }
 
 func (b *Broker) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.DeleteGroups(ctx, r.req.(*kmsg.DeleteGroupsRequest)), nil
+	return b.coord.DeleteGroups(b.clientCtx(ctx, r), r.req.(*kmsg.DeleteGroupsRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) describeGroupsAPI() api {
 }
 
 func (b *Broker) handleDescribeGroups(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.DescribeGroups(ctx, r.req.(*kmsg.DescribeGroupsRequest)), nil
+	return b.coord.DescribeGroups(b.clientCtx(ctx, r), r.req.(*kmsg.DescribeGroupsRequest)), nil
 }

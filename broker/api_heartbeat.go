@@ -14,5 +14,5 @@ func (b *Broker) heartbeatAPI() api {
 }
 
 func (b *Broker) handleHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.Heartbeat(ctx, r.req.(*kmsg.HeartbeatRequest)), nil
+	return b.coord.Heartbeat(b.clientCtx(ctx, r), r.req.(*kmsg.HeartbeatRequest)), nil
 }

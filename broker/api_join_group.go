@@ -14,5 +14,5 @@ func (b *Broker) joinGroupAPI() api {
 }
 
 func (b *Broker) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.JoinGroup(ctx, r.req.(*kmsg.JoinGroupRequest)), nil
+	return b.coord.JoinGroup(b.clientCtx(ctx, r), r.req.(*kmsg.JoinGroupRequest)), nil
 }

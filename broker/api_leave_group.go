@@ -14,5 +14,5 @@ func (b *Broker) leaveGroupAPI() api {
 }
 
 func (b *Broker) handleLeaveGroup(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.LeaveGroup(ctx, r.req.(*kmsg.LeaveGroupRequest)), nil
+	return b.coord.LeaveGroup(b.clientCtx(ctx, r), r.req.(*kmsg.LeaveGroupRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) listGroupsAPI() api {
 }
 
 func (b *Broker) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.ListGroups(ctx, r.req.(*kmsg.ListGroupsRequest)), nil
+	return b.coord.ListGroups(b.clientCtx(ctx, r), r.req.(*kmsg.ListGroupsRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) offsetCommitAPI() api {
 }
 
 func (b *Broker) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.OffsetCommit(ctx, r.req.(*kmsg.OffsetCommitRequest)), nil
+	return b.coord.OffsetCommit(b.clientCtx(ctx, r), r.req.(*kmsg.OffsetCommitRequest)), nil
 }

@@ -14,5 +14,5 @@ func (b *Broker) offsetDeleteAPI() api {
 }
 
 func (b *Broker) handleOffsetDelete(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.OffsetDelete(ctx, r.req.(*kmsg.OffsetDeleteRequest)), nil
+	return b.coord.OffsetDelete(b.clientCtx(ctx, r), r.req.(*kmsg.OffsetDeleteRequest)), nil
 }

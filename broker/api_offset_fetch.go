@@ -14,5 +14,5 @@ func (b *Broker) offsetFetchAPI() api {
 }
 
 func (b *Broker) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.OffsetFetch(ctx, r.req.(*kmsg.OffsetFetchRequest)), nil
+	return b.coord.OffsetFetch(b.clientCtx(ctx, r), r.req.(*kmsg.OffsetFetchRequest)), nil
 }

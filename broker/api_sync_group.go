@@ -14,5 +14,5 @@ func (b *Broker) syncGroupAPI() api {
 }
 
 func (b *Broker) handleSyncGroup(ctx context.Context, r *request) (kmsg.Response, error) {
-	return b.coord.SyncGroup(ctx, r.req.(*kmsg.SyncGroupRequest)), nil
+	return b.coord.SyncGroup(b.clientCtx(ctx, r), r.req.(*kmsg.SyncGroupRequest)), nil
 }

@@ -74,6 +74,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.table = b.apis()
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
+	b.registry.MustRegister(newGroupCollector(b))
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -193,4 +194,14 @@ func (op offsetsPersister) Persist(ctx context.Context, partition int32, records
 		}
 	}
 	return nil
+}
+
+// clientCtx tells the coordinator which client sent a request, for member
+// ids and DescribeGroups (client id and host, as Kafka reports them).
+func (b *Broker) clientCtx(ctx context.Context, r *request) context.Context {
+	host := r.conn.remote
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return coordinator.WithClient(ctx, r.hdr.ClientID, "/"+host)
 }

@@ -3,12 +3,16 @@ package broker
 import (
 	"errors"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// serveHTTP serves /metrics, /healthz (the process is up) and /readyz (the
-// broker is registered in etcd and serving) on the HTTP listener.
+// serveHTTP serves /metrics, /healthz (the process is up), /readyz (the
+// broker is registered in etcd and serving) and Go's profiler under
+// /debug/pprof/ on the HTTP listener. The listener is meant for operators
+// (it is off unless --http-listen is set), so profiles are not guarded
+// further.
 func (b *Broker) serveHTTP() {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{Registry: b.registry}))
@@ -24,6 +28,11 @@ func (b *Broker) serveHTTP() {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	b.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5e9}
 	b.goroutines.Go("http", func() {
 		if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,7 +1,11 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,13 +20,13 @@ func TestGroupPartitionFor(t *testing.T) {
 		n     int32
 		want  int32
 	}{
-		{"abc", 50, 96354 % 50},             // "abc".hashCode() == 96354
-		{"polygenelubricants", 50, 0},       // hashCode() == Integer.MIN_VALUE; Utils.abs maps it to 0
-		{"", 50, 0},                         // hashCode() == 0
-		{"ü", 50, 252 % 50},                 // one UTF-16 unit
-		{"\U0001F600", 50, 1772899 % 50},    // a surrogate pair: 0xD83D*31 + 0xDE00
-		{"Aa", 7, 2112 % 7},                 // 'A'*31 + 'a'
-		{"my-group", 0, 0},                  // degenerate partition count
+		{"abc", 50, 96354 % 50},          // "abc".hashCode() == 96354
+		{"polygenelubricants", 50, 0},    // hashCode() == Integer.MIN_VALUE; Utils.abs maps it to 0
+		{"", 50, 0},                      // hashCode() == 0
+		{"ü", 50, 252 % 50},              // one UTF-16 unit
+		{"\U0001F600", 50, 1772899 % 50}, // a surrogate pair: 0xD83D*31 + 0xDE00
+		{"Aa", 7, 2112 % 7},              // 'A'*31 + 'a'
+		{"my-group", 0, 0},               // degenerate partition count
 		{"zzzzzzzzzzzzzzzz", 50, func() int32 { // overflowing, negative hash
 			h := javaStringHashCode("zzzzzzzzzzzzzzzz")
 			if h < 0 {
@@ -349,7 +353,7 @@ func TestGroupJoinErrors(t *testing.T) {
 		expectCode(t, tc.name, h.c.JoinGroup(h.ctx, tc.req()).ErrorCode, tc.want)
 	}
 	// Failed joins leave no groups behind.
-	if _, ok := h.c.mu.groups["h"]; ok {
+	if groupOf(h.c, "h") != nil {
 		t.Fatal("a failed first join left a group behind")
 	}
 }
@@ -454,4 +458,76 @@ func TestGroupSyncErrors(t *testing.T) {
 	}
 	expectCode(t, "heartbeat wrong generation", h.heartbeat("g", ids[0], gen-1, nil), kerr.IllegalGeneration)
 	expectCode(t, "heartbeat empty group", h.heartbeat("", ids[0], gen, nil), kerr.InvalidGroupID)
+}
+
+// logRecorder collects slog records.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
+
+// rebalances returns the reason and generation (or epoch) of every
+// "group rebalanced" line.
+func (r *logRecorder) rebalances() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.records {
+		if rec.Message != "group rebalanced" || rec.Level != slog.LevelInfo {
+			continue
+		}
+		var reason string
+		var gen int64
+		rec.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "reason":
+				reason = a.Value.String()
+			case "generation", "epoch":
+				gen = a.Value.Int64()
+			}
+			return true
+		})
+		out = append(out, fmt.Sprintf("%s@%d", reason, gen))
+	}
+	return out
+}
+
+func TestGroupRebalanceLoggedOnce(t *testing.T) {
+	t.Parallel()
+	rec := &logRecorder{}
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(rec) })
+	h.topic("t", 2)
+	ids, _, gen := h.stableGroup("g", 2)
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version = 5
+	leave.Group = "g"
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: ids[1]}}
+	h.c.LeaveGroup(h.ctx, leave)
+	recv(t, h.joinAsync(joinReq("g", ids[0], nil, "t")))
+	h.converge("kip848", []*cclient{newCClient("a", "t")})
+	want := []string{
+		fmt.Sprintf("member joined@%d", gen),
+		fmt.Sprintf("member left@%d", gen+1),
+		"member joined@1",
+	}
+	if got := rec.rebalances(); !slices.Equal(got, want) {
+		t.Fatalf("rebalance log lines %v, want %v", got, want)
+	}
+	var total uint64
+	for _, n := range h.c.Stats().Rebalances {
+		total += n
+	}
+	if total != uint64(len(want)) {
+		t.Fatalf("Stats counts %d rebalances, log has %d", total, len(want))
+	}
 }

@@ -207,8 +207,15 @@ func (cg *consumerGroup) subscribedTopicNames() map[string]bool {
 	return out
 }
 
-// internalTopics are never matched by regex subscriptions, as in Kafka.
-var internalTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true, "__share_group_state": true}
+// isInternalTopic reports the topics regex subscriptions never match, as in
+// Kafka.
+func isInternalTopic(name string) bool {
+	switch name {
+	case "__consumer_offsets", "__transaction_state", "__share_group_state":
+		return true
+	}
+	return false
+}
 
 // compileSubscriptionRegex compiles a KIP-848 regex. Kafka uses RE2J and
 // requires the whole topic name to match; Go's regexp is RE2 as well.
@@ -219,9 +226,9 @@ func compileSubscriptionRegex(s string) (*regexp.Regexp, error) {
 // resolveLocked resolves every member's subscription to topic metadata.
 // Regexes are re-matched when refresh is set or when not matched before.
 func (c *Coordinator) resolveLocked(cg *consumerGroup, refresh bool) map[string]topicMeta {
-	now := c.clock.Now()
 	if refresh {
-		cg.regexCheckedAt = now
+		cg.regexCheckedAt = c.clock.Now()
+		cg.regexMatches = make(map[string][]string) // also forgets regexes nobody uses any more
 	}
 	names := make(map[string]bool)
 	var all []string
@@ -234,14 +241,14 @@ func (c *Coordinator) resolveLocked(cg *consumerGroup, refresh bool) map[string]
 			continue
 		}
 		matches, ok := cg.regexMatches[m.regex]
-		if !ok || refresh {
+		if !ok {
 			if !listed && c.cfg.ListTopics != nil {
 				all, listed = c.cfg.ListTopics(), true
 			}
 			matches = nil
 			if re, err := compileSubscriptionRegex(m.regex); err == nil {
 				for _, t := range all {
-					if !internalTopics[t] && re.MatchString(t) {
+					if !isInternalTopic(t) && re.MatchString(t) {
 						matches = append(matches, t)
 					}
 				}

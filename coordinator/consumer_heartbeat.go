@@ -67,7 +67,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		cancel()
 		if err != nil {
 			c.log.Warn("writing consumer group state failed", "group", g.id, "err", err)
-			return fail(persistErrorCode(err, false), "")
+			return fail(availabilityErrorCode(err), "")
 		}
 	}
 	return resp

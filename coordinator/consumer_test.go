@@ -502,7 +502,7 @@ func TestGroupConsumerEmptyGroupSwitchesToClassic(t *testing.T) {
 	c2 := h.newCoordinator()
 	p := PartitionFor("g", testPartitions)
 	c2.Load(p, h.store.records(p))
-	if g := c2.mu.groups["g"]; g == nil || g.kind != kindClassic || g.state != stateStable {
+	if g := groupOf(c2, "g"); g == nil || g.kind != kindClassic || g.state != stateStable {
 		t.Fatalf("reloaded group: %+v", g)
 	}
 }

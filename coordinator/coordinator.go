@@ -29,6 +29,10 @@ const (
 	DefaultConsumerSessionTimeout        = 45 * time.Second   // group.consumer.session.timeout.ms
 )
 
+// maxNumPartitions bounds NumPartitions: the coordinator keeps a mutex per
+// partition, and Kafka clusters use tens to hundreds.
+const maxNumPartitions = 1 << 16
+
 // Sentinel errors. Handlers never return Go errors (outcomes are Kafka error
 // codes in the responses); these come from New and from Persist plumbing.
 var (
@@ -159,6 +163,9 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("%w: Persister is required", ErrInvalidConfig)
 	}
 	fillDefaults(&cfg)
+	if cfg.NumPartitions > maxNumPartitions {
+		return nil, fmt.Errorf("%w: NumPartitions %d > %d", ErrInvalidConfig, cfg.NumPartitions, maxNumPartitions)
+	}
 	if cfg.MinSessionTimeout > cfg.MaxSessionTimeout {
 		return nil, fmt.Errorf("%w: MinSessionTimeout %v > MaxSessionTimeout %v", ErrInvalidConfig, cfg.MinSessionTimeout, cfg.MaxSessionTimeout)
 	}
@@ -220,7 +227,7 @@ func fillDefaults(cfg *Config) {
 	if cfg.ConsumerSessionTimeout <= 0 {
 		cfg.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
 	}
-	if cfg.ConsumerAssignors == nil {
+	if len(cfg.ConsumerAssignors) == 0 {
 		cfg.ConsumerAssignors = []string{AssignorUniform, AssignorRange}
 	}
 	if cfg.Rand == nil {
@@ -363,6 +370,16 @@ func persistErrorCode(err error, forCommit bool) int16 {
 			return kerr.CoordinatorNotAvailable.Code
 		}
 		return kerr.RebalanceInProgress.Code
+	}
+	return kerr.CoordinatorNotAvailable.Code
+}
+
+// availabilityErrorCode maps a Persist error for APIs whose only storage
+// errors are NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE
+// (ConsumerGroupHeartbeat, DeleteGroups).
+func availabilityErrorCode(err error) int16 {
+	if persistErrorCode(err, true) == kerr.NotCoordinator.Code {
+		return kerr.NotCoordinator.Code
 	}
 	return kerr.CoordinatorNotAvailable.Code
 }

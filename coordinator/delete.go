@@ -62,7 +62,7 @@ func (c *Coordinator) deleteGroup(ctx context.Context, id string) int16 {
 	defer cancel()
 	if err := c.cfg.Persister.Persist(pctx, p, records); err != nil {
 		c.log.Warn("writing group deletion failed", "group", id, "err", err)
-		return persistErrorCode(err, false)
+		return availabilityErrorCode(err)
 	}
 	return 0
 }

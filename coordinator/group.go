@@ -148,13 +148,13 @@ type syncWaiter struct {
 
 func newGroup(id string, partition int32) *group {
 	return &group{
-		id:         id,
-		partition:  partition,
-		offsets:    make(map[topicPartition]committedOffset),
-		inflight:   make(map[topicPartition]int),
-		members:    make(map[string]*member),
-		pending:    make(map[string]time.Time),
-		static:     make(map[string]string),
+		id:        id,
+		partition: partition,
+		offsets:   make(map[topicPartition]committedOffset),
+		inflight:  make(map[topicPartition]int),
+		members:   make(map[string]*member),
+		pending:   make(map[string]time.Time),
+		static:    make(map[string]string),
 	}
 }
 

@@ -438,3 +438,10 @@ func (h *harness) fetch(group, topic string, partition int32) int64 {
 }
 
 var errInjected = errors.New("injected persist failure")
+
+// groupOf returns c's live group id (nil if none), read under the lock.
+func groupOf(c *Coordinator, id string) *group {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.groups[id]
+}

@@ -137,80 +137,96 @@ func (c *Coordinator) replayOne(r Record, get func(string) *replayedGroup) (stri
 	}
 	switch int16(binary.BigEndian.Uint16(r.Key)) {
 	case keyOffsetCommitV0, keyOffsetCommit:
-		var k kmsg.OffsetCommitKey
-		if err := k.ReadFrom(r.Key); err != nil {
-			return "", err
-		}
-		rg, tp := get(k.Group), topicPartition{topic: k.Topic, partition: k.Partition}
-		if r.Value == nil {
-			delete(rg.offsets, tp)
-			return k.Group, nil
-		}
-		var v kmsg.OffsetCommitValue
-		if err := v.ReadFrom(r.Value); err != nil {
-			return "", err
-		}
-		o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1}
-		if v.Version >= 3 {
-			o.leaderEpoch = v.LeaderEpoch
-		}
-		if v.Version == 1 {
-			o.expireTime = v.ExpireTimestamp
-		}
-		rg.offsets[tp] = o
-		return k.Group, nil
+		return replayOffset(r, get)
 	case keyGroupMetadata:
-		var k kmsg.GroupMetadataKey
-		if err := k.ReadFrom(r.Key); err != nil {
-			return "", err
-		}
-		rg := get(k.Group)
-		rg.classic = nil
-		if r.Value == nil {
-			return k.Group, nil
-		}
-		v := new(kmsg.GroupMetadataValue)
-		if err := v.ReadFrom(r.Value); err != nil {
-			return "", err
-		}
-		rg.classic = v
-		return k.Group, nil
+		return replayClassic(r, get)
 	case keyConsumerGroup:
-		d := dec{b: r.Key[2:]}
-		id := d.str()
-		if err := d.done(); err != nil {
-			return "", err
-		}
-		rg := get(id)
-		rg.consumer = nil
-		if r.Value == nil {
-			return id, nil
-		}
-		v, err := decodeConsumerGroupValue(r.Value)
-		if err != nil {
-			return "", err
-		}
-		rg.consumer = &v
-		return id, nil
+		return replayConsumerGroup(r, get)
 	case keyConsumerMember:
-		d := dec{b: r.Key[2:]}
-		id, memberID := d.str(), d.str()
-		if err := d.done(); err != nil {
-			return "", err
-		}
-		rg := get(id)
-		delete(rg.members, memberID)
-		if r.Value == nil {
-			return id, nil
-		}
-		m, err := decodeConsumerMemberValue(memberID, r.Value)
-		if err != nil {
-			return "", err
-		}
-		rg.members[memberID] = m
-		return id, nil
+		return replayConsumerMember(r, get)
 	}
 	return "", nil
+}
+
+func replayOffset(r Record, get func(string) *replayedGroup) (string, error) {
+	var k kmsg.OffsetCommitKey
+	if err := k.ReadFrom(r.Key); err != nil {
+		return "", err
+	}
+	rg, tp := get(k.Group), topicPartition{topic: k.Topic, partition: k.Partition}
+	if r.Value == nil {
+		delete(rg.offsets, tp)
+		return k.Group, nil
+	}
+	var v kmsg.OffsetCommitValue
+	if err := v.ReadFrom(r.Value); err != nil {
+		return "", err
+	}
+	o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1}
+	if v.Version >= 3 {
+		o.leaderEpoch = v.LeaderEpoch
+	}
+	if v.Version == 1 {
+		o.expireTime = v.ExpireTimestamp
+	}
+	rg.offsets[tp] = o
+	return k.Group, nil
+}
+
+func replayClassic(r Record, get func(string) *replayedGroup) (string, error) {
+	var k kmsg.GroupMetadataKey
+	if err := k.ReadFrom(r.Key); err != nil {
+		return "", err
+	}
+	rg := get(k.Group)
+	rg.classic = nil
+	if r.Value == nil {
+		return k.Group, nil
+	}
+	v := new(kmsg.GroupMetadataValue)
+	if err := v.ReadFrom(r.Value); err != nil {
+		return "", err
+	}
+	rg.classic = v
+	return k.Group, nil
+}
+
+func replayConsumerGroup(r Record, get func(string) *replayedGroup) (string, error) {
+	d := dec{b: r.Key[2:]}
+	id := d.str()
+	if err := d.done(); err != nil {
+		return "", err
+	}
+	rg := get(id)
+	rg.consumer = nil
+	if r.Value == nil {
+		return id, nil
+	}
+	v, err := decodeConsumerGroupValue(r.Value)
+	if err != nil {
+		return "", err
+	}
+	rg.consumer = &v
+	return id, nil
+}
+
+func replayConsumerMember(r Record, get func(string) *replayedGroup) (string, error) {
+	d := dec{b: r.Key[2:]}
+	id, memberID := d.str(), d.str()
+	if err := d.done(); err != nil {
+		return "", err
+	}
+	rg := get(id)
+	delete(rg.members, memberID)
+	if r.Value == nil {
+		return id, nil
+	}
+	m, err := decodeConsumerMemberValue(memberID, r.Value)
+	if err != nil {
+		return "", err
+	}
+	rg.members[memberID] = m
+	return id, nil
 }
 
 // buildGroupLocked turns replayed records into a live group (nil if nothing

@@ -44,7 +44,7 @@ func TestGroupOffsetCommitValidation(t *testing.T) {
 			t.Fatalf("%s: committed offset not visible", tc.name)
 		}
 	}
-	if _, ok := h.c.mu.groups["missing"]; ok {
+	if groupOf(h.c, "missing") != nil {
 		t.Fatal("a rejected commit created a group")
 	}
 	// Metadata over offset.metadata.max.bytes is refused per partition.
@@ -97,7 +97,7 @@ func TestGroupOffsetCommitPersistFailure(t *testing.T) {
 		if got := h.fetch("g", "t", 0); got != -1 {
 			t.Fatalf("failed commit is visible: %d", got)
 		}
-		if _, ok := h.c.mu.groups["g"]; ok {
+		if groupOf(h.c, "g") != nil {
 			t.Fatal("failed simple commit left a group")
 		}
 	}
@@ -225,7 +225,7 @@ func TestGroupOffsetExpiry(t *testing.T) {
 	if got := h.fetch("simple", "t", 0); got != -1 {
 		t.Fatalf("simple group offset survived retention: %d", got)
 	}
-	if _, ok := h.c.mu.groups["simple"]; ok {
+	if groupOf(h.c, "simple") != nil {
 		t.Fatal("empty simple group without offsets was not deleted")
 	}
 	if h.fetch("cg", "t", 0) != 7 {
@@ -262,7 +262,7 @@ func TestGroupOffsetExpiry(t *testing.T) {
 		c2.Load(p, h.store.records(p))
 	}
 	for _, g := range []string{"simple", "cg"} {
-		if _, ok := c2.mu.groups[g]; ok {
+		if groupOf(c2, g) != nil {
 			t.Fatalf("group %s came back after reload", g)
 		}
 	}

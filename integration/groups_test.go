@@ -21,9 +21,9 @@ var groupSettings = map[string]string{
 	"offsets.topic.num.partitions":     "8",
 }
 
-func produceN(t testing.TB, addr, topic string, from, n int) {
+func produceN(t testing.TB, addr, topic string, from, n int, opts ...kgo.Opt) {
 	t.Helper()
-	cl := client(t, addr, kgo.DefaultProduceTopic(topic))
+	cl := client(t, addr, append([]kgo.Opt{kgo.DefaultProduceTopic(topic)}, opts...)...)
 	ctx := context.Background()
 	for i := from; i < from+n; i++ {
 		cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, func(_ *kgo.Record, err error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -141,4 +142,56 @@ func TestProcessStartupErrors(t *testing.T) {
 	if err == nil || !strings.Contains(out, "no.such.setting") {
 		t.Fatalf("unknown setting: err %v\n%s", err, out)
 	}
+}
+
+// TestProcessGroupOffsetsSurviveKill9 commits offsets through a consumer
+// group, kills the broker with SIGKILL, restarts it, and checks that the
+// group re-forms and resumes from every committed offset.
+func TestProcessGroupOffsetsSurviveKill9(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "--set", "group.initial.rebalance.delay.ms=0", "--set", "offsets.topic.num.partitions=4",
+		"--set", "group.min.session.timeout.ms=1000")
+	createTopic(t, p.addr, "grp-durable", 3, nil)
+	produceN(t, p.addr, "grp-durable", 0, 300)
+	m := startMember(t, p.addr, "g-durable", "grp-durable")
+	waitAllConsumed(t, 300, m)
+	m.leave()
+
+	adm := kadm.NewClient(client(t, p.addr))
+	before, err := adm.FetchOffsets(context.Background(), "g-durable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.kill()
+	p.restart()
+
+	adm = kadm.NewClient(client(t, p.addr))
+	var after kadm.OffsetResponses
+	waitFor(t, 20*time.Second, func() error {
+		var err error
+		after, err = adm.FetchOffsets(context.Background(), "g-durable")
+		if err != nil {
+			return err
+		}
+		return after.Error()
+	})
+	sum := int64(0)
+	before.Each(func(o kadm.OffsetResponse) {
+		a, ok := after.Lookup(o.Topic, o.Partition)
+		if !ok || a.At != o.At {
+			t.Errorf("%s[%d]: committed %d before the crash, %d after", o.Topic, o.Partition, o.At, a.At)
+		}
+		sum += o.At
+	})
+	if sum != 300 {
+		t.Fatalf("committed offsets sum to %d, want 300", sum)
+	}
+	produceN(t, p.addr, "grp-durable", 300, 30)
+	m2 := startMember(t, p.addr, "g-durable", "grp-durable")
+	waitFor(t, 30*time.Second, func() error {
+		if n := len(union(m2)); n != 30 {
+			return fmt.Errorf("resumed member read %d distinct values, want the 30 new ones", n)
+		}
+		return nil
+	})
 }

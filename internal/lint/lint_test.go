@@ -64,6 +64,8 @@ func TestLintImportArrows(t *testing.T) {
 		{"./storage/...", []string{module + "/protocol!", module + "/metadata", module + "/broker",
 			"github.com/twmb/franz-go/pkg/kmsg", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./metadata/...", []string{module + "/broker", module + "/storage", module + "/protocol"}},
+		{"./coordinator/...", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
+			"go.etcd.io", "github.com/prometheus/client_golang"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {

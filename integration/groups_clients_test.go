@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// lineCollector gathers a child process's output lines.
+type lineCollector struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineCollector) add(s string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+}
+
+func (l *lineCollector) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+// startCollecting runs cmd and collects its stdout lines until it exits or
+// the test ends.
+func startCollecting(t *testing.T, cmd *exec.Cmd) *lineCollector {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lc := &lineCollector{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lc.add(sc.Text())
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		_ = cmd.Wait()
+	})
+	return lc
+}
+
+func TestKcatBalancedConsumersSplitPartitions(t *testing.T) {
+	t.Parallel()
+	kcat := requireTool(t, "kcat")
+	ib := startBroker(t, groupSettings)
+	createTopic(t, ib.addr(), "kcat-group", 4, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := func() *lineCollector {
+		return startCollecting(t, exec.CommandContext(ctx, kcat, "-b", ib.addr(), "-G", "kcat-g", "-o", "beginning",
+			"-u", "-f", "%p %s\n", "-X", "session.timeout.ms=6000", "kcat-group"))
+	}
+	a, b := start(), start()
+	// Give both members time to join before producing, so both get partitions.
+	time.Sleep(3 * time.Second)
+	produceN(t, ib.addr(), "kcat-group", 0, 200)
+	waitFor(t, 45*time.Second, func() error {
+		seen := map[string]bool{}
+		parts := []map[string]bool{{}, {}}
+		for i, lc := range []*lineCollector{a, b} {
+			for _, l := range lc.snapshot() {
+				p, v, _ := strings.Cut(l, " ")
+				seen[v] = true
+				parts[i][p] = true
+			}
+		}
+		if len(seen) != 200 {
+			return fmt.Errorf("consumed %d of 200 distinct values", len(seen))
+		}
+		if len(parts[0]) == 0 || len(parts[1]) == 0 {
+			return fmt.Errorf("one kcat member got no partitions: %v / %v", parts[0], parts[1])
+		}
+		for p := range parts[0] {
+			if parts[1][p] {
+				return fmt.Errorf("partition %s consumed by both members", p)
+			}
+		}
+		return nil
+	})
+}
+
+const kafkaPythonGroupScript = `
+import sys
+from kafka import KafkaConsumer
+bootstrap, topic, group = sys.argv[1], sys.argv[2], sys.argv[3]
+c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset='earliest',
+                  session_timeout_ms=6000, heartbeat_interval_ms=500, consumer_timeout_ms=20000)
+for m in c:
+    print(m.partition, m.value.decode(), flush=True)
+`
+
+func TestKafkaPythonGroupTwoMembers(t *testing.T) {
+	t.Parallel()
+	python := "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import kafka").Run(); err != nil {
+		requireTool(t, "kafka-python (python3-kafka)")
+	}
+	ib := startBroker(t, groupSettings)
+	createTopic(t, ib.addr(), "py-group", 4, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := func() *lineCollector {
+		return startCollecting(t, exec.CommandContext(ctx, python, "-c", kafkaPythonGroupScript, ib.addr(), "py-group", "py-g"))
+	}
+	a, b := start(), start()
+	time.Sleep(5 * time.Second)
+	// Debian's kafka-python lacks the snappy library franz-go compresses with by default.
+	produceN(t, ib.addr(), "py-group", 0, 200, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	waitFor(t, 45*time.Second, func() error {
+		seen := map[string]int{}
+		parts := []map[string]bool{{}, {}}
+		for i, lc := range []*lineCollector{a, b} {
+			for _, l := range lc.snapshot() {
+				p, v, _ := strings.Cut(l, " ")
+				seen[v]++
+				parts[i][p] = true
+			}
+		}
+		if len(seen) != 200 {
+			return fmt.Errorf("consumed %d of 200 distinct values", len(seen))
+		}
+		if len(parts[0]) == 0 || len(parts[1]) == 0 {
+			return fmt.Errorf("one member got no partitions: %v / %v", parts[0], parts[1])
+		}
+		return nil
+	})
+}
+
+const confluentScript = `
+import sys
+from confluent_kafka import Consumer
+bootstrap, topic, group = sys.argv[1], sys.argv[2], sys.argv[3]
+c = Consumer({'bootstrap.servers': bootstrap, 'group.id': group, 'auto.offset.reset': 'earliest',
+              'partition.assignment.strategy': 'cooperative-sticky', 'session.timeout.ms': 6000})
+c.subscribe([topic])
+while True:
+    m = c.poll(0.5)
+    if m is None or m.error():
+        continue
+    print(m.partition(), m.value().decode(), flush=True)
+`
+
+func TestConfluentKafkaCooperativeSticky(t *testing.T) {
+	t.Parallel()
+	python := "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import confluent_kafka").Run(); err != nil {
+		requireTool(t, "confluent-kafka (python3-confluent-kafka)")
+	}
+	ib := startBroker(t, groupSettings)
+	createTopic(t, ib.addr(), "ck-group", 4, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := func() *lineCollector {
+		return startCollecting(t, exec.CommandContext(ctx, python, "-c", confluentScript, ib.addr(), "ck-group", "ck-g"))
+	}
+	a := start()
+	time.Sleep(3 * time.Second)
+	b := start()
+	time.Sleep(5 * time.Second)
+	produceN(t, ib.addr(), "ck-group", 0, 200)
+	waitFor(t, 45*time.Second, func() error {
+		seen := map[string]int{}
+		parts := []map[string]bool{{}, {}}
+		for i, lc := range []*lineCollector{a, b} {
+			for _, l := range lc.snapshot() {
+				p, v, _ := strings.Cut(l, " ")
+				seen[v]++
+				parts[i][p] = true
+			}
+		}
+		if len(seen) != 200 {
+			return fmt.Errorf("consumed %d of 200 distinct values", len(seen))
+		}
+		if len(parts[0]) == 0 || len(parts[1]) == 0 {
+			return fmt.Errorf("cooperative rebalance left one member without partitions: %v / %v", parts[0], parts[1])
+		}
+		return nil
+	})
+}
