@@ -207,16 +207,6 @@ func (cg *consumerGroup) subscribedTopicNames() map[string]bool {
 	return out
 }
 
-// isInternalTopic reports the topics regex subscriptions never match, as in
-// Kafka.
-func isInternalTopic(name string) bool {
-	switch name {
-	case "__consumer_offsets", "__transaction_state", "__share_group_state":
-		return true
-	}
-	return false
-}
-
 // compileSubscriptionRegex compiles a KIP-848 regex. Kafka uses RE2J and
 // requires the whole topic name to match; Go's regexp is RE2 as well.
 func compileSubscriptionRegex(s string) (*regexp.Regexp, error) {
@@ -248,7 +238,9 @@ func (c *Coordinator) resolveLocked(cg *consumerGroup, refresh bool) map[string]
 			matches = nil
 			if re, err := compileSubscriptionRegex(m.regex); err == nil {
 				for _, t := range all {
-					if !isInternalTopic(t) && re.MatchString(t) {
+					// Internal topics match too, as in Kafka 4: a regex that
+					// names __consumer_offsets gets it.
+					if re.MatchString(t) {
 						matches = append(matches, t)
 					}
 				}
