@@ -6,7 +6,7 @@ BIN       ?= bin
 PKGS      := ./...
 FUZZTIME  ?= 5s
 
-.PHONY: all build run test unit integration fuzz bench lint verify clean
+.PHONY: all build run test unit integration fuzz bench compat compat-quick lint verify clean
 
 all: build
 
@@ -18,8 +18,9 @@ build:
 run: build
 	./$(BIN)/sluice
 
-## test: everything CI runs: vet, unit and integration tests (race detector on), short fuzz runs.
-test: vet unit fuzz
+## test: everything CI runs: vet, unit and integration tests (race detector on), short fuzz runs,
+## and franz-go's own kgo suite against a Sluice broker with fewer records per test.
+test: vet unit fuzz compat-quick
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -40,6 +41,13 @@ fuzz:
 ## bench: Sluice against franz-go's in-memory fake cluster, same run, ratios printed. Not in CI.
 bench:
 	./bench/run.sh
+
+## compat: franz-go's pkg/kgo integration suite against a fresh Sluice (see compat/run.sh).
+compat:
+	./compat/run.sh
+
+compat-quick:
+	KGO_TEST_RECORDS=20000 ./compat/run.sh
 
 lint: vet
 	$(GO) test -count=1 ./internal/lint/

@@ -12,6 +12,10 @@
 #   produce latency at a fixed rate: 1 KiB records, 1 partition, acks=1 and acks=all
 #   Sluice only: a flush.messages=1 topic, one record per produce request, at the
 #   fixed rate; its p99 must be below BENCH_MAX_P99 (the script fails otherwise).
+#   That cell lets BENCH_SYNC_INFLIGHT produce requests be in flight: each
+#   acknowledgement waits for an fsync, so the rate needs rate x latency requests
+#   pipelined (10000/s x 5 ms = 50); with the default 5 the client, not the
+#   broker, caps the rate near 5 / fsync time.
 #
 # Environment:
 #   BENCH_SUBJECT=sluice   what to measure; "fake" runs a second kfake in Sluice's
@@ -20,6 +24,7 @@
 #   BENCH_LAT_DURATION=10s produce time of each latency cell
 #   BENCH_RATE=10000       records/s of the latency cells
 #   BENCH_MAX_P99=20ms     p99 bound of the flush.messages=1 cell
+#   BENCH_SYNC_INFLIGHT=64 produce requests in flight in the flush.messages=1 cell
 #   BENCH_QUICK=1          only the 1 KiB, 1-partition throughput cells
 #   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
 #   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
@@ -33,6 +38,7 @@ DURATION="${BENCH_DURATION:-3s}"
 LAT_DURATION="${BENCH_LAT_DURATION:-10s}"
 RATE="${BENCH_RATE:-10000}"
 MAX_P99="${BENCH_MAX_P99:-20ms}"
+SYNC_INFLIGHT="${BENCH_SYNC_INFLIGHT:-64}"
 
 case "$SUBJECT" in
 sluice | fake) ;;
@@ -218,7 +224,7 @@ done
 settle
 run_cell sluice "1KiB flush.messages=1 1rec/req @${RATE}/s" --mode produce \
 	--record-size 1024 --acks all --partitions 1 --rate "$RATE" --duration "$LAT_DURATION" \
-	--one-per-request --topic-config flush.messages=1 --max-p99 "$MAX_P99"
+	--one-per-request --max-inflight "$SYNC_INFLIGHT" --topic-config flush.messages=1 --max-p99 "$MAX_P99"
 
 echo >&2
 echo "matrix took $((SECONDS - start)) s; sluice = $SUBJECT (pid $SUB_PID), reference = kfake (pid $REF_PID)"

@@ -38,22 +38,64 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	waited := false
 	for {
-		out := kmsg.NewPtrFetchResponse()
+		out := &fetchReply{FetchResponse: kmsg.NewPtrFetchResponse(), conn: r.conn}
 		out.Version = req.Version
 		wake, n, stop := b.fetchOnce(req, out)
 		if stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || len(wake) == 0 {
 			if waited {
 				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
 			}
-			b.countFetched(out)
+			b.countFetched(out.FetchResponse)
 			return out, nil
 		}
 		waited = true
 		if !waitAny(ctx, wake, deadline) {
-			b.countFetched(out)
+			b.countFetched(out.FetchResponse)
 			return out, nil
 		}
+		out.release() // read again into the same buffers
 	}
+}
+
+// fetchReply is a Fetch response together with the read buffers its record
+// batches alias. The connection writer writes the batches straight from
+// those buffers and then gives them back for the connection's next fetch.
+type fetchReply struct {
+	*kmsg.FetchResponse
+	conn *conn // nil: buffers are not recycled
+	bufs []readBuf
+}
+
+// readBuf is a buffer a partition was read into and how much of it the read
+// returned.
+type readBuf struct {
+	buf  []byte
+	used int
+}
+
+// readInto reads a partition's batches through a recycled buffer, which f
+// holds until release.
+func (f *fetchReply) readInto(l *storage.Log, offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
+	var buf []byte
+	if f.conn != nil {
+		buf = f.conn.takeReadBuf()
+	}
+	data, used, err := l.ReadInto(buf, offset, maxBytes, maxOffset)
+	if cap(used) > 0 {
+		f.bufs = append(f.bufs, readBuf{buf: used, used: len(data)})
+	}
+	return data, err
+}
+
+// release gives the read buffers back to the connection. The response must
+// not be written after it: its record batches alias the buffers.
+func (f *fetchReply) release() {
+	if f.conn != nil {
+		for _, rb := range f.bufs {
+			f.conn.giveReadBuf(rb.buf, rb.used)
+		}
+	}
+	f.bufs = nil
 }
 
 // waitAny blocks until one of chans is closed or the deadline passes. It
@@ -85,7 +127,7 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, deadline time.Time) b
 // partitions read (taken before reading, so no append is missed), the number
 // of record bytes gathered, and whether an error means the response must go
 // back now.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) ([]<-chan struct{}, int, bool) {
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply) ([]<-chan struct{}, int, bool) {
 	var (
 		wake      []<-chan struct{}
 		total     int
@@ -117,7 +159,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) ([]
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			c, n := b.fetchPartition(ts, rp, &sp, budget-total, total == 0, isolation)
+			c, n := b.fetchPartition(ts, rp, &sp, budget-total, total == 0, isolation, resp)
 			if c != nil {
 				wake = append(wake, c)
 			}
@@ -150,7 +192,7 @@ func (b *Broker) fetchTopic(version int16, rt *kmsg.FetchRequestTopic) (*topicSt
 
 // fetchPartition reads one partition into sp within budget bytes. minOne
 // lets the first partition with data exceed the budget by one batch.
-func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8) (<-chan struct{}, int) {
+func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply) (<-chan struct{}, int) {
 	if rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return nil, 0
@@ -179,7 +221,7 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 	if rp.FetchOffset == hw {
 		return wake, 0
 	}
-	data, err := p.log.Read(rp.FetchOffset, int32(max(limit, 1)), hw)
+	data, err := out.readInto(p.log, rp.FetchOffset, int32(max(limit, 1)), hw)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		if rp.FetchOffset > hw && rp.FetchOffset <= p.log.LogEndOffset() {

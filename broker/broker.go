@@ -96,6 +96,7 @@ func (b *Broker) start(ctx context.Context) error {
 	store, err := storage.OpenStore(b.cfg.DataDir, storage.StoreOptions{
 		Logger:   b.log,
 		Ignore:   []string{"etcd"},
+		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
 	})

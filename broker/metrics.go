@@ -3,6 +3,8 @@ package broker
 import (
 	"reflect"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,31 @@ type metrics struct {
 	producedRejected *prometheus.CounterVec
 	fetchWait        prometheus.Histogram
 	fsync            prometheus.Histogram
+
+	// perAPI caches the children of requests and requestLatency for each
+	// (key, version) seen, and perTopic those of the per-topic byte and
+	// record counters, so that the hot path does not hash label values on
+	// every request.
+	perAPI   [maxCachedKey + 1][maxCachedVersion + 1]atomic.Pointer[apiSeries]
+	perTopic sync.Map // topic name -> *topicSeries
+}
+
+// Bounds of the (key, version) cache; requests beyond them are counted
+// through the label lookup as before.
+const (
+	maxCachedKey     = 127
+	maxCachedVersion = 31
+)
+
+// apiSeries are the request series of one (API key, version).
+type apiSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// topicSeries are the traffic series of one topic.
+type topicSeries struct {
+	bytesIn, recordsIn, bytesOut, recordsOut prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
@@ -80,9 +107,44 @@ func apiName(key int16) string {
 }
 
 func (m *metrics) observeRequest(key, version int16, d time.Duration) {
+	s := m.apiSeries(key, version)
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// apiSeries returns the cached series of (key, version), creating them on
+// first use.
+func (m *metrics) apiSeries(key, version int16) *apiSeries {
+	cacheable := key >= 0 && key <= maxCachedKey && version >= 0 && version <= maxCachedVersion
+	if cacheable {
+		if s := m.perAPI[key][version].Load(); s != nil {
+			return s
+		}
+	}
 	name := apiName(key)
-	m.requests.WithLabelValues(name, strconv.Itoa(int(version))).Inc()
-	m.requestLatency.WithLabelValues(name).Observe(d.Seconds())
+	s := &apiSeries{
+		requests: m.requests.WithLabelValues(name, strconv.Itoa(int(version))),
+		latency:  m.requestLatency.WithLabelValues(name),
+	}
+	if cacheable {
+		m.perAPI[key][version].Store(s) // a racing store holds the same children
+	}
+	return s
+}
+
+// topicSeries returns the cached traffic series of topic.
+func (m *metrics) topicSeries(topic string) *topicSeries {
+	if s, ok := m.perTopic.Load(topic); ok {
+		return s.(*topicSeries)
+	}
+	s := &topicSeries{
+		bytesIn:    m.bytesIn.WithLabelValues(topic),
+		recordsIn:  m.recordsIn.WithLabelValues(topic),
+		bytesOut:   m.bytesOut.WithLabelValues(topic),
+		recordsOut: m.recordsOut.WithLabelValues(topic),
+	}
+	actual, _ := m.perTopic.LoadOrStore(topic, s)
+	return actual.(*topicSeries)
 }
 
 func (m *metrics) unsupported(key, version int16) {
@@ -92,28 +154,59 @@ func (m *metrics) unsupported(key, version int16) {
 func (m *metrics) observeFsync(d time.Duration) { m.fsync.Observe(d.Seconds()) }
 
 func (m *metrics) produced(topic string, bytes, records int) {
-	m.bytesIn.WithLabelValues(topic).Add(float64(bytes))
-	m.recordsIn.WithLabelValues(topic).Add(float64(records))
+	s := m.topicSeries(topic)
+	s.bytesIn.Add(float64(bytes))
+	s.recordsIn.Add(float64(records))
 }
 
 func (m *metrics) fetched(topic string, bytes, records int) {
-	m.bytesOut.WithLabelValues(topic).Add(float64(bytes))
-	m.recordsOut.WithLabelValues(topic).Add(float64(records))
+	s := m.topicSeries(topic)
+	s.bytesOut.Add(float64(bytes))
+	s.recordsOut.Add(float64(records))
 }
 
-// countErrors counts every non-zero ErrorCode field in a response. It walks
-// the response with reflection, skipping byte slices, so it works for every
-// API without per-handler code.
+// countErrors counts every non-zero ErrorCode field in a response. Produce
+// and Fetch responses, which are the bulk of the traffic and can be large,
+// are walked directly; every other API is walked with reflection, skipping
+// byte slices, so it needs no per-handler code.
 func (m *metrics) countErrors(key int16, resp kmsg.Response) {
-	walkErrorCodes(reflect.ValueOf(resp), func(code int16) {
-		name := strconv.Itoa(int(code))
-		if e := kerr.ErrorForCode(code); e != nil {
-			if ke, ok := e.(*kerr.Error); ok {
-				name = ke.Message
+	switch r := resp.(type) {
+	case *kmsg.ProduceResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				m.countError(key, r.Topics[i].Partitions[j].ErrorCode)
 			}
 		}
-		m.requestErrors.WithLabelValues(apiName(key), name).Inc()
-	})
+	case *fetchReply:
+		m.countFetchErrors(key, r.FetchResponse)
+	case *kmsg.FetchResponse:
+		m.countFetchErrors(key, r)
+	default:
+		walkErrorCodes(reflect.ValueOf(resp), func(code int16) { m.countError(key, code) })
+	}
+}
+
+func (m *metrics) countFetchErrors(key int16, r *kmsg.FetchResponse) {
+	m.countError(key, r.ErrorCode)
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			m.countError(key, r.Topics[i].Partitions[j].ErrorCode)
+		}
+	}
+}
+
+// countError counts one error code (0 is no error) under its Kafka name.
+func (m *metrics) countError(key, code int16) {
+	if code == 0 {
+		return
+	}
+	name := strconv.Itoa(int(code))
+	if e := kerr.ErrorForCode(code); e != nil {
+		if ke, ok := e.(*kerr.Error); ok {
+			name = ke.Message
+		}
+	}
+	m.requestErrors.WithLabelValues(apiName(key), name).Inc()
 }
 
 func walkErrorCodes(v reflect.Value, fn func(int16)) {

@@ -178,14 +178,37 @@ func storageConfig(v map[string]string) storage.Config {
 		}
 		return n
 	}
+	policy, err := storage.ParseCleanupPolicy(v["cleanup.policy"])
+	if err != nil {
+		policy = storage.CleanupDelete
+	}
+	ratio, err := strconv.ParseFloat(v["min.cleanable.dirty.ratio"], 64)
+	if err != nil {
+		ratio = 0.5
+	}
+	// storage reads zero as "default": a real zero is passed as negative.
+	zeroAsNegative := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	if ratio == 0 {
+		ratio = -1
+	}
 	return storage.Config{
-		SegmentBytes:       num("segment.bytes"),
-		SegmentMs:          num("segment.ms"),
-		RetentionMs:        num("retention.ms"),
-		RetentionBytes:     num("retention.bytes"),
-		FlushMessages:      num("flush.messages"),
-		FlushMs:            num("flush.ms"),
-		IndexIntervalBytes: int32(num("index.interval.bytes")),
-		MaxMessageBytes:    int32(num("max.message.bytes")),
+		CleanupPolicy:          policy,
+		DeleteRetentionMs:      zeroAsNegative(num("delete.retention.ms")),
+		MinCompactionLagMs:     num("min.compaction.lag.ms"),
+		MaxCompactionLagMs:     num("max.compaction.lag.ms"),
+		MinCleanableDirtyRatio: ratio,
+		SegmentBytes:           num("segment.bytes"),
+		SegmentMs:              num("segment.ms"),
+		RetentionMs:            num("retention.ms"),
+		RetentionBytes:         num("retention.bytes"),
+		FlushMessages:          num("flush.messages"),
+		FlushMs:                num("flush.ms"),
+		IndexIntervalBytes:     int32(num("index.interval.bytes")),
+		MaxMessageBytes:        int32(num("max.message.bytes")),
 	}
 }

@@ -1,10 +1,15 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // FrameChunk is the most ReadFrame allocates ahead of the bytes that have
@@ -102,4 +107,128 @@ func unexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// AppendFetchResponse is AppendResponse for a Fetch response whose record
+// batches are written without being copied into the frame: the record
+// batches of every partition holding at least spliceMin (> 0) bytes are
+// left out of the encoding and returned as pieces of their own.
+//
+// It appends the encoded frame, minus those record batches, to dst and
+// returns it together with pieces: slices of that returned buffer
+// alternating with the record-batch slices, which written in order (with
+// writev, net.Buffers) form exactly the frame AppendResponse would have
+// produced. Without any partition at or above spliceMin, the only piece is
+// the whole frame. The pieces are appended to the pieces argument, so
+// callers can reuse one slice. resp is left as it was given.
+//
+// Everything is still encoded by kmsg: each spliced partition's records are
+// swapped for a random 16-byte marker while kmsg encodes the response, and
+// each marker is then found (in encoding order, and checked to follow the
+// length prefix kmsg writes for 16 bytes) and replaced by the real length
+// prefix. If a marker is not where it must be, the response is encoded
+// whole, as by AppendResponse.
+func AppendFetchResponse(dst []byte, corr int32, resp *kmsg.FetchResponse, spliceMin int, pieces [][]byte) ([]byte, [][]byte) {
+	spliceMin = max(spliceMin, 1)
+	var marker [16]byte
+	binary.LittleEndian.PutUint64(marker[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(marker[8:], rand.Uint64())
+	var stack [16][]byte
+	records := stack[:0]
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			p := &resp.Topics[i].Partitions[j]
+			if len(p.RecordBatches) >= spliceMin {
+				records = append(records, p.RecordBatches)
+				p.RecordBatches = marker[:]
+			}
+		}
+	}
+	start := len(dst)
+	dst = AppendResponse(dst, corr, resp)
+	if len(records) == 0 {
+		return dst, append(pieces, dst[start:])
+	}
+	restoreRecords(resp, records, marker[:])
+	cuts, ok := spliceMarkers(dst[start:], marker[:], records, resp.IsFlexible())
+	if !ok {
+		dst = AppendResponse(dst[:start], corr, resp)
+		return dst, append(pieces, dst[start:])
+	}
+	// cuts[k] is where records[k] goes in the compacted frame, whose
+	// length is the last element of cuts.
+	frame := dst[start : start+cuts[len(records)]]
+	prev := 0
+	for k, rec := range records {
+		pieces = append(pieces, frame[prev:cuts[k]], rec)
+		prev = cuts[k]
+	}
+	return dst[:start+len(frame)], append(pieces, frame[prev:])
+}
+
+// restoreRecords puts back the record batches that AppendFetchResponse
+// swapped for marker, in the order it took them out.
+func restoreRecords(resp *kmsg.FetchResponse, records [][]byte, marker []byte) {
+	k := 0
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			p := &resp.Topics[i].Partitions[j]
+			if len(p.RecordBatches) == len(marker) && &p.RecordBatches[0] == &marker[0] {
+				p.RecordBatches = records[k]
+				k++
+			}
+		}
+	}
+}
+
+// spliceMarkers rewrites frame in place: each marker, with the 16-byte
+// length prefix before it, is replaced by the prefix of the real records
+// length, and the frame's size field is set to the size of the frame with
+// the records put back. It returns the position in the compacted frame
+// where each record batch goes, followed by the compacted length, or false
+// when a marker is missing or not preceded by the expected prefix.
+func spliceMarkers(frame, marker []byte, records [][]byte, flexible bool) ([]int, bool) {
+	var want []byte
+	if flexible {
+		want = kbin.AppendUvarint(nil, 1+uint32(len(marker)))
+	} else {
+		want = kbin.AppendInt32(nil, int32(len(marker)))
+	}
+	// Find every marker before moving anything, so a failure leaves frame
+	// intact for the fallback.
+	at := make([]int, len(records))
+	from := 0
+	for k := range records {
+		i := bytes.Index(frame[from:], marker)
+		if i < 0 {
+			return nil, false
+		}
+		i += from
+		if i-len(want) < from || !bytes.Equal(frame[i-len(want):i], want) {
+			return nil, false
+		}
+		at[k] = i
+		from = i + len(marker)
+	}
+	cuts := make([]int, 0, len(records)+1)
+	w, r := 0, 0 // write and read positions; w <= r throughout
+	size := int64(len(frame)) - 4
+	for k, rec := range records {
+		prefixAt := at[k] - len(want)
+		w += copy(frame[w:], frame[r:prefixAt])
+		var prefix [5]byte
+		var p []byte
+		if flexible {
+			p = kbin.AppendUvarint(prefix[:0], 1+uint32(len(rec)))
+		} else {
+			p = kbin.AppendInt32(prefix[:0], int32(len(rec)))
+		}
+		w += copy(frame[w:], p)
+		cuts = append(cuts, w)
+		r = at[k] + len(marker)
+		size += int64(len(p)+len(rec)) - int64(len(want)+len(marker))
+	}
+	w += copy(frame[w:], frame[r:])
+	binary.BigEndian.PutUint32(frame, uint32(size))
+	return append(cuts, w), true
 }

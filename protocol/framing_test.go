@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 	"testing/iotest"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // sized returns body prefixed with a 4-byte big-endian size.
@@ -162,4 +166,109 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// randomFetchResponse builds a Fetch response at version v whose partitions
+// carry record data of sizes on both sides of spliceMin, and every other
+// field kmsg encodes at some version (error messages, aborted transactions,
+// tagged fields) set to something.
+func randomFetchResponse(rng *rand.Rand, v int16) *kmsg.FetchResponse {
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = v
+	resp.ThrottleMillis = rng.Int32N(100)
+	resp.ErrorCode = int16(rng.IntN(2))
+	for ti := range 1 + rng.IntN(3) {
+		t := kmsg.NewFetchResponseTopic()
+		t.Topic = fmt.Sprintf("topic-%d-%d", ti, rng.IntN(1000))
+		t.TopicID = [16]byte{byte(ti), 1, 2, 3}
+		for pi := range rng.IntN(5) {
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.Partition = int32(pi)
+			p.ErrorCode = int16(rng.IntN(2))
+			p.HighWatermark, p.LastStableOffset, p.LogStartOffset = rng.Int64(), rng.Int64(), -1
+			if rng.IntN(4) == 0 {
+				a := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				a.ProducerID, a.FirstOffset = 7, 9
+				p.AbortedTransactions = append(p.AbortedTransactions, a)
+			}
+			if rng.IntN(4) == 0 {
+				p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = 3, 100
+			}
+			size := []int{0, 1, 100, 4095, 4096, 70000, 200000}[rng.IntN(7)]
+			p.RecordBatches = make([]byte, size)
+			for i := range p.RecordBatches {
+				p.RecordBatches[i] = byte(rng.IntN(256))
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp
+}
+
+func TestFrameFetchResponseSplicedMatchesWhole(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 7))
+	var dst []byte
+	var pieces [][]byte
+	for v := int16(4); v <= kmsg.NewPtrFetchResponse().MaxVersion(); v++ {
+		for range 50 {
+			resp := randomFetchResponse(rng, v)
+			spliceMin := []int{1, 4096, 1 << 20}[rng.IntN(3)]
+			var before [][]byte
+			for _, tp := range resp.Topics {
+				for _, p := range tp.Partitions {
+					before = append(before, p.RecordBatches)
+				}
+			}
+			want := AppendResponse(nil, 42, resp)
+			dst, pieces = AppendFetchResponse(dst[:0], 42, resp, spliceMin, pieces[:0])
+			if got := bytes.Join(pieces, nil); !bytes.Equal(got, want) {
+				t.Fatalf("v%d spliceMin %d: pieces join to %d bytes that differ from the %d AppendResponse writes", v, spliceMin, len(got), len(want))
+			}
+			// Records at or above spliceMin must be pieces of their own,
+			// the caller's slices themselves (not copies).
+			k := 0
+			for _, tp := range resp.Topics {
+				for _, p := range tp.Partitions {
+					if !sameSlice(p.RecordBatches, before[k]) {
+						t.Fatalf("v%d: partition records not restored", v)
+					}
+					k++
+					if len(p.RecordBatches) < max(spliceMin, 1) {
+						continue
+					}
+					found := false
+					for _, pc := range pieces {
+						found = found || sameSlice(pc, p.RecordBatches)
+					}
+					if !found {
+						t.Fatalf("v%d: %d bytes of records were copied, not spliced", v, len(p.RecordBatches))
+					}
+				}
+			}
+		}
+	}
+}
+
+// sameSlice reports whether a and b are the same bytes in memory.
+func sameSlice(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0]
+}
+
+func TestFrameSpliceMarkersRejectsMissingMarker(t *testing.T) {
+	t.Parallel()
+	marker := bytes.Repeat([]byte{0xAB}, 16)
+	frame := append(binary.BigEndian.AppendUint32(nil, 0), 1, 2, 3, 4, 5, 6, 7, 8)
+	if _, ok := spliceMarkers(frame, marker, [][]byte{{1}}, false); ok {
+		t.Fatal("a frame without the marker was accepted")
+	}
+	// The marker without the length prefix kmsg writes for 16 bytes.
+	frame = append(binary.BigEndian.AppendUint32(nil, 0), append([]byte{0, 0, 0, 15}, marker...)...)
+	if _, ok := spliceMarkers(frame, marker, [][]byte{{1}}, false); ok {
+		t.Fatal("a marker after the wrong length prefix was accepted")
+	}
 }

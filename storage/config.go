@@ -37,6 +37,14 @@ type Config struct {
 	// idempotent producer state idle for longer is dropped by
 	// ExpireProducers, after which the producer is treated as new.
 	ProducerIDExpirationMs int64
+
+	// Log compaction (see compact.go). Compaction also needs a
+	// RecordFilter in Options/StoreOptions.
+	CleanupPolicy          CleanupPolicy // cleanup.policy (default CleanupDelete)
+	DeleteRetentionMs      int64         // delete.retention.ms (default 1 day); negative means 0
+	MinCompactionLagMs     int64         // min.compaction.lag.ms (default 0)
+	MaxCompactionLagMs     int64         // max.compaction.lag.ms (default math.MaxInt64 = none)
+	MinCleanableDirtyRatio float64       // min.cleanable.dirty.ratio (default 0.5); negative means 0
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -51,6 +59,10 @@ func DefaultConfig() Config {
 		IndexIntervalBytes:     defaultIndexIntervalBytes,
 		MaxMessageBytes:        defaultMaxMessageBytes,
 		ProducerIDExpirationMs: defaultProducerIDExpirationMs,
+		CleanupPolicy:          CleanupDelete,
+		DeleteRetentionMs:      defaultDeleteRetentionMs,
+		MaxCompactionLagMs:     math.MaxInt64,
+		MinCleanableDirtyRatio: defaultMinCleanableDirtyRatio,
 	}
 }
 
@@ -83,7 +95,7 @@ func (c Config) normalized() Config {
 	if c.ProducerIDExpirationMs <= 0 {
 		c.ProducerIDExpirationMs = d.ProducerIDExpirationMs
 	}
-	return c
+	return c.normalizedCompaction(d)
 }
 
 // Options configures Open.
@@ -105,6 +117,13 @@ type Options struct {
 	// OnSync, when set, is told how long each flush round's data fsyncs
 	// took (for a latency metric); it must not block.
 	OnSync func(time.Duration)
+	// Filter gives the log cleaner record-level access for
+	// cleanup.policy=compact (the broker passes protocol.RecordFilter);
+	// nil disables compaction.
+	Filter RecordFilter
+	// CleanerBufferBytes bounds the offset map of one compaction pass
+	// (log.cleaner.dedupe.buffer.size); 0 means 128 MiB.
+	CleanerBufferBytes int64
 }
 
 func (o Options) withDefaults() Options {

@@ -21,12 +21,19 @@
 //	    log-start-offset-checkpoint
 //	    recovery-point-offset-checkpoint
 //	    leader-epoch-checkpoint
+//	    cleaner-offset-checkpoint             compacted topics only
+//	    cleaner-swap-checkpoint               only while a compaction swap runs
+//	    <base>.{log,index,timeindex}.cleaned  a compaction pass's new segment
+//	    <base>.{log,index,timeindex}.swap     ... staged for the swap
 //	  <topic>-<partition>.<n>.deleted/        being removed after DeleteTopic
 //
 // Segment names are the base offset (the first offset the segment may
 // hold) zero-padded to 20 digits so they sort by offset. The last segment
 // is the active one; only it is appended to. Segments are contiguous: each
-// base offset equals the previous segment's end offset.
+// base offset equals the previous segment's end offset. (In a compacted
+// log the last batch of a segment may end before the next segment's base:
+// the batches in between were compacted away. The next base is still that
+// segment's end.)
 //
 // # Segment file (.log)
 //
@@ -34,7 +41,7 @@
 // byte as Kafka stores them and as Fetch returns them. See package
 // protocol/batch for the 61-byte header; its CRC-32C covers everything from
 // Attributes on, so each batch is self-checking. Offsets increase strictly
-// from batch to batch.
+// from batch to batch; they are contiguous unless the log was compacted.
 //
 // # Offset index (.index), 8-byte entries, big endian
 //
@@ -77,6 +84,11 @@
 // missing or fails its checksum is ignored with a warning (a lost epoch
 // cache makes recovery rescan every segment to rebuild it).
 //
+// cleaner-offset-checkpoint (arity 2) holds "first-dirty compacted-to"
+// in its first row, then one "end time-ms" row per recent compaction pass
+// (see Log compaction below). cleaner-swap-checkpoint (arity 2) holds one
+// "base end" row per segment a committed pass is swapping in.
+//
 // # Producer snapshot (<offset>.snapshot), binary, big endian
 //
 //	size  field
@@ -103,12 +115,70 @@
 //     after the last successful fsync is ever acknowledged. Reopen to
 //     recover.
 //   - After a crash the log is a prefix of what was appended: whole valid
-//     batches, contiguous offsets, no bytes that were never written.
+//     batches, contiguous offsets (except gaps compaction made), no bytes
+//     that were never written.
 //   - DeleteRecordsBefore and TruncateTo return only once their effect is
 //     durable; retention persists the new log start offset before it
 //     deletes files.
 //   - The leader-epoch checkpoint is written in a flush round before the
 //     data is fsynced, so durable data always has its epochs on disk.
+//
+// # Log compaction (cleanup.policy=compact)
+//
+// Kafka's log cleaner (LogCleaner, KIP-58, KIP-354), enabled by a
+// RecordFilter in Options (storage never decodes records itself). A pass
+// (Log.Compact; Store.Maintain runs one for the log with the highest
+// dirty ratio once it reaches min.cleanable.dirty.ratio, or whose oldest
+// dirty record is older than max.compaction.lag.ms) works on the closed
+// segments from the log start up to the first one not eligible: the active
+// segment, or the first dirty segment whose newest record is younger than
+// min.compaction.lag.ms. It
+//
+//  1. maps every key of the dirty range, [first-dirty, end), to the offset
+//     of its latest record (two 64-bit hashes per key, at most
+//     CleanerBufferBytes/48 keys; a full map ends the range early, at a
+//     batch boundary);
+//  2. rewrites every eligible segment below end, grouping neighbours whose
+//     total size fits segment.bytes into one output segment named after
+//     the first. A record stays if its key is null, or no later record of
+//     its key was mapped; a tombstone (null value) additionally only until
+//     delete.retention.ms after the pass that first compacted it (the
+//     pass rows of the checkpoint). Control batches and the newest batch of
+//     every live idempotent producer are kept whole. Batches whose records
+//     all stay are copied byte for byte; thinned ones are rebuilt by the
+//     filter with their base offset, LastOffsetDelta, producer fields,
+//     attributes and timestamps unchanged. Offsets never change; a batch
+//     left empty disappears, leaving a gap. A group left empty is merged
+//     into a neighbour, so no two consecutive segments are empty;
+//  3. writes each output as <base>.*.cleaned and fsyncs it, then, with
+//     flushMu held and after checking that retention or truncation did
+//     not change those segments meanwhile, commits: the cleaner checkpoint
+//     raising compacted-to (durably removing a stale swap manifest),
+//     ".cleaned" renamed to ".swap" and the directory fsynced, then
+//     cleaner-swap-checkpoint written atomically: the commit point. The
+//     replaced segments' files are removed and the index swaps renamed
+//     into place, the directory fsynced, the ".log.swap" files renamed over
+//     the old segment files, the directory fsynced; the in-memory segment
+//     list is switched under Log.mu, and the checkpoint records the new
+//     first-dirty offset and the pass.
+//
+// Readers hold references to the segments they read, so a reader that
+// found an old segment keeps reading its (unlinked or replaced) files and
+// never sees a mix. Appends only touch the active segment and are never
+// blocked by a pass; flush rounds, retention and truncation wait only for
+// the swap. At Open, before anything else, recovery deletes ".cleaned"
+// files and ".swap" files of an uncommitted pass, and completes a committed
+// one: for each manifest row whose ".log.swap" still exists it removes the
+// originals in [base, end) and renames the swap into place (its indexes
+// are rebuilt). A crash thus leaves either every old or every new segment
+// of a pass. Like the checkpoint files, this relies on rename(2) replacing
+// its target atomically. Below compacted-to a segment may end before the
+// next one starts; recovery does not take that for data lost in a crash
+// (every such segment was fsynced by the cleaner). Truncation lowers the
+// checkpoint first. With cleanup.policy=compact only, retention.ms and
+// retention.bytes delete nothing; "compact,delete" applies both, and
+// segment.ms is capped by max.compaction.lag.ms so the active segment
+// cannot hold records past it.
 //
 // # Recovery (Open)
 //
@@ -143,13 +213,15 @@
 // Store and Log are safe for concurrent use. Locks, always taken in this
 // order and never in reverse:
 //
-//	Store.mu      the partition map; never held during a Log's I/O, except
-//	              while opening a new partition
-//	Log.flushMu   one flush round, checkpoint write, retention pass,
-//	              truncation or close at a time
-//	Log.mu        append state: segment list, log end and start offsets,
-//	              epoch cache, producer state, config
-//	Log.gc        leaf; elects the single flusher of a group commit
+//	Store.cleaning    one compacting Maintain at a time
+//	Store.mu          the partition map; never held during a Log's I/O,
+//	                  except while opening a new partition
+//	Log.cleaner.run   one compaction pass at a time; Close waits for it
+//	Log.flushMu       one flush round, checkpoint write, retention pass,
+//	                  truncation, close or compaction swap at a time
+//	Log.mu            append state: segment list, log end and start offsets,
+//	                  epoch cache, producer state, config, cleaner checkpoint
+//	Log.gc            leaf; elects the single flusher of a group commit
 //
 // Appends hold Log.mu for the write system call only; fsyncs run with
 // Log.mu released. Reads take Log.mu just long enough to reference the

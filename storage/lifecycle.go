@@ -20,6 +20,7 @@ const maxSnapshotSize = 256 << 20
 // first. Close is idempotent; after it other methods return ErrClosed. A
 // fenced log is closed without writing anything.
 func (l *Log) Close() error {
+	l.stopCleaner()
 	l.flushMu.Lock()
 	l.mu.Lock()
 	if l.mu.closed {
@@ -90,6 +91,7 @@ func (l *Log) shutLocked() {
 
 // abandon closes the log without flushing, for deletion.
 func (l *Log) abandon() {
+	l.stopCleaner()
 	l.flushMu.Lock()
 	l.shutLocked()
 	l.flushMu.Unlock()

@@ -97,6 +97,7 @@ type Log struct {
 	fenced   atomic.Bool   // mirror of mu.fenceErr != nil
 	closed   atomic.Bool   // mirror of mu.closed
 	truncGen atomic.Uint64 // bumped whenever bytes already written may change
+	cleaner  cleanerState  // log compaction; see compact.go
 
 	mu struct {
 		sync.Mutex
@@ -164,6 +165,7 @@ func newLog(dir string, opts Options) *Log {
 	l.mu.producers = newProducerState()
 	l.mu.changed = make(chan struct{})
 	l.mu.lastFlush = l.clock()
+	l.cleaner.init(opts)
 	return l
 }
 
@@ -254,7 +256,7 @@ func (l *Log) maybeRollLocked(h *batch.Header, now time.Time) error {
 	}
 	cfg := l.mu.cfg
 	if seg.size+int64(h.Size()) > cfg.SegmentBytes || !seg.fitsRelative(h.LastOffset()) ||
-		(cfg.SegmentMs > 0 && now.UnixMilli()-seg.rollTs > cfg.SegmentMs) {
+		(cfg.rollMs() > 0 && now.UnixMilli()-seg.rollTs > cfg.rollMs()) {
 		return l.rollLocked()
 	}
 	return nil

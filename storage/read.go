@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/sluicedev/sluice/protocol/batch"
@@ -38,32 +40,43 @@ func (l *Log) segIndexLocked(offset int64) int {
 // outside [LogStartOffset, LogEndOffset] give ErrOffsetOutOfRange. The
 // returned slice is the caller's. Read does not wait for fsyncs.
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
+	out, _, err := l.ReadInto(nil, offset, maxBytes, maxOffset)
+	return out, err
+}
+
+// ReadInto is Read through a caller-supplied buffer, for callers that
+// recycle read buffers (Fetch). The batches are read into buf's array when
+// cap(buf) covers them (the larger of maxBytes and the first batch);
+// otherwise a larger buffer is allocated. It returns the batches and
+// the whole buffer they alias (buf, or the one allocated), so the caller can
+// reuse that buffer once it is done with the batches; buf's previous
+// contents are overwritten either way.
+func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int32, maxOffset int64) (data, used []byte, err error) {
 	for attempt := 0; ; attempt++ {
 		gen := l.truncGen.Load()
-		out, err := l.readOnce(offset, maxBytes, maxOffset)
+		data, buf, err = l.readOnce(buf, offset, maxBytes, maxOffset)
 		// A truncation while we read may have changed the bytes; retry.
 		if l.truncGen.Load() == gen || attempt == 3 {
-			return out, err
+			return data, buf, err
 		}
 	}
 }
 
-func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
+func (l *Log) readOnce(buf []byte, offset int64, maxBytes int32, maxOffset int64) ([]byte, []byte, error) {
 	l.mu.Lock()
 	if l.mu.closed {
 		l.mu.Unlock()
-		return nil, ErrClosed
+		return nil, buf, ErrClosed
 	}
 	if offset < l.mu.lso || offset > l.mu.leo {
 		lso, leo := l.mu.lso, l.mu.leo
 		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
+		return nil, buf, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
 	}
 	if offset == l.mu.leo || offset >= maxOffset {
 		l.mu.Unlock()
-		return nil, nil
+		return nil, buf, nil
 	}
-	interval := int64(l.mu.cfg.IndexIntervalBytes)
 	i := l.segIndexLocked(offset)
 	var views [2]segView
 	views[0] = l.mu.segs[i].viewLocked()
@@ -79,67 +92,114 @@ func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) ([]byte, e
 		}
 	}()
 	for _, v := range views[:n] {
-		out, found, err := l.readSegment(v, offset, maxBytes, maxOffset, interval)
+		out, found, err := l.readSegment(v, &buf, offset, maxBytes, maxOffset)
 		if err != nil || found {
-			return out, err
+			return out, buf, err
 		}
 	}
-	return nil, nil
+	return nil, buf, nil
 }
 
-// readSegment reads from one segment; found is false when no batch in it
-// reaches offset.
-func (l *Log) readSegment(v segView, offset int64, maxBytes int32, maxOffset, interval int64) ([]byte, bool, error) {
+// seekChunk is the read size used while looking for the first batch to
+// return: only batch headers are needed there, and the batch before the
+// one wanted (which the index may point at) can be large.
+const seekChunk = 16 << 10
+
+// readSegment reads from one segment through *buf (which it may replace
+// with a larger buffer); found is false when no batch in it reaches offset.
+//
+// It reads in two steps so that each returned byte is read from the file
+// once: batch headers from the indexed position, in small reads, up to the
+// first batch reaching offset; then, in one read, everything from that
+// batch on that may be returned.
+func (l *Log) readSegment(v segView, buf *[]byte, offset int64, maxBytes int32, maxOffset int64) ([]byte, bool, error) {
 	pos, lastRel, err := v.off.lookupOffset(offset - v.base)
 	if err != nil {
 		return nil, false, err
 	}
-	limit := max(int64(maxBytes), 1)
-	chunk := int(max(min(v.end-pos, limit+2*interval+batch.HeaderSize), 1))
-	sc := newScanner(v.seg.log, pos, v.end, false, chunk)
-	start, stop := int64(-1), int64(-1)
-	checked := lastRel < 0
-	for sc.next() {
-		h := &sc.h
-		if !checked {
-			checked = true
-			if h.LastOffset() != v.base+lastRel {
-				// The index does not point at the batch it names; it is
-				// damaged. Fall back to scanning the whole segment.
-				l.logger.Warn("storage: offset index entry does not match the log; scanning", "path", v.seg.offIdx.path)
-				sc = newScanner(v.seg.log, 0, v.end, false, chunk)
-				continue
-			}
-		}
-		if start < 0 {
-			if h.LastOffset() < offset {
-				continue
-			}
-			if h.LastOffset() >= maxOffset {
-				return nil, true, nil
-			}
-			start, stop = sc.pos, sc.next0
-			continue
-		}
-		if h.LastOffset() >= maxOffset || sc.next0-start > limit {
-			break
-		}
-		stop = sc.next0
-	}
-	if start < 0 {
+	sc := newScanner(v.seg.log, pos, v.end, false, seekChunk)
+	sc.buf = (*buf)[:0]
+	defer func() { *buf = sc.buf[:cap(sc.buf)] }()
+	if !l.seekBatch(&sc, v, offset, lastRel) {
 		if sc.err != nil {
 			return nil, false, &CorruptionError{Path: v.seg.logPath, Offset: sc.stop, Err: sc.err}
 		}
 		return nil, false, nil
 	}
-	if b, ok := sc.bytes(start, stop); ok {
-		return b[:len(b):len(b)], true, nil
+	if sc.h.LastOffset() >= maxOffset {
+		return nil, true, nil
 	}
-	out := make([]byte, stop-start)
-	if _, err := v.seg.log.ReadAt(out, start); err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", v.seg.logPath, err)
+	limit := max(int64(maxBytes), 1)
+	start, stop := sc.pos, sc.next0
+	// Every batch that can be returned lies below start+limit, except
+	// the first, which may be larger (KIP-74).
+	want := min(v.end-start, max(limit, stop-start))
+	if _, held := sc.bytes(start, start+want); !held {
+		if err := loadWindow(sc, start, want); err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", v.seg.logPath, err)
+		}
 	}
-	return out, true, nil
+	// A batch is at least HeaderSize bytes: stop before one that cannot
+	// fit, so that no header beyond the window is read.
+	for stop-start+batch.HeaderSize <= limit && sc.next() {
+		if sc.h.LastOffset() >= maxOffset || sc.next0-start > limit {
+			break
+		}
+		stop = sc.next0
+	}
+	b, ok := sc.bytes(start, stop) // within the window loaded above
+	if !ok {
+		// Only if the file changed under us; read the span again.
+		if err := loadWindow(sc, start, stop-start); err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", v.seg.logPath, err)
+		}
+		b = sc.buf
+	}
+	return b[:len(b):len(b)], true, nil
+}
+
+// seekBatch advances *sc to the first batch whose last offset is at or
+// past offset and reports whether there is one. lastRel is the relative
+// last offset the index promised at sc's start position (-1: none); when
+// the batch there does not match it, the index is damaged and the whole
+// segment is scanned instead.
+func (l *Log) seekBatch(sc **scanner, v segView, offset, lastRel int64) bool {
+	checked := lastRel < 0
+	for (*sc).next() {
+		h := &(*sc).h
+		if !checked {
+			checked = true
+			if h.LastOffset() != v.base+lastRel {
+				l.logger.Warn("storage: offset index entry does not match the log; scanning", "path", v.seg.offIdx.path)
+				scanned := (*sc).buf
+				*sc = newScanner(v.seg.log, 0, v.end, false, seekChunk)
+				(*sc).buf = scanned[:0]
+				continue
+			}
+		}
+		if h.LastOffset() >= offset {
+			return true
+		}
+	}
+	return false
+}
+
+// loadWindow makes sc's buffer hold exactly file bytes [pos, pos+n),
+// reusing its capacity when it suffices.
+func loadWindow(sc *scanner, pos, n int64) error {
+	if int64(cap(sc.buf)) < n {
+		sc.buf = make([]byte, n)
+	}
+	sc.buf = sc.buf[:n]
+	got, err := sc.f.ReadAt(sc.buf, pos)
+	sc.buf, sc.bufAt = sc.buf[:got], pos
+	if int64(got) < n {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = batch.ErrShort // the file shrank under us
+		}
+		return err
+	}
+	return nil
 }
 
 // OffsetForTimestamp finds the first batch, at or after the log start

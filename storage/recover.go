@@ -118,6 +118,9 @@ func (l *Log) load() error {
 	if err := l.ensureDir(); err != nil {
 		return fmt.Errorf("create dir: %w", err)
 	}
+	if err := l.recoverCleaner(); err != nil {
+		return err
+	}
 	listing, err := l.listDir()
 	if err != nil {
 		return err
@@ -191,9 +194,11 @@ func (l *Log) recoverSegments(rp int64, listing dirListing) error {
 			}
 			l.recovery.RebuiltIndexes++
 		}
-		if i > 0 && i >= k && s.base > l.mu.segs[i-1].next {
+		if i > 0 && i >= k && s.base > l.mu.segs[i-1].next && s.base > l.cleaner.ck.compactedTo {
 			// A gap: this segment's file survived a crash but data before
 			// it did not. Nothing from here on can be part of the log.
+			// (Compaction leaves legitimate gaps below compactedTo, where
+			// every segment was fsynced by the cleaner.)
 			l.dropFrom(i, "segment starts after a gap")
 			break
 		}

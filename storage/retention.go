@@ -9,7 +9,8 @@ import (
 // EnforceRetention deletes whole closed segments, oldest first, that are
 // wholly below the log start offset, older than retention.ms (judged by
 // the segment's largest batch timestamp, or its file time when no batch
-// has one), or beyond retention.bytes. The active segment is never
+// has one), or beyond retention.bytes; the last two only when
+// cleanup.policy includes delete. The active segment is never
 // deleted. The log start offset moves to the new first segment and is
 // persisted before files are removed. It returns how many segments it
 // deleted.
@@ -26,12 +27,13 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	for n < len(segs)-1 && segs[n+1].base <= l.mu.lso {
 		n++
 	}
-	if cfg.RetentionMs >= 0 {
+	deletes := cfg.CleanupPolicy&CleanupDelete != 0 // compact-only topics keep everything
+	if deletes && cfg.RetentionMs >= 0 {
 		for n < len(segs)-1 && now.UnixMilli()-l.largestTs(segs[n]) > cfg.RetentionMs {
 			n++
 		}
 	}
-	if cfg.RetentionBytes >= 0 {
+	if deletes && cfg.RetentionBytes >= 0 {
 		var total int64
 		for _, s := range segs[n:] {
 			total += s.size
@@ -147,7 +149,7 @@ func (l *Log) MaybeRoll(now time.Time) error {
 		return err
 	}
 	s := l.mu.segs[len(l.mu.segs)-1]
-	ms := l.mu.cfg.SegmentMs
+	ms := l.mu.cfg.rollMs()
 	if s.size == 0 || ms <= 0 || now.UnixMilli()-s.rollTs <= ms {
 		return nil
 	}

@@ -42,6 +42,10 @@ type StoreOptions struct {
 	Ignore []string
 	// OnSync is passed to every Log; see Options.
 	OnSync func(time.Duration)
+	// Filter and CleanerBufferBytes are passed to every Log; see Options.
+	// With a nil Filter no log is compacted.
+	Filter             RecordFilter
+	CleanerBufferBytes int64
 }
 
 type partKey struct {
@@ -59,6 +63,9 @@ type Store struct {
 	logger *slog.Logger
 	seq    atomic.Uint64 // makes deleted directory names unique
 	wg     sync.WaitGroup
+	// cleaning is held by the Maintain pass that runs the log cleaner,
+	// so only one log is compacted at a time.
+	cleaning sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -154,7 +161,8 @@ func (s *Store) partDir(k partKey) string {
 }
 
 func (s *Store) logOptions(cfg Config) Options {
-	return Options{Config: cfg, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.opts.Logger, StrictRecovery: s.opts.StrictRecovery, OnSync: s.opts.OnSync}
+	return Options{Config: cfg, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.opts.Logger, StrictRecovery: s.opts.StrictRecovery,
+		OnSync: s.opts.OnSync, Filter: s.opts.Filter, CleanerBufferBytes: s.opts.CleanerBufferBytes}
 }
 
 // validTopic applies Kafka's topic name rules (Topic.validate).
@@ -294,8 +302,9 @@ func (s *Store) removeInBackground(dir string) {
 }
 
 // Run performs maintenance every StoreOptions.Interval until ctx is done
-// or the Store is closed: segment.ms rolls, flush.ms flushes, retention
-// and producer-id expiry (see Maintain). It returns nil on shutdown.
+// or the Store is closed: segment.ms rolls, flush.ms flushes, retention,
+// producer-id expiry and compaction (see Maintain). It returns nil on
+// shutdown.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
@@ -315,9 +324,9 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// Maintain runs one maintenance pass over every log at time now. Errors
-// are logged per partition and do not stop the pass; a log closed
-// meanwhile is skipped.
+// Maintain runs one maintenance pass over every log at time now, then
+// compacts at most one log (see compactOne). Errors are logged per
+// partition and do not stop the pass; a log closed meanwhile is skipped.
 func (s *Store) Maintain(now time.Time) {
 	for _, l := range s.Logs() {
 		steps := []struct {
@@ -336,6 +345,7 @@ func (s *Store) Maintain(now time.Time) {
 		}
 		l.ExpireProducers(now)
 	}
+	s.compactOne(now)
 }
 
 // Close flushes and closes every log, then waits for background

@@ -84,6 +84,9 @@ func (l *Log) afterTruncateLocked() error {
 	if l.syncedTo.Load() > l.mu.leo {
 		l.syncedTo.Store(l.mu.leo)
 	}
+	if err := l.truncateCleanerLocked(); err != nil {
+		return l.fenceLocked(err)
+	}
 	if l.mu.epochs.truncateFromEnd(l.mu.leo) {
 		l.mu.epochsDirty = true
 	}
