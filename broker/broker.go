@@ -253,11 +253,6 @@ func (b *Broker) Run(ctx context.Context) error {
 // in-flight ones to be answered, then cancels whatever is still waiting
 // (long-poll fetches end early with what they have).
 func (b *Broker) drainConns(cancel context.CancelFunc) {
-	b.conns.Lock()
-	for c := range b.conns.set {
-		_ = c.SetReadDeadline(time.Now())
-	}
-	b.conns.Unlock()
 	done := make(chan struct{})
 	go func() { // not tracked: it only waits for the tracked ones
 		b.goroutines.close()
@@ -272,10 +267,17 @@ func (b *Broker) drainConns(cancel context.CancelFunc) {
 	<-done
 }
 
+// waitConns waits until every connection has closed. It sets an expired
+// read deadline on each one on every pass, so a connection accepted or
+// re-armed (each request sets a fresh idle deadline) after shutdown began
+// still stops reading at its next frame boundary.
 func (b *Broker) waitConns() {
 	for {
 		b.conns.Lock()
 		n := len(b.conns.set)
+		for c := range b.conns.set {
+			_ = c.SetReadDeadline(time.Now())
+		}
 		b.conns.Unlock()
 		if n == 0 {
 			return

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +106,9 @@ func (ib *inproc) stop() {
 				ib.t.Errorf("broker Run: %v", err)
 			}
 		case <-time.After(30 * time.Second):
-			ib.t.Error("broker did not shut down within 30 s")
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			ib.t.Errorf("broker did not shut down within 30 s; goroutines:\n%s", stacks.String())
 		}
 	})
 }
@@ -293,8 +296,6 @@ func requireTool(t testing.TB, name string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-var _ = strings.TrimSpace
 
 func fmtSscan(s string, n *int) (int, error) {
 	v, err := strconv.Atoi(s)
