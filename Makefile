@@ -57,3 +57,12 @@ verify: vet
 
 clean:
 	rm -rf $(BIN)
+
+## cluster: three local brokers (127.0.0.1:19092-19094) on one etcd, as processes; see scripts/cluster.sh.
+## cluster-stop: stop them (and the etcd the script started). Data stays in ./cluster-data.
+.PHONY: cluster cluster-stop
+cluster:
+	GO=$(GO) ./scripts/cluster.sh start
+
+cluster-stop:
+	./scripts/cluster.sh stop
