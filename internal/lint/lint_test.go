@@ -64,6 +64,8 @@ func TestLintImportArrows(t *testing.T) {
 		{"./storage/...", []string{module + "/protocol!", module + "/metadata", module + "/broker",
 			"github.com/twmb/franz-go/pkg/kmsg", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./metadata/...", []string{module + "/broker", module + "/storage", module + "/protocol"}},
+		{"./replication/...", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
+			module + "/coordinator", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./coordinator/...", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
 			"go.etcd.io", "github.com/prometheus/client_golang"}},
 	}
