@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -77,8 +78,9 @@ func TestKcatBalancedConsumersSplitPartitions(t *testing.T) {
 			"-u", "-f", "%p %s\n", "-X", "session.timeout.ms=6000", "kcat-group"))
 	}
 	a, b := start(), start()
-	// Give both members time to join before producing, so both get partitions.
-	time.Sleep(3 * time.Second)
+	// Produce only once both members hold partitions, so no partition moves
+	// (and is re-read from an older commit) while the records flow.
+	waitGroupStable(t, ib.addr(), "kcat-g", 2)
 	produceN(t, ib.addr(), "kcat-group", 0, 200)
 	waitFor(t, 45*time.Second, func() error {
 		seen := map[string]bool{}
@@ -129,7 +131,7 @@ func TestKafkaPythonGroupTwoMembers(t *testing.T) {
 		return startCollecting(t, exec.CommandContext(ctx, python, "-c", kafkaPythonGroupScript, ib.addr(), "py-group", "py-g"))
 	}
 	a, b := start(), start()
-	time.Sleep(5 * time.Second)
+	waitGroupStable(t, ib.addr(), "py-g", 2)
 	// Debian's kafka-python lacks the snappy library franz-go compresses with by default.
 	produceN(t, ib.addr(), "py-group", 0, 200, kgo.ProducerBatchCompression(kgo.NoCompression()))
 	waitFor(t, 45*time.Second, func() error {
@@ -180,9 +182,9 @@ func TestConfluentKafkaCooperativeSticky(t *testing.T) {
 		return startCollecting(t, exec.CommandContext(ctx, python, "-c", confluentScript, ib.addr(), "ck-group", "ck-g"))
 	}
 	a := start()
-	time.Sleep(3 * time.Second)
+	waitGroupStable(t, ib.addr(), "ck-g", 1)
 	b := start()
-	time.Sleep(5 * time.Second)
+	waitGroupStable(t, ib.addr(), "ck-g", 2)
 	produceN(t, ib.addr(), "ck-group", 0, 200)
 	waitFor(t, 45*time.Second, func() error {
 		seen := map[string]int{}
@@ -199,6 +201,32 @@ func TestConfluentKafkaCooperativeSticky(t *testing.T) {
 		}
 		if len(parts[0]) == 0 || len(parts[1]) == 0 {
 			return fmt.Errorf("cooperative rebalance left one member without partitions: %v / %v", parts[0], parts[1])
+		}
+		return nil
+	})
+}
+
+// waitGroupStable waits until group is Stable with n members that all have
+// partitions assigned.
+func waitGroupStable(t *testing.T, addr, group string, n int) {
+	t.Helper()
+	adm := kadm.NewClient(client(t, addr))
+	waitFor(t, 45*time.Second, func() error {
+		gs, err := adm.DescribeGroups(context.Background(), group)
+		if err != nil {
+			return err
+		}
+		g := gs[group]
+		if g.Err != nil {
+			return g.Err
+		}
+		if g.State != "Stable" || len(g.Members) != n {
+			return fmt.Errorf("group %s is %s with %d members, want Stable with %d", group, g.State, len(g.Members), n)
+		}
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); !ok || len(a.Topics) == 0 {
+				return fmt.Errorf("member %s has no partitions yet", m.MemberID)
+			}
 		}
 		return nil
 	})
