@@ -107,9 +107,6 @@ func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
 	return mt
 }
 
-// controllerID is the broker Metadata names as controller.
-func (b *Broker) controllerID() int32 { return b.cfg.NodeID }
-
 // autoCreateTopic creates name with the broker's defaults.
 func (b *Broker) autoCreateTopic(ctx context.Context, name string) (int16, *string) {
 	spec := topicSpec{

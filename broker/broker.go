@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +58,10 @@ type Broker struct {
 	}
 	closeOnce sync.Once
 	closeErr  error
+
+	// isController and controllerNode track the etcd controller election.
+	isController   atomic.Bool
+	controllerNode atomic.Int32
 }
 
 // New starts everything but the serving loops: it locks the data directory,
@@ -71,10 +76,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), settings: st, codecs: protocol.NewCodecs()}
 	b.conns.set = map[net.Conn]struct{}{}
+	b.controllerNode.Store(-1)
 	b.table = b.apis()
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
-	b.registry.MustRegister(newGroupCollector(b))
+	b.registry.MustRegister(newStateCollector(b))
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -225,6 +231,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
+	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
+	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
 	if b.httpLn != nil {
 		b.serveHTTP()
 	}

@@ -46,6 +46,40 @@ func TestExternalEtcdSharedMetadata(t *testing.T) {
 		return nil
 	})
 
+	// One of the two is the elected controller; when it goes, the other
+	// takes over.
+	var ctl int32
+	waitFor(t, 10*time.Second, func() error {
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return err
+		}
+		if md.Controller != 1 && md.Controller != 2 {
+			return errorf("controller %d", md.Controller)
+		}
+		ctl = md.Controller
+		return nil
+	})
+	survivor, victim := b2, b1
+	if ctl == 2 {
+		survivor, victim = b1, b2
+	}
+	victim.stop()
+	sadm := admin(t, survivor.addr())
+	waitFor(t, 20*time.Second, func() error {
+		md, err := sadm.Metadata(ctx)
+		if err != nil {
+			return err
+		}
+		if md.Controller == ctl {
+			return errorf("controller is still the stopped broker %d", ctl)
+		}
+		return nil
+	})
+	if ctl == 2 {
+		b2 = startBrokerConfig(t, cfg(2, t.TempDir()))
+	}
+
 	b1.stop()
 	b1 = startBrokerConfig(t, cfg(1, dir1))
 	recs := consumeAll(t, b1.addr(), "shared", 1)

@@ -6,11 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// groupCollector reports consumer-group series at scrape time from the
+// stateCollector reports consumer-group and controller series at scrape time from the
 // coordinator's snapshot, so nothing is counted on the request path. Lag is
 // computed here (log end offset minus committed offset) for partitions this
 // broker hosts, which spares users a separate lag exporter.
-type groupCollector struct {
+type stateCollector struct {
 	b          *Broker
 	groups     *prometheus.Desc
 	members    *prometheus.Desc
@@ -19,10 +19,11 @@ type groupCollector struct {
 	expired    *prometheus.Desc
 	committed  *prometheus.Desc
 	lag        *prometheus.Desc
+	controller *prometheus.Desc
 }
 
-func newGroupCollector(b *Broker) *groupCollector {
-	return &groupCollector{
+func newStateCollector(b *Broker) *stateCollector {
+	return &stateCollector{
 		b: b,
 		groups: prometheus.NewDesc("sluice_groups", "Consumer groups coordinated here, by type and state.",
 			[]string{"type", "state"}, nil),
@@ -33,18 +34,24 @@ func newGroupCollector(b *Broker) *groupCollector {
 		expired: prometheus.NewDesc("sluice_group_offsets_expired_total", "Committed offsets removed by offsets.retention.minutes.", nil, nil),
 		committed: prometheus.NewDesc("sluice_group_committed_offset", "Committed offset, by group, topic and partition.",
 			[]string{"group", "topic", "partition"}, nil),
+		controller: prometheus.NewDesc("sluice_controller", "1 while this broker is the elected controller.", nil, nil),
 		lag: prometheus.NewDesc("sluice_group_lag", "Records between a group's committed offset and the partition's high watermark, for partitions hosted here.",
 			[]string{"group", "topic", "partition"}, nil),
 	}
 }
 
-func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.rebalances, c.commits, c.expired, c.committed, c.lag} {
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.rebalances, c.commits, c.expired, c.committed, c.lag, c.controller} {
 		ch <- d
 	}
 }
 
-func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	isCtl := 0.0
+	if c.b.isController.Load() {
+		isCtl = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.controller, prometheus.GaugeValue, isCtl)
 	coord := c.b.coord
 	if coord == nil {
 		return
