@@ -7,6 +7,14 @@
 # time alone. The reference keeps everything in memory and never fsyncs; read
 # its numbers as "a fast broker with no disk", not as Apache Kafka.
 #
+# Every cell deletes its topic. Sluice's data then leaves the page cache and
+# goes back to the kernel, while the Go runtime would keep the reference's
+# heap for its next cell. On a VM that returns free memory to the host (free
+# page reporting), writing into such returned memory costs several times
+# more CPU than writing into memory a process kept, which would charge Sluice
+# alone for it. So by default the reference returns its freed heap to the OS
+# after each DeleteTopics, between cells (sluice-bench --fake-release-memory).
+#
 # Matrix (cells run against both brokers, one after the other):
 #   produce+consume throughput: 100 B and 1 KiB records x acks=1/all x 1/8 partitions
 #   produce latency at a fixed rate: 1 KiB records, 1 partition, acks=1 and acks=all
@@ -25,6 +33,8 @@
 #   BENCH_RATE=10000       records/s of the latency cells
 #   BENCH_MAX_P99=20ms     p99 bound of the flush.messages=1 cell
 #   BENCH_SYNC_INFLIGHT=64 produce requests in flight in the flush.messages=1 cell
+#   BENCH_FAKE_RELEASE=1   the reference returns deleted topics' heap to the OS
+#                          between cells (0: it keeps it; see below)
 #   BENCH_QUICK=1          only the 1 KiB, 1-partition throughput cells
 #   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
 #   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
@@ -39,6 +49,10 @@ LAT_DURATION="${BENCH_LAT_DURATION:-10s}"
 RATE="${BENCH_RATE:-10000}"
 MAX_P99="${BENCH_MAX_P99:-20ms}"
 SYNC_INFLIGHT="${BENCH_SYNC_INFLIGHT:-64}"
+FAKE_FLAGS=()
+if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
+	FAKE_FLAGS=(--fake-release-memory)
+fi
 
 case "$SUBJECT" in
 sluice | fake) ;;
@@ -116,11 +130,11 @@ if [[ "$SUBJECT" == sluice ]]; then
 		--embedded-etcd-client-addr "127.0.0.1:$ETCD_CLIENT_PORT" \
 		--embedded-etcd-peer-addr "127.0.0.1:$ETCD_PEER_PORT" >"$TMP/sluice.log" 2>&1 &
 else
-	"$BIN/sluice-bench" --serve-fake "127.0.0.1:$SUB_PORT" >"$TMP/sluice.log" 2>&1 &
+	"$BIN/sluice-bench" --serve-fake "127.0.0.1:$SUB_PORT" ${FAKE_FLAGS[@]+"${FAKE_FLAGS[@]}"} >"$TMP/sluice.log" 2>&1 &
 fi
 SUB_PID=$!
 PIDS+=("$SUB_PID")
-"$BIN/sluice-bench" --serve-fake "127.0.0.1:$REF_PORT" >"$TMP/reference.log" 2>&1 &
+"$BIN/sluice-bench" --serve-fake "127.0.0.1:$REF_PORT" ${FAKE_FLAGS[@]+"${FAKE_FLAGS[@]}"} >"$TMP/reference.log" 2>&1 &
 REF_PID=$!
 PIDS+=("$REF_PID")
 

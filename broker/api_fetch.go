@@ -10,11 +10,14 @@ package broker
 // append wakes them at once; MaxWaitMillis and MinBytes are honoured, and so
 // are the response, partition and fetch.max.bytes limits, except that the
 // first partition with data always returns at least one whole batch (KIP-74).
-// Stored batches are returned exactly as they sit in the segment files.
+// Stored batches are returned exactly as they sit in the segment files; on
+// TCP connections they are sent from those files with sendfile(2) (see
+// fetchReply), so large fetches do not pass through the broker's memory.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -45,25 +48,46 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 			if waited {
 				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
 			}
-			b.countFetched(out.FetchResponse)
+			b.countFetched(out)
 			return out, nil
 		}
 		waited = true
 		if !waitAny(ctx, wake, deadline) {
-			b.countFetched(out.FetchResponse)
+			b.countFetched(out)
 			return out, nil
 		}
-		out.release() // read again into the same buffers
+		out.release() // read again, into the same buffers
 	}
 }
 
-// fetchReply is a Fetch response together with the read buffers its record
-// batches alias. The connection writer writes the batches straight from
-// those buffers and then gives them back for the connection's next fetch.
+// fetchReply is a Fetch response together with what its record batches
+// are made of. Partitions with little data carry it in RecordBatches, as
+// usual; the rest are listed in out, in encoding order, and the connection
+// writer sends them apart from the encoded frame: from the read buffer
+// with writev, or from the segment file with sendfile, without copying
+// them into the frame. Read buffers go back to the connection afterwards.
 type fetchReply struct {
 	*kmsg.FetchResponse
-	conn *conn // nil: buffers are not recycled
+	conn *conn // nil: no spans, buffers not recycled
 	bufs []readBuf
+	out  []payload
+	next int // cursor into out for external
+}
+
+// payload is the record batches of one partition that the writer sends
+// apart from the frame: data in memory, or a span of a segment file.
+type payload struct {
+	at   [2]int // topic and partition index in the response
+	data []byte
+	span storage.Span
+}
+
+// size is the payload's length in bytes.
+func (p *payload) size() int64 {
+	if p.data != nil {
+		return int64(len(p.data))
+	}
+	return p.span.Len
 }
 
 // readBuf is a buffer a partition was read into and how much of it the read
@@ -73,9 +97,28 @@ type readBuf struct {
 	used int
 }
 
-// readInto reads a partition's batches through a recycled buffer, which f
-// holds until release.
-func (f *fetchReply) readInto(l *storage.Log, offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
+// read reads a partition's batches: as a span of its segment file when the
+// connection can send from files and the span is not small, otherwise into
+// a recycled buffer, which f holds until release. It returns the bytes
+// read (nil for a span) and their length; the caller hands a result it
+// keeps to keep, and releases a span it drops.
+func (f *fetchReply) read(l *storage.Log, offset int64, maxBytes int32, maxOffset int64) ([]byte, storage.Span, error) {
+	if f.conn != nil && f.conn.sendfile {
+		sp, scratch, err := l.ReadSpan(offset, maxBytes, maxOffset, f.conn.scratch)
+		f.conn.scratch = scratch
+		if err != nil || sp.Len == 0 || sp.Len >= spliceMin {
+			return nil, sp, err
+		}
+		// Small: inline it. A truncation since the span was found
+		// means the bytes may have changed; read them the usual way.
+		data := make([]byte, sp.Len)
+		_, err = sp.File.ReadAt(data, sp.Pos)
+		intact := sp.Intact()
+		sp.Release()
+		if err == nil && intact {
+			return data, storage.Span{}, nil
+		}
+	}
 	var buf []byte
 	if f.conn != nil {
 		buf = f.conn.takeReadBuf()
@@ -84,18 +127,79 @@ func (f *fetchReply) readInto(l *storage.Log, offset int64, maxBytes int32, maxO
 	if cap(used) > 0 {
 		f.bufs = append(f.bufs, readBuf{buf: used, used: len(data)})
 	}
-	return data, err
+	return data, storage.Span{}, err
 }
 
-// release gives the read buffers back to the connection. The response must
-// not be written after it: its record batches alias the buffers.
+// keep records the batches read for the partition at index at (topic,
+// partition) and returns what goes into its RecordBatches field.
+func (f *fetchReply) keep(at [2]int, data []byte, sp storage.Span) []byte {
+	switch {
+	case sp.Len > 0:
+		f.out = append(f.out, payload{at: at, span: sp})
+		return []byte{}
+	case len(data) >= spliceMin:
+		f.out = append(f.out, payload{at: at, data: data})
+	}
+	return data
+}
+
+// external reports, for protocol.AppendFetchResponse, which partitions the
+// writer sends apart from the frame. Calls come in encoding order, which is
+// the order of out.
+func (f *fetchReply) external(topic, partition int) (int, bool) {
+	if f.next < len(f.out) && f.out[f.next].at == [2]int{topic, partition} {
+		f.next++
+		return int(f.out[f.next-1].size()), true
+	}
+	return 0, false
+}
+
+// intact reports whether no log the response's spans come from was
+// truncated since they were found.
+func (f *fetchReply) intact() bool {
+	for i := range f.out {
+		if f.out[i].data == nil && !f.out[i].span.Intact() {
+			return false
+		}
+	}
+	return true
+}
+
+// inline reads the spans into memory and puts every partition's batches
+// into its RecordBatches, for a writer that cannot send them apart from the
+// frame. It fails if a log was truncated since its span was found.
+func (f *fetchReply) inline() error {
+	for i := range f.out {
+		pl := &f.out[i]
+		if pl.data != nil {
+			continue
+		}
+		data := make([]byte, pl.span.Len)
+		if _, err := pl.span.File.ReadAt(data, pl.span.Pos); err != nil {
+			return fmt.Errorf("read fetched batches: %w", err)
+		}
+		if !pl.span.Intact() {
+			return errSpanChanged
+		}
+		pl.span.Release()
+		pl.data = data
+		f.Topics[pl.at[0]].Partitions[pl.at[1]].RecordBatches = data
+	}
+	return nil
+}
+
+// release gives the read buffers back to the connection and unpins the
+// spans. The response must not be written after it.
 func (f *fetchReply) release() {
 	if f.conn != nil {
 		for _, rb := range f.bufs {
 			f.conn.giveReadBuf(rb.buf, rb.used)
 		}
 	}
-	f.bufs = nil
+	for i := range f.out {
+		f.out[i].span.Release()
+	}
+	f.bufs, f.out = nil, nil
 }
 
 // waitAny blocks until one of chans is closed or the deadline passes. It
@@ -159,7 +263,8 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply) ([]<-chan s
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			c, n := b.fetchPartition(ts, rp, &sp, budget-total, total == 0, isolation, resp)
+			at := [2]int{len(resp.Topics), len(st.Partitions)}
+			c, n := b.fetchPartition(ts, rp, &sp, budget-total, total == 0, isolation, resp, at)
 			if c != nil {
 				wake = append(wake, c)
 			}
@@ -192,7 +297,7 @@ func (b *Broker) fetchTopic(version int16, rt *kmsg.FetchRequestTopic) (*topicSt
 
 // fetchPartition reads one partition into sp within budget bytes. minOne
 // lets the first partition with data exceed the budget by one batch.
-func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply) (<-chan struct{}, int) {
+func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply, at [2]int) (<-chan struct{}, int) {
 	if rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return nil, 0
@@ -221,7 +326,7 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 	if rp.FetchOffset == hw {
 		return wake, 0
 	}
-	data, err := out.readInto(p.log, rp.FetchOffset, int32(max(limit, 1)), hw)
+	data, span, err := out.read(p.log, rp.FetchOffset, int32(max(limit, 1)), hw)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		if rp.FetchOffset > hw && rp.FetchOffset <= p.log.LogEndOffset() {
@@ -234,17 +339,19 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 		b.log.Error("fetch read failed", "topic", ts.meta.Name, "partition", rp.Partition, "err", err)
 		return nil, 0
 	}
-	if len(data) > limit && !minOne {
+	n := len(data) + int(span.Len)
+	if n > limit && !minOne {
+		span.Release()
 		return wake, 0 // KIP-74: only the first partition may exceed its limit
 	}
-	if data != nil {
-		sp.RecordBatches = data
+	if data != nil || span.Len > 0 {
+		sp.RecordBatches = out.keep(at, data, span)
 	}
-	return wake, len(data)
+	return wake, n
 }
 
 // countFetched records bytes and records out per topic.
-func (b *Broker) countFetched(resp *kmsg.FetchResponse) {
+func (b *Broker) countFetched(resp *fetchReply) {
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if len(p.RecordBatches) == 0 {
@@ -263,6 +370,11 @@ func (b *Broker) countFetched(resp *kmsg.FetchResponse) {
 				rest = r
 			}
 			b.metrics.fetched(t.Topic, len(p.RecordBatches), records)
+		}
+	}
+	for _, pl := range resp.out {
+		if pl.data == nil {
+			b.metrics.fetched(resp.Topics[pl.at[0]].Topic, int(pl.span.Len), int(pl.span.Records))
 		}
 	}
 }

@@ -74,13 +74,20 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		r.noResponse = true
 	}
 	if len(syncs) > 0 {
-		r.finish = func(ctx context.Context) { b.syncProduce(ctx, syncs) }
+		c := r.conn
+		r.finish = func(ctx context.Context) { b.syncProduce(ctx, c, syncs) }
 	}
 	return resp, nil
 }
 
-func (b *Broker) syncProduce(ctx context.Context, syncs []pendingSync) {
+// syncProduce waits until the appends in syncs are durable, marking those
+// whose fsync failed. Before it blocks it has c flush the responses already
+// written ahead of this one.
+func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) {
 	for _, s := range syncs {
+		if s.upTo >= s.log.SyncedOffset() {
+			c.flushBeforeWait()
+		}
 		if err := s.log.Sync(ctx, s.upTo); err != nil {
 			s.resp.ErrorCode = kerr.KafkaStorageError.Code
 			s.resp.BaseOffset = -1

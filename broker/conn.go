@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/protocol"
+	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // maxPipelined bounds how many requests of one connection may be decoded and
@@ -42,13 +45,16 @@ const (
 	// maxReadBufs bounds the recycled fetch read buffers of a connection
 	// (one per partition read).
 	maxReadBufs = 16
-	// spliceMin is the smallest partition record data a fetch response
-	// writes straight from its read buffer (writev) rather than copying it
-	// into the encoded frame.
+	// spliceMin is the smallest record data of a partition that a fetch
+	// response sends apart from its encoded frame, from the segment file
+	// (sendfile) or the read buffer (writev); smaller data is copied into
+	// the frame.
 	spliceMin = 4 << 10
-	// directWriteMin is the smallest fetch response written with writev,
-	// bypassing the connection's write buffer; smaller ones are copied into
-	// it so they can share a write system call with other responses.
+	// directWriteMin is the smallest fetch response with only in-memory
+	// data that is written with writev, bypassing the connection's write
+	// buffer; smaller ones are copied into it so they can share a write
+	// system call with other responses. Responses with file spans always
+	// go out directly.
 	directWriteMin = 64 << 10
 )
 
@@ -73,10 +79,22 @@ type conn struct {
 	// holding their bytes is written. readBufBytes is their total capacity.
 	readBufs     chan []byte
 	readBufBytes atomic.Int64
+
+	// w is the response writer; only the writer goroutine (writeLoop and
+	// the finish steps it runs) uses it.
+	w *replyWriter
+
+	// sendfile is set for TCP connections: fetches then find their
+	// batches as spans of the segment files, which the writer sends with
+	// sendfile(2). scratch is the buffer those lookups read headers into;
+	// only the reader uses it.
+	sendfile bool
+	scratch  []byte
 }
 
 func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), readBufs: make(chan []byte, maxReadBufs)}
+	_, c.sendfile = nc.(*net.TCPConn)
 	c.log = b.log.With("remote", c.remote)
 	b.metrics.connections.Inc()
 	b.metrics.connectionsTotal.Inc()
@@ -107,8 +125,9 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.releaseIfIdle(br)
-		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		deadline := time.Now().Add(idle)
+		c.releaseIfIdle(br, deadline)
+		_ = c.nc.SetReadDeadline(deadline)
 		frame, err := protocol.ReadFrame(br, maxFrame, c.frame)
 		if err != nil {
 			c.logReadError(err)
@@ -162,12 +181,16 @@ func keep(capacity, used int) bool {
 // releaseIfIdle lets the connection's recycled buffers go when it keeps
 // more than keepSmall and the client sends nothing for idleRelease, so that
 // an idle connection does not pin the memory of its busiest moment. It
-// waits only when no request is already buffered.
-func (c *conn) releaseIfIdle(br *bufio.Reader) {
+// waits only when no request is already buffered, and never past the
+// connection's idle deadline.
+func (c *conn) releaseIfIdle(br *bufio.Reader, deadline time.Time) {
 	if br.Buffered() >= 4 || c.retained() <= keepSmall {
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(idleRelease))
+	if wait := time.Now().Add(idleRelease); wait.Before(deadline) {
+		deadline = wait
+	}
+	_ = c.nc.SetReadDeadline(deadline)
 	if _, err := br.Peek(4); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return // data arrived, or a real error the next read reports again
 	}
@@ -265,16 +288,25 @@ func (c *conn) handle(ctx context.Context, r *request, replies chan<- *request) 
 	case replies <- r:
 		return true
 	case <-ctx.Done():
+		if fr, ok := resp.(*fetchReply); ok {
+			fr.release() // unpin its spans; it will not be written
+		}
 		return false
 	}
 }
 
 // writeLoop writes replies in request order, running each one's finish step
-// first. Writes are buffered and flushed whenever no further reply is ready,
-// so a burst of pipelined responses costs one write system call; large fetch
-// responses go out with writev straight from their read buffers.
+// first. Writes are buffered and flushed whenever no further reply is ready
+// or a finish step is about to block, so a burst of pipelined responses
+// costs one write system call; large fetch responses go out directly, their
+// record batches with sendfile from the segment files or writev from their
+// read buffers.
 func (c *conn) writeLoop(ctx context.Context, replies <-chan *request) {
 	w := &replyWriter{c: c, bw: bufio.NewWriterSize(c.nc, 64<<10)}
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		w.rc, _ = tc.SyscallConn()
+	}
+	c.w = w
 	failed := false
 	for r := range replies {
 		if failed {
@@ -298,7 +330,11 @@ func (c *conn) writeLoop(ctx context.Context, replies <-chan *request) {
 			err = w.bw.Flush()
 		}
 		if err != nil {
+			// Whatever failed (the socket, or a segment file a fetch
+			// response was being sent from), the client must not wait
+			// for answers that will not come: the reader stops too.
 			failed = true
+			_ = c.nc.Close()
 			continue
 		}
 		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
@@ -308,17 +344,50 @@ func (c *conn) writeLoop(ctx context.Context, replies <-chan *request) {
 	}
 }
 
+// flushBeforeWait sends the responses the writer has buffered but not yet
+// flushed. A finish step calls it before it blocks (an fsync that has not
+// happened yet), so that the responses ahead of it, whose own waits are
+// over, do not wait for it too. It runs on the writer goroutine; a write
+// error stays in the buffered writer, and writeLoop sees it at its next
+// write.
+func (c *conn) flushBeforeWait() {
+	if c == nil || c.w == nil || c.w.bw.Buffered() == 0 {
+		return
+	}
+	_ = c.w.bw.Flush()
+}
+
 // replyWriter encodes and writes responses for writeLoop, reusing its
 // buffers from one response to the next.
 type replyWriter struct {
-	c      *conn
-	bw     *bufio.Writer
-	buf    []byte   // encoded frame (without spliced record batches)
-	pieces [][]byte // a fetch response's frame in writev order
+	c       *conn
+	bw      *bufio.Writer
+	rc      syscall.RawConn // the socket, for sendfile; nil if not a TCP connection
+	buf     []byte          // encoded frame (without the batches sent apart)
+	cuts    []int           // where in buf those batches go
+	parts   []part          // a fetch response in sending order
+	pending net.Buffers     // byte parts waiting for one writev
+	copyBuf []byte          // spans sent through memory when sendfile cannot be used
 }
 
-// write encodes r's response and writes it to the buffered writer, or for a
-// large fetch response, flushes that and writes the frame with writev.
+// part is a piece of a response as it is sent: bytes, or a range of a
+// segment file; check marks the point where the spans are verified before
+// the last byte goes out.
+type part struct {
+	b      []byte
+	f      vfs.File
+	pos, n int64
+	check  bool
+}
+
+// errSpanChanged means a log was truncated while batches were being sent
+// from its segment file: what the client got may not be what was read, so
+// the connection is closed before the response is complete and the client
+// fetches again.
+var errSpanChanged = errors.New("broker: log truncated while a fetch response was being sent")
+
+// write encodes r's response and writes it to the buffered writer; a fetch
+// response with batches sent apart (see fetchReply) goes out directly.
 func (w *replyWriter) write(r *request) error {
 	defer func() {
 		if cap(w.buf) > 1<<20 {
@@ -326,20 +395,39 @@ func (w *replyWriter) write(r *request) error {
 		}
 	}()
 	fr, ok := r.resp.(*fetchReply)
+	if !ok || len(fr.out) == 0 {
+		return w.writeWhole(r.hdr.CorrelationID, r.resp)
+	}
+	fr.next = 0
+	buf, cuts, ok := protocol.AppendFetchResponse(w.buf[:0], r.hdr.CorrelationID, fr.FetchResponse, fr.external, w.cuts[:0])
 	if !ok {
-		w.buf = protocol.AppendResponse(w.buf[:0], r.hdr.CorrelationID, r.resp)
-		_, err := w.bw.Write(w.buf)
-		return err
+		if err := fr.inline(); err != nil {
+			return err
+		}
+		return w.writeWhole(r.hdr.CorrelationID, fr.FetchResponse)
 	}
-	w.buf, w.pieces = protocol.AppendFetchResponse(w.buf[:0], r.hdr.CorrelationID, fr.FetchResponse, spliceMin, w.pieces[:0])
-	defer clear(w.pieces) // drop references to the read buffers
-	size := 0
-	for _, p := range w.pieces {
-		size += len(p)
+	w.buf, w.cuts = buf, cuts
+	parts, size, spans := w.parts[:0], 0, false
+	prev := 0
+	for k, at := range cuts {
+		pl := &fr.out[k]
+		parts = append(parts, part{b: buf[prev:at]})
+		if pl.data != nil {
+			parts = append(parts, part{b: pl.data})
+		} else {
+			parts = append(parts, part{f: pl.span.File, pos: pl.span.Pos, n: pl.span.Len})
+			spans = true
+		}
+		size += at - prev + int(pl.size())
+		prev = at
 	}
-	if size < directWriteMin {
-		for _, p := range w.pieces {
-			if _, err := w.bw.Write(p); err != nil {
+	parts = append(parts, part{b: buf[prev:]})
+	size += len(buf) - prev
+	w.parts = parts
+	defer func() { clear(w.parts[:cap(w.parts)]) }() // drop references to buffers and files
+	if !spans && size < directWriteMin {
+		for _, p := range parts {
+			if _, err := w.bw.Write(p.b); err != nil {
 				return err
 			}
 		}
@@ -348,13 +436,141 @@ func (w *replyWriter) write(r *request) error {
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	bufs := net.Buffers(w.pieces)
-	_, err := bufs.WriteTo(w.c.nc)
+	if spans {
+		parts = holdBackLast(parts)
+	}
+	return w.send(parts, fr)
+}
+
+// writeWhole encodes resp into one frame and writes it to the buffered
+// writer.
+func (w *replyWriter) writeWhole(corr int32, resp kmsg.Response) error {
+	w.buf = protocol.AppendResponse(w.buf[:0], corr, resp)
+	_, err := w.bw.Write(w.buf)
 	return err
 }
 
-// release gives r's fetch read buffers back to the connection once nothing
-// will read them again.
+// holdBackLast splits off the last byte of parts behind a check: a client
+// cannot take an incomplete response for a complete one, so verifying the
+// spans before that byte goes out means no response with changed bytes is
+// ever completed. parts must hold at least one byte.
+func holdBackLast(parts []part) []part {
+	i := len(parts) - 1
+	for parts[i].n == 0 && len(parts[i].b) == 0 {
+		i--
+	}
+	last := parts[i]
+	out := parts[:i]
+	if last.f != nil {
+		out = append(out, part{f: last.f, pos: last.pos, n: last.n - 1}, part{check: true},
+			part{f: last.f, pos: last.pos + last.n - 1, n: 1})
+	} else {
+		out = append(out, part{b: last.b[:len(last.b)-1]}, part{check: true}, part{b: last.b[len(last.b)-1:]})
+	}
+	return out
+}
+
+// send writes parts to the socket in order: runs of bytes with one writev,
+// file ranges with sendfile (or through memory where sendfile cannot be
+// used). At a check it verifies fr's spans.
+func (w *replyWriter) send(parts []part, fr *fetchReply) error {
+	w.pending = w.pending[:0]
+	defer clear(w.pending[:cap(w.pending)])
+	for _, p := range parts {
+		switch {
+		case len(p.b) > 0:
+			w.pending = append(w.pending, p.b)
+			continue
+		case p.n == 0 && !p.check:
+			continue
+		}
+		if err := w.flushPending(); err != nil {
+			return err
+		}
+		if p.check {
+			if !fr.intact() {
+				return errSpanChanged // writeLoop closes the connection
+			}
+			continue
+		}
+		if err := w.sendFile(p.f, p.pos, p.n); err != nil {
+			return err
+		}
+	}
+	return w.flushPending()
+}
+
+// flushPending writes the byte parts gathered so far with one writev.
+func (w *replyWriter) flushPending() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	bufs := w.pending // WriteTo consumes its receiver
+	_, err := bufs.WriteTo(w.c.nc)
+	w.pending = w.pending[:0]
+	return err
+}
+
+// sendFile writes n bytes of f at pos to the socket: with sendfile(2) when
+// both ends allow it, so the bytes go from the page cache to the socket
+// without passing through this process, otherwise through a buffer.
+func (w *replyWriter) sendFile(f vfs.File, pos, n int64) error {
+	if src, ok := f.(syscall.Conn); ok && w.rc != nil {
+		if handled, err := sendfile(w.rc, src, pos, n); handled {
+			return err
+		}
+	}
+	for n > 0 {
+		chunk := min(n, 256<<10)
+		if int64(cap(w.copyBuf)) < chunk {
+			w.copyBuf = make([]byte, chunk)
+		}
+		b := w.copyBuf[:chunk]
+		if _, err := f.ReadAt(b, pos); err != nil {
+			return fmt.Errorf("read fetched batches: %w", err)
+		}
+		if _, err := w.c.nc.Write(b); err != nil {
+			return err
+		}
+		pos, n = pos+chunk, n-chunk
+	}
+	return nil
+}
+
+// sendfile copies n bytes of src at pos to the socket dst with sendfile(2),
+// waiting for the socket to drain as needed. handled is false when src
+// offers no file descriptor; nothing was sent then.
+func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool, err error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	var sendErr error
+	ctlErr := rc.Control(func(sfd uintptr) {
+		sendErr = dst.Write(func(dfd uintptr) bool {
+			for n > 0 {
+				got, err := syscall.Sendfile(int(dfd), int(sfd), &pos, int(min(n, 1<<30)))
+				n -= int64(max(got, 0))
+				switch {
+				case errors.Is(err, syscall.EINTR):
+				case errors.Is(err, syscall.EAGAIN):
+					return false // wait until the socket can take more
+				case err != nil:
+					sendErr = fmt.Errorf("sendfile: %w", err)
+					return true
+				case got == 0:
+					sendErr = fmt.Errorf("sendfile: %w", io.ErrUnexpectedEOF) // the file shrank
+					return true
+				}
+			}
+			return true
+		})
+	})
+	return true, errors.Join(ctlErr, sendErr)
+}
+
+// release gives r's fetch read buffers back to the connection and unpins
+// its spans once nothing will read them again.
 func (w *replyWriter) release(r *request) {
 	if fr, ok := r.resp.(*fetchReply); ok {
 		fr.release()

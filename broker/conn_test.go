@@ -5,15 +5,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/protocol"
+	"github.com/sluicedev/sluice/storage"
 )
 
 // startTestBroker runs a broker with an embedded etcd on loopback ports,
@@ -190,13 +198,14 @@ func TestConnBufferRetention(t *testing.T) {
 		c := &conn{nc: server, readBufs: make(chan []byte, maxReadBufs), frame: make([]byte, 0, 4<<20)}
 		c.giveReadBuf(make([]byte, 1<<20), 1<<20)
 		br := bufio.NewReader(server)
-		c.releaseIfIdle(br) // nothing arrives within idleRelease
+		far := time.Now().Add(time.Hour)
+		c.releaseIfIdle(br, far) // nothing arrives within idleRelease
 		if c.retained() != 0 {
 			t.Fatalf("an idle connection kept %d bytes", c.retained())
 		}
 		c.frame = make([]byte, 0, 4<<20)
 		go func() { _, _ = client.Write([]byte{0, 0, 0, 1, 9}) }()
-		c.releaseIfIdle(br)
+		c.releaseIfIdle(br, far)
 		if cap(c.frame) != 4<<20 {
 			t.Fatal("released while a request was arriving")
 		}
@@ -204,4 +213,92 @@ func TestConnBufferRetention(t *testing.T) {
 			t.Fatalf("the request was not left readable: %v", err)
 		}
 	})
+}
+
+// testBatch is a minimal valid v2 batch of one record with value v, built
+// with kmsg and its CRC-32C set as a producer would.
+func testBatch(t *testing.T, v []byte) []byte {
+	t.Helper()
+	rec := kmsg.Record{Value: v}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
+	rb := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, ProducerID: -1, ProducerEpoch: -1,
+		FirstSequence: -1, NumRecords: 1, Records: rec.AppendTo(nil)}
+	raw := rb.AppendTo(nil)
+	rb.Length = int32(len(raw) - 12)
+	raw = rb.AppendTo(raw[:0])
+	rb.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return rb.AppendTo(raw[:0])
+}
+
+// TestConnSpanTruncatedWhileSending checks that a fetch response whose log
+// is truncated before it is sent is never completed: the send fails where
+// the file ends, or, if new appends refilled it, just before the last byte.
+func TestConnSpanTruncatedWhileSending(t *testing.T) {
+	t.Parallel()
+	for _, change := range []string{"none", "shrunk", "rewritten"} {
+		l, err := storage.Open(filepath.Join(t.TempDir(), "t-0"), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for i := range 4 {
+			if _, err := l.Append(testBatch(t, bytes.Repeat([]byte{byte(i)}, 10000)), storage.AppendOptions{AssignOffsets: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		client, server := net.Pipe()
+		c := &conn{nc: server, sendfile: true} // a pipe: spans go through memory
+		w := &replyWriter{c: c, bw: bufio.NewWriter(server)}
+		fr := &fetchReply{FetchResponse: kmsg.NewPtrFetchResponse(), conn: c}
+		fr.Version = 12
+		tp := kmsg.NewFetchResponseTopic()
+		tp.Topic = "t"
+		tp.Partitions = append(tp.Partitions, kmsg.NewFetchResponseTopicPartition())
+		fr.Topics = append(fr.Topics, tp)
+		data, span, err := fr.read(l, 0, 1<<20, l.LogEndOffset())
+		if err != nil || data != nil || span.Len == 0 {
+			t.Fatalf("read: %d bytes, span of %d, %v", len(data), span.Len, err)
+		}
+		want, _ := l.Read(0, 1<<20, l.LogEndOffset())
+		fr.Topics[0].Partitions[0].RecordBatches = fr.keep([2]int{0, 0}, data, span)
+		wantFrame := protocol.AppendResponse(nil, 7, withRecords(fr.FetchResponse, want))
+		if change != "none" {
+			if err := l.TruncateTo(2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if change == "rewritten" { // same length, other bytes
+			for i := range 2 {
+				if _, err := l.Append(testBatch(t, bytes.Repeat([]byte{byte(100 + i)}, 10000)), storage.AppendOptions{AssignOffsets: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		got := make(chan []byte)
+		go func() {
+			b, _ := io.ReadAll(client)
+			got <- b
+		}()
+		err = w.write(&request{hdr: protocol.Header{CorrelationID: 7}, resp: fr})
+		fr.release()
+		server.Close()
+		b := <-got
+		switch {
+		case change == "none" && (err != nil || !bytes.Equal(b, wantFrame)):
+			t.Fatalf("unchanged: %v, got %d bytes, want %d", err, len(b), len(wantFrame))
+		case change == "shrunk" && (err == nil || len(b) >= len(wantFrame) || !bytes.HasPrefix(wantFrame, b)):
+			t.Fatalf("shrunk: %v, got %d bytes; want an error and a strict prefix of the %d", err, len(b), len(wantFrame))
+		case change == "rewritten" && (!errors.Is(err, errSpanChanged) || len(b) != len(wantFrame)-1):
+			t.Fatalf("rewritten: %v after %d bytes, want %v after all but the last of %d", err, len(b), errSpanChanged, len(wantFrame))
+		}
+	}
+}
+
+// withRecords returns a copy of resp with its one partition holding data.
+func withRecords(resp *kmsg.FetchResponse, data []byte) *kmsg.FetchResponse {
+	c := *resp
+	c.Topics = []kmsg.FetchResponseTopic{resp.Topics[0]}
+	c.Topics[0].Partitions = []kmsg.FetchResponseTopicPartition{resp.Topics[0].Partitions[0]}
+	c.Topics[0].Partitions[0].RecordBatches = data
+	return &c
 }

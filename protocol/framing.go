@@ -110,60 +110,61 @@ func unexpected(err error) error {
 }
 
 // AppendFetchResponse is AppendResponse for a Fetch response whose record
-// batches are written without being copied into the frame: the record
-// batches of every partition holding at least spliceMin (> 0) bytes are
-// left out of the encoding and returned as pieces of their own.
+// batches are written apart from the rest of the frame: from memory with
+// writev, or from a segment file with sendfile, without being copied into
+// the frame.
 //
-// It appends the encoded frame, minus those record batches, to dst and
-// returns it together with pieces: slices of that returned buffer
-// alternating with the record-batch slices, which written in order (with
-// writev, net.Buffers) form exactly the frame AppendResponse would have
-// produced. Without any partition at or above spliceMin, the only piece is
-// the whole frame. The pieces are appended to the pieces argument, so
-// callers can reuse one slice. resp is left as it was given.
+// external is called for every partition, in encoding order, with its
+// topic and partition indexes in resp; when it reports ok, that
+// partition's record batches (n bytes) are left out of the frame and its
+// RecordBatches field is not used (external must not look at resp, which
+// is being rewritten while it runs). AppendFetchResponse appends the frame
+// without them to dst and, for each partition left out, in encoding order,
+// the position in the appended frame where its n bytes belong to cuts.
+// Writing the frame's bytes up to cuts[0], the first partition's batches,
+// the bytes from cuts[0] to cuts[1], and so on, then the rest of the frame,
+// produces exactly what AppendResponse would have with the batches in
+// place; the frame's size field and the batches' length prefixes already
+// count them. resp is left as it was given.
 //
-// Everything is still encoded by kmsg: each spliced partition's records are
-// swapped for a random 16-byte marker while kmsg encodes the response, and
-// each marker is then found (in encoding order, and checked to follow the
-// length prefix kmsg writes for 16 bytes) and replaced by the real length
-// prefix. If a marker is not where it must be, the response is encoded
-// whole, as by AppendResponse.
-func AppendFetchResponse(dst []byte, corr int32, resp *kmsg.FetchResponse, spliceMin int, pieces [][]byte) ([]byte, [][]byte) {
-	spliceMin = max(spliceMin, 1)
+// Everything is still encoded by kmsg: each external partition's records
+// are swapped for a random 16-byte marker while kmsg encodes the response,
+// and each marker is then found (in encoding order, and checked to follow
+// the length prefix kmsg writes for 16 bytes) and replaced by the length
+// prefix for n bytes. ok is false, with dst and cuts as given, if a marker
+// is not where it must be; the caller then encodes the response whole.
+func AppendFetchResponse(dst []byte, corr int32, resp *kmsg.FetchResponse, external func(topic, partition int) (n int, ok bool), cuts []int) ([]byte, []int, bool) {
 	var marker [16]byte
 	binary.LittleEndian.PutUint64(marker[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(marker[8:], rand.Uint64())
-	var stack [16][]byte
-	records := stack[:0]
+	var sizes [16]int // small responses need no allocation
+	var stackRecs [16][]byte
+	lengths, records := sizes[:0], stackRecs[:0]
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
-			p := &resp.Topics[i].Partitions[j]
-			if len(p.RecordBatches) >= spliceMin {
-				records = append(records, p.RecordBatches)
-				p.RecordBatches = marker[:]
+			n, ok := external(i, j)
+			if !ok {
+				continue
 			}
+			p := &resp.Topics[i].Partitions[j]
+			records = append(records, p.RecordBatches)
+			lengths = append(lengths, n)
+			p.RecordBatches = marker[:]
 		}
 	}
 	start := len(dst)
-	dst = AppendResponse(dst, corr, resp)
-	if len(records) == 0 {
-		return dst, append(pieces, dst[start:])
-	}
+	out := AppendResponse(dst, corr, resp)
 	restoreRecords(resp, records, marker[:])
-	cuts, ok := spliceMarkers(dst[start:], marker[:], records, resp.IsFlexible())
+	if len(lengths) == 0 {
+		return out, cuts, true
+	}
+	first := len(cuts)
+	cuts, ok := spliceMarkers(out[start:], marker[:], lengths, resp.IsFlexible(), cuts)
 	if !ok {
-		dst = AppendResponse(dst[:start], corr, resp)
-		return dst, append(pieces, dst[start:])
+		return dst, cuts[:first], false
 	}
-	// cuts[k] is where records[k] goes in the compacted frame, whose
-	// length is the last element of cuts.
-	frame := dst[start : start+cuts[len(records)]]
-	prev := 0
-	for k, rec := range records {
-		pieces = append(pieces, frame[prev:cuts[k]], rec)
-		prev = cuts[k]
-	}
-	return dst[:start+len(frame)], append(pieces, frame[prev:])
+	end := cuts[len(cuts)-1] // spliceMarkers appends the compacted length last
+	return out[:start+end], cuts[:len(cuts)-1], true
 }
 
 // restoreRecords puts back the record batches that AppendFetchResponse
@@ -182,12 +183,13 @@ func restoreRecords(resp *kmsg.FetchResponse, records [][]byte, marker []byte) {
 }
 
 // spliceMarkers rewrites frame in place: each marker, with the 16-byte
-// length prefix before it, is replaced by the prefix of the real records
-// length, and the frame's size field is set to the size of the frame with
-// the records put back. It returns the position in the compacted frame
-// where each record batch goes, followed by the compacted length, or false
+// length prefix before it, is replaced by the length prefix for the
+// corresponding entry of lengths, and the frame's size field is set to the
+// size of the frame with that many bytes put back at each place. It
+// appends to cuts the position in the compacted frame where each entry's
+// bytes go, then the compacted length; ok is false, with frame untouched,
 // when a marker is missing or not preceded by the expected prefix.
-func spliceMarkers(frame, marker []byte, records [][]byte, flexible bool) ([]int, bool) {
+func spliceMarkers(frame, marker []byte, lengths []int, flexible bool, cuts []int) ([]int, bool) {
 	var want []byte
 	if flexible {
 		want = kbin.AppendUvarint(nil, 1+uint32(len(marker)))
@@ -195,38 +197,37 @@ func spliceMarkers(frame, marker []byte, records [][]byte, flexible bool) ([]int
 		want = kbin.AppendInt32(nil, int32(len(marker)))
 	}
 	// Find every marker before moving anything, so a failure leaves frame
-	// intact for the fallback.
-	at := make([]int, len(records))
+	// intact.
+	first := len(cuts)
 	from := 0
-	for k := range records {
+	for range lengths {
 		i := bytes.Index(frame[from:], marker)
 		if i < 0 {
-			return nil, false
+			return cuts[:first], false
 		}
 		i += from
 		if i-len(want) < from || !bytes.Equal(frame[i-len(want):i], want) {
-			return nil, false
+			return cuts[:first], false
 		}
-		at[k] = i
+		cuts = append(cuts, i) // the marker's position, for now
 		from = i + len(marker)
 	}
-	cuts := make([]int, 0, len(records)+1)
 	w, r := 0, 0 // write and read positions; w <= r throughout
 	size := int64(len(frame)) - 4
-	for k, rec := range records {
-		prefixAt := at[k] - len(want)
-		w += copy(frame[w:], frame[r:prefixAt])
+	for k, n := range lengths {
+		at := cuts[first+k]
+		w += copy(frame[w:], frame[r:at-len(want)])
 		var prefix [5]byte
 		var p []byte
 		if flexible {
-			p = kbin.AppendUvarint(prefix[:0], 1+uint32(len(rec)))
+			p = kbin.AppendUvarint(prefix[:0], 1+uint32(n))
 		} else {
-			p = kbin.AppendInt32(prefix[:0], int32(len(rec)))
+			p = kbin.AppendInt32(prefix[:0], int32(n))
 		}
 		w += copy(frame[w:], p)
-		cuts = append(cuts, w)
-		r = at[k] + len(marker)
-		size += int64(len(p)+len(rec)) - int64(len(want)+len(marker))
+		cuts[first+k] = w
+		r = at + len(marker)
+		size += int64(len(p)+n) - int64(len(want)+len(marker))
 	}
 	w += copy(frame[w:], frame[r:])
 	binary.BigEndian.PutUint32(frame, uint32(size))

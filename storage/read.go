@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/sluicedev/sluice/protocol/batch"
+	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // segView is what a reader needs of a segment, captured under Log.mu so
@@ -63,29 +64,10 @@ func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int32, maxOffset int64
 }
 
 func (l *Log) readOnce(buf []byte, offset int64, maxBytes int32, maxOffset int64) ([]byte, []byte, error) {
-	l.mu.Lock()
-	if l.mu.closed {
-		l.mu.Unlock()
-		return nil, buf, ErrClosed
+	views, n, err := l.viewsFor(offset, maxOffset)
+	if err != nil || n == 0 {
+		return nil, buf, err
 	}
-	if offset < l.mu.lso || offset > l.mu.leo {
-		lso, leo := l.mu.lso, l.mu.leo
-		l.mu.Unlock()
-		return nil, buf, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
-	}
-	if offset == l.mu.leo || offset >= maxOffset {
-		l.mu.Unlock()
-		return nil, buf, nil
-	}
-	i := l.segIndexLocked(offset)
-	var views [2]segView
-	views[0] = l.mu.segs[i].viewLocked()
-	n := 1
-	if i+1 < len(l.mu.segs) {
-		views[1] = l.mu.segs[i+1].viewLocked()
-		n++
-	}
-	l.mu.Unlock()
 	defer func() {
 		for _, v := range views[:n] {
 			v.seg.release()
@@ -262,4 +244,128 @@ func (l *Log) MaxTimestamp() (ts, offset int64) {
 		}
 	}
 	return ts, offset
+}
+
+// Span is a run of whole batches in one segment file: where Read's answer
+// lies, rather than its bytes, for callers that send it from the file
+// (sendfile). The segment's files stay open until Release, even if
+// retention or compaction removes the segment meanwhile, so the bytes a
+// Span names do not change unless the log is truncated; Intact reports
+// whether it was.
+type Span struct {
+	// File is the segment file; read it with ReadAt.
+	File vfs.File
+	// Pos and Len are the byte range of the batches in File.
+	Pos, Len int64
+	// Records is the sum of the batches' record counts.
+	Records int64
+
+	seg *segment
+	log *Log
+	gen uint64
+}
+
+// Release unpins the segment. It is safe to call on the zero Span, and
+// only once per Span.
+func (s *Span) Release() {
+	if s.seg != nil {
+		s.seg.release()
+		s.seg = nil
+	}
+}
+
+// Intact reports whether the log has not been truncated since the span was
+// found, so that its bytes are still the batches it was found to hold.
+func (s *Span) Intact() bool { return s.log == nil || s.log.truncGen.Load() == s.gen }
+
+// ReadSpan finds the batches Read(offset, maxBytes, maxOffset) would
+// return without reading them: it reads batch headers only (and, for small
+// batches, the small windows they lie in), through scratch, which it
+// returns (possibly grown) for reuse. An empty answer is a zero Span. The
+// caller must Release a non-empty Span.
+func (l *Log) ReadSpan(offset int64, maxBytes int32, maxOffset int64, scratch []byte) (Span, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		gen := l.truncGen.Load()
+		sp, err := l.spanOnce(offset, maxBytes, maxOffset, &scratch)
+		if l.truncGen.Load() == gen || attempt == 3 {
+			sp.gen = gen
+			return sp, scratch, err
+		}
+		sp.Release()
+	}
+}
+
+func (l *Log) spanOnce(offset int64, maxBytes int32, maxOffset int64, scratch *[]byte) (Span, error) {
+	views, n, err := l.viewsFor(offset, maxOffset)
+	if err != nil || n == 0 {
+		return Span{}, err
+	}
+	defer func() {
+		for _, v := range views[:n] {
+			v.seg.release()
+		}
+	}()
+	for _, v := range views[:n] {
+		sp, found, err := l.spanSegment(v, scratch, offset, maxBytes, maxOffset)
+		if err != nil || found {
+			return sp, err
+		}
+	}
+	return Span{}, nil
+}
+
+// viewsFor checks offset as Read does and returns views of the segment
+// holding it and the next one (n is 0 when there is nothing to read). The
+// caller releases the views.
+func (l *Log) viewsFor(offset, maxOffset int64) ([2]segView, int, error) {
+	var views [2]segView
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return views, 0, ErrClosed
+	}
+	if offset < l.mu.lso || offset > l.mu.leo {
+		return views, 0, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.lso, l.mu.leo)
+	}
+	if offset == l.mu.leo || offset >= maxOffset {
+		return views, 0, nil
+	}
+	i := l.segIndexLocked(offset)
+	views[0] = l.mu.segs[i].viewLocked()
+	n := 1
+	if i+1 < len(l.mu.segs) {
+		views[1] = l.mu.segs[i+1].viewLocked()
+		n++
+	}
+	return views, n, nil
+}
+
+// spanSegment is readSegment walking headers only.
+func (l *Log) spanSegment(v segView, scratch *[]byte, offset int64, maxBytes int32, maxOffset int64) (Span, bool, error) {
+	pos, lastRel, err := v.off.lookupOffset(offset - v.base)
+	if err != nil {
+		return Span{}, false, err
+	}
+	sc := newScanner(v.seg.log, pos, v.end, false, seekChunk)
+	sc.buf = (*scratch)[:0]
+	defer func() { *scratch = sc.buf[:cap(sc.buf)] }()
+	if !l.seekBatch(&sc, v, offset, lastRel) {
+		if sc.err != nil {
+			return Span{}, false, &CorruptionError{Path: v.seg.logPath, Offset: sc.stop, Err: sc.err}
+		}
+		return Span{}, false, nil
+	}
+	if sc.h.LastOffset() >= maxOffset {
+		return Span{}, true, nil
+	}
+	limit := max(int64(maxBytes), 1)
+	start, stop, records := sc.pos, sc.next0, int64(sc.h.NumRecords)
+	for stop-start+batch.HeaderSize <= limit && sc.next() {
+		if sc.h.LastOffset() >= maxOffset || sc.next0-start > limit {
+			break
+		}
+		stop, records = sc.next0, records+int64(sc.h.NumRecords)
+	}
+	v.seg.acquire() // the span's own reference; the view's is released by the caller
+	return Span{File: v.seg.log, Pos: start, Len: stop - start, Records: records, seg: v.seg, log: l}, true, nil
 }

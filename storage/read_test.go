@@ -137,6 +137,16 @@ func TestLogReadIntoMatchesModel(t *testing.T) {
 				if !bytes.Equal(got, want) {
 					t.Fatalf("ReadInto(%d, %d, %d): %d bytes, want %d", offset, maxBytes, maxOffset, len(got), len(want))
 				}
+				var sp Span
+				sp, buf, err = l.ReadSpan(offset, maxBytes, maxOffset, buf)
+				if err != nil {
+					t.Fatalf("ReadSpan(%d, %d, %d): %v", offset, maxBytes, maxOffset, err)
+				}
+				if got := spanBytes(t, sp); !bytes.Equal(got, want) || sp.Records != countRecords(t, want) {
+					t.Fatalf("ReadSpan(%d, %d, %d): %d bytes and %d records, want %d and %d",
+						offset, maxBytes, maxOffset, len(got), sp.Records, len(want), countRecords(t, want))
+				}
+				sp.Release()
 			}
 		})
 	}
@@ -210,5 +220,65 @@ func TestLogReadDamagedIndexScans(t *testing.T) {
 		if err != nil || h.BaseOffset > off || h.LastOffset() < off {
 			t.Fatalf("Read(%d) returned the batch at %d (%v)", off, h.BaseOffset, err)
 		}
+	}
+}
+
+// spanBytes reads what a span names.
+func spanBytes(t *testing.T, sp Span) []byte {
+	t.Helper()
+	if sp.Len == 0 {
+		return nil
+	}
+	out := make([]byte, sp.Len)
+	if _, err := sp.File.ReadAt(out, sp.Pos); err != nil {
+		t.Fatalf("reading span: %v", err)
+	}
+	return out
+}
+
+// countRecords sums the record counts of the batches in blob.
+func countRecords(t *testing.T, blob []byte) int64 {
+	t.Helper()
+	var n int64
+	for len(blob) > 0 {
+		b, rest, err := batch.Next(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(h.NumRecords)
+		blob = rest
+	}
+	return n
+}
+
+func TestLogReadSpanOutlivesSegment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, vfs.OS(), Config{})
+	l := e.open()
+	for i := range 5 {
+		mustAppend(t, l, mkBatch(t, spec{records: 2, valueSize: 3000, fill: byte(i)}), leader)
+	}
+	want, err := l.Read(0, 1<<20, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _, err := l.ReadSpan(0, 1<<20, math.MaxInt64, nil)
+	if err != nil || !sp.Intact() {
+		t.Fatalf("ReadSpan: %v, intact %v", err, sp.Intact())
+	}
+	defer sp.Release()
+	// Every segment goes, files included; the span keeps its file open.
+	if err := l.TruncateFullyAndStartAt(l.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if sp.Intact() {
+		t.Fatal("a span survived a truncation as intact")
+	}
+	if got := spanBytes(t, sp); !bytes.Equal(got, want) {
+		t.Fatal("the span's bytes changed after its segment was deleted")
 	}
 }

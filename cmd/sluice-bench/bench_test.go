@@ -241,7 +241,7 @@ func TestServeFakeServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serveFake(ctx, addr, io.Discard) }()
+	go func() { done <- serveFake(ctx, addr, true, io.Discard) }()
 
 	c, err := parseFlags([]string{"--brokers", addr, "--records", "100", "--broker-pid", fmt.Sprint(os.Getpid())}, io.Discard)
 	if err != nil {
@@ -267,7 +267,7 @@ func TestServeFakeServesAndStops(t *testing.T) {
 
 func TestServeFakeBadAddress(t *testing.T) {
 	t.Parallel()
-	if err := serveFake(context.Background(), "256.0.0.1:1", io.Discard); err == nil {
+	if err := serveFake(context.Background(), "256.0.0.1:1", false, io.Discard); err == nil {
 		t.Fatal("serveFake on an invalid address succeeded")
 	}
 }

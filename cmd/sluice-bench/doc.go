@@ -11,6 +11,9 @@
 //	--serve-fake host:port      only run kfake on host:port until SIGINT/SIGTERM, so
 //	                            the reference broker is its own process whose CPU time
 //	                            can be read from /proc like Sluice's
+//	                            (--fake-release-memory: hand the heap of deleted topics
+//	                            back to the OS after each DeleteTopics, as bench/run.sh
+//	                            does; see releaseAfterDeletes)
 //	--compare results.jsonl     print a Sluice / reference table from --json results
 //	--free-ports N              print N free local ports (for bench/run.sh)
 //

@@ -31,6 +31,9 @@ type config struct {
 	serveFake string
 	compare   string
 	freePorts int
+	// fakeReleaseMemory makes --serve-fake return deleted topics' heap to
+	// the operating system (see releaseAfterDeletes).
+	fakeReleaseMemory bool
 
 	// Comparison table.
 	subject, reference string
@@ -93,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&brokers, "brokers", "", "comma-separated seed brokers, host:port")
 	fs.BoolVar(&c.fake, "fake", false, "start franz-go's kfake in this process and benchmark it (instead of --brokers)")
 	fs.StringVar(&c.serveFake, "serve-fake", "", "only run kfake listening on host:port until SIGINT/SIGTERM")
+	fs.BoolVar(&c.fakeReleaseMemory, "fake-release-memory", false, "--serve-fake: return the heap of deleted topics to the OS after each DeleteTopics")
 	fs.StringVar(&c.compare, "compare", "", "print a comparison table from a file of --json results (one per line)")
 	fs.IntVar(&c.freePorts, "free-ports", 0, "print this many free TCP ports on 127.0.0.1 and exit (for scripts)")
 	fs.StringVar(&c.subject, "subject", "sluice", "--compare: the --target name of the broker under test")

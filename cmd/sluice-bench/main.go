@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case c.serveFake != "":
-		return serveFake(ctx, c.serveFake, stderr)
+		return serveFake(ctx, c.serveFake, c.fakeReleaseMemory, stderr)
 	case c.compare != "":
 		return compareFile(c.compare, c.subject, c.reference, stdout)
 	case c.freePorts > 0:
