@@ -16,6 +16,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -182,6 +184,14 @@ func (b *Broker) validateProduceBatch(ts *topicState, records []byte, now time.T
 		return h, kerr.TransactionalIDAuthorizationFailed.Code, kmsg.StringPtr("transactions are not supported yet")
 	case h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1:
 		return h, kerr.InvalidRecord.Code, kmsg.StringPtr("record count does not match the last offset delta")
+	}
+	if strings.Contains(ts.value("cleanup.policy"), "compact") {
+		// Kafka's LogValidator: compaction needs a key on every record.
+		if _, recs, err := b.decodeRecords(first); err != nil {
+			return h, kerr.CorruptMessage.Code, nil
+		} else if slices.ContainsFunc(recs, func(r kmsg.Record) bool { return r.Key == nil }) {
+			return h, kerr.InvalidRecord.Code, kmsg.StringPtr("compacted topic cannot accept a record without a key")
+		}
 	}
 	if ts.value("message.timestamp.type") == "CreateTime" {
 		if code := checkTimestamps(ts, h, now); code != 0 {

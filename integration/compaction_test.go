@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -37,6 +39,11 @@ func TestCompactedTopicKeepsLatestPerKey(t *testing.T) {
 	// A tombstone for k0: once cleaned, k0 disappears.
 	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k0")}).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+	// Kafka refuses records without a key on compacted topics.
+	err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("no key")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless record on a compacted topic: %v, want INVALID_RECORD", err)
 	}
 	total := keys*rounds + 1
 	waitFor(t, 60*time.Second, func() error {
