@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/sluicedev/sluice/metadata"
 )
@@ -55,16 +54,10 @@ func (b *Broker) liveBrokers() []metadata.Broker {
 
 // watchBrokers keeps the broker cache in step with etcd registrations.
 func (b *Broker) watchBrokers(ctx context.Context) {
-	for ctx.Err() == nil {
+	b.keepWatching(ctx, "broker", func() error {
 		ch, err := b.meta.WatchBrokers(ctx)
 		if err != nil {
-			b.log.Warn("broker watch failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
+			return err
 		}
 		for ev := range ch {
 			if ev.Type == metadata.EventDelete {
@@ -74,5 +67,6 @@ func (b *Broker) watchBrokers(ctx context.Context) {
 			}
 			b.brokers.put(ev.Broker)
 		}
-	}
+		return nil
+	})
 }

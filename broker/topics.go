@@ -103,16 +103,10 @@ func (b *Broker) loadTopics(ctx context.Context) error {
 // watchTopics keeps the cache in step with etcd, so topics created, altered
 // or deleted through another broker show up here.
 func (b *Broker) watchTopics(ctx context.Context) {
-	for ctx.Err() == nil {
+	b.keepWatching(ctx, "topic", func() error {
 		ch, err := b.meta.WatchTopics(ctx)
 		if err != nil {
-			b.log.Warn("topic watch failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
+			return err
 		}
 		for ev := range ch {
 			if ev.Type == metadata.EventDelete {
@@ -122,6 +116,18 @@ func (b *Broker) watchTopics(ctx context.Context) {
 			if err := b.applyTopic(ev.Topic); err != nil {
 				b.log.Error("applying topic change", "topic", ev.Topic.Name, "err", err)
 			}
+		}
+		return nil
+	})
+}
+
+// keepWatching runs watch until ctx ends: a watch that fails to start is
+// retried after a second, one whose channel closed is restarted at once.
+func (b *Broker) keepWatching(ctx context.Context, what string, watch func() error) {
+	for ctx.Err() == nil {
+		if err := watch(); err != nil {
+			b.log.Warn(what+" watch failed; retrying", "err", err)
+			sleepCtx(ctx, time.Second)
 		}
 	}
 }

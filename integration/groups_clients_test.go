@@ -134,24 +134,7 @@ func TestKafkaPythonGroupTwoMembers(t *testing.T) {
 	waitGroupStable(t, ib.addr(), "py-g", 2)
 	// Debian's kafka-python lacks the snappy library franz-go compresses with by default.
 	produceN(t, ib.addr(), "py-group", 0, 200, kgo.ProducerBatchCompression(kgo.NoCompression()))
-	waitFor(t, 45*time.Second, func() error {
-		seen := map[string]int{}
-		parts := []map[string]bool{{}, {}}
-		for i, lc := range []*lineCollector{a, b} {
-			for _, l := range lc.snapshot() {
-				p, v, _ := strings.Cut(l, " ")
-				seen[v]++
-				parts[i][p] = true
-			}
-		}
-		if len(seen) != 200 {
-			return fmt.Errorf("consumed %d of 200 distinct values", len(seen))
-		}
-		if len(parts[0]) == 0 || len(parts[1]) == 0 {
-			return fmt.Errorf("one member got no partitions: %v / %v", parts[0], parts[1])
-		}
-		return nil
-	})
+	waitSplitConsumed(t, 200, a, b)
 }
 
 const confluentScript = `
@@ -186,24 +169,7 @@ func TestConfluentKafkaCooperativeSticky(t *testing.T) {
 	b := start()
 	waitGroupStable(t, ib.addr(), "ck-g", 2)
 	produceN(t, ib.addr(), "ck-group", 0, 200)
-	waitFor(t, 45*time.Second, func() error {
-		seen := map[string]int{}
-		parts := []map[string]bool{{}, {}}
-		for i, lc := range []*lineCollector{a, b} {
-			for _, l := range lc.snapshot() {
-				p, v, _ := strings.Cut(l, " ")
-				seen[v]++
-				parts[i][p] = true
-			}
-		}
-		if len(seen) != 200 {
-			return fmt.Errorf("consumed %d of 200 distinct values", len(seen))
-		}
-		if len(parts[0]) == 0 || len(parts[1]) == 0 {
-			return fmt.Errorf("cooperative rebalance left one member without partitions: %v / %v", parts[0], parts[1])
-		}
-		return nil
-	})
+	waitSplitConsumed(t, 200, a, b)
 }
 
 // waitGroupStable waits until group is Stable with n members that all have
@@ -227,6 +193,31 @@ func waitGroupStable(t *testing.T, addr, group string, n int) {
 			if a, ok := m.Assigned.AsConsumer(); !ok || len(a.Topics) == 0 {
 				return fmt.Errorf("member %s has no partitions yet", m.MemberID)
 			}
+		}
+		return nil
+	})
+}
+
+// waitSplitConsumed waits until the members printing "partition value"
+// lines have together consumed values 0..n-1 and each of them has consumed
+// from at least one partition.
+func waitSplitConsumed(t *testing.T, n int, members ...*lineCollector) {
+	t.Helper()
+	waitFor(t, 45*time.Second, func() error {
+		seen := map[string]bool{}
+		for i, lc := range members {
+			parts := map[string]bool{}
+			for _, l := range lc.snapshot() {
+				p, v, _ := strings.Cut(l, " ")
+				seen[v] = true
+				parts[p] = true
+			}
+			if len(parts) == 0 {
+				return fmt.Errorf("member %d consumed from no partition", i)
+			}
+		}
+		if len(seen) != n {
+			return fmt.Errorf("consumed %d of %d distinct values", len(seen), n)
 		}
 		return nil
 	})
