@@ -236,6 +236,10 @@ for acks in "${acks_list[@]}"; do
 		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
 done
 settle
+# The throughput cells leave gigabytes of dirty page cache behind; writing it
+# back competes with this cell's fsyncs for the disk. Flush it first, so the
+# cell measures its own fsyncs rather than the previous cells' writeback.
+sync
 run_cell sluice "1KiB flush.messages=1 1rec/req @${RATE}/s" --mode produce \
 	--record-size 1024 --acks all --partitions 1 --rate "$RATE" --duration "$LAT_DURATION" \
 	--one-per-request --max-inflight "$SYNC_INFLIGHT" --topic-config flush.messages=1 --max-p99 "$MAX_P99"
