@@ -126,6 +126,11 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	if spec.replicationFactor <= 0 {
 		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor must be larger than 0")
 	}
+	if spec.replicationFactor > 1 {
+		// Followers do not fetch from leaders yet: accepting the topic would
+		// promise copies that do not exist.
+		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor above 1 is not supported yet")
+	}
 	if err := b.settings.validateTopicConfigs(spec.configs); err != nil {
 		return t, kerr.InvalidConfig.Code, kmsg.StringPtr(err.Error())
 	}

@@ -370,3 +370,15 @@ func TestFranzCreatePartitions(t *testing.T) {
 		t.Fatalf("shrinking: %v %v, want INVALID_PARTITIONS", err, res["grow"].Err)
 	}
 }
+
+// TestFranzReplicationFactorAboveOneRefused checks that a replication factor
+// Sluice cannot honour yet is refused with Kafka's error code rather than
+// accepted without copies.
+func TestFranzReplicationFactorAboveOneRefused(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	_, err := admin(t, ib.addr()).CreateTopic(context.Background(), 1, 2, nil, "rf2")
+	if !errors.Is(err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 2: %v, want INVALID_REPLICATION_FACTOR", err)
+	}
+}
