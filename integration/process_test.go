@@ -61,9 +61,13 @@ func TestProcessKill9KeepsAcknowledgedRecords(t *testing.T) {
 	mu.Unlock()
 
 	p.restart()
-	if !strings.Contains(p.output(), "broker started") {
-		t.Fatalf("restarted broker did not log its start:\n%s", p.output())
-	}
+	// The listener accepts before Run logs its start line.
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(p.output(), "broker started") {
+			return fmt.Errorf("restarted broker did not log its start:\n%s", p.output())
+		}
+		return nil
+	})
 	recs := consumeAtLeast(t, p.addr, "durable", nAcked)
 	seen := map[int]bool{}
 	prev := -1
