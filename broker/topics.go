@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -234,12 +233,3 @@ func (b *Broker) createTopic(ctx context.Context, m metadata.Topic) (metadata.To
 	}
 	return created, nil
 }
-
-// errTopicExists and friends are re-exported for handler readability.
-var (
-	errTopicExists   = metadata.ErrTopicExists
-	errTopicNotFound = metadata.ErrTopicNotFound
-)
-
-func isTopicExists(err error) bool   { return errors.Is(err, errTopicExists) }
-func isTopicNotFound(err error) bool { return errors.Is(err, errTopicNotFound) }

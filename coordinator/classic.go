@@ -158,15 +158,6 @@ func (c *Coordinator) prepareRebalanceLocked(g *group, reason RebalanceReason) {
 	c.tryCompleteJoinLocked(g)
 }
 
-// maybePrepareRebalanceLocked starts a rebalance if g's state allows one
-// (Kafka's canRebalance: Stable, CompletingRebalance, Empty).
-func (c *Coordinator) maybePrepareRebalanceLocked(g *group, reason RebalanceReason) {
-	switch g.state {
-	case stateStable, stateCompletingRebalance, stateEmpty:
-		c.prepareRebalanceLocked(g, reason)
-	}
-}
-
 func (c *Coordinator) tryCompleteJoinLocked(g *group) {
 	if g.state == statePreparingRebalance && g.delayUntil.IsZero() && g.allJoined() {
 		c.completeJoinLocked(g)

@@ -76,10 +76,6 @@ func TestExternalEtcdSharedMetadata(t *testing.T) {
 		}
 		return nil
 	})
-	if ctl == 2 {
-		b2 = startBrokerConfig(t, cfg(2, t.TempDir()))
-	}
-
 	b1.stop()
 	b1 = startBrokerConfig(t, cfg(1, dir1))
 	recs := consumeAll(t, b1.addr(), "shared", 1)

@@ -262,14 +262,6 @@ func TestFrameFetchResponseSplicedMatchesWhole(t *testing.T) {
 	}
 }
 
-// sameSlice reports whether a and b are the same bytes in memory.
-func sameSlice(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	return len(a) == 0 || &a[0] == &b[0]
-}
-
 func TestFrameSpliceMarkersRejectsMissingMarker(t *testing.T) {
 	t.Parallel()
 	marker := bytes.Repeat([]byte{0xAB}, 16)

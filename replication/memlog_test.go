@@ -131,10 +131,6 @@ func (m *memLog) at(off Offset) (record, bool) {
 	return m.recs[off-m.start], true
 }
 
-func (m *memLog) clone() *memLog {
-	return &memLog{start: m.start, recs: append([]record(nil), m.recs...), epochs: append([]epochEntry(nil), m.epochs...)}
-}
-
 // String summarizes the log as start offset and epoch runs, e.g.
 // "[0: e1x3 e2x2] leo=5".
 func (m *memLog) String() string {
