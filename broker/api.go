@@ -85,6 +85,7 @@ func (b *Broker) apis() *apiTable {
 		b.createPartitionsAPI(),
 		b.incrementalAlterConfigsAPI(),
 		b.describeClusterAPI(),
+		b.electLeadersAPI(),
 		b.findCoordinatorAPI(),
 		b.joinGroupAPI(),
 		b.heartbeatAPI(),

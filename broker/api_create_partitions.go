@@ -65,7 +65,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsR
 			spec.assignment = append(spec.assignment, a.Replicas)
 		}
 	}
-	assign, code, msg := b.assignReplicas(spec)
+	assign, code, msg := b.assignReplicas(spec, m.Partitions)
 	if code != 0 {
 		return code, msg
 	}
@@ -85,6 +85,9 @@ func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsR
 	}
 	if err := b.applyTopic(updated); err != nil {
 		return kerr.KafkaStorageError.Code, kmsg.StringPtr(err.Error())
+	}
+	if err := b.initPartitionStates(ctx, updated, rt.Count-added); err != nil {
+		b.log.Warn("writing partition states of new partitions", "topic", m.Name, "err", err)
 	}
 	return 0, nil
 }

@@ -13,12 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/metadata"
+	"github.com/sluicedev/sluice/replication"
 )
 
 func (b *Broker) createTopicsAPI() api {
@@ -126,15 +127,10 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	if spec.replicationFactor <= 0 {
 		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor must be larger than 0")
 	}
-	if spec.replicationFactor > 1 {
-		// Followers do not fetch from leaders yet: accepting the topic would
-		// promise copies that do not exist.
-		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor above 1 is not supported yet")
-	}
 	if err := b.settings.validateTopicConfigs(spec.configs); err != nil {
 		return t, kerr.InvalidConfig.Code, kmsg.StringPtr(err.Error())
 	}
-	assign, code, msg := b.assignReplicas(spec)
+	assign, code, msg := b.assignReplicas(spec, 0)
 	if code != 0 {
 		return t, code, msg
 	}
@@ -154,17 +150,18 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	return created, 0, nil
 }
 
-// assignReplicas checks a manual assignment or spreads replicas round-robin
-// over the live brokers, as Kafka's rack-unaware assignor does.
-func (b *Broker) assignReplicas(spec topicSpec) ([][]int32, int16, *string) {
+// assignReplicas checks a manual assignment, or places replicas over the
+// live brokers as Kafka does (replication.AssignReplicas: leaders and
+// followers spread evenly, rack-aware when every broker has a rack).
+// firstPartition continues an existing topic's placement (CreatePartitions).
+func (b *Broker) assignReplicas(spec topicSpec, firstPartition int32) ([][]int32, int16, *string) {
 	live := b.liveBrokers()
-	ids := make([]int32, 0, len(live))
 	known := map[int32]bool{}
+	infos := make([]replication.BrokerInfo, 0, len(live))
 	for _, br := range live {
-		ids = append(ids, br.NodeID)
 		known[br.NodeID] = true
+		infos = append(infos, replication.BrokerInfo{ID: br.NodeID, Rack: br.Rack})
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	if spec.assignment != nil {
 		for _, reps := range spec.assignment {
 			if len(reps) != int(spec.replicationFactor) {
@@ -180,17 +177,19 @@ func (b *Broker) assignReplicas(spec topicSpec) ([][]int32, int16, *string) {
 		}
 		return spec.assignment, 0, nil
 	}
-	if int(spec.replicationFactor) > len(ids) {
-		return nil, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr(fmt.Sprintf("replication factor: %d larger than available brokers: %d", spec.replicationFactor, len(ids)))
+	if int(spec.replicationFactor) > len(infos) {
+		return nil, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr(fmt.Sprintf("replication factor: %d larger than available brokers: %d", spec.replicationFactor, len(infos)))
 	}
-	out := make([][]int32, spec.partitions)
-	start := int(len(spec.name)) // deterministic but spread across topics
-	for p := range out {
-		reps := make([]int32, spec.replicationFactor)
-		for i := range reps {
-			reps[i] = ids[(start+p+i)%len(ids)]
-		}
-		out[p] = reps
+	// Kafka draws both choices at random; a hash of the name spreads
+	// topics just as well and makes a placement reproducible.
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(spec.name))
+	seed := int(h.Sum32() & 0x7fffffff)
+	out, err := replication.AssignReplicas(infos, spec.partitions, spec.replicationFactor, replication.AssignOptions{
+		FirstPartition: firstPartition, StartIndex: seed % len(infos), ReplicaShift: (seed / len(infos)) % len(infos),
+	})
+	if err != nil {
+		return nil, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr(err.Error())
 	}
 	return out, 0, nil
 }

@@ -41,10 +41,13 @@ func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16,
 		return kerr.UnknownTopicOrPartition.Code, -1
 	}
 	p := ts.partition(part)
-	if p == nil || !b.isLeader(ts, part) {
+	if p == nil {
 		return kerr.NotLeaderForPartition.Code, -1
 	}
-	hw := p.highWatermark()
+	hw, _, code := p.rep.readBound(-1)
+	if code != 0 {
+		return code, -1
+	}
 	if offset == -1 {
 		offset = hw
 	}

@@ -37,13 +37,26 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
+	replicaID := req.ReplicaID
+	if req.Version >= 15 {
+		replicaID = req.ReplicaState.ID
+	}
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	waited := false
 	for {
 		out := &fetchReply{FetchResponse: kmsg.NewPtrFetchResponse(), conn: r.conn}
 		out.Version = req.Version
-		wake, n, stop := b.fetchOnce(req, out)
+		var (
+			wake []<-chan struct{}
+			n    int
+			stop bool
+		)
+		if replicaID >= 0 {
+			wake, n, stop = b.replicaFetchOnce(req, replicaID, out)
+		} else {
+			wake, n, stop = b.fetchOnce(req, out)
+		}
 		if stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || len(wake) == 0 {
 			if waited {
 				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
@@ -303,16 +316,18 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 		return nil, 0
 	}
 	p := ts.partition(rp.Partition)
-	if p == nil || !b.isLeader(ts, rp.Partition) {
+	if p == nil {
 		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		b.fillCurrentLeader(out, ts, rp.Partition, sp)
 		return nil, 0
 	}
-	if code := p.checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+	wake := p.rep.hwChanged()
+	hw, _, code := p.rep.readBound(rp.CurrentLeaderEpoch)
+	if code != 0 {
 		sp.ErrorCode = code
+		b.fillCurrentLeader(out, ts, rp.Partition, sp)
 		return nil, 0
 	}
-	wake := p.log.Changed()
-	hw := p.highWatermark()
 	sp.HighWatermark = hw
 	sp.LastStableOffset = hw
 	sp.LogStartOffset = p.log.LogStartOffset()

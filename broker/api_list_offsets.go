@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/protocol/batch"
+	"github.com/sluicedev/sluice/replication"
 )
 
 func (b *Broker) listOffsetsAPI() api {
@@ -35,7 +36,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			b.listOffset(ts, rp, &sp)
+			b.listOffset(ts, rp, req.ReplicaID, &sp)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -43,24 +44,32 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 	return resp, nil
 }
 
-func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, replicaID int32, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return
 	}
 	p := ts.partition(rp.Partition)
-	if p == nil || !b.isLeader(ts, rp.Partition) {
+	if p == nil {
 		sp.ErrorCode = kerr.NotLeaderForPartition.Code
 		return
 	}
-	if code := p.checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+	hw, epoch, code := p.rep.readBound(rp.CurrentLeaderEpoch)
+	if code != 0 {
 		sp.ErrorCode = code
 		return
 	}
-	hw := p.highWatermark()
+	if replicaID >= 0 {
+		// A follower recovering from OFFSET_OUT_OF_RANGE sees the whole
+		// log, not just the committed part.
+		hw = p.log.LogEndOffset()
+	} else if code := p.rep.checkListOffsets(); code != 0 {
+		sp.ErrorCode = code
+		return
+	}
 	switch rp.Timestamp {
 	case -1:
-		sp.Offset, sp.LeaderEpoch = hw, p.leaderEpoch()
+		sp.Offset, sp.LeaderEpoch = hw, epoch
 	case -2, -4:
 		sp.Offset, sp.LeaderEpoch = p.log.LogStartOffset(), p.epochAt(p.log.LogStartOffset())
 	case -3:
@@ -134,4 +143,15 @@ func (p *partition) epochAt(offset int64) int32 {
 		return -1
 	}
 	return h.PartitionLeaderEpoch
+}
+
+// checkListOffsets answers OFFSET_NOT_AVAILABLE while a new leader's HW
+// has not reached the start of its epoch, so a consumer's "latest" never
+// goes backwards (Kafka's Partition.fetchOffsetForTimestamp).
+func (r *replica) checkListOffsets() int16 {
+	var code int16
+	if err := r.withLeader(func(l *replication.Leader) { code = ackErrorCode(l.CheckListOffsets()) }); err != nil {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return code
 }

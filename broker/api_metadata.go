@@ -12,6 +12,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -84,7 +85,10 @@ func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic
 	return b.describeTopic(ts)
 }
 
-// describeTopic reports a topic's partitions, leaders and replicas.
+// describeTopic reports a topic's partitions from their records: leader
+// and leader epoch, the assignment, the ISR, and the replicas on brokers
+// that are not live. A partition without a leader (offline, or whose
+// first record is not written yet) is LEADER_NOT_AVAILABLE, as in Kafka.
 func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
 	m := ts.meta
 	mt := kmsg.NewMetadataResponseTopic()
@@ -92,15 +96,32 @@ func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
 	mt.TopicID = m.ID
 	mt.IsInternal = isInternalTopic(m.Name)
 	mt.AuthorizedOperations = authorizedOpsUnknown
+	live := map[int32]bool{}
+	for _, br := range b.liveBrokers() {
+		live[br.NodeID] = true
+	}
 	for p := int32(0); p < m.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
-		mp.Leader = b.leaderOf(m, p)
-		mp.Replicas = b.replicasOf(m, p)
-		mp.ISR = b.replicasOf(m, p)
+		mp.Replicas = slices.Clone(replicasFor(m, p))
+		if mp.Replicas == nil {
+			mp.Replicas = []int32{}
+		}
+		mp.ISR = []int32{}
 		mp.OfflineReplicas = []int32{}
-		if part := ts.partition(p); part != nil {
-			mp.LeaderEpoch = part.leaderEpoch()
+		for _, id := range mp.Replicas {
+			if !live[id] {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, id)
+			}
+		}
+		mp.Leader, mp.LeaderEpoch = -1, -1
+		if st, ok := b.partitionState(m.Name, p); ok {
+			mp.Leader, mp.LeaderEpoch = st.Leader, st.LeaderEpoch
+			mp.ISR = slices.Clone(st.ISR)
+		}
+		if mp.Leader < 0 || !live[mp.Leader] {
+			mp.Leader = -1
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}

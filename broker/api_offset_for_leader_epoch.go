@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/replication"
 )
 
 func (b *Broker) offsetForLeaderEpochAPI() api {
@@ -43,12 +45,17 @@ func (b *Broker) epochEndOffset(ts *topicState, rp kmsg.OffsetForLeaderEpochRequ
 		return kerr.UnknownTopicOrPartition.Code
 	}
 	p := ts.partition(rp.Partition)
-	if p == nil || !b.isLeader(ts, rp.Partition) {
+	if p == nil {
 		return kerr.NotLeaderForPartition.Code
 	}
-	if code := p.checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
-		return code
+	var code int16
+	err := p.rep.withLeader(func(l *replication.Leader) {
+		ee, err := l.EndOffsetForEpoch(rp.CurrentLeaderEpoch, rp.LeaderEpoch)
+		sp.LeaderEpoch, sp.EndOffset = ee.Epoch, ee.EndOffset
+		code = ackErrorCode(err)
+	})
+	if err != nil {
+		return kerr.NotLeaderForPartition.Code
 	}
-	sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch)
-	return 0
+	return code
 }

@@ -29,11 +29,13 @@ import (
 
 func (b *Broker) produceAPI() api { return api{key: 0, min: 3, max: 12, handle: b.handleProduce} }
 
-// pendingSync is an append that must be fsynced before it is acknowledged.
+// pendingSync is an append that must be fsynced (flush.messages), or
+// replicated to the ISR (acks=-1), or both, before it is acknowledged.
 type pendingSync struct {
-	log  *storage.Log
-	upTo int64
-	resp *kmsg.ProduceResponseTopicPartition
+	log   *storage.Log
+	upTo  int64 // fsync through here; -1 when no fsync is needed
+	acked <-chan error
+	resp  *kmsg.ProduceResponseTopicPartition
 }
 
 func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, error) {
@@ -51,6 +53,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 	}
 	var syncs []pendingSync
 	now := time.Now()
+	timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
@@ -66,8 +69,11 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			sp.BaseOffset = -1
 			sp.LogAppendTime = -1
 			sp.LogStartOffset = -1
-			if s, ok := b.produceOne(ts, rt.Topic, rp, req.Acks, now, sp); ok {
+			if s, ok := b.produceOne(ts, rt.Topic, rp, req.Acks, timeout, now, sp); ok {
 				syncs = append(syncs, s)
+			}
+			if sp.ErrorCode == kerr.NotLeaderForPartition.Code && req.Version >= 10 {
+				b.fillProduceLeader(resp, ts, rp.Partition, sp)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -87,6 +93,9 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 // written ahead of this one.
 func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) {
 	for _, s := range syncs {
+		if s.upTo < 0 {
+			continue
+		}
 		if s.upTo >= s.log.SyncedOffset() {
 			c.flushBeforeWait()
 		}
@@ -95,12 +104,32 @@ func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) 
 			s.resp.BaseOffset = -1
 		}
 	}
+	for _, s := range syncs {
+		if s.acked == nil {
+			continue
+		}
+		var err error
+		select {
+		case err = <-s.acked:
+		default:
+			c.flushBeforeWait()
+			select {
+			case err = <-s.acked:
+			case <-ctx.Done():
+				err = kerr.RequestTimedOut
+			}
+		}
+		if code := ackErrorCode(err); code != 0 && s.resp.ErrorCode == 0 {
+			s.resp.ErrorCode = code
+			s.resp.BaseOffset = -1
+		}
+	}
 }
 
 // produceOne appends one partition's batch and fills sp. It returns a
 // pendingSync (and true) when the append still needs an fsync.
-func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, now time.Time, sp *kmsg.ProduceResponseTopicPartition) (pendingSync, bool) {
-	code, msg := b.produceTarget(ts, topic, rp.Partition, acks)
+func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, timeout time.Duration, now time.Time, sp *kmsg.ProduceResponseTopicPartition) (pendingSync, bool) {
+	code, msg := b.produceTarget(ts, topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode, sp.ErrorMessage = code, msg
 		return pendingSync{}, false
@@ -112,11 +141,11 @@ func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceReques
 		b.metrics.producedRejected.WithLabelValues(topic).Inc()
 		return pendingSync{}, false
 	}
-	opts := storage.AppendOptions{AssignOffsets: true, LeaderEpoch: p.leaderEpoch()}
+	var opts storage.AppendOptions
 	if ts.value("message.timestamp.type") == "LogAppendTime" {
 		opts.LogAppendTime = now.UnixMilli()
 	}
-	res, err := p.log.Append(rp.Records, opts)
+	res, acked, err := p.rep.appendLeader(rp.Records, opts, acks, timeout)
 	if err != nil {
 		sp.ErrorCode = appendErrorCode(err)
 		if sp.ErrorCode == kerr.UnknownServerError.Code {
@@ -130,14 +159,15 @@ func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceReques
 	if !res.Duplicate {
 		b.metrics.produced(topic, len(rp.Records), int(h.NumRecords))
 	}
+	ps := pendingSync{log: p.log, upTo: -1, acked: acked, resp: sp}
 	if res.NeedsSync {
-		return pendingSync{log: p.log, upTo: res.LastOffset, resp: sp}, true
+		ps.upTo = res.LastOffset
 	}
-	return pendingSync{}, false
+	return ps, ps.upTo >= 0 || acked != nil
 }
 
 // produceTarget checks that topic/partition can take a produce here.
-func (b *Broker) produceTarget(ts *topicState, topic string, part int32, acks int16) (int16, *string) {
+func (b *Broker) produceTarget(ts *topicState, topic string, part int32) (int16, *string) {
 	if err := validTopicName(topic); err != nil {
 		return kerr.InvalidTopicException.Code, kmsg.StringPtr(err.Error())
 	}
@@ -148,13 +178,36 @@ func (b *Broker) produceTarget(ts *topicState, topic string, part int32, acks in
 		return kerr.InvalidTopicException.Code, kmsg.StringPtr("cannot produce to an internal topic")
 	}
 	p := ts.partition(part)
-	if p == nil || !b.isLeader(ts, part) {
+	if p == nil || !p.rep.leading.Load() {
 		return kerr.NotLeaderForPartition.Code, nil
 	}
-	if acks == -1 && b.inSyncReplicas(ts, part) < b.minInsync(ts) {
-		return kerr.NotEnoughReplicas.Code, nil
-	}
 	return 0, nil
+}
+
+// fillProduceLeader adds the partition's current leader to a
+// NOT_LEADER_OR_FOLLOWER answer (KIP-951, Produce v10+).
+func (b *Broker) fillProduceLeader(resp *kmsg.ProduceResponse, ts *topicState, part int32, sp *kmsg.ProduceResponseTopicPartition) {
+	if ts == nil {
+		return
+	}
+	st, ok := b.partitionState(ts.meta.Name, part)
+	if !ok || st.Leader < 0 || st.Leader == b.cfg.NodeID {
+		return
+	}
+	br, ok := b.brokers.get(st.Leader)
+	if !ok {
+		return
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = st.Leader, st.LeaderEpoch
+	if slices.ContainsFunc(resp.Brokers, func(x kmsg.ProduceResponseBroker) bool { return x.NodeID == br.NodeID }) {
+		return
+	}
+	pb := kmsg.NewProduceResponseBroker()
+	pb.NodeID, pb.Host, pb.Port = br.NodeID, br.Host, br.Port
+	if br.Rack != "" {
+		pb.Rack = kmsg.StringPtr(br.Rack)
+	}
+	resp.Brokers = append(resp.Brokers, pb)
 }
 
 // validateProduceBatch checks one partition's records as Kafka's
@@ -238,6 +291,10 @@ func appendErrorCode(err error) int16 {
 		return kerr.UnknownProducerID.Code
 	case errors.Is(err, storage.ErrFenced), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, kerr.NotLeaderForPartition):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, kerr.NotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
 	default:
 		return kerr.UnknownServerError.Code
 	}

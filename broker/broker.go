@@ -62,6 +62,19 @@ type Broker struct {
 	// isController and controllerNode track the etcd controller election.
 	isController   atomic.Bool
 	controllerNode atomic.Int32
+
+	// Replication: the partition records, the follower fetchers, the
+	// serialization of leadership transitions, and the controller's
+	// wake-up signal.
+	pstates        *partitionStates
+	fetchers       *fetcherTable
+	transitions    sync.Mutex
+	clusterChanged chan struct{}
+	shuttingDown   atomic.Bool
+
+	// bg is the context of the broker's background work; stopBG ends it.
+	bg     context.Context
+	stopBG context.CancelFunc
 }
 
 // New starts everything but the serving loops: it locks the data directory,
@@ -77,6 +90,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), settings: st, codecs: protocol.NewCodecs()}
 	b.conns.set = map[net.Conn]struct{}{}
 	b.controllerNode.Store(-1)
+	b.bg, b.stopBG = context.WithCancel(context.Background())
+	b.pstates = newPartitionStates()
+	b.fetchers = newFetcherTable(b)
+	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
@@ -135,8 +152,49 @@ func (b *Broker) start(ctx context.Context) error {
 	for _, br := range live {
 		b.brokers.put(br)
 	}
-	return nil
+	return b.loadPartitionStates(ctx)
 }
+
+// registrationEpoch is this broker's epoch: the etcd revision of its
+// registration (0 before it registered).
+func (b *Broker) registrationEpoch() int64 {
+	if b.reg == nil {
+		return 0
+	}
+	return b.reg.Epoch()
+}
+
+// fenced reports that this broker's lease may have expired on the etcd
+// server (no renewal was confirmed within the TTL): it must not act as a
+// leader, since the controller may already have elected another.
+func (b *Broker) fenced() bool {
+	return b.reg != nil && time.Now().After(b.reg.ValidUntil())
+}
+
+// awaitReelection holds back serving, up to timeout, while partitions this
+// broker led before it restarted wait for the controller to elect their
+// leader again at a new epoch (this broker never resumes an old one).
+// Clients that connect meanwhile wait in the listen backlog instead of
+// being told NOT_LEADER_OR_FOLLOWER, which makes a restarted single broker
+// usable at once.
+func (b *Broker) awaitReelection(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		stale := 0
+		for _, st := range b.pstates.all() {
+			if st.Leader == b.cfg.NodeID && st.Revision <= b.registrationEpoch() {
+				stale++
+			}
+		}
+		if stale == 0 {
+			return
+		}
+		sleepCtx(ctx, 10*time.Millisecond)
+	}
+}
+
+// bgCtx is the context of background work; it ends at shutdown.
+func (b *Broker) bgCtx() context.Context { return b.bg }
 
 func (b *Broker) lockDataDir() error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
@@ -225,14 +283,17 @@ func (b *Broker) Registry() *prometheus.Registry { return b.registry }
 // accepting, lets in-flight requests finish (bounded by ShutdownTimeout),
 // flushes the logs and closes etcd. It returns nil after a clean shutdown.
 func (b *Broker) Run(ctx context.Context) error {
-	serveCtx, cancelServe := context.WithCancel(context.Background())
+	serveCtx, cancelServe := b.bg, b.stopBG
 	defer cancelServe()
-	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
+	b.goroutines.Go("partition-watch", func() { b.watchPartitions(serveCtx) })
+	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
+	b.awaitReelection(ctx, 5*time.Second)
+	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	if b.httpLn != nil {
 		b.serveHTTP()
 	}
@@ -249,6 +310,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		runErr = errors.New("lost the etcd lease: this broker is no longer registered")
 	}
 	b.log.Info("shutting down")
+	if runErr == nil && b.settings.brokerBool("controlled.shutdown.enable") {
+		b.controlledShutdown(b.settings.brokerMillis("controlled.shutdown.timeout.ms", 10000))
+	}
 	b.ln.Close()
 	b.drainConns(cancelServe)
 	if err := b.Close(); err != nil && runErr == nil {
@@ -340,6 +404,9 @@ func (b *Broker) Close() error {
 			cancel()
 		} else if b.httpLn != nil {
 			b.httpLn.Close()
+		}
+		if b.stopBG != nil {
+			b.stopBG()
 		}
 		b.goroutines.close()
 		b.goroutines.wait()

@@ -28,6 +28,13 @@ func (c *brokerCache) put(br metadata.Broker) {
 	c.mu.Unlock()
 }
 
+func (c *brokerCache) get(id int32) (metadata.Broker, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	br, ok := c.mu.byID[id]
+	return br, ok
+}
+
 func (c *brokerCache) remove(id int32) {
 	c.mu.Lock()
 	delete(c.mu.byID, id)
@@ -46,7 +53,7 @@ func (b *Broker) liveBrokers() []metadata.Broker {
 	}
 	b.brokers.mu.RUnlock()
 	if !self {
-		out = append(out, metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack})
+		out = append(out, metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, Epoch: b.registrationEpoch()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
@@ -63,9 +70,14 @@ func (b *Broker) watchBrokers(ctx context.Context) {
 			if ev.Type == metadata.EventDelete {
 				b.brokers.remove(ev.Broker.NodeID)
 				b.log.Info("broker left", "broker", ev.Broker.NodeID)
+				b.signalCluster()
 				continue
 			}
+			if old, ok := b.brokers.get(ev.Broker.NodeID); !ok || old.Epoch != ev.Broker.Epoch {
+				b.log.Info("broker registered", "broker", ev.Broker.NodeID, "epoch", ev.Broker.Epoch)
+			}
 			b.brokers.put(ev.Broker)
+			b.signalCluster()
 		}
 		return nil
 	})

@@ -10,67 +10,26 @@ import (
 	"github.com/sluicedev/sluice/metadata"
 )
 
-// Leadership on a single broker: every hosted partition is led here, with
-// leader epoch 0 and an in-sync replica set of one. The replicated cluster
-// replaces these with etcd's partition state.
+// Leadership comes from the partition records in etcd (partition_states.go);
+// the hosted partition's replica (replica.go) says whether this broker
+// leads it now.
 
-// isLeader reports whether this broker leads partition p of ts.
-func (b *Broker) isLeader(ts *topicState, p int32) bool {
-	if ts.partition(p) == nil {
-		return false
-	}
-	return b.leaderOf(ts.meta, p) == b.cfg.NodeID
-}
-
-// leaderOf is the partition's leader: the first assigned replica.
+// leaderOf is the partition's leader according to its record, or -1 when
+// it is offline or has no record yet.
 func (b *Broker) leaderOf(m metadata.Topic, p int32) int32 {
-	if int(p) < len(m.Replicas) && len(m.Replicas[p]) > 0 {
-		return m.Replicas[p][0]
+	if st, ok := b.partitionState(m.Name, p); ok {
+		return st.Leader
 	}
-	return b.cfg.NodeID
-}
-
-// replicasOf lists the partition's replicas.
-func (b *Broker) replicasOf(m metadata.Topic, p int32) []int32 {
-	if int(p) < len(m.Replicas) && len(m.Replicas[p]) > 0 {
-		return m.Replicas[p]
-	}
-	return []int32{b.cfg.NodeID}
-}
-
-// inSyncReplicas is the size of the partition's ISR.
-func (b *Broker) inSyncReplicas(ts *topicState, p int32) int {
-	if ts.partition(p) == nil {
-		return 0
-	}
-	return 1
+	return -1
 }
 
 // minInsync is the topic's min.insync.replicas.
-func (b *Broker) minInsync(ts *topicState) int {
+func (ts *topicState) minInsync() int {
 	return int(atoiDefault(ts.value("min.insync.replicas"), 1))
 }
 
-// leaderEpoch is the partition's current leader epoch.
-func (p *partition) leaderEpoch() int32 { return 0 }
-
-// highWatermark is the offset below which records are visible to consumers.
-func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
-
-// checkLeaderEpoch fences requests that name a leader epoch (KIP-320): an
-// older epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH; -1
-// skips the check.
-func (p *partition) checkLeaderEpoch(requested int32) int16 {
-	cur := p.leaderEpoch()
-	switch {
-	case requested < 0 || requested == cur:
-		return 0
-	case requested < cur:
-		return kerr.FencedLeaderEpoch.Code
-	default:
-		return kerr.UnknownLeaderEpoch.Code
-	}
-}
+// errUnknownPartition answers for a partition that no longer exists.
+var errUnknownPartition = kerr.UnknownTopicOrPartition
 
 // Topic names follow Kafka's rules (org.apache.kafka.common.internals.Topic).
 const maxTopicNameLen = 249

@@ -10,9 +10,8 @@ import (
 
 // The controller is one broker elected through etcd (an election on a
 // lease, so a dead controller's candidacy vanishes with its lease and
-// another broker takes over). Metadata and DescribeCluster name it. The
-// controller's duties (replica placement and leader election on broker
-// loss) belong to the replicated cluster; today it is elected and reported.
+// another broker takes over). Metadata and DescribeCluster name it. Its
+// duties are in controller_loop.go.
 
 // campaign keeps this broker a candidate for controller until ctx ends:
 // win, serve until the leadership is lost, then stand again.
@@ -29,11 +28,18 @@ func (b *Broker) campaign(ctx context.Context) {
 		b.isController.Store(true)
 		b.controllerNode.Store(b.cfg.NodeID)
 		b.log.Info("elected controller", "epoch", lead.Epoch())
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		if !b.goroutines.Go("controller", func() { defer close(done); b.runController(cctx) }) {
+			close(done)
+		}
 		select {
 		case <-ctx.Done():
 		case <-lead.Lost():
 			b.log.Warn("lost controller leadership", "err", lead.Err())
 		}
+		cancel()
+		<-done
 		b.isController.Store(false)
 		_ = lead.Close()
 	}

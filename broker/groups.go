@@ -107,22 +107,21 @@ func derefString(s *string) string {
 	return *s
 }
 
-// loadOffsetsPartitions hands every __consumer_offsets partition led here
-// to the coordinator, replaying its log. It runs outside the topic table's
-// lock.
-func (b *Broker) loadOffsetsPartitions(ts *topicState) {
-	for p := int32(0); p < ts.meta.Partitions; p++ {
-		part := ts.partition(p)
-		if part == nil || !b.isLeader(ts, p) || b.coord.Owns(p) {
-			continue
-		}
-		b.coord.BeginLoad(p)
-		recs, err := readOffsetsLog(b.codecs, part.log)
-		if err != nil {
-			b.log.Error("loading group state", "partition", p, "err", err)
-		}
-		b.coord.Load(p, recs)
+// loadOffsetsPartition hands a __consumer_offsets partition this broker
+// just became leader of to the coordinator, replaying its log. It runs
+// outside the topic table's lock and the replica's.
+func (b *Broker) loadOffsetsPartition(part *partition) {
+	p := part.index
+	if b.coord.Owns(p) {
+		return
 	}
+	b.coord.BeginLoad(p)
+	recs, err := readOffsetsLog(b.codecs, part.log)
+	if err != nil {
+		b.log.Error("loading group state", "partition", p, "err", err)
+	}
+	b.coord.Load(p, recs)
+	b.log.Info("group coordinator loaded partition", "partition", p, "records", len(recs))
 }
 
 // readOffsetsLog reads every record of a __consumer_offsets partition.
@@ -164,12 +163,13 @@ func readOffsetsLog(codecs *protocol.Codecs, l *storage.Log) ([]coordinator.Reco
 type offsetsPersister struct{ b *Broker }
 
 // Persist appends records as one batch and returns once it is as durable as
-// an acks=all produce: appended by the leader, and fsynced when the topic's
-// flush policy asks for it.
+// an acks=all produce: replicated to the ISR (the high watermark passed
+// it), and fsynced when the topic's flush policy asks for it. The wait is
+// bounded by offsets.commit.timeout.ms (REQUEST_TIMED_OUT).
 func (op offsetsPersister) Persist(ctx context.Context, partition int32, records []coordinator.Record) error {
 	b := op.b
 	ts := b.topics.get(offsetsTopic)
-	if ts == nil || ts.partition(partition) == nil || !b.isLeader(ts, partition) {
+	if ts == nil || ts.partition(partition) == nil {
 		return errNoOffsetsPartition
 	}
 	p := ts.partition(partition)
@@ -184,7 +184,8 @@ func (op offsetsPersister) Persist(ctx context.Context, partition int32, records
 	if err != nil {
 		return fmt.Errorf("encode group records: %w", err)
 	}
-	res, err := p.log.Append(raw, storage.AppendOptions{AssignOffsets: true, LeaderEpoch: p.leaderEpoch()})
+	timeout := b.settings.brokerMillis("offsets.commit.timeout.ms", 5000)
+	res, acked, err := p.rep.appendLeader(raw, storage.AppendOptions{}, -1, timeout)
 	if err != nil {
 		return fmt.Errorf("append group records: %w", err)
 	}
@@ -193,7 +194,15 @@ func (op offsetsPersister) Persist(ctx context.Context, partition int32, records
 			return fmt.Errorf("sync group records: %w", err)
 		}
 	}
-	return nil
+	select {
+	case err := <-acked:
+		if err != nil {
+			return fmt.Errorf("replicate group records: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("replicate group records: %w", ctx.Err())
+	}
 }
 
 // clientCtx tells the coordinator which client sent a request, for member

@@ -31,6 +31,14 @@ type metrics struct {
 	fetchWait        prometheus.Histogram
 	fsync            prometheus.Histogram
 
+	// Replication counters; the gauges are computed at scrape time by
+	// replicationCollector.
+	isrShrinks, isrExpands            prometheus.Counter
+	leaderElections, uncleanElections prometheus.Counter
+	truncations                       prometheus.Counter
+	replicatedBytes                   *prometheus.CounterVec
+	replicatedRecords                 *prometheus.CounterVec
+
 	// perAPI caches the children of requests and requestLatency for each
 	// (key, version) seen, and perTopic those of the per-topic byte and
 	// record counters, so that the hot path does not hash label values on
@@ -89,6 +97,24 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Help: "Time fetch long polls waited for data.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_fsync_duration_seconds",
 			Help: "Duration of log fsyncs.", Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 14)}),
+	}
+	m.isrShrinks = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_shrinks_total",
+		Help: "ISR changes written by partitions led here that removed replicas."})
+	m.isrExpands = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_expands_total",
+		Help: "ISR changes written by partitions led here that added replicas."})
+	m.leaderElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_leader_elections_total",
+		Help: "Leader changes written by this broker (as controller, in controlled shutdown or for ElectLeaders)."})
+	m.uncleanElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_unclean_leader_elections_total",
+		Help: "Leaders elected from outside the ISR by this broker."})
+	m.truncations = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_follower_truncations_total",
+		Help: "Follower logs truncated to match their leader (KIP-101, KIP-279)."})
+	m.replicatedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_replicated_bytes_total",
+		Help: "Record batch bytes appended by followers here, by topic."}, []string{"topic"})
+	m.replicatedRecords = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_replicated_records_total",
+		Help: "Records appended by followers here, by topic."}, []string{"topic"})
+	for _, c := range []prometheus.Collector{m.isrShrinks, m.isrExpands, m.leaderElections, m.uncleanElections,
+		m.truncations, m.replicatedBytes, m.replicatedRecords, &replicationCollector{b: b}} {
+		f(c)
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests,
 		m.connections, m.connectionsTotal, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.producedRejected, m.fetchWait, m.fsync,
@@ -270,4 +296,10 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(p.log.Size()), lbl...)
 		}
 	}
+}
+
+// replicated counts what a follower appended.
+func (m *metrics) replicated(topic string, bytes, records int) {
+	m.replicatedBytes.WithLabelValues(topic).Add(float64(bytes))
+	m.replicatedRecords.WithLabelValues(topic).Add(float64(records))
 }

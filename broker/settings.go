@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -99,6 +100,11 @@ func (s *settings) brokerInt64(name string, def int64) int64 {
 }
 
 func (s *settings) brokerBool(name string) bool { return s.broker(name).value == "true" }
+
+// brokerMillis reads a broker setting in milliseconds as a duration.
+func (s *settings) brokerMillis(name string, def int64) time.Duration {
+	return time.Duration(s.brokerInt64(name, def)) * time.Millisecond
+}
 
 // topic resolves a topic setting given the topic's own overrides.
 func (s *settings) topic(name string, overrides map[string]string) resolved {

@@ -74,7 +74,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		if part := ts.partition(partition); part != nil {
-			lag := part.highWatermark() - offset
+			lag := part.rep.hw.Load() - offset
 			if lag < 0 {
 				lag = 0
 			}

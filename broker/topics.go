@@ -16,6 +16,7 @@ type partition struct {
 	topic *topicState
 	index int32
 	log   *storage.Log
+	rep   *replica
 }
 
 // topicState is the broker's view of one topic: its metadata from etcd, its
@@ -136,18 +137,15 @@ func (b *Broker) keepWatching(ctx context.Context, what string, watch func() err
 // in __consumer_offsets partitions led here is loaded after the topic table
 // is unlocked (the coordinator may call back into the table).
 func (b *Broker) applyTopic(m metadata.Topic) error {
-	if err := b.applyTopicLocking(m); err != nil {
-		return err
-	}
-	if m.Name == offsetsTopic && b.coord != nil {
-		if ts := b.topics.get(offsetsTopic); ts != nil {
-			b.loadOffsetsPartitions(ts)
-		}
-	}
-	return nil
+	opened, err := b.applyTopicLocking(m)
+	b.applyHostedStates(opened)
+	b.signalCluster()
+	return err
 }
 
-func (b *Broker) applyTopicLocking(m metadata.Topic) error {
+// applyTopicLocking updates the topic table and opens the logs of newly
+// hosted partitions, which it returns.
+func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 	b.topics.mu.Lock()
 	defer b.topics.mu.Unlock()
 	old := b.topics.mu.byName[m.Name]
@@ -156,7 +154,7 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) error {
 		old = nil
 	}
 	if old != nil && old.meta.Revision >= m.Revision {
-		return nil
+		return nil, nil
 	}
 	values := b.settings.topicValues(m.Configs)
 	cfg := storageConfig(values)
@@ -169,6 +167,8 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) error {
 	ts.mu.Unlock()
 	parts := make([]*partition, m.Partitions)
 	copy(parts, ts.parts)
+	var opened []*partition
+	var err error
 	for p := int32(0); p < m.Partitions; p++ {
 		if parts[p] != nil {
 			parts[p].log.SetConfig(cfg)
@@ -177,17 +177,21 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) error {
 		if !b.hosts(m, p) {
 			continue
 		}
-		l, err := b.store.Log(m.Name, p, cfg)
-		if err != nil {
-			return fmt.Errorf("open log %s-%d: %w", m.Name, p, err)
+		l, lerr := b.store.Log(m.Name, p, cfg)
+		if lerr != nil {
+			err = fmt.Errorf("open log %s-%d: %w", m.Name, p, lerr)
+			break
 		}
-		parts[p] = &partition{topic: ts, index: p, log: l}
+		part := &partition{topic: ts, index: p, log: l}
+		part.rep = newReplica(b, part)
+		parts[p] = part
+		opened = append(opened, part)
 	}
 	ts.meta = m
 	ts.parts = parts
 	b.topics.mu.byName[m.Name] = ts
 	b.topics.mu.byID[m.ID] = ts
-	return nil
+	return opened, err
 }
 
 // hosts reports whether partition p of topic m has a replica on this broker.
@@ -216,13 +220,19 @@ func (b *Broker) dropTopic(name string, id [16]byte) {
 func (b *Broker) dropTopicLocked(ts *topicState) {
 	delete(b.topics.mu.byName, ts.meta.Name)
 	delete(b.topics.mu.byID, ts.meta.ID)
+	for _, p := range ts.parts {
+		if p != nil {
+			p.rep.close()
+		}
+	}
 	if err := b.store.DeleteTopic(ts.meta.Name); err != nil {
 		b.log.Error("deleting topic data", "topic", ts.meta.Name, "err", err)
 	}
 }
 
-// createTopic writes a new topic to etcd and installs it locally, so the next
-// request on any connection sees it.
+// createTopic writes a new topic to etcd with the first record of each
+// partition, and installs it locally, so the next request on any
+// connection sees it.
 func (b *Broker) createTopic(ctx context.Context, m metadata.Topic) (metadata.Topic, error) {
 	created, err := b.meta.CreateTopic(ctx, m)
 	if err != nil {
@@ -230,6 +240,10 @@ func (b *Broker) createTopic(ctx context.Context, m metadata.Topic) (metadata.To
 	}
 	if err := b.applyTopic(created); err != nil {
 		return created, err
+	}
+	if err := b.initPartitionStates(ctx, created, 0); err != nil {
+		// The controller fills in whatever is missing.
+		b.log.Warn("writing partition states of a new topic", "topic", m.Name, "err", err)
 	}
 	return created, nil
 }

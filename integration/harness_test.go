@@ -167,23 +167,24 @@ func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
 
 // proc is a sluice broker running as a separate process of the built binary.
 type proc struct {
-	t       testing.TB
-	dataDir string
-	addr    string
-	args    []string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	out     *lockedBuffer
-	exited  chan error
+	t        testing.TB
+	dataDir  string
+	addr     string
+	httpAddr string
+	args     []string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	out      *lockedBuffer
+	exited   chan error
 }
 
 // startProc starts the binary with its own data directory and embedded etcd
 // on free loopback ports. extra are additional flags.
 func startProc(t testing.TB, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, dataDir: t.TempDir(), addr: freeAddr(t)}
+	p := &proc{t: t, dataDir: t.TempDir(), addr: freeAddr(t), httpAddr: freeAddr(t)}
 	p.args = append([]string{
-		"--data-dir", p.dataDir, "--listen", p.addr, "--http-listen", freeAddr(t),
+		"--data-dir", p.dataDir, "--listen", p.addr, "--http-listen", p.httpAddr,
 		"--embedded-etcd-client-addr", freeAddr(t), "--embedded-etcd-peer-addr", freeAddr(t),
 		"--log-level", "debug",
 	}, extra...)
@@ -313,3 +314,21 @@ func runBinary(t testing.TB, args ...string) (string, error) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// running reports whether the process was started and not yet killed or
+// stopped by the test.
+func (p *proc) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
+// signal sends sig to the running process (SIGSTOP / SIGCONT to freeze a
+// broker without killing it).
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}

@@ -72,16 +72,25 @@ func decodeTopic(name string, b []byte, rev int64) (Topic, error) {
 	return t, nil
 }
 
+// encodeBroker leaves Broker.Epoch out: it is the key's mod revision,
+// which the store assigns on every write and cannot be known in advance.
 func encodeBroker(b Broker) ([]byte, error) {
-	return json.Marshal(brokerRecord(b))
+	return json.Marshal(brokerRecord{
+		NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, Incarnation: b.Incarnation,
+	})
 }
 
-func decodeBroker(b []byte) (Broker, error) {
+// decodeBroker decodes a broker record whose key was last written at
+// revision rev, which becomes the Epoch.
+func decodeBroker(b []byte, rev int64) (Broker, error) {
 	var r brokerRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Broker{}, fmt.Errorf("decode broker: %w", err)
 	}
-	return Broker(r), nil
+	return Broker{
+		NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation,
+		Epoch: rev,
+	}, nil
 }
 
 func encodePartition(s PartitionState) ([]byte, error) {

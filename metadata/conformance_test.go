@@ -34,8 +34,11 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"BrokerLeaseLost", testBrokerLeaseLost},
 		{"BrokerWatch", testBrokerWatch},
 		{"BrokerIncarnationTakeover", testBrokerIncarnationTakeover},
+		{"BrokerEpoch", testBrokerEpoch},
+		{"BrokerValidUntil", testBrokerValidUntil},
 		{"ProducerIDsUnique", testProducerIDsUnique},
 		{"PartitionStateCAS", testPartitionStateCAS},
+		{"PartitionWatch", testPartitionWatch},
 		{"ControllerElection", testControllerElection},
 		{"ControllerLeaseLost", testControllerLeaseLost},
 		{"StoreClose", testStoreClose},
@@ -506,67 +509,6 @@ func testBrokerWatch(t *testing.T, s metadata.Store) {
 	}
 }
 
-func testPartitionStateCAS(t *testing.T, s metadata.Store) {
-	ctx := ctxT(t)
-	if _, err := s.PartitionState(ctx, "p", 0); !errors.Is(err, metadata.ErrPartitionNotFound) {
-		t.Fatalf("missing state err = %v", err)
-	}
-	st := metadata.PartitionState{Topic: "p", Partition: 0, Leader: 1, LeaderEpoch: 0, ISR: []int32{1, 2}}
-	if _, err := s.SetPartitionState(ctx, st); !errors.Is(err, metadata.ErrTopicNotFound) {
-		t.Fatalf("state of absent topic err = %v, want ErrTopicNotFound", err)
-	}
-	mustCreate(t, s, metadata.Topic{Name: "p", Partitions: 11})
-	v1, err := s.SetPartitionState(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v1.Revision <= 0 {
-		t.Fatalf("revision %d", v1.Revision)
-	}
-	if _, err := s.SetPartitionState(ctx, st); !errors.Is(err, metadata.ErrConflict) {
-		t.Fatalf("second create err = %v, want ErrConflict", err)
-	}
-	next := v1
-	next.Leader, next.LeaderEpoch, next.ISR, next.PartitionEpoch = 2, 1, []int32{2}, 1
-	v2, err := s.SetPartitionState(ctx, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.SetPartitionState(ctx, v1); !errors.Is(err, metadata.ErrConflict) {
-		t.Fatalf("stale write err = %v, want ErrConflict", err)
-	}
-	got, err := s.PartitionState(ctx, "p", 0)
-	if err != nil || !reflect.DeepEqual(got, v2) {
-		t.Fatalf("PartitionState = %+v, %v; want %+v", got, err, v2)
-	}
-	for _, p := range []int32{10, 2, 1} {
-		if _, err := s.SetPartitionState(ctx, metadata.PartitionState{Topic: "p", Partition: p, Leader: -1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	all, err := s.PartitionStates(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []int32
-	for _, ps := range all {
-		order = append(order, ps.Partition)
-	}
-	if !reflect.DeepEqual(order, []int32{0, 1, 2, 10}) {
-		t.Fatalf("PartitionStates order = %v", order)
-	}
-	if all[1].ISR == nil || len(all[1].ISR) != 0 {
-		t.Fatalf("empty ISR came back as %#v", all[1].ISR)
-	}
-	if err := s.DeleteTopic(ctx, "p"); err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, s, metadata.Topic{Name: "p", Partitions: 1})
-	if all, _ := s.PartitionStates(ctx, "p"); len(all) != 0 {
-		t.Fatalf("states survived topic deletion: %+v", all)
-	}
-}
-
 func campaign(t *testing.T, s metadata.Store, id int32) *metadata.Leadership {
 	t.Helper()
 	l, err := s.Campaign(ctxT(t), id)
@@ -692,6 +634,13 @@ func testBrokerIncarnationTakeover(t *testing.T, s metadata.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ch, err := s.WatchBrokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := recvBroker(t, ch); ev.Type != metadata.EventPut || !ev.Snapshot || ev.Broker != first.Broker() {
+		t.Fatalf("snapshot event %+v, want put of %+v", ev, first.Broker())
+	}
 	// A different data directory claiming the id is refused.
 	if _, err := s.RegisterBroker(ctx, metadata.Broker{NodeID: 7, Host: "h", Port: 2, Incarnation: "dir-b"}, 30*time.Second); !errors.Is(err, metadata.ErrBrokerIDInUse) {
 		t.Fatalf("other incarnation: %v, want ErrBrokerIDInUse", err)
@@ -713,6 +662,84 @@ func testBrokerIncarnationTakeover(t *testing.T, s metadata.Store) {
 	}
 	if len(bs) != 1 || bs[0].Port != 3 {
 		t.Fatalf("brokers after takeover: %+v", bs)
+	}
+	// The restart is visible as a new epoch, not only as a changed record.
+	if second.Epoch() <= first.Epoch() {
+		t.Fatalf("takeover epoch %d, previous %d: want larger", second.Epoch(), first.Epoch())
+	}
+	if bs[0].Epoch != second.Epoch() || second.Broker().Epoch != second.Epoch() {
+		t.Fatalf("Brokers() epoch %d, Broker().Epoch %d, want Epoch() %d", bs[0].Epoch, second.Broker().Epoch, second.Epoch())
+	}
+	if ev := recvBroker(t, ch); ev.Type != metadata.EventPut || ev.Snapshot || ev.Broker != second.Broker() {
+		t.Fatalf("takeover event %+v, want put of %+v", ev, second.Broker())
+	}
+}
+
+func testBrokerEpoch(t *testing.T, s metadata.Store) {
+	ctx := ctxT(t)
+	r3 := register(t, s, 3)
+	if r3.Epoch() <= 0 || r3.Broker().Epoch != r3.Epoch() {
+		t.Fatalf("Epoch() %d, Broker().Epoch %d", r3.Epoch(), r3.Broker().Epoch)
+	}
+	// What the caller puts in Epoch is not stored.
+	r4, err := s.RegisterBroker(ctx, metadata.Broker{NodeID: 4, Host: "h", Port: 4, Epoch: 1 << 40}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r4.Close() })
+	if r4.Epoch() <= r3.Epoch() || r4.Epoch() == 1<<40 || r4.Broker().Epoch != r4.Epoch() {
+		t.Fatalf("second registration: Epoch() %d (first %d), Broker().Epoch %d", r4.Epoch(), r3.Epoch(), r4.Broker().Epoch)
+	}
+	bs, err := s.Brokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []metadata.Broker{r3.Broker(), r4.Broker()}; !reflect.DeepEqual(bs, want) {
+		t.Fatalf("Brokers() = %+v, want %+v", bs, want)
+	}
+	ch, err := s.WatchBrokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*metadata.Registration{r3, r4} {
+		if ev := recvBroker(t, ch); ev.Broker != r.Broker() {
+			t.Fatalf("snapshot event %+v, want %+v", ev, r.Broker())
+		}
+	}
+	r5 := register(t, s, 5)
+	if ev := recvBroker(t, ch); ev.Type != metadata.EventPut || ev.Broker.Epoch != r5.Epoch() || ev.Broker != r5.Broker() {
+		t.Fatalf("register event %+v, want put of %+v", ev, r5.Broker())
+	}
+	// A delete carries the epoch of the registration that ended.
+	_ = r3.Close()
+	if ev := recvBroker(t, ch); ev.Type != metadata.EventDelete || ev.Broker != r3.Broker() {
+		t.Fatalf("unregister event %+v, want delete of %+v", ev, r3.Broker())
+	}
+}
+
+func testBrokerValidUntil(t *testing.T, s metadata.Store) {
+	before := time.Now()
+	r := register(t, s, 1)
+	if v := r.ValidUntil(); !v.After(before) {
+		t.Fatalf("ValidUntil %v right after registering at %v", v, before)
+	}
+	if err := metadata.ExpireRegistrationForTest(r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost() not closed 10s after the lease expired")
+	}
+	if now := time.Now(); r.ValidUntil().After(now) {
+		t.Fatalf("ValidUntil %v after the lease was lost at %v", r.ValidUntil(), now)
+	}
+	closed := register(t, s, 2)
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if now := time.Now(); closed.ValidUntil().After(now) {
+		t.Fatalf("ValidUntil %v after Close at %v", closed.ValidUntil(), now)
 	}
 }
 

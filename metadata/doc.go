@@ -26,9 +26,11 @@
 //
 //	<prefix>/cluster/id                 cluster id: a random UUID in Kafka's base64 form
 //	                                    (22 chars), created once by create-if-absent
-//	<prefix>/brokers/<node id>          {"node_id":1,"host":"h","port":9092,"rack":"r1"}
+//	<prefix>/brokers/<node id>          {"node_id":1,"host":"h","port":9092,"rack":"r1",
+//	                                     "incarnation":"..."}
 //	                                    attached to the broker's lease: it vanishes
-//	                                    when the broker stops renewing it
+//	                                    when the broker stops renewing it; its mod
+//	                                    revision is the broker epoch (not stored)
 //	<prefix>/topics/<name>              {"id":"<base64 uuid>","partitions":3,
 //	                                     "replication_factor":2,
 //	                                     "replicas":[[1,2],[2,3],[3,1]],
@@ -59,20 +61,34 @@
 //     create-if-absent put under a fresh lease and fails with
 //     ErrBrokerIDInUse while a previous registration's lease lives. A broker
 //     restarted after a crash may have to retry for up to one TTL.
-//   - Broker epoch (Registration.Epoch) and controller epoch
+//   - Broker epoch (Registration.Epoch, Broker.Epoch) and controller epoch
 //     (Leadership.Epoch) are store revisions, so a later registration or
-//     election always has a larger epoch than every earlier one.
+//     election always has a larger epoch than every earlier one. The broker
+//     epoch is the mod revision of the broker key, so Brokers and
+//     WatchBrokers report exactly the Registration.Epoch of the registration
+//     that wrote the record; a takeover by the same Incarnation rewrites the
+//     key and so gets a new, larger epoch, which is how other brokers tell a
+//     restart from a registration that stayed.
+//   - Registration.ValidUntil never overstates the lease: it is the send time
+//     of the last successful renewal (or of the grant) plus the TTL the
+//     server granted, and the server's TTL cannot start running before the
+//     request was sent. Renewals go out every TTL/3, retried until that
+//     deadline; when it passes, or the server reports the lease gone, the
+//     registration ends with ErrLeaseLost.
 //
 // # Watches
 //
-// WatchTopics and WatchBrokers first send one EventPut per existing record
-// (Snapshot set, ordered by key), then every change in commit order;
-// deletes carry the record's last value. If the etcd watch stream breaks
-// (history compacted, leader lost), the watcher re-reads the prefix and
-// sends the difference from what it had delivered, so a consumer applying
-// events in order always converges on the store's state. The channel is
-// closed when the caller's ctx ends or the store is closed; a consumer that
-// stops reading stalls only its own watch.
+// WatchTopics, WatchBrokers and WatchPartitions first send one EventPut per
+// existing record (Snapshot set; ordered by key, except that partition
+// states come by topic name, then partition number), then every change in
+// commit order; deletes carry the record's last value and revision.
+// WatchPartitions follows the state records of every topic at once, so the
+// deletion of a topic arrives as one delete per partition that had a state.
+// If the etcd watch stream breaks (history compacted, leader lost), the
+// watcher re-reads the prefix and sends the difference from what it had
+// delivered, so a consumer applying events in order always converges on the
+// store's state. The channel is closed when the caller's ctx ends or the
+// store is closed; a consumer that stops reading stalls only its own watch.
 //
 // # Concurrency
 //
@@ -81,6 +97,8 @@
 // Registration and Leadership own their keepalive: Lost() closes when the
 // lease is gone (Err: ErrLeaseLost) or after Close (Err: ErrClosed). Close
 // on the store closes its registrations and leaderships first.
+// Registration.ValidUntil is an atomic load, cheap enough to check before
+// every leader-only action.
 //
 // # Example
 //

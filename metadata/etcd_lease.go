@@ -43,6 +43,7 @@ func (e *Etcd) RegisterBroker(ctx context.Context, b Broker, ttl time.Duration) 
 	if err != nil {
 		return nil, err
 	}
+	sent := time.Now() // the server's TTL runs from no earlier than this
 	grant, err := e.cli.Grant(ctx, ttlSeconds(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: register broker %d: grant lease: %w", b.NodeID, err)
@@ -62,11 +63,14 @@ func (e *Etcd) RegisterBroker(ctx context.Context, b Broker, ttl time.Duration) 
 		}
 		return nil, fmt.Errorf("register broker %d: %w", b.NodeID, ErrBrokerIDInUse)
 	}
-	l, err := e.keepAlive(grant.ID)
+	l, err := e.keepAlive(grant.ID, sent, grant.TTL)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: register broker %d: %w", b.NodeID, err)
 	}
-	return &Registration{broker: b, epoch: resp.Header.Revision, l: l}, nil
+	// The transaction wrote only the broker key, so its revision is the
+	// key's mod revision: the Epoch that Brokers and WatchBrokers report.
+	b.Epoch = resp.Header.Revision
+	return &Registration{broker: b, epoch: b.Epoch, l: l}, nil
 }
 
 // takeOverBroker replaces a registration left by an earlier process of the
@@ -82,7 +86,7 @@ func (e *Etcd) takeOverBroker(ctx context.Context, k string, b Broker, val strin
 		return &clientv3.TxnResponse{}, nil
 	}
 	kv := get.Kvs[0]
-	old, err := decodeBroker(kv.Value)
+	old, err := decodeBroker(kv.Value, kv.ModRevision)
 	if err != nil || old.Incarnation != b.Incarnation {
 		return &clientv3.TxnResponse{}, nil
 	}
@@ -132,46 +136,6 @@ func (e *Etcd) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) 
 	}
 }
 
-// keepAlive starts the keepalive goroutine of a granted lease and returns
-// the handle that owns it. The lease is revoked if that is impossible.
-func (e *Etcd) keepAlive(id clientv3.LeaseID) (*lease, error) {
-	kctx, stop := context.WithCancel(e.base)
-	ch, err := e.cli.KeepAlive(kctx, id)
-	if err != nil {
-		stop()
-		_ = e.revoke(id)
-		return nil, fmt.Errorf("keepalive: %w", err)
-	}
-	l := newLease()
-	done := make(chan struct{})
-	l.release = func() error {
-		stop()
-		<-done
-		e.untrackLease(l)
-		if errors.Is(l.err(), ErrLeaseLost) {
-			return nil // nothing left to give back
-		}
-		return e.revoke(id)
-	}
-	l.expire = func() error { return e.revoke(id) }
-	started := e.goTracked(func() {
-		defer close(done)
-		for range ch {
-			// Each response is a renewal; the channel closes when the lease
-			// expired, the stream failed for longer than the TTL, or stop.
-		}
-		l.end(ErrLeaseLost)
-	})
-	if !started || !e.trackLease(l) {
-		if !started {
-			close(done)
-		}
-		_ = l.close()
-		return nil, ErrClosed
-	}
-	return l, nil
-}
-
 // revoke gives a lease back, ignoring "already gone".
 func (e *Etcd) revoke(id clientv3.LeaseID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
@@ -194,7 +158,7 @@ func (e *Etcd) Brokers(ctx context.Context) ([]Broker, error) {
 	}
 	out := make([]Broker, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		b, err := decodeBroker(kv.Value)
+		b, err := decodeBroker(kv.Value, kv.ModRevision)
 		if err != nil {
 			e.log.Warn("skipping undecodable broker record", "key", string(kv.Key), "err", err)
 			continue

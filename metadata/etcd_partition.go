@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -93,4 +94,67 @@ func (e *Etcd) SetPartitionState(ctx context.Context, s PartitionState) (Partiti
 	}
 	s.Revision = resp.Header.Revision
 	return s, nil
+}
+
+// WatchPartitions implements Store. Keys are "<topic>/<partition>" under
+// "<prefix>/partitions/"; the snapshot is sorted by topic name, then by
+// partition number, which byte order is not ("t/10" < "t/2", "a.b/0" <
+// "a/0").
+func (e *Etcd) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error) {
+	ch := make(chan PartitionEvent, watchBuffer)
+	emit := func(ctx context.Context, ev kvEvent) bool {
+		topic, p, ok := splitPartitionKey(ev.key)
+		if !ok {
+			e.log.Warn("skipping malformed partition key", "key", ev.key)
+			return true
+		}
+		s, err := decodePartition(topic, p, ev.value, ev.rev)
+		if err != nil {
+			e.log.Warn("skipping undecodable partition record", "key", ev.key, "err", err)
+			return true
+		}
+		select {
+		case ch <- PartitionEvent{Type: ev.typ, State: s, Snapshot: ev.snapshot}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if err := e.watchPrefix(ctx, e.key("partitions")+"/", comparePartitionKeys, emit, func() { close(ch) }); err != nil {
+		return nil, wrapWatchErr("partitions", err)
+	}
+	return ch, nil
+}
+
+// splitPartitionKey splits "<topic>/<partition>" at its last '/'.
+func splitPartitionKey(k string) (topic string, partition int32, ok bool) {
+	i := strings.LastIndexByte(k, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(k[i+1:], 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return k[:i], int32(p), true
+}
+
+// comparePartitionKeys orders "<topic>/<partition>" keys by topic, then
+// partition number; malformed keys go last, in byte order.
+func comparePartitionKeys(a, b string) int {
+	ta, pa, oka := splitPartitionKey(a)
+	tb, pb, okb := splitPartitionKey(b)
+	switch {
+	case oka && okb:
+		if c := strings.Compare(ta, tb); c != 0 {
+			return c
+		}
+		return cmp.Compare(pa, pb)
+	case oka != okb:
+		if oka {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
 }

@@ -30,12 +30,16 @@ type kvEvent struct {
 // watchPrefix reads everything under pfx now (so that an unreachable etcd
 // is reported to the caller), then hands it and every later change to emit
 // from a tracked goroutine until ctx or the store ends; finish runs last.
-// emit returns false to stop.
+// emit returns false to stop. Snapshot and resynchronisation events come in
+// the order of order, a comparison of keys without the prefix (nil: byte
+// order, as etcd returns them); live events come in commit order.
 //
 // If the watch breaks (compaction, leader loss, stream error) the loop
 // re-reads the prefix and emits the difference from what it had sent, so
 // a consumer's view converges on the store's without gaps or replays.
-func (e *Etcd) watchPrefix(ctx context.Context, pfx string, emit func(context.Context, kvEvent) bool, finish func()) error {
+func (e *Etcd) watchPrefix(ctx context.Context, pfx string, order func(a, b string) int,
+	emit func(context.Context, kvEvent) bool, finish func(),
+) error {
 	if err := e.closed(); err != nil {
 		return err
 	}
@@ -49,7 +53,7 @@ func (e *Etcd) watchPrefix(ctx context.Context, pfx string, emit func(context.Co
 		defer finish()
 		defer stop()
 		defer cancel()
-		e.followPrefix(wctx, pfx, resp, emit)
+		e.followPrefix(wctx, pfx, order, resp, emit)
 	})
 	if !started {
 		stop()
@@ -59,10 +63,18 @@ func (e *Etcd) watchPrefix(ctx context.Context, pfx string, emit func(context.Co
 	return nil
 }
 
-func (e *Etcd) followPrefix(ctx context.Context, pfx string, resp *clientv3.GetResponse, emit func(context.Context, kvEvent) bool) {
+func (e *Etcd) followPrefix(ctx context.Context, pfx string, order func(a, b string) int,
+	resp *clientv3.GetResponse, emit func(context.Context, kvEvent) bool,
+) {
+	if order == nil {
+		order = strings.Compare
+	}
 	known := map[string]kvEvent{}
 	first := true
 	for {
+		slices.SortFunc(resp.Kvs, func(a, b *mvccpb.KeyValue) int {
+			return order(strings.TrimPrefix(string(a.Key), pfx), strings.TrimPrefix(string(b.Key), pfx))
+		})
 		current := make(map[string]kvEvent, len(resp.Kvs))
 		for _, kv := range resp.Kvs {
 			k := strings.TrimPrefix(string(kv.Key), pfx)
@@ -75,7 +87,7 @@ func (e *Etcd) followPrefix(ctx context.Context, pfx string, resp *clientv3.GetR
 				return
 			}
 		}
-		for _, k := range slices.Sorted(maps.Keys(known)) {
+		for _, k := range slices.SortedFunc(maps.Keys(known), order) {
 			if _, ok := current[k]; !ok {
 				old := known[k]
 				old.typ, old.snapshot = EventDelete, false
@@ -172,7 +184,7 @@ func (e *Etcd) WatchTopics(ctx context.Context) (<-chan TopicEvent, error) {
 			return false
 		}
 	}
-	if err := e.watchPrefix(ctx, e.topicKey(""), emit, func() { close(ch) }); err != nil {
+	if err := e.watchPrefix(ctx, e.topicKey(""), nil, emit, func() { close(ch) }); err != nil {
 		return nil, wrapWatchErr("topics", err)
 	}
 	return ch, nil
@@ -182,7 +194,7 @@ func (e *Etcd) WatchTopics(ctx context.Context) (<-chan TopicEvent, error) {
 func (e *Etcd) WatchBrokers(ctx context.Context) (<-chan BrokerEvent, error) {
 	ch := make(chan BrokerEvent, watchBuffer)
 	emit := func(ctx context.Context, ev kvEvent) bool {
-		b, err := decodeBroker(ev.value)
+		b, err := decodeBroker(ev.value, ev.rev)
 		if err != nil {
 			e.log.Warn("skipping undecodable broker record", "broker", ev.key, "err", err)
 			return true
@@ -194,7 +206,7 @@ func (e *Etcd) WatchBrokers(ctx context.Context) (<-chan BrokerEvent, error) {
 			return false
 		}
 	}
-	if err := e.watchPrefix(ctx, e.key("brokers")+"/", emit, func() { close(ch) }); err != nil {
+	if err := e.watchPrefix(ctx, e.key("brokers")+"/", nil, emit, func() { close(ch) }); err != nil {
 		return nil, wrapWatchErr("brokers", err)
 	}
 	return ch, nil

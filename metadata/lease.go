@@ -2,7 +2,14 @@ package metadata
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// neverExpires is the ValidUntil, relative to the lease's creation, of a
+// lease that no clock can run out: Memory's, which ends only when told to.
+// Two centuries fit an int64 of nanoseconds with room to spare.
+const neverExpires = 200 * 365 * 24 * time.Hour
 
 // lease is the part of Registration and Leadership that does not depend on
 // the store: a "lost" channel closed exactly once, the reason it was
@@ -10,7 +17,16 @@ import (
 type lease struct {
 	lost    chan struct{}
 	endOnce sync.Once
-	mu      struct {
+	// born is when the lease handle was made. Deadlines are kept as offsets
+	// from it, so that they carry born's monotonic clock reading and a step
+	// of the wall clock cannot stretch them.
+	born time.Time
+	// validUntil is the lower bound on the server-side expiry (see
+	// Registration.ValidUntil), in nanoseconds after born. It is written
+	// under mu, so that no renewal can move it forward after end, and read
+	// without the lock.
+	validUntil atomic.Int64
+	mu         struct {
 		sync.Mutex
 		err error
 	}
@@ -25,17 +41,41 @@ type lease struct {
 }
 
 func newLease() *lease {
-	return &lease{lost: make(chan struct{})}
+	return &lease{lost: make(chan struct{}), born: time.Now()}
 }
 
-// end records why the lease ended (first caller wins) and closes lost.
+// end records why the lease ended (first caller wins), pulls validUntil
+// back to now if it was later (a revoked or abandoned lease is not valid for
+// whatever TTL its last renewal granted), and closes lost.
 func (l *lease) end(err error) {
 	l.endOnce.Do(func() {
 		l.mu.Lock()
 		l.mu.err = err
+		if now := int64(time.Since(l.born)); l.validUntil.Load() > now {
+			l.validUntil.Store(now)
+		}
 		l.mu.Unlock()
 		close(l.lost)
 	})
+}
+
+// extend moves validUntil forward to t, unless the lease has ended or t is
+// not later (a slow renewal answered after a newer one must not pull it
+// back). It reports whether the lease is still live.
+func (l *lease) extend(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.err != nil {
+		return false
+	}
+	if d := int64(t.Sub(l.born)); d > l.validUntil.Load() {
+		l.validUntil.Store(d)
+	}
+	return true
+}
+
+func (l *lease) validUntilTime() time.Time {
+	return l.born.Add(time.Duration(l.validUntil.Load()))
 }
 
 func (l *lease) err() error {
@@ -65,20 +105,43 @@ type Registration struct {
 	l      *lease
 }
 
-// Broker returns the registered record.
+// Broker returns the registered record, with Epoch set to r.Epoch(): the
+// value Brokers and WatchBrokers report for this registration.
 func (r *Registration) Broker() Broker { return r.broker }
 
 // Epoch returns the broker epoch: the store revision at which this
-// registration was created. It grows with every registration of any node,
-// so a restarted broker always has a larger epoch than its previous
-// incarnation (KIP-380 uses it to fence requests from zombie brokers).
+// registration wrote its broker record, equal to Broker.Epoch as Brokers and
+// WatchBrokers report it. It grows with every registration of any node, so
+// a restarted broker always has a larger epoch than its previous
+// incarnation, also when it took the record over (KIP-380 uses it to fence
+// requests from zombie brokers).
 func (r *Registration) Epoch() int64 { return r.epoch }
 
+// ValidUntil is a lower bound on when the registration's lease expires on
+// the etcd server if no further keepalive succeeds: the time the last
+// successful keepalive request was sent plus the TTL the server granted. A
+// broker compares it with its clock to stop acting as partition leader
+// before the cluster can have elected another (the server cannot expire the
+// lease earlier than this). The bound assumes the local clock and the etcd
+// leader's advance at the same rate; it does not depend on their agreeing.
+// The time carries a monotonic clock reading, so comparing it with
+// time.Now() is not fooled by a step of the wall clock.
+//
+// The bound is about expiry only: a revoke ends the lease at once. Close
+// revokes, and so does a takeover by a restart with the same Incarnation,
+// which is sound only because that restart means this process is gone.
+// Once the registration has ended (Lost is closed) ValidUntil is no later
+// than the moment it ended. Memory's registrations, which never expire by
+// themselves, report a time centuries ahead while live. Safe to call from
+// any goroutine; it is an atomic load.
+func (r *Registration) ValidUntil() time.Time { return r.l.validUntilTime() }
+
 // Lost returns a channel that is closed when the registration ends: the
-// lease expired or its keepalive stream died (Err reports ErrLeaseLost, and
-// the broker record is gone or about to go), or Close was called (Err
-// reports ErrClosed). A broker that sees a loss it did not cause must stop
-// acting as a cluster member until it has registered again.
+// server reported the lease gone, or ValidUntil passed without a successful
+// renewal (Err reports ErrLeaseLost, and the broker record is gone or about
+// to go), or Close was called (Err reports ErrClosed). A broker that sees a
+// loss it did not cause must stop acting as a cluster member until it has
+// registered again.
 func (r *Registration) Lost() <-chan struct{} { return r.l.lost }
 
 // Err returns nil while the registration is live, then why it ended.

@@ -32,10 +32,11 @@ type Memory struct {
 		leader     *memLeader
 		// leaderFreed is closed (and replaced) whenever the controller
 		// election becomes vacant, waking campaigners.
-		leaderFreed    chan struct{}
-		leases         map[*lease]struct{}
-		topicWatchers  map[*memWatcher[TopicEvent]]struct{}
-		brokerWatchers map[*memWatcher[BrokerEvent]]struct{}
+		leaderFreed       chan struct{}
+		leases            map[*lease]struct{}
+		topicWatchers     map[*memWatcher[TopicEvent]]struct{}
+		brokerWatchers    map[*memWatcher[BrokerEvent]]struct{}
+		partitionWatchers map[*memWatcher[PartitionEvent]]struct{}
 	}
 }
 
@@ -65,6 +66,7 @@ func NewMemory() *Memory {
 	m.mu.leases = map[*lease]struct{}{}
 	m.mu.topicWatchers = map[*memWatcher[TopicEvent]]struct{}{}
 	m.mu.brokerWatchers = map[*memWatcher[BrokerEvent]]struct{}{}
+	m.mu.partitionWatchers = map[*memWatcher[PartitionEvent]]struct{}{}
 	return m
 }
 
@@ -145,7 +147,7 @@ func (m *Memory) CreateTopic(_ context.Context, t Topic) (Topic, error) {
 	m.mu.rev++
 	t.Revision = m.mu.rev
 	m.mu.topics[t.Name] = t
-	delete(m.mu.partitions, t.Name)
+	m.dropPartitionsLocked(t.Name)
 	m.publishTopicLocked(EventPut, t)
 	return t.Clone(), nil
 }
@@ -186,9 +188,23 @@ func (m *Memory) DeleteTopic(_ context.Context, name string) error {
 	}
 	m.mu.rev++
 	delete(m.mu.topics, name)
-	delete(m.mu.partitions, name)
+	m.dropPartitionsLocked(name)
 	m.publishTopicLocked(EventDelete, old)
 	return nil
+}
+
+// dropPartitionsLocked removes the partition states of a topic and
+// publishes their deletion, in the order etcd applies a range delete: by
+// key bytes, so "10" before "2".
+func (m *Memory) dropPartitionsLocked(topic string) {
+	ps := m.mu.partitions[topic]
+	delete(m.mu.partitions, topic)
+	if len(m.mu.partitionWatchers) == 0 {
+		return
+	}
+	for _, p := range slices.SortedFunc(maps.Keys(ps), compareDecimal) {
+		m.publishPartitionLocked(EventDelete, ps[p])
+	}
 }
 
 // Topic implements Store.
@@ -297,6 +313,7 @@ func (m *Memory) SetPartitionState(_ context.Context, s PartitionState) (Partiti
 	m.mu.rev++
 	s.Revision = m.mu.rev
 	ps[s.Partition] = s
+	m.publishPartitionLocked(EventPut, s)
 	return clonePartition(s), nil
 }
 
@@ -319,7 +336,9 @@ func (m *Memory) RegisterBroker(_ context.Context, b Broker, _ time.Duration) (*
 		delete(m.mu.leases, old.l)
 	}
 	l := newLease()
+	l.extend(l.born.Add(neverExpires)) // until ExpireBroker or Close
 	m.mu.rev++
+	b.Epoch = m.mu.rev
 	m.mu.brokers[b.NodeID] = &memBroker{b: b, l: l}
 	m.mu.leases[l] = struct{}{}
 	m.publishBrokerLocked(EventPut, b)
@@ -332,7 +351,7 @@ func (m *Memory) RegisterBroker(_ context.Context, b Broker, _ time.Duration) (*
 		m.dropBroker(b.NodeID, l)
 		return nil
 	}
-	return &Registration{broker: b, epoch: m.mu.rev, l: l}, nil
+	return &Registration{broker: b, epoch: b.Epoch, l: l}, nil
 }
 
 // dropBroker removes the broker record if it still belongs to lease l.

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,14 +101,30 @@ func (m *Memory) WatchBrokers(ctx context.Context) (<-chan BrokerEvent, error) {
 	w := newMemWatcher[BrokerEvent]()
 	bs := m.brokersLocked()
 	// etcd replays keys in byte order, where "10" sorts before "2".
-	slices.SortFunc(bs, func(a, b Broker) int {
-		return strings.Compare(strconv.Itoa(int(a.NodeID)), strconv.Itoa(int(b.NodeID)))
-	})
+	slices.SortFunc(bs, func(a, b Broker) int { return compareDecimal(a.NodeID, b.NodeID) })
 	for _, b := range bs {
 		w.push(BrokerEvent{Type: EventPut, Broker: b, Snapshot: true})
 	}
 	m.mu.brokerWatchers[w] = struct{}{}
 	m.startWatchLocked(ctx, w.pump, func() { delete(m.mu.brokerWatchers, w) })
+	return w.out, nil
+}
+
+// WatchPartitions implements Store.
+func (m *Memory) WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	w := newMemWatcher[PartitionEvent]()
+	for _, topic := range slices.Sorted(maps.Keys(m.mu.partitions)) {
+		ps := m.mu.partitions[topic]
+		for _, p := range slices.Sorted(maps.Keys(ps)) {
+			w.push(PartitionEvent{Type: EventPut, State: clonePartition(ps[p]), Snapshot: true})
+		}
+	}
+	m.mu.partitionWatchers[w] = struct{}{}
+	m.startWatchLocked(ctx, w.pump, func() { delete(m.mu.partitionWatchers, w) })
 	return w.out, nil
 }
 
@@ -121,4 +138,16 @@ func (m *Memory) publishBrokerLocked(typ EventType, b Broker) {
 	for w := range m.mu.brokerWatchers {
 		w.push(BrokerEvent{Type: typ, Broker: b})
 	}
+}
+
+func (m *Memory) publishPartitionLocked(typ EventType, s PartitionState) {
+	for w := range m.mu.partitionWatchers {
+		w.push(PartitionEvent{Type: typ, State: clonePartition(s)})
+	}
+}
+
+// compareDecimal orders numbers as etcd orders keys holding their decimal
+// form: by bytes, so 10 before 2.
+func compareDecimal(a, b int32) int {
+	return strings.Compare(strconv.FormatInt(int64(a), 10), strconv.FormatInt(int64(b), 10))
 }

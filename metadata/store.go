@@ -31,7 +31,8 @@ var (
 	// incarnation whose lease has not expired yet; retry for up to one TTL).
 	ErrBrokerIDInUse = errors.New("metadata: broker id already registered")
 	// ErrLeaseLost is reported by Registration.Err and Leadership.Err when
-	// the lease behind them expired or its keepalive stream died.
+	// the lease behind them expired or was revoked, or could not be renewed
+	// in time (for a Registration: before ValidUntil).
 	ErrLeaseLost = errors.New("metadata: lease lost")
 	// ErrPartitionNotFound is returned when no state record exists for a
 	// topic partition.
@@ -60,6 +61,16 @@ type Broker struct {
 	// instead of waiting for the dead process's lease to expire; a second,
 	// different process claiming the node id is still refused.
 	Incarnation string
+	// Epoch is the store revision at which this registration wrote the
+	// record (Registration.Epoch of the registration that wrote it). It is
+	// not part of the stored value: Brokers and WatchBrokers take it from
+	// the key's revision, and RegisterBroker ignores what the caller sets.
+	// Every registration, including a takeover by the same Incarnation,
+	// gets a larger epoch than any before it, so a new epoch for a node id
+	// tells the other brokers that it restarted (its previous process is
+	// gone, with whatever it held in memory) even if they never saw the
+	// record disappear.
+	Epoch int64
 }
 
 // Topic is a topic's cluster-wide definition. Leaders and ISRs are not part
@@ -136,7 +147,11 @@ type TopicEvent struct {
 	Snapshot bool
 }
 
-// BrokerEvent is one change seen by WatchBrokers.
+// BrokerEvent is one change seen by WatchBrokers. Broker.Epoch is set in
+// every event. Broker records are written only by RegisterBroker, so every
+// live put is a new registration with a new epoch; a put for a node id that
+// is already known, with no delete in between, is a restart that took the
+// record over, and means the previous process is gone.
 type BrokerEvent struct {
 	Type     EventType
 	Broker   Broker
@@ -163,6 +178,16 @@ type PartitionState struct {
 	Revision int64
 }
 
+// PartitionEvent is one change seen by WatchPartitions.
+type PartitionEvent struct {
+	Type EventType
+	// State is the record's new value for a put; for a delete (DeleteTopic,
+	// or CreateTopic clearing records a failed deletion left), its last value,
+	// Revision included, so a consumer knows which leader and epochs ended.
+	State    PartitionState
+	Snapshot bool // as in TopicEvent; the snapshot is ordered by topic, then partition
+}
+
 // Store is the cluster metadata API that the broker is written against.
 // Implementations are safe for concurrent use. All methods return ErrClosed
 // after Close.
@@ -175,7 +200,8 @@ type Store interface {
 	// alive (lease with the given TTL, DefaultBrokerTTL when ttl <= 0, kept
 	// alive in the background). ErrBrokerIDInUse if b.NodeID is taken.
 	RegisterBroker(ctx context.Context, b Broker, ttl time.Duration) (*Registration, error)
-	// Brokers returns the registered brokers ordered by node id.
+	// Brokers returns the registered brokers ordered by node id, each with
+	// its Epoch.
 	Brokers(ctx context.Context) ([]Broker, error)
 	// WatchBrokers sends one put per registered broker, then every change,
 	// until ctx ends (the channel is then closed).
@@ -217,6 +243,13 @@ type Store interface {
 	// equals s.Revision (0: only if absent), else ErrConflict. The topic must
 	// exist (ErrTopicNotFound).
 	SetPartitionState(ctx context.Context, s PartitionState) (PartitionState, error)
+	// WatchPartitions sends one put per existing partition state of every
+	// topic (Snapshot set, ordered by topic name then partition), then every
+	// change in commit order, until ctx ends (the channel is then closed).
+	// State.Revision is the record's mod revision, as PartitionState
+	// returns it. One watch follows every partition, so a broker learns of
+	// leadership and ISR changes without a watch per topic.
+	WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error)
 
 	// AllocateProducerIDs reserves n consecutive producer ids, unique
 	// across the cluster and across restarts, and returns the first.

@@ -3,8 +3,10 @@ package metadata_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -330,5 +332,121 @@ func TestEtcdRegistrationOutlivesTTL(t *testing.T) {
 	}
 	if got := brokerIDs(t, s); !slices.Equal(got, []int32{1}) {
 		t.Fatalf("Brokers() = %v after 3 TTLs", got)
+	}
+}
+
+// TestEtcdRegistrationValidUntilAdvances checks that ValidUntil starts at
+// most one TTL ahead and that each successful renewal moves it forward.
+func TestEtcdRegistrationValidUntilAdvances(t *testing.T) {
+	const ttl = 2 * time.Second // at least etcd's minimum TTL, so granted as asked
+	s := etcdStores(etcdtest.StartEmbedded(t))(t)
+	before := time.Now()
+	r, err := s.RegisterBroker(ctxT(t), metadata.Broker{NodeID: 1, Host: "h", Port: 1}, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := r.ValidUntil()
+	if after := time.Now(); !first.After(after) || first.After(after.Add(ttl)) || first.Before(before.Add(ttl)) {
+		t.Fatalf("ValidUntil %v, want in [%v, %v] (registered between %v and %v + TTL)",
+			first, before.Add(ttl), after.Add(ttl), before, after)
+	}
+	// Renewals run every TTL/3; within about 1.5s at least two succeed.
+	waitFor(t, 3*time.Second, func() error {
+		if v := r.ValidUntil(); !v.After(first.Add(ttl / 2)) {
+			return fmt.Errorf("ValidUntil %v, registered with %v", v, first)
+		}
+		return nil
+	})
+	if now, v := time.Now(), r.ValidUntil(); v.After(now.Add(ttl)) {
+		t.Fatalf("ValidUntil %v is more than one TTL after now (%v)", v, now)
+	}
+	if isClosed(r.Lost()) {
+		t.Fatalf("registration lost: %v", r.Err())
+	}
+}
+
+// TestEtcdRegistrationLostAtDeadline stops etcd under a live registration
+// and checks that the registration ends as lost once ValidUntil has passed,
+// and no earlier: until then the server could still hold the lease.
+func TestEtcdRegistrationLostAtDeadline(t *testing.T) {
+	e := etcdtest.StartEmbeddedDir(t, filepath.Join(t.TempDir(), "etcd"))
+	s := etcdStores(e.Endpoints())(t)
+	r, err := s.RegisterBroker(ctxT(t), metadata.Broker{NodeID: 1, Host: "h", Port: 1}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	select {
+	case <-r.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("registration still live 10s after etcd stopped; ValidUntil %v", r.ValidUntil())
+	}
+	lostAt, deadline := time.Now(), r.ValidUntil()
+	if !errors.Is(r.Err(), metadata.ErrLeaseLost) {
+		t.Fatalf("Err() = %v, want ErrLeaseLost", r.Err())
+	}
+	if lostAt.Before(deadline) {
+		t.Fatalf("lost at %v, before ValidUntil %v", lostAt, deadline)
+	}
+	if late := lostAt.Sub(deadline); late > time.Second {
+		t.Fatalf("lost %v after ValidUntil (etcd stopped %v before it)", late, deadline.Sub(stopped))
+	}
+	if d := deadline.Sub(stopped); d > 2*time.Second {
+		t.Fatalf("ValidUntil %v after etcd stopped, more than one TTL", d)
+	}
+}
+
+// TestEtcdPartitionWatchResync breaks a partition watch as
+// TestEtcdWatchResyncAfterCompaction does and checks that the resync turns
+// the missed changes into a put with the new revision and deletes that
+// carry the last values.
+func TestEtcdPartitionWatchResync(t *testing.T) {
+	ep := etcdtest.StartEmbedded(t)
+	ctx := ctxT(t)
+	s, err := metadata.NewEtcd(ctx, metadata.EtcdConfig{Endpoints: ep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustCreate(t, s, metadata.Topic{Name: "keep", Partitions: 1})
+	mustCreate(t, s, metadata.Topic{Name: "gone", Partitions: 1})
+	keep := setPartition(t, s, metadata.PartitionState{Topic: "keep", Partition: 0, Leader: 1, ISR: []int32{1}})
+	gone := setPartition(t, s, metadata.PartitionState{Topic: "gone", Partition: 0, Leader: 2, ISR: []int32{2}})
+	var keep2 metadata.PartitionState
+	var hookErr error
+	metadata.SetBeforeWatchForTest(s, func() {
+		next := keep
+		next.Leader, next.LeaderEpoch = 3, 1
+		if keep2, hookErr = s.SetPartitionState(ctx, next); hookErr != nil {
+			return
+		}
+		if hookErr = s.DeleteTopic(ctx, "gone"); hookErr != nil {
+			return
+		}
+		hookErr = metadata.CompactForTest(ctx, s)
+	})
+	ch, err := s.WatchPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []metadata.PartitionState{gone, keep} {
+		if ev := recvPartition(t, ch); ev.Type != metadata.EventPut || !ev.Snapshot || !reflect.DeepEqual(ev.State, want) {
+			t.Fatalf("snapshot event %+v, want put of %+v", ev, want)
+		}
+	}
+	ev1, ev2 := recvPartition(t, ch), recvPartition(t, ch)
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	if want := (metadata.PartitionEvent{Type: metadata.EventPut, State: keep2}); !reflect.DeepEqual(ev1, want) {
+		t.Fatalf("first resync event %+v, want %+v", ev1, want)
+	}
+	if want := (metadata.PartitionEvent{Type: metadata.EventDelete, State: gone}); !reflect.DeepEqual(ev2, want) {
+		t.Fatalf("second resync event %+v, want %+v", ev2, want)
 	}
 }

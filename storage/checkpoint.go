@@ -13,10 +13,14 @@ import (
 	"github.com/sluicedev/sluice/storage/vfs"
 )
 
-// Checkpoint file names inside a partition directory.
+// Checkpoint file names inside a partition directory. hwCheckpoint is
+// Kafka's replication-offset-checkpoint, which Kafka keeps once per data
+// directory for all partitions; one file per partition needs no lock
+// across partitions and goes with the directory on deletion.
 const (
 	logStartCheckpoint = "log-start-offset-checkpoint"
 	recoveryCheckpoint = "recovery-point-offset-checkpoint"
+	hwCheckpoint       = "high-watermark-checkpoint"
 	epochCheckpoint    = "leader-epoch-checkpoint"
 	tmpSuffix          = ".tmp"
 )

@@ -180,8 +180,9 @@ func (l *Log) stopCleaner() {
 // Compact runs one compaction pass now, whatever the dirty ratio, if the
 // log's cleanup.policy includes compact (otherwise it does nothing). It
 // rewrites the closed segments from the log start up to the first segment
-// not yet eligible (the active one, or one with records newer than
-// min.compaction.lag.ms), keeping for every key only its latest record,
+// not yet eligible (the active one, one with records newer than
+// min.compaction.lag.ms, or, when the high watermark is known, one holding
+// an offset at or above it), keeping for every key only its latest record,
 // tombstones until delete.retention.ms after they were first compacted,
 // records with a null key, control batches and the last batch of every
 // live idempotent producer. Offsets never change. Readers keep working
@@ -245,8 +246,9 @@ func (p *cleanPlan) segEnd(i int) int64 {
 
 // cleanRange locates a pass in the segment list: segs[s0:u] are the
 // closed segments from the one holding the log start offset up to the
-// first one not eligible (the active segment, or one with records newer
-// than min.compaction.lag.ms), and segs[d] holds firstDirty.
+// first one not eligible (the active segment, one with records newer
+// than min.compaction.lag.ms, or one holding an offset at or above the
+// high watermark), and segs[d] holds firstDirty.
 type cleanRange struct {
 	s0, d, u               int
 	firstDirty             int64
@@ -261,8 +263,17 @@ func (l *Log) cleanRangeLocked(nowMs int64) cleanRange {
 		fd = l.mu.lso // as Kafka, a checkpoint out of range restarts at the log start
 	}
 	r := cleanRange{s0: l.segIndexLocked(l.mu.lso), d: l.segIndexLocked(fd), firstDirty: fd}
+	// Records at or above the high watermark may still be truncated away,
+	// so they neither supersede older ones nor get rewritten (Kafka's
+	// cleaner stops at min(high watermark, last stable offset, active
+	// segment base)). The HW can have dropped below earlier passes.
+	hw := l.hwBoundLocked()
 	r.u = r.d
-	for r.u < len(segs)-1 && (cfg.MinCompactionLagMs <= 0 || l.largestTs(segs[r.u]) <= nowMs-cfg.MinCompactionLagMs) {
+	for r.u > r.s0 && segs[r.u].base > hw {
+		r.u--
+	}
+	for r.u < len(segs)-1 && segs[r.u+1].base <= hw &&
+		(cfg.MinCompactionLagMs <= 0 || l.largestTs(segs[r.u]) <= nowMs-cfg.MinCompactionLagMs) {
 		r.u++
 	}
 	r.hasDirty = segs[r.u].base > fd

@@ -20,7 +20,8 @@ const (
 const maxCleanerPasses = 64
 
 // errLogChanged means retention, truncation or a close changed the
-// segments a pass was working on; the pass is dropped and retried later.
+// segments a pass was working on, or the high watermark dropped into
+// them; the pass is dropped and retried later.
 var errLogChanged = errors.New("storage: log changed during compaction")
 
 // cleanerCheckpoint is what the cleaner persists per partition.
@@ -177,8 +178,9 @@ func (c *cleaner) discard() {
 }
 
 // validateLocked checks that the planned segments are still in the log,
-// in order and followed by the same segment, and returns the index of the
-// first. mu is held.
+// in order and followed by the same segment, and that the rewritten ones
+// still end at or below the high watermark (it may have dropped, or become
+// known, since the plan), and returns the index of the first. mu is held.
 func (l *Log) validateLocked(c *cleaner) (int, error) {
 	if err := l.writableLocked(); err != nil {
 		return 0, err
@@ -192,6 +194,9 @@ func (l *Log) validateLocked(c *cleaner) (int, error) {
 		if segs[idx+i] != v.seg {
 			return 0, errLogChanged
 		}
+	}
+	if n := c.res.Segments; n > 0 && p.segEnd(n-1) > l.hwBoundLocked() {
+		return 0, errLogChanged
 	}
 	victims := 0
 	for _, o := range c.outs {

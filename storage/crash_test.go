@@ -18,6 +18,10 @@ type crashModel struct {
 	batches map[int64][]byte // by base offset, latest write wins
 	durable int64            // every offset below was acknowledged as synced
 	minLSO  int64            // the log start offset can never go below this
+	// maxHW bounds the high watermark recovery may report: the largest
+	// value set, lowered by every truncation to the new log end; -1 if
+	// none was set.
+	maxHW int64
 }
 
 // TestLogCrashRandomOps runs random operation sequences on a crashable FS,
@@ -47,10 +51,14 @@ func runCrashScenario(t *testing.T, seed uint64) {
 	}
 	e := newEnv(t, mem, cfg)
 	l := e.open()
-	m := crashModel{batches: map[int64][]byte{}}
+	m := crashModel{batches: map[int64][]byte{}, maxHW: -1}
 	var trace []string
 	ops := 40 + rng.IntN(120)
+	useHW := rng.IntN(2) == 0 // else the log never learns a high watermark
 	for range ops {
+		if useHW && rng.IntN(5) == 0 {
+			trace = append(trace, setRandomHW(t, l, rng, &m))
+		}
 		switch r := rng.IntN(100); {
 		case r < 55:
 			// Some batches carry producer ids; using the log end offset as
@@ -85,8 +93,12 @@ func runCrashScenario(t *testing.T, seed uint64) {
 			}
 			trace = append(trace, "roll")
 		case r < 80:
+			lso, hw := l.LogStartOffset(), l.HighWatermark()
 			if _, err := l.EnforceRetention(e.clock.Now()); err != nil {
 				t.Fatal(err)
+			}
+			if hw >= 0 && l.LogStartOffset() > max(lso, hw) {
+				t.Fatalf("retention moved the log start from %d to %d, past the high watermark %d", lso, l.LogStartOffset(), hw)
 			}
 			m.minLSO = l.LogStartOffset()
 			trace = append(trace, fmt.Sprintf("retention lso=%d", m.minLSO))
@@ -104,6 +116,7 @@ func runCrashScenario(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			m.durable = min(m.durable, l.LogEndOffset())
+			m.maxHW = min(m.maxHW, l.LogEndOffset())
 			for off := range m.batches {
 				if off >= l.LogEndOffset() {
 					delete(m.batches, off)
@@ -146,6 +159,9 @@ func runCrashScenario(t *testing.T, seed uint64) {
 	if l2.LogStartOffset() != l1.LogStartOffset() || l2.LogEndOffset() != l1.LogEndOffset() {
 		fail("second recovery: [%d, %d) vs [%d, %d)", l2.LogStartOffset(), l2.LogEndOffset(), l1.LogStartOffset(), l1.LogEndOffset())
 	}
+	if l2.HighWatermark() != l1.HighWatermark() {
+		fail("second recovery: high watermark %d vs %d", l2.HighWatermark(), l1.HighWatermark())
+	}
 	got2 := readAll(t, l2)
 	if len(got2) != len(got) {
 		fail("second recovery: %d batches vs %d", len(got2), len(got))
@@ -159,8 +175,37 @@ func runCrashScenario(t *testing.T, seed uint64) {
 	mustAppend(t, l2, mkBatch(t, spec{}), leader)
 }
 
+// setRandomHW sets a high watermark in [log start, log end] and sometimes
+// checkpoints it at once, as Store maintenance would.
+func setRandomHW(t *testing.T, l *Log, rng *rand.Rand, m *crashModel) string {
+	t.Helper()
+	lso, leo := l.LogStartOffset(), l.LogEndOffset()
+	hw := lso + rng.Int64N(leo-lso+1)
+	l.SetHighWatermark(hw)
+	m.maxHW = max(m.maxHW, hw)
+	if rng.IntN(2) == 0 {
+		return fmt.Sprintf("set hw %d", hw)
+	}
+	if err := l.checkpointHighWatermark(); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("set hw %d, checkpoint", hw)
+}
+
 func checkRecovered(t *testing.T, l *Log, m crashModel, fail func(string, ...any)) [][]byte {
 	t.Helper()
+	// The high watermark may be unknown (never written); otherwise it lies
+	// in the recovered log and above no value set since a truncation
+	// below it, unless the log start passed them all.
+	if hw := l.HighWatermark(); hw >= 0 {
+		if m.maxHW < 0 {
+			fail("high watermark %d was never set", hw)
+		}
+		if hw < l.LogStartOffset() || hw > l.LogEndOffset() || hw > max(m.maxHW, l.LogStartOffset()) {
+			fail("high watermark %d outside [%d, %d] or above every value set (max %d)",
+				hw, l.LogStartOffset(), l.LogEndOffset(), m.maxHW)
+		}
+	}
 	if l.LogStartOffset() < m.minLSO {
 		fail("log start offset went back: %d < %d", l.LogStartOffset(), m.minLSO)
 	}

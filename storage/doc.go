@@ -20,6 +20,7 @@
 //	    00000000000000001234.snapshot         producer state as of offset 1234
 //	    log-start-offset-checkpoint
 //	    recovery-point-offset-checkpoint
+//	    high-watermark-checkpoint             once a high watermark was set
 //	    leader-epoch-checkpoint
 //	    cleaner-offset-checkpoint             compacted topics only
 //	    cleaner-swap-checkpoint               only while a compaction swap runs
@@ -77,12 +78,25 @@
 //	<a> [<b>]                  n rows of decimal int64s
 //	crc32c <8 hex digits>      CRC-32C (Castagnoli) of all bytes above
 //
-// log-start-offset-checkpoint and recovery-point-offset-checkpoint hold one
-// row with one offset; leader-epoch-checkpoint holds "epoch start-offset"
-// rows. Every checkpoint is replaced atomically: write "<name>.tmp",
-// fsync it, rename it over "<name>", fsync the directory. A file that is
-// missing or fails its checksum is ignored with a warning (a lost epoch
-// cache makes recovery rescan every segment to rebuild it).
+// log-start-offset-checkpoint, recovery-point-offset-checkpoint and
+// high-watermark-checkpoint hold one row with one offset;
+// leader-epoch-checkpoint holds "epoch start-offset" rows. Every
+// checkpoint is replaced atomically: write "<name>.tmp", fsync it, rename
+// it over "<name>", fsync the directory. A file that is missing or fails
+// its checksum is ignored with a warning (a lost epoch cache makes
+// recovery rescan every segment to rebuild it; a lost high watermark is
+// unknown, -1, until the replication layer sets it again).
+//
+// high-watermark-checkpoint is Kafka's replication-offset-checkpoint, one
+// per partition: the high watermark given to Log.SetHighWatermark, clamped
+// to [log start, log end] when written. It is written when it changed, by
+// each Store maintenance pass (about once a second; Kafka's
+// replica.high.watermark.checkpoint.interval.ms) and by Close, not on the
+// append or Sync path, so it usually lags the in-memory value. At Open it
+// is clamped to the recovered log: down to the log end offset when
+// recovery cut the log below it, up to the log start offset. A truncation
+// or recovery that leaves the file above the new log end rewrites it at
+// once, so it never covers offsets appended after the cut.
 //
 // cleaner-offset-checkpoint (arity 2) holds "first-dirty compacted-to"
 // in its first row, then one "end time-ms" row per recent compaction pass
@@ -122,6 +136,12 @@
 //     deletes files.
 //   - The leader-epoch checkpoint is written in a flush round before the
 //     data is fsynced, so durable data always has its epochs on disk.
+//   - A crash can only leave an older, lower high watermark: the last one
+//     written, clamped to the recovered log, so never above the recovered
+//     log end offset; values set after that write are lost and relearned
+//     from the leader. (The older value can exceed the last one set only
+//     if the HW moved backwards without a truncation, over records still
+//     in the log: a truncation below the file's value rewrites it first.)
 //
 // # Log compaction (cleanup.policy=compact)
 //
@@ -180,6 +200,19 @@
 // segment.ms is capped by max.compaction.lag.ms so the active segment
 // cannot hold records past it.
 //
+// # The high watermark bounds retention and compaction
+//
+// Once a high watermark is known (set, or read at Open), records at or
+// above it may still be truncated by the replication layer, so neither
+// retention nor the cleaner touches them: retention deletes a segment
+// only when the next segment's base is at or below the HW (Kafka's
+// UnifiedLog.deleteOldSegments), whatever retention.ms or retention.bytes
+// say, and a compaction pass only maps and rewrites segments that end at
+// or below it (Kafka's cleaner stops at min(high watermark, last stable
+// offset, active segment base)); a pass whose range the HW dropped into
+// meanwhile is dropped at commit. A Log whose HW was never known (-1),
+// such as one used without replication, is not bounded.
+//
 // # Recovery (Open)
 //
 // Segments wholly below the recovery point were fsynced in full: they get
@@ -224,7 +257,10 @@
 //	Log.gc            leaf; elects the single flusher of a group commit
 //
 // Appends hold Log.mu for the write system call only; fsyncs run with
-// Log.mu released. Reads take Log.mu just long enough to reference the
+// Log.mu released. SetHighWatermark takes no lock (an atomic store
+// clamped against the atomic log end offset); everything that reads the
+// HW for retention, compaction or its checkpoint clamps it again under
+// Log.mu. Reads take Log.mu just long enough to reference the
 // segments they need and then read files with ReadAt, so they never wait
 // for an fsync; a reference keeps a segment's files open even if retention
 // deletes it meanwhile, and a truncation counter makes readers retry if
@@ -238,7 +274,8 @@
 //	if res.NeedsSync || acksAll {
 //		err = l.Sync(ctx, res.LastOffset)
 //	}
-//	blob, err := l.Read(fetchOffset, maxBytes, highWatermark)
+//	l.SetHighWatermark(hw) // from the replication layer; persisted by Run
+//	blob, err := l.Read(fetchOffset, maxBytes, l.HighWatermark())
 //	go st.Run(ctx)
 //	defer st.Close()
 package storage

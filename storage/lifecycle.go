@@ -14,11 +14,12 @@ const snapshotsKept = 2
 // maxSnapshotSize bounds what recovery reads from a snapshot file.
 const maxSnapshotSize = 256 << 20
 
-// Close flushes everything, writes the indexes, a producer-state snapshot
-// and a recovery point equal to the log end offset (so the next Open skips
-// the CRC scan), and closes the files. Readers still in flight finish
-// first. Close is idempotent; after it other methods return ErrClosed. A
-// fenced log is closed without writing anything.
+// Close flushes everything, writes the indexes, a producer-state snapshot,
+// the high watermark if it changed, and a recovery point equal to the log
+// end offset (so the next Open skips the CRC scan), and closes the files.
+// Readers still in flight finish first. Close is idempotent; after it
+// other methods return ErrClosed. A fenced log is closed without writing
+// anything.
 func (l *Log) Close() error {
 	l.stopCleaner()
 	l.flushMu.Lock()
@@ -43,6 +44,9 @@ func (l *Log) Close() error {
 // closeDurablyLocked is the flushing part of Close; flushMu is held.
 func (l *Log) closeDurablyLocked() error {
 	if err := l.flushRoundLocked(); err != nil {
+		return err
+	}
+	if err := l.checkpointHighWatermarkLocked(); err != nil {
 		return err
 	}
 	l.mu.Lock()

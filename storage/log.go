@@ -97,6 +97,8 @@ type Log struct {
 	fenced   atomic.Bool   // mirror of mu.fenceErr != nil
 	closed   atomic.Bool   // mirror of mu.closed
 	truncGen atomic.Uint64 // bumped whenever bytes already written may change
+	hw       atomic.Int64  // high watermark as last set or clamped, -1 unknown; see highwatermark.go
+	hwDirty  atomic.Bool   // hw changed since its checkpoint was last written
 	cleaner  cleanerState  // log compaction; see compact.go
 
 	mu struct {
@@ -116,6 +118,7 @@ type Log struct {
 		closed      bool
 		dirDirty    bool    // directory entries changed since the last SyncDir
 		recoveryPt  int64   // last recovery point written
+		hwWritten   int64   // last high watermark written (or read at Open), -1 if none
 		snapshots   []int64 // offsets of producer snapshot files, ascending
 	}
 }
@@ -165,6 +168,8 @@ func newLog(dir string, opts Options) *Log {
 	l.mu.producers = newProducerState()
 	l.mu.changed = make(chan struct{})
 	l.mu.lastFlush = l.clock()
+	l.hw.Store(-1)
+	l.mu.hwWritten = -1
 	l.cleaner.init(opts)
 	return l
 }

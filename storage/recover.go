@@ -126,11 +126,15 @@ func (l *Log) load() error {
 		return err
 	}
 	lso, rp := l.readStartCheckpoints()
+	hw := l.readHighWatermarkCheckpoint()
 	if len(listing.logs) == 0 {
 		for _, off := range listing.snapshots {
 			l.removeSnapshotLocked(off)
 		}
-		return l.initFresh(lso)
+		if err := l.initFresh(lso); err != nil {
+			return err
+		}
+		return l.loadHighWatermarkLocked(hw)
 	}
 	for _, b := range listing.logs {
 		seg, err := openSegmentFiles(l.fs, l.dir, b, false)
@@ -156,7 +160,7 @@ func (l *Log) load() error {
 	if err := l.recoverSegments(rp, listing); err != nil {
 		return err
 	}
-	return l.finishLoad()
+	return l.finishLoad(hw)
 }
 
 // initFresh creates the first segment of an empty log at base.
@@ -354,8 +358,9 @@ func (l *Log) finishScanned(s *segment, active bool) error {
 }
 
 // finishLoad handles a log start offset beyond the recovered end, trims
-// the epoch cache, rebuilds producer state and makes all repairs durable.
-func (l *Log) finishLoad() error {
+// the epoch cache, rebuilds producer state, clamps the persisted high
+// watermark hw to the recovered log and makes all repairs durable.
+func (l *Log) finishLoad(hw int64) error {
 	if l.mu.lso > l.mu.leo {
 		// Everything the checkpoint says was retained is gone (the
 		// tail was lost); start empty at the log start offset.
@@ -384,6 +389,9 @@ func (l *Log) finishLoad() error {
 		// round (just below) to rewrite it, or a later crash could trust
 		// unsynced segments.
 		l.mu.recoveryPt = -1
+	}
+	if err := l.loadHighWatermarkLocked(hw); err != nil {
+		return err
 	}
 	if err := l.flushRoundLocked(); err != nil {
 		return err

@@ -10,10 +10,12 @@ import (
 // wholly below the log start offset, older than retention.ms (judged by
 // the segment's largest batch timestamp, or its file time when no batch
 // has one), or beyond retention.bytes; the last two only when
-// cleanup.policy includes delete. The active segment is never
-// deleted. The log start offset moves to the new first segment and is
-// persisted before files are removed. It returns how many segments it
-// deleted.
+// cleanup.policy includes delete. The active segment is never deleted,
+// nor, when the high watermark is known, a segment holding any offset at
+// or above it (Kafka's UnifiedLog.deleteOldSegments): records not yet
+// committed are kept whatever their age or the log's size. The log start
+// offset moves to the new first segment and is persisted before files are
+// removed. It returns how many segments it deleted.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
@@ -22,14 +24,16 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
-	segs, cfg := l.mu.segs, l.mu.cfg
+	segs, cfg, hw := l.mu.segs, l.mu.cfg, l.hwBoundLocked()
+	// deletable: segment n is closed and ends at or below the HW.
+	deletable := func(n int) bool { return n < len(segs)-1 && segs[n+1].base <= hw }
 	n := 0
 	for n < len(segs)-1 && segs[n+1].base <= l.mu.lso {
 		n++
 	}
 	deletes := cfg.CleanupPolicy&CleanupDelete != 0 // compact-only topics keep everything
 	if deletes && cfg.RetentionMs >= 0 {
-		for n < len(segs)-1 && now.UnixMilli()-l.largestTs(segs[n]) > cfg.RetentionMs {
+		for deletable(n) && now.UnixMilli()-l.largestTs(segs[n]) > cfg.RetentionMs {
 			n++
 		}
 	}
@@ -38,7 +42,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		for _, s := range segs[n:] {
 			total += s.size
 		}
-		for diff := total - cfg.RetentionBytes; n < len(segs)-1 && diff-segs[n].size >= 0; n++ {
+		for diff := total - cfg.RetentionBytes; deletable(n) && diff-segs[n].size >= 0; n++ {
 			diff -= segs[n].size
 		}
 	}
@@ -68,12 +72,13 @@ func (l *Log) largestTs(s *segment) int64 {
 }
 
 // advanceStartLocked raises the log start offset to off if that is higher
-// and trims the epoch cache and producer state to match.
+// and trims the epoch cache, producer state and high watermark to match.
 func (l *Log) advanceStartLocked(off int64) bool {
 	if off <= l.mu.lso {
 		return false
 	}
 	l.mu.lso = off
+	l.clampHighWatermarkLocked()
 	if l.mu.epochs.truncateFromStart(off) {
 		l.mu.epochsDirty = true
 	}

@@ -32,7 +32,8 @@ type StoreOptions struct {
 	// topic's settings.
 	Config Config
 	// Interval is the period of Run's maintenance pass (segment.ms,
-	// flush.ms, retention, producer expiry); default 1s.
+	// flush.ms, retention, high-watermark checkpoints, producer expiry);
+	// default 1s.
 	Interval time.Duration
 	// StrictRecovery is passed to every Log; see Options.
 	StrictRecovery bool
@@ -303,8 +304,8 @@ func (s *Store) removeInBackground(dir string) {
 
 // Run performs maintenance every StoreOptions.Interval until ctx is done
 // or the Store is closed: segment.ms rolls, flush.ms flushes, retention,
-// producer-id expiry and compaction (see Maintain). It returns nil on
-// shutdown.
+// high-watermark checkpoints, producer-id expiry and compaction (see
+// Maintain). It returns nil on shutdown.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
@@ -336,6 +337,7 @@ func (s *Store) Maintain(now time.Time) {
 			{"roll", func() error { return l.MaybeRoll(now) }},
 			{"flush", func() error { return l.flushIfDue(now) }},
 			{"retention", func() error { _, err := l.EnforceRetention(now); return err }},
+			{"high watermark checkpoint", l.checkpointHighWatermark},
 		}
 		for _, st := range steps {
 			if err := st.run(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrFenced) {

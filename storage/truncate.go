@@ -11,7 +11,9 @@ import (
 // end below the log start offset (offset is below it, or inside a batch
 // that starts below it), the log is emptied and restarted at offset as by
 // TruncateFullyAndStartAt. The cut is fsynced before TruncateTo returns, so
-// removed data cannot reappear after a crash.
+// removed data cannot reappear after a crash. A high watermark above the
+// new log end offset is lowered to it, in memory and, if the checkpoint
+// held more, durably.
 func (l *Log) TruncateTo(offset int64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
@@ -43,9 +45,9 @@ func (l *Log) TruncateTo(offset int64) error {
 
 // TruncateFullyAndStartAt deletes every segment and restarts the log,
 // empty, at offset, which becomes both log start and log end offset; the
-// epoch cache and producer state are cleared (Kafka's
-// UnifiedLog.truncateFullyAndStartAt). A follower uses it when the leader's
-// log starts beyond its own end.
+// epoch cache and producer state are cleared and a known high watermark
+// becomes offset (Kafka's UnifiedLog.truncateFullyAndStartAt). A follower
+// uses it when the leader's log starts beyond its own end.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: start at %d", ErrOffsetOutOfRange, offset)
@@ -83,6 +85,13 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 func (l *Log) afterTruncateLocked() error {
 	if l.syncedTo.Load() > l.mu.leo {
 		l.syncedTo.Store(l.mu.leo)
+	}
+	// Lowered in memory (and raised to a new log start); a checkpoint
+	// above the new end is rewritten at once, since after a crash it would
+	// cover whatever is appended at those offsets next.
+	l.clampHighWatermarkLocked()
+	if err := l.rewriteHighWatermarkLocked(); err != nil {
+		return l.fenceLocked(err)
 	}
 	if err := l.truncateCleanerLocked(); err != nil {
 		return l.fenceLocked(err)

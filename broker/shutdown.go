@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/sluicedev/sluice/metadata"
+	"github.com/sluicedev/sluice/replication"
+)
+
+// replicaTick is how often led partitions are ticked: ISR shrink checks,
+// acks=all timeouts and ISR change retries. Kafka checks ISR shrinks every
+// replica.lag.time.max.ms/2; ticking faster only makes timeouts sharper.
+const replicaTick = 100 * time.Millisecond
+
+// tickReplicas ticks every led partition until ctx ends.
+func (b *Broker) tickReplicas(ctx context.Context) {
+	t := time.NewTicker(replicaTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			live := map[int32]bool{}
+			for _, br := range b.liveBrokers() {
+				live[br.NodeID] = true
+			}
+			isLive := func(id int32) bool { return live[id] }
+			for _, ts := range b.topics.all() {
+				minISR := ts.minInsync()
+				for _, p := range ts.parts {
+					if p != nil && p.rep.leading.Load() {
+						p.rep.tick(now, isLive, minISR)
+					}
+				}
+			}
+		}
+	}
+}
+
+// controlledShutdown hands this broker's leaderships over before it stops
+// (Kafka's controlled shutdown): every partition it leads or is in the ISR
+// of gets a record without it as leader and without it in the ISR, where
+// another eligible ISR member exists (replication.ControlledShutdown). It
+// waits, up to timeout, until the partitions it handed over are led
+// elsewhere, so clients move before the connections close. Partitions
+// where it is the only eligible ISR member keep it as leader until it is
+// gone; the controller then takes them offline.
+func (b *Broker) controlledShutdown(timeout time.Duration) {
+	b.shuttingDown.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	self := b.cfg.NodeID
+	var moved []*partition
+	remaining := 0
+	for _, ts := range b.topics.all() {
+		for p := int32(0); p < ts.meta.Partitions; p++ {
+			cur, ok := b.partitionState(ts.meta.Name, p)
+			if !ok || !slices.Contains(cur.ISR, self) {
+				continue
+			}
+			next, err := b.shutdownOne(ctx, ts, p)
+			switch {
+			case err != nil:
+				remaining++
+			case next.Leader == self:
+				remaining++
+			case cur.Leader == self:
+				if part := ts.partition(p); part != nil {
+					moved = append(moved, part)
+				}
+			}
+		}
+	}
+	for _, part := range moved {
+		for part.rep.leading.Load() && ctx.Err() == nil {
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
+	}
+	b.log.Info("controlled shutdown", "leaderships_moved", len(moved), "remaining", remaining)
+}
+
+// shutdownOne writes the controlled-shutdown record of one partition,
+// re-reading and deciding again on a compare-and-swap conflict.
+func (b *Broker) shutdownOne(ctx context.Context, ts *topicState, p int32) (replication.PartitionState, error) {
+	replicas := replicasFor(ts.meta, p)
+	for attempt := 0; ; attempt++ {
+		ms, err := b.meta.PartitionState(ctx, ts.meta.Name, p)
+		if err != nil {
+			return replication.PartitionState{}, err
+		}
+		cur := toReplicationState(ms, replicas)
+		next, err := replication.ControlledShutdown(cur, b.cfg.NodeID, b.clusterView())
+		if err != nil || next.PartitionEpoch == cur.PartitionEpoch {
+			return next, err
+		}
+		err = b.writeDecision(ctx, ms, cur, next, "controlled shutdown")
+		if errors.Is(err, metadata.ErrConflict) && attempt < 3 {
+			continue
+		}
+		return next, err
+	}
+}
