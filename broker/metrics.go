@@ -99,9 +99,9 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Help: "Duration of log fsyncs.", Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 14)}),
 	}
 	m.isrShrinks = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_shrinks_total",
-		Help: "ISR changes written by partitions led here that removed replicas."})
+		Help: "ISR changes of partitions led here that removed replicas (the leader's own proposals and the controller's)."})
 	m.isrExpands = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_expands_total",
-		Help: "ISR changes written by partitions led here that added replicas."})
+		Help: "ISR changes of partitions led here that added replicas."})
 	m.leaderElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_leader_elections_total",
 		Help: "Leader changes written by this broker (as controller, in controlled shutdown or for ElectLeaders)."})
 	m.uncleanElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_unclean_leader_elections_total",

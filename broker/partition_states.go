@@ -246,8 +246,10 @@ func (b *Broker) proposeISRChange(r *replica, c replication.ISRChange) {
 		st, err := b.commitISRChange(ctx, topic, p, c)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.mu.leader != nil {
-			r.applyLeaderLocked(r.mu.leader.ISRChangeResult(c, st, err, time.Now()))
+		if l := r.mu.leader; l != nil {
+			before := len(l.ISR())
+			r.applyLeaderLocked(l.ISRChangeResult(c, st, err, time.Now()))
+			r.countISRChange(before, len(l.ISR()))
 		}
 	})
 }
@@ -285,11 +287,6 @@ func (b *Broker) commitISRChange(ctx context.Context, topic string, p int32, c r
 			return cur, err
 		}
 		b.pstates.put(written)
-		if len(next.ISR) < len(cur.ISR) {
-			b.metrics.isrShrinks.Inc()
-		} else {
-			b.metrics.isrExpands.Inc()
-		}
 		b.log.Info("isr changed", "topic", topic, "partition", p, "isr", next.ISR, "was", cur.ISR, "partition_epoch", next.PartitionEpoch)
 		return next, nil
 	}

@@ -301,7 +301,9 @@ func (r *replica) applyState(ms metadata.PartitionState, replicas []int32) trans
 
 func (r *replica) leadLocked(st replication.PartitionState, now time.Time) transition {
 	if l := r.mu.leader; l != nil {
+		before := len(l.ISR())
 		rd, err := l.Update(st, now)
+		r.countISRChange(before, len(l.ISR()))
 		if err != nil {
 			r.b.log.Error("partition record rejected", "topic", r.p.log.Topic(), "partition", r.p.index, "state", st.String(), "err", err)
 			return noTransition
@@ -418,6 +420,18 @@ func (r *replica) leaderStatus() (underReplicated, underMinISR bool, ok bool) {
 		return false, false, false
 	}
 	return r.mu.leader.UnderReplicated(), r.mu.leader.UnderMinISR(), true
+}
+
+// countISRChange counts a change of a led partition's ISR size, whoever
+// wrote it (this leader's proposal, or the controller dropping a dead
+// broker), as Kafka's IsrShrinksPerSec and IsrExpandsPerSec do.
+func (r *replica) countISRChange(before, after int) {
+	switch {
+	case after < before:
+		r.b.metrics.isrShrinks.Inc()
+	case after > before:
+		r.b.metrics.isrExpands.Inc()
+	}
 }
 
 // ackErrorCode maps the outcome of an acks=all wait to a Kafka error code.

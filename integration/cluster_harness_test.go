@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -354,4 +356,29 @@ func replicaRecords(t testing.TB, dataDir, topic string, p int32) []string {
 		}
 	}
 	return out
+}
+
+// metric returns the value of an unlabelled series from the broker's
+// /metrics page, or -1 when it is absent.
+func (p *proc) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", p.httpAddr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", p.httpAddr, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, line)
+			}
+			return f
+		}
+	}
+	return -1
 }

@@ -140,6 +140,13 @@ func TestReplicaFollowerLeavesAndRejoinsISR(t *testing.T) {
 	if r := produce(); r.ErrorCode != 0 {
 		t.Fatalf("produce with two of three in the ISR and min.insync.replicas=2: code %d", r.ErrorCode)
 	}
+	lp := c.procs[v.Leader]
+	if n := lp.metric(t, "sluice_under_replicated_partitions"); n != 1 {
+		t.Errorf("leader reports %v under-replicated partitions, want 1", n)
+	}
+	if n := lp.metric(t, "sluice_isr_shrinks_total"); n < 1 {
+		t.Errorf("leader reports %v ISR shrinks, want at least 1", n)
+	}
 	f2.kill()
 	waitFor(t, 30*time.Second, func() error {
 		v, err := c.metadata(topic)
@@ -154,13 +161,28 @@ func TestReplicaFollowerLeavesAndRejoinsISR(t *testing.T) {
 	if r := produce(); r.ErrorCode != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("produce with one in-sync replica and min.insync.replicas=2: code %d, want NOT_ENOUGH_REPLICAS (%d)", r.ErrorCode, kerr.NotEnoughReplicas.Code)
 	}
+	if n := lp.metric(t, "sluice_under_min_isr_partitions"); n != 1 {
+		t.Errorf("leader reports %v partitions under min.insync.replicas, want 1", n)
+	}
 	f1.restart()
 	c.waitISR(topic, 2, 60*time.Second)
 	if r := produce(); r.ErrorCode != 0 {
 		t.Fatalf("produce after a follower rejoined: code %d", r.ErrorCode)
 	}
+	if n := lp.metric(t, "sluice_under_min_isr_partitions"); n != 0 {
+		t.Errorf("leader reports %v partitions under min.insync.replicas after a follower rejoined, want 0", n)
+	}
 	f2.restart()
 	c.waitISR(topic, 3, 60*time.Second)
+	waitFor(t, 10*time.Second, func() error {
+		if n := lp.metric(t, "sluice_under_replicated_partitions"); n != 0 {
+			return fmt.Errorf("%v under-replicated partitions with the full ISR back", n)
+		}
+		if n := lp.metric(t, "sluice_isr_expands_total"); n < 2 {
+			return fmt.Errorf("%v ISR expansions, want 2", n)
+		}
+		return nil
+	})
 	recs := c.consumePartition(topic, 0)
 	if len(recs) != 3 {
 		t.Fatalf("%d records in the log, want the 3 acknowledged", len(recs))

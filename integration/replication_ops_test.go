@@ -1,0 +1,198 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestReplicaGroupCoordinatorMoves kills the broker coordinating a
+// consumer group: the coordinator moves with the leadership of the
+// group's __consumer_offsets partition, reloads it from the replicated
+// log, and a new member resumes from the committed offsets.
+func TestReplicaGroupCoordinatorMoves(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const topic, group = "grp", "movers"
+	c.createTopic(topic, 3, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	prod := c.client(kgo.DefaultProduceTopic(topic))
+	produce := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", prefix, i)}).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+	}
+	consume := func(n int) []string {
+		t.Helper()
+		cl := c.client(kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		var got []string
+		for len(got) < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d: %v", len(got), n, ctx.Err())
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		cl.Close()
+		return got
+	}
+	produce("first", 30)
+	if got := consume(30); len(got) != 30 {
+		t.Fatalf("first member consumed %d records", len(got))
+	}
+	coords := c.admin().FindGroupCoordinators(ctx, group)
+	old := coords[group].NodeID
+	if coords[group].Err != nil || c.procs[old] == nil {
+		t.Fatalf("coordinator: %+v", coords[group])
+	}
+	c.procs[old].kill()
+	produce("second", 30)
+	got := consume(30)
+	for _, v := range got {
+		if !strings.HasPrefix(v, "second-") {
+			t.Fatalf("after the coordinator moved, the group re-read %q: its committed offsets were lost", v)
+		}
+	}
+	coords = c.admin().FindGroupCoordinators(ctx, group)
+	if coords[group].Err != nil {
+		t.Fatalf("coordinator after failover: %+v", coords[group])
+	}
+	if coords[group].NodeID == old {
+		t.Fatalf("coordinator is still the killed broker %d", old)
+	}
+}
+
+// TestReplicaControlledShutdownAndPreferredElection stops a leader with
+// SIGTERM: it hands its leaderships over before it exits, so an acks=all
+// producer sees no failure. After its restart, the ElectLeaders API moves
+// leadership back to the preferred replicas.
+func TestReplicaControlledShutdownAndPreferredElection(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, "--set", "auto.leader.rebalance.enable=false")
+	const topic = "handover"
+	minISR := "2"
+	c.createTopic(topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+	before := c.waitISR(topic, 3, 30*time.Second)
+	var victim int32 = -1
+	for _, pv := range before {
+		if pv.Leader == pv.Replicas[0] {
+			victim = pv.Leader
+			break
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("no partition led by its preferred replica: %+v", before)
+	}
+	hist := newAcked()
+	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	stopProducing := make(chan struct{})
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for seq := 0; ; seq++ {
+			select {
+			case <-stopProducing:
+				return
+			default:
+			}
+			p := int32(seq % 3)
+			r := &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%d-%06d", p, seq)}
+			hist.add(r, prod.ProduceSync(ctx, r).FirstErr())
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	if err := c.procs[victim].stop(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, c.procs[victim].output())
+	}
+	out := c.procs[victim].output()
+	if !strings.Contains(out, "controlled shutdown") || strings.Contains(out, "leaderships_moved=0 ") {
+		t.Errorf("the broker did not hand over its leaderships:\n%s", out)
+	}
+	after, err := c.metadata(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, pv := range after {
+		if pv.Leader == victim {
+			t.Errorf("partition %d still led by the stopped broker", p)
+		}
+		if before[p].Leader == victim && pv.Epoch <= before[p].Epoch {
+			t.Errorf("partition %d: leader epoch %d after the handover, was %d", p, pv.Epoch, before[p].Epoch)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.procs[victim].restart()
+	c.waitISR(topic, 3, 60*time.Second)
+	close(stopProducing)
+	<-produced
+	hist.mu.Lock()
+	errs := len(hist.errs)
+	hist.mu.Unlock()
+	if errs > 0 {
+		t.Errorf("%d acks=all produces failed across a controlled shutdown: %v", errs, hist.errs[0])
+	}
+
+	resp, err := c.admin().ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}})
+	if err != nil {
+		t.Fatalf("ElectLeaders: %v", err)
+	}
+	for _, ps := range resp {
+		for p, r := range ps {
+			if r.Err != nil && !strings.Contains(r.Err.Error(), "ELECTION_NOT_NEEDED") {
+				t.Errorf("partition %d: %v", p, r.Err)
+			}
+		}
+	}
+	final := c.waitISR(topic, 3, 30*time.Second)
+	for p, pv := range final {
+		if pv.Leader != pv.Replicas[0] {
+			t.Errorf("partition %d led by %d after a preferred election, preferred %d", p, pv.Leader, pv.Replicas[0])
+		}
+	}
+	for p := int32(0); p < 3; p++ {
+		checkHistory(t, p, hist.byPart[p], c.consumePartition(topic, p))
+	}
+}
+
+// TestReplicaAutomaticPreferredElection restarts a broker and waits for the
+// controller's periodic imbalance check (auto.leader.rebalance.enable) to
+// give it back the partitions it is the preferred leader of.
+func TestReplicaAutomaticPreferredElection(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, "--set", "leader.imbalance.check.interval.seconds=2")
+	const topic = "rebalance"
+	c.createTopic(topic, 3, 3, nil)
+	v := c.waitISR(topic, 3, 30*time.Second)
+	victim := v[0].Replicas[0]
+	c.procs[victim].kill()
+	c.waitLeader(topic, 0, victim, 30*time.Second)
+	c.procs[victim].restart()
+	waitFor(t, 60*time.Second, func() error {
+		v, err := c.metadata(topic)
+		if err != nil {
+			return err
+		}
+		for p, pv := range v {
+			if pv.Leader != pv.Replicas[0] || len(pv.ISR) != 3 {
+				return fmt.Errorf("partition %d: leader %d, preferred %d, isr %v", p, pv.Leader, pv.Replicas[0], pv.ISR)
+			}
+		}
+		return nil
+	})
+}
