@@ -15,6 +15,7 @@ package broker
 // without waiting for more data.
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -110,7 +111,7 @@ func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchR
 	}
 	data, span, err := out.read(p.log, rp.FetchOffset, int32(max(limit, 1)), leo)
 	switch {
-	case err == storage.ErrOffsetOutOfRange:
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return wake, 0, hwMoved // truncated meanwhile; the next round decides again
 	case err != nil:
 		sp.ErrorCode = kerr.KafkaStorageError.Code

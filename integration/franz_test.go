@@ -371,10 +371,11 @@ func TestFranzCreatePartitions(t *testing.T) {
 	}
 }
 
-// TestFranzReplicationFactorAboveOneRefused checks that a replication factor
-// Sluice cannot honour yet is refused with Kafka's error code rather than
-// accepted without copies.
-func TestFranzReplicationFactorAboveOneRefused(t *testing.T) {
+// TestFranzReplicationFactorAboveLiveBrokersRefused checks that a
+// replication factor larger than the live broker count is refused with
+// INVALID_REPLICATION_FACTOR, as Kafka does, rather than accepted with
+// fewer copies.
+func TestFranzReplicationFactorAboveLiveBrokersRefused(t *testing.T) {
 	t.Parallel()
 	ib := startBroker(t, nil)
 	_, err := admin(t, ib.addr()).CreateTopic(context.Background(), 1, 2, nil, "rf2")

@@ -33,9 +33,14 @@
 #   SLUICE_CLUSTER_TIMEOUT         seconds to wait for each start or stop (default 30)
 #   GO                             go command for the build (default go)
 # Broker variables (SLUICE_SET, SLUICE_LOG_LEVEL, ...; see README "Flags")
-# reach every broker unchanged.
+# reach every broker unchanged. SLUICE_SET defaults to
+# default.replication.factor=3,min.insync.replicas=2: topics created without
+# a replication factor get a copy on every broker, and acks=all survives the
+# loss of one.
 
 set -euo pipefail
+: "${SLUICE_SET:=default.replication.factor=3,min.insync.replicas=2}"
+export SLUICE_SET
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
