@@ -5,8 +5,9 @@ GO        ?= go
 BIN       ?= bin
 PKGS      := ./...
 FUZZTIME  ?= 5s
+SLUICE_SOAK_DURATION ?= 2m
 
-.PHONY: all build run test unit integration fuzz bench compat compat-quick lint verify clean
+.PHONY: all build run test unit integration fuzz bench compat compat-quick soak lint verify clean
 
 all: build
 
@@ -48,6 +49,12 @@ compat:
 
 compat-quick:
 	KGO_TEST_RECORDS=20000 ./compat/run.sh
+
+## soak: three broker processes under steady produce and consume while brokers are killed and
+## restarted at random for SLUICE_SOAK_DURATION, then a history check. Not in CI.
+## Replay a run with SLUICE_SOAK_SEED=<seed from its log>.
+soak:
+	SLUICE_SOAK=1 SLUICE_SOAK_DURATION=$(SLUICE_SOAK_DURATION) $(GO) test -count=1 -run '^TestSoakRandomKillsHistory$$' -timeout 30m -v ./integration/
 
 lint: vet
 	$(GO) test -count=1 ./internal/lint/

@@ -181,6 +181,11 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 		return nil, fmt.Errorf("metadata: controller session: %w", err)
 	}
 	el := concurrency.NewElection(sess, e.key("controller"))
+	if err := e.withdrawStaleCandidacies(ctx, nodeID, sess.Lease()); err != nil {
+		sess.Orphan()
+		_ = e.revoke(sess.Lease())
+		return nil, fmt.Errorf("metadata: campaign for controller: %w", err)
+	}
 	// Close must not wait for a candidate blocked behind another controller.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -250,4 +255,27 @@ func (e *Etcd) Controller(ctx context.Context) (int32, int64, error) {
 		return -1, 0, fmt.Errorf("metadata: controller record %q: %w", kv.Value, err)
 	}
 	return int32(id), kv.CreateRevision, nil
+}
+
+// withdrawStaleCandidacies revokes the leases of controller candidacies
+// that carry nodeID but not this session's lease. Campaign is only called by
+// the process holding nodeID's broker registration, and one node id is
+// registered once at a time, so such a candidacy was left by an earlier
+// process of this node (killed before it could resign): without this, a
+// restarted controller would wait up to a session TTL for its own ghost.
+func (e *Etcd) withdrawStaleCandidacies(ctx context.Context, nodeID int32, own clientv3.LeaseID) error {
+	resp, err := e.cli.Get(ctx, e.key("controller")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	id := strconv.FormatInt(int64(nodeID), 10)
+	for _, kv := range resp.Kvs {
+		if string(kv.Value) == id && kv.Lease != 0 && clientv3.LeaseID(kv.Lease) != own {
+			e.log.Info("withdrawing a controller candidacy left by an earlier process", "key", string(kv.Key))
+			if err := e.revoke(clientv3.LeaseID(kv.Lease)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

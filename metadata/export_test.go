@@ -2,6 +2,8 @@ package metadata
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -53,4 +55,17 @@ func CompactForTest(ctx context.Context, e *Etcd) error {
 func SetBeforeWatchForTest(e *Etcd, f func()) {
 	var once sync.Once
 	e.testHooks.beforeWatch = func() { once.Do(f) }
+}
+
+// PutGhostCandidacyForTest leaves a controller candidacy for nodeID on a
+// lease of ttl that nobody keeps alive or resigns, as a process killed
+// while campaigning would.
+func PutGhostCandidacyForTest(ctx context.Context, e *Etcd, nodeID int32, ttl int64) error {
+	grant, err := e.cli.Grant(ctx, ttl)
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%s/%x", e.key("controller"), int64(grant.ID))
+	_, err = e.cli.Put(ctx, key, strconv.FormatInt(int64(nodeID), 10), clientv3.WithLease(grant.ID))
+	return err
 }

@@ -450,3 +450,37 @@ func TestEtcdPartitionWatchResync(t *testing.T) {
 		t.Fatalf("second resync event %+v, want %+v", ev2, want)
 	}
 }
+
+// TestEtcdCampaignWithdrawsOwnGhost: a restarted controller whose previous
+// process was killed mid-term (its candidacy still on an unexpired lease)
+// wins the election at once instead of waiting for that lease, while a
+// candidacy of another node still blocks it.
+func TestEtcdCampaignWithdrawsOwnGhost(t *testing.T) {
+	s := etcdStores(etcdtest.StartEmbedded(t))(t)
+	e := s.(*metadata.Etcd)
+	if err := metadata.PutGhostCandidacyForTest(ctxT(t), e, 1, 60); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lead, err := s.Campaign(ctx, 1)
+	if err != nil {
+		t.Fatalf("campaign behind its own ghost: %v", err)
+	}
+	defer lead.Close()
+	if id, _, err := s.Controller(ctx); err != nil || id != 1 {
+		t.Fatalf("controller %d, %v; want 1", id, err)
+	}
+	if err := lead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := metadata.PutGhostCandidacyForTest(ctxT(t), e, 2, 60); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelShort()
+	if l, err := s.Campaign(short, 1); err == nil {
+		l.Close()
+		t.Fatal("node 1 won while node 2's live candidacy came first")
+	}
+}
