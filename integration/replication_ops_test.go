@@ -2,13 +2,16 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestReplicaGroupCoordinatorMoves kills the broker coordinating a
@@ -195,4 +198,95 @@ func TestReplicaAutomaticPreferredElection(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestReplicaNotLeaderNamesLeader sends a produce and a fetch to a broker
+// that follows the partition: both answer NOT_LEADER_OR_FOLLOWER with the
+// current leader and its endpoint (KIP-951), and Metadata agrees.
+func TestReplicaNotLeaderNamesLeader(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const topic = "wrong-broker"
+	c.createTopic(topic, 1, 3, nil)
+	v := c.waitISR(topic, 3, 30*time.Second)[0]
+	var follower int32
+	for _, id := range v.Replicas {
+		if id != v.Leader {
+			follower = id
+		}
+	}
+	cl := c.client(kgo.DisableIdempotentWrite())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).Metadata(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	br := cl.Broker(int(follower))
+
+	preq := kmsg.NewPtrProduceRequest()
+	preq.Acks, preq.TimeoutMillis = 1, 5000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = topic
+	prp := kmsg.NewProduceRequestTopicPartition()
+	prp.Records = buildBatch(-1, -1, 0, "v")
+	prt.Partitions = append(prt.Partitions, prp)
+	preq.Topics = append(preq.Topics, prt)
+	var presp *kmsg.ProduceResponse
+	var pp kmsg.ProduceResponseTopicPartition
+	// The follower may learn of the new topic a moment after the broker
+	// that created it (UNKNOWN_TOPIC_OR_PARTITION meanwhile, as in Kafka).
+	waitFor(t, 10*time.Second, func() error {
+		raw, err := br.Request(ctx, preq)
+		if err != nil {
+			return err
+		}
+		presp = raw.(*kmsg.ProduceResponse)
+		pp = presp.Topics[0].Partitions[0]
+		if pp.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+			return errors.New("follower does not know the topic yet")
+		}
+		return nil
+	})
+	if pp.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to a follower: code %d, want NOT_LEADER_OR_FOLLOWER", pp.ErrorCode)
+	}
+	if presp.Version >= 10 {
+		if pp.CurrentLeader.LeaderID != v.Leader || pp.CurrentLeader.LeaderEpoch != v.Epoch {
+			t.Errorf("produce: current leader %+v, want %d at epoch %d", pp.CurrentLeader, v.Leader, v.Epoch)
+		}
+		if len(presp.Brokers) != 1 || presp.Brokers[0].NodeID != v.Leader || presp.Brokers[0].Port == 0 {
+			t.Errorf("produce: node endpoints %+v, want the leader's", presp.Brokers)
+		}
+	} else {
+		t.Errorf("client chose Produce v%d; KIP-951 needs v10+", presp.Version)
+	}
+
+	freq := kmsg.NewPtrFetchRequest()
+	freq.ReplicaID, freq.MaxWaitMillis, freq.MaxBytes = -1, 100, 1<<20
+	frt := kmsg.NewFetchRequestTopic()
+	frt.Topic = topic
+	frp := kmsg.NewFetchRequestTopicPartition()
+	frp.PartitionMaxBytes = 1 << 20
+	frt.Partitions = append(frt.Partitions, frp)
+	freq.Topics = append(freq.Topics, frt)
+	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frt.TopicID = md.Topics[topic].ID
+	freq.Topics[0] = frt
+	raw, err := br.Request(ctx, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresp := raw.(*kmsg.FetchResponse)
+	fp := fresp.Topics[0].Partitions[0]
+	if fp.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch from a follower: code %d, want NOT_LEADER_OR_FOLLOWER", fp.ErrorCode)
+	}
+	if fresp.Version >= 16 {
+		if fp.CurrentLeader.LeaderID != v.Leader || len(fresp.Brokers) != 1 || fresp.Brokers[0].NodeID != v.Leader {
+			t.Errorf("fetch: current leader %+v, endpoints %+v, want %d", fp.CurrentLeader, fresp.Brokers, v.Leader)
+		}
+	}
 }

@@ -82,10 +82,44 @@ func TestReplicaKill9LeadersKeepsAckedRecords(t *testing.T) {
 	if len(errs) > 0 {
 		t.Logf("%d produce errors (not acknowledged, so not checked), first: %v", len(errs), errs[0])
 	}
+	total := 0
 	for p := int32(0); p < 3; p++ {
 		recs := c.consumePartition(topic, p)
 		checkHistory(t, p, hist.byPart[p], recs)
 		t.Logf("partition %d: %d acknowledged, %d in the log", p, len(hist.byPart[p]), len(recs))
+		total += len(recs)
+	}
+
+	// A consumer group forms on the failed-over cluster and reads it all.
+	grp := c.client(kgo.ConsumerGroup("after-failover"), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	gctx, gcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer gcancel()
+	for n := 0; n < total; {
+		fs := grp.PollFetches(gctx)
+		if gctx.Err() != nil {
+			t.Fatalf("group consumed %d of %d records: %v", n, total, gctx.Err())
+		}
+		n += fs.NumRecords()
+	}
+	if err := grp.CommitUncommittedOffsets(gctx); err != nil {
+		t.Fatalf("group commit after failovers: %v", err)
+	}
+
+	// Every replica holds the same records, byte for byte in value and offset.
+	time.Sleep(time.Second) // the last fetches land
+	for _, id := range c.ids() {
+		c.procs[id].kill()
+	}
+	for p := int32(0); p < 3; p++ {
+		var want []string
+		for i, id := range c.ids() {
+			got := replicaRecords(t, c.procs[id].dataDir, topic, p)
+			if i == 0 {
+				want = got
+			} else if !slices.Equal(got, want) {
+				t.Errorf("partition %d: broker %d holds %d records, broker %d holds %d, or they differ", p, id, len(got), c.ids()[0], len(want))
+			}
+		}
 	}
 }
 
@@ -323,6 +357,42 @@ func TestReplicaDivergentFollowerTruncated(t *testing.T) {
 		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("acks=1 write to the leader: %v %+v", err, resp)
 		}
+	}
+	// Nothing past the high watermark is visible: consumers see the 10
+	// committed records only, and acks=all cannot complete.
+	lo := kmsg.NewPtrListOffsetsRequest()
+	{
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = -1
+		rt.Partitions = append(rt.Partitions, rp)
+		lo.Topics = append(lo.Topics, rt)
+	}
+	if raw, err := one.SeedBrokers()[0].Request(ctx, lo); err != nil {
+		t.Fatalf("ListOffsets: %v", err)
+	} else if end := raw.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; end != 10 {
+		t.Errorf("latest offset (the high watermark) is %d with uncommitted writes, want 10", end)
+	}
+	allReq := kmsg.NewPtrProduceRequest()
+	allReq.Acks, allReq.TimeoutMillis = -1, 200
+	{
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = buildBatch(-1, -1, 0, "lost-timeout")
+		rt.Partitions = append(rt.Partitions, rp)
+		allReq.Topics = append(allReq.Topics, rt)
+	}
+	allCl, err := kgo.NewClient(kgo.SeedBrokers(leader.addr), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer allCl.Close()
+	if raw, err := allCl.SeedBrokers()[0].Request(ctx, allReq); err != nil {
+		t.Fatalf("acks=all with frozen followers: %v", err)
+	} else if code := raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Errorf("acks=all with frozen followers: code %d, want REQUEST_TIMED_OUT (%d)", code, kerr.RequestTimedOut.Code)
 	}
 	leader.kill()
 	for _, f := range followers {

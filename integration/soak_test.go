@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ const (
 	soakPartitions    = 6
 	soakProducers     = 2
 	soakProducerRate  = 150 // records/s per producer
-	soakInFlight      = 64  // unacknowledged records per producer
+	soakInFlight      = 96  // unacknowledged records per producer
 	soakDefaultLength = 2 * time.Minute
 	// soakEndBudget bounds everything after the chaos phase: rejoining the
 	// ISR, draining the producers, consumers catching up, the final read.
@@ -58,6 +59,7 @@ func TestSoakRandomKillsHistory(t *testing.T) {
 	c.createTopic(topic, soakPartitions, 3, map[string]*string{"min.insync.replicas": &minISR})
 
 	start := time.Now()
+	t.Logf("[   0.00s] load starts; that is %s in the broker logs", start.UTC().Format("15:04:05.000"))
 	hist := newSoakHistory(start)
 	producers := startSoakProducers(c, topic, hist)
 	direct := newSoakView("direct")
@@ -148,8 +150,9 @@ type soakAck struct {
 }
 
 // soakHistory collects every producer's outcomes: the acknowledged records
-// by value, the failures by message, and the longest time without any
-// acknowledgement (how long the cluster stalled acks=all writes).
+// by value, the failures by message, and per partition the longest time
+// without an acknowledgement (how long the cluster stalled acks=all writes
+// to it).
 type soakHistory struct {
 	mu      sync.Mutex
 	start   time.Time
@@ -157,13 +160,16 @@ type soakHistory struct {
 	acked   map[string]soakAck
 	errs    map[string]int
 	nerrs   int
-	lastAck time.Time
-	maxGap  time.Duration
-	gapEnd  time.Duration // since start
+	lastAck map[int32]time.Time
+	gaps    map[int32]soakGap
 }
 
+// soakGap is a stretch of time without an acknowledgement.
+type soakGap struct{ from, to time.Duration } // since the start
+
 func newSoakHistory(start time.Time) *soakHistory {
-	return &soakHistory{start: start, acked: map[string]soakAck{}, errs: map[string]int{}}
+	return &soakHistory{start: start, acked: map[string]soakAck{}, errs: map[string]int{},
+		lastAck: map[int32]time.Time{}, gaps: map[int32]soakGap{}}
 }
 
 func (h *soakHistory) add(r *kgo.Record, err error) {
@@ -177,10 +183,11 @@ func (h *soakHistory) add(r *kgo.Record, err error) {
 	}
 	h.acked[string(r.Value)] = soakAck{r.Partition, r.Offset}
 	now := time.Now()
-	if !h.lastAck.IsZero() && now.Sub(h.lastAck) > h.maxGap {
-		h.maxGap, h.gapEnd = now.Sub(h.lastAck), now.Sub(h.start)
+	last, ok := h.lastAck[r.Partition]
+	if g := h.gaps[r.Partition]; ok && now.Sub(last) > g.to-g.from {
+		h.gaps[r.Partition] = soakGap{last.Sub(h.start), now.Sub(h.start)}
 	}
-	h.lastAck = now
+	h.lastAck[r.Partition] = now
 }
 
 func (h *soakHistory) counts() (sent, acked, errs int) {
@@ -201,8 +208,11 @@ func (h *soakHistory) log(t *testing.T, logged map[int32]map[int64]string) {
 	}
 	t.Logf("producers: %d records finished, %d acknowledged, %d failed; %d records in the log (%d not acknowledged)",
 		h.sent, len(h.acked), h.nerrs, inLog, inLog-len(h.acked))
-	t.Logf("longest time without an acknowledgement: %v, ending at [%7.2fs]",
-		h.maxGap.Round(time.Millisecond), h.gapEnd.Seconds())
+	for p := range int32(soakPartitions) {
+		g := h.gaps[p]
+		t.Logf("partition %d: longest time without an acknowledgement %v, [%7.2fs] to [%7.2fs]",
+			p, (g.to - g.from).Round(time.Millisecond), g.from.Seconds(), g.to.Seconds())
+	}
 	msgs := make([]string, 0, len(h.errs))
 	for m := range h.errs {
 		msgs = append(msgs, m)
@@ -224,12 +234,12 @@ type soakProducerSet struct {
 	clients []*kgo.Client
 }
 
-// startSoakProducers starts soakProducers idempotent acks=all producers,
-// each sending soakProducerRate records/s with at most soakInFlight
-// unacknowledged. Producer id's record seq goes to partition
-// (seq/4)%soakPartitions, so each partition gets runs of a producer's
-// records (multi-record batches when the partition is slow) and every
-// partition holds each producer's sequence in increasing order.
+// startSoakProducers starts soakProducers idempotent acks=all producers.
+// Each sends soakProducerRate records/s spread evenly over the partitions,
+// one goroutine per partition with at most soakInFlight/soakPartitions
+// records unacknowledged, so a partition that stalls does not hold up the
+// others. The sequence in a value counts per producer; each partition
+// receives a producer's sequence numbers in increasing order.
 func startSoakProducers(c *cluster, topic string, hist *soakHistory) *soakProducerSet {
 	ctx, cancel := context.WithCancel(context.Background())
 	ps := &soakProducerSet{cancel: cancel}
@@ -238,20 +248,23 @@ func startSoakProducers(c *cluster, topic string, hist *soakHistory) *soakProduc
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second),
 			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
 		ps.clients = append(ps.clients, cl)
-		ps.wg.Add(1)
-		go func() {
-			defer ps.wg.Done()
-			soakProduce(ctx, cl, id, hist)
-		}()
+		var seq atomic.Int64
+		for p := range int32(soakPartitions) {
+			ps.wg.Add(1)
+			go func() {
+				defer ps.wg.Done()
+				soakProduce(ctx, cl, id, p, &seq, hist)
+			}()
+		}
 	}
 	return ps
 }
 
-func soakProduce(ctx context.Context, cl *kgo.Client, id int, hist *soakHistory) {
-	tick := time.NewTicker(time.Second / soakProducerRate)
+func soakProduce(ctx context.Context, cl *kgo.Client, id int, p int32, seq *atomic.Int64, hist *soakHistory) {
+	tick := time.NewTicker(time.Second * soakPartitions / soakProducerRate)
 	defer tick.Stop()
-	inflight := make(chan struct{}, soakInFlight)
-	for seq := 0; ; seq++ {
+	inflight := make(chan struct{}, soakInFlight/soakPartitions)
+	for {
 		select {
 		case <-ctx.Done():
 			return
@@ -262,7 +275,7 @@ func soakProduce(ctx context.Context, cl *kgo.Client, id int, hist *soakHistory)
 			return
 		case inflight <- struct{}{}:
 		}
-		r := &kgo.Record{Partition: int32(seq/4) % soakPartitions, Value: soakValue(id, seq)}
+		r := &kgo.Record{Partition: p, Value: soakValue(id, int(seq.Add(1)))}
 		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 			hist.add(r, err)
 			<-inflight
