@@ -47,16 +47,11 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	for {
 		out := &fetchReply{FetchResponse: kmsg.NewPtrFetchResponse(), conn: r.conn}
 		out.Version = req.Version
-		var (
-			wake []<-chan struct{}
-			n    int
-			stop bool
-		)
+		part := b.consumerFetcher(req.IsolationLevel)
 		if replicaID >= 0 {
-			wake, n, stop = b.replicaFetchOnce(req, replicaID, out)
-		} else {
-			wake, n, stop = b.fetchOnce(req, out)
+			part = b.replicaFetcher(replicaID, time.Now())
 		}
+		wake, n, stop := b.fetchOnce(req, out, part)
 		if stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || len(wake) == 0 {
 			if waited {
 				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
@@ -240,17 +235,32 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, deadline time.Time) b
 	return chosen != 0
 }
 
-// fetchOnce fills resp from the logs. It returns the change signals of the
-// partitions read (taken before reading, so no append is missed), the number
-// of record bytes gathered, and whether an error means the response must go
-// back now.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply) ([]<-chan struct{}, int, bool) {
+// partFetcher reads one partition of a fetch into sp within budget bytes
+// (minOne: the first partition with data may exceed it by one batch). It
+// returns the signal to wait on when there is too little, the bytes read,
+// and whether the response must go back now.
+type partFetcher func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
+	budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool)
+
+// consumerFetcher reads for a consumer: up to the high watermark.
+func (b *Broker) consumerFetcher(isolation int8) partFetcher {
+	return func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
+		budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
+		c, n := b.fetchPartition(ts, rp, sp, budget, minOne, isolation, out, at)
+		return c, n, false
+	}
+}
+
+// fetchOnce fills resp from the logs, one partition at a time through
+// part. It returns the change signals of the partitions read (taken before
+// reading, so no append is missed), the number of record bytes gathered,
+// and whether an error means the response must go back now.
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply, part partFetcher) ([]<-chan struct{}, int, bool) {
 	var (
-		wake      []<-chan struct{}
-		total     int
-		stop      bool
-		budget    = int(req.MaxBytes)
-		isolation = req.IsolationLevel
+		wake   []<-chan struct{}
+		total  int
+		stop   bool
+		budget = int(req.MaxBytes)
 	)
 	if budget <= 0 {
 		budget = 1 << 31 / 2
@@ -277,13 +287,11 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply) ([]<-chan s
 				continue
 			}
 			at := [2]int{len(resp.Topics), len(st.Partitions)}
-			c, n := b.fetchPartition(ts, rp, &sp, budget-total, total == 0, isolation, resp, at)
+			c, n, urgent := part(ts, rp, &sp, budget-total, total == 0, resp, at)
 			if c != nil {
 				wake = append(wake, c)
 			}
-			if sp.ErrorCode != 0 {
-				stop = true
-			}
+			stop = stop || urgent || sp.ErrorCode != 0
 			total += n
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -26,54 +26,13 @@ import (
 	"github.com/sluicedev/sluice/storage"
 )
 
-// replicaFetchOnce reads every requested partition for follower id. It
-// returns the change signals to wait on, the bytes gathered, and whether
-// the response must go back now.
-func (b *Broker) replicaFetchOnce(req *kmsg.FetchRequest, id int32, out *fetchReply) ([]<-chan struct{}, int, bool) {
-	var (
-		wake   []<-chan struct{}
-		total  int
-		now    = time.Now()
-		stop   bool
-		budget = int(req.MaxBytes)
-	)
-	if budget <= 0 {
-		budget = 1 << 30
+// replicaFetcher reads for follower id: up to the log end, through the
+// partition's Leader.
+func (b *Broker) replicaFetcher(id int32, now time.Time) partFetcher {
+	return func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
+		budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
+		return b.replicaFetchPartition(ts, id, rp, sp, budget, minOne, now, out, at)
 	}
-	for i := range req.Topics {
-		rt := &req.Topics[i]
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		ts, code := b.fetchTopic(req.Version, rt)
-		if ts != nil {
-			st.Topic = ts.meta.Name
-		}
-		for j := range rt.Partitions {
-			rp := &rt.Partitions[j]
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			sp.RecordBatches = []byte{}
-			var c <-chan struct{}
-			var n int
-			var urgent bool
-			switch {
-			case code != 0:
-				sp.ErrorCode = code
-			default:
-				at := [2]int{len(out.Topics), len(st.Partitions)}
-				c, n, urgent = b.replicaFetchPartition(ts, id, rp, &sp, budget-total, total == 0, now, out, at)
-			}
-			if c != nil {
-				wake = append(wake, c)
-			}
-			stop = stop || urgent || sp.ErrorCode != 0 || sp.DivergingEpoch.Epoch >= 0
-			total += n
-			st.Partitions = append(st.Partitions, sp)
-		}
-		out.Topics = append(out.Topics, st)
-	}
-	return wake, total, stop
 }
 
 // replicaFetchPartition answers one partition of a follower fetch.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"iter"
 	"net"
 	"strconv"
 	"sync"
@@ -203,6 +204,27 @@ func (f *fetcher) roundTrip(ctx context.Context, pc *peerConn, req kmsg.Request,
 
 var errLeaderUnknown = kerr.LeaderNotAvailable
 
+// groupTopics yields each pending partition with the index of its topic in
+// the request being built; addTopic appends a topic the first time one of
+// its partitions comes up.
+func groupTopics(ps []pending, addTopic func(name string)) iter.Seq2[pending, int] {
+	return func(yield func(pending, int) bool) {
+		index := map[string]int{}
+		for _, p := range ps {
+			name := p.r.p.log.Topic()
+			i, ok := index[name]
+			if !ok {
+				i = len(index)
+				index[name] = i
+				addTopic(name)
+			}
+			if !yield(p, i) {
+				return
+			}
+		}
+	}
+}
+
 type partKey struct {
 	topic     string
 	partition int32
@@ -218,17 +240,11 @@ func (f *fetcher) sendFetch(ctx context.Context, pc *peerConn, ps []pending) {
 	req.MaxBytes = int32(s.brokerInt64("replica.fetch.response.max.bytes", 10<<20))
 	req.SessionEpoch = -1
 	byKey := make(map[partKey]pending, len(ps))
-	topics := map[string]int{}
-	for _, p := range ps {
-		name := p.r.p.log.Topic()
-		i, ok := topics[name]
-		if !ok {
-			i = len(req.Topics)
-			topics[name] = i
-			t := kmsg.NewFetchRequestTopic()
-			t.Topic = name
-			req.Topics = append(req.Topics, t)
-		}
+	for p, i := range groupTopics(ps, func(name string) {
+		t := kmsg.NewFetchRequestTopic()
+		t.Topic = name
+		req.Topics = append(req.Topics, t)
+	}) {
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.r.p.index
 		rp.CurrentLeaderEpoch = p.req.CurrentLeaderEpoch
@@ -237,7 +253,7 @@ func (f *fetcher) sendFetch(ctx context.Context, pc *peerConn, ps []pending) {
 		rp.LogStartOffset = p.r.p.log.LogStartOffset()
 		rp.PartitionMaxBytes = int32(s.brokerInt64("replica.fetch.max.bytes", 1<<20))
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		byKey[partKey{name, rp.Partition}] = p
+		byKey[partKey{req.Topics[i].Topic, rp.Partition}] = p
 	}
 	raw, err := f.roundTrip(ctx, pc, req, time.Duration(req.MaxWaitMillis)*time.Millisecond)
 	if err != nil {
@@ -273,21 +289,15 @@ func (f *fetcher) sendEpochEnds(ctx context.Context, pc *peerConn, ps []pending)
 	req.Version = 4
 	req.ReplicaID = f.b.cfg.NodeID
 	byKey := map[partKey]pending{}
-	topics := map[string]int{}
-	for _, p := range ps {
-		name := p.r.p.log.Topic()
-		i, ok := topics[name]
-		if !ok {
-			i = len(req.Topics)
-			topics[name] = i
-			t := kmsg.NewOffsetForLeaderEpochRequestTopic()
-			t.Topic = name
-			req.Topics = append(req.Topics, t)
-		}
+	for p, i := range groupTopics(ps, func(name string) {
+		t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		t.Topic = name
+		req.Topics = append(req.Topics, t)
+	}) {
 		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
 		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p.r.p.index, p.req.CurrentLeaderEpoch, p.req.Epoch
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		byKey[partKey{name, rp.Partition}] = p
+		byKey[partKey{req.Topics[i].Topic, rp.Partition}] = p
 	}
 	raw, err := f.roundTrip(ctx, pc, req, 0)
 	if err != nil {
@@ -318,17 +328,11 @@ func (f *fetcher) sendLeaderOffsets(ctx context.Context, pc *peerConn, ps []pend
 		req := kmsg.NewPtrListOffsetsRequest()
 		req.Version = 4
 		req.ReplicaID = f.b.cfg.NodeID
-		topics := map[string]int{}
-		for _, p := range ps {
-			name := p.r.p.log.Topic()
-			i, ok := topics[name]
-			if !ok {
-				i = len(req.Topics)
-				topics[name] = i
-				t := kmsg.NewListOffsetsRequestTopic()
-				t.Topic = name
-				req.Topics = append(req.Topics, t)
-			}
+		for p, i := range groupTopics(ps, func(name string) {
+			t := kmsg.NewListOffsetsRequestTopic()
+			t.Topic = name
+			req.Topics = append(req.Topics, t)
+		}) {
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition, rp.CurrentLeaderEpoch, rp.Timestamp = p.r.p.index, p.req.CurrentLeaderEpoch, ts
 			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)

@@ -113,7 +113,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m.replicatedRecords = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_replicated_records_total",
 		Help: "Records appended by followers here, by topic."}, []string{"topic"})
 	for _, c := range []prometheus.Collector{m.isrShrinks, m.isrExpands, m.leaderElections, m.uncleanElections,
-		m.truncations, m.replicatedBytes, m.replicatedRecords, &replicationCollector{b: b}} {
+		m.truncations, m.replicatedBytes, m.replicatedRecords, newReplicationCollector(b)} {
 		f(c)
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests,

@@ -12,27 +12,34 @@ import (
 // UnderReplicatedPartitions, UnderMinIsrPartitionCount and
 // OfflinePartitionsCount (the last on the controller only, as in Kafka),
 // and the fetcher's lag per followed partition.
-type replicationCollector struct{ b *Broker }
+type replicationCollector struct {
+	b                                              *Broker
+	leaders, underReplicated, underMinISR, offline *prometheus.Desc
+	lagRecords, lagSeconds                         *prometheus.Desc
+}
 
-var (
-	descLeaders = prometheus.NewDesc("sluice_leader_partitions",
-		"Partitions led by this broker.", nil, nil)
-	descUnderReplicated = prometheus.NewDesc("sluice_under_replicated_partitions",
-		"Partitions led here whose ISR is smaller than their replica set.", nil, nil)
-	descUnderMinISR = prometheus.NewDesc("sluice_under_min_isr_partitions",
-		"Partitions led here whose ISR is below min.insync.replicas (acks=all produces are refused).", nil, nil)
-	descOffline = prometheus.NewDesc("sluice_offline_partitions",
-		"Partitions without a live leader; reported by the controller, 0 elsewhere.", nil, nil)
-	descLagRecords = prometheus.NewDesc("sluice_follower_lag_records",
-		"Records between the leader's high watermark and this follower's log end, per followed partition.",
-		[]string{"topic", "partition"}, nil)
-	descLagSeconds = prometheus.NewDesc("sluice_follower_lag_seconds",
-		"Time since this follower last caught up with its leader's high watermark, per followed partition.",
-		[]string{"topic", "partition"}, nil)
-)
+func newReplicationCollector(b *Broker) *replicationCollector {
+	return &replicationCollector{
+		b: b,
+		leaders: prometheus.NewDesc("sluice_leader_partitions",
+			"Partitions led by this broker.", nil, nil),
+		underReplicated: prometheus.NewDesc("sluice_under_replicated_partitions",
+			"Partitions led here whose ISR is smaller than their replica set.", nil, nil),
+		underMinISR: prometheus.NewDesc("sluice_under_min_isr_partitions",
+			"Partitions led here whose ISR is below min.insync.replicas (acks=all produces are refused).", nil, nil),
+		offline: prometheus.NewDesc("sluice_offline_partitions",
+			"Partitions without a live leader; reported by the controller, 0 elsewhere.", nil, nil),
+		lagRecords: prometheus.NewDesc("sluice_follower_lag_records",
+			"Records between the leader's high watermark and this follower's log end, per followed partition.",
+			[]string{"topic", "partition"}, nil),
+		lagSeconds: prometheus.NewDesc("sluice_follower_lag_seconds",
+			"Time since this follower last caught up with its leader's high watermark, per followed partition.",
+			[]string{"topic", "partition"}, nil),
+	}
+}
 
 func (c *replicationCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeaders, descUnderReplicated, descUnderMinISR, descOffline, descLagRecords, descLagSeconds} {
+	for _, d := range []*prometheus.Desc{c.leaders, c.underReplicated, c.underMinISR, c.offline, c.lagRecords, c.lagSeconds} {
 		ch <- d
 	}
 }
@@ -64,17 +71,17 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			part := strconv.Itoa(int(p.index))
-			ch <- prometheus.MustNewConstMetric(descLagRecords, prometheus.GaugeValue, float64(p.rep.lagRecords.Load()), ts.meta.Name, part)
+			ch <- prometheus.MustNewConstMetric(c.lagRecords, prometheus.GaugeValue, float64(p.rep.lagRecords.Load()), ts.meta.Name, part)
 			lag := 0.0
 			if t := p.rep.caughtUpNano.Load(); t > 0 {
 				lag = now.Sub(time.Unix(0, t)).Seconds()
 			}
-			ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, lag, ts.meta.Name, part)
+			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, lag, ts.meta.Name, part)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descLeaders, prometheus.GaugeValue, float64(leaders))
-	ch <- prometheus.MustNewConstMetric(descUnderReplicated, prometheus.GaugeValue, float64(under))
-	ch <- prometheus.MustNewConstMetric(descUnderMinISR, prometheus.GaugeValue, float64(underMin))
+	ch <- prometheus.MustNewConstMetric(c.leaders, prometheus.GaugeValue, float64(leaders))
+	ch <- prometheus.MustNewConstMetric(c.underReplicated, prometheus.GaugeValue, float64(under))
+	ch <- prometheus.MustNewConstMetric(c.underMinISR, prometheus.GaugeValue, float64(underMin))
 	offline := 0
 	if b.isController.Load() {
 		live := map[int32]bool{}
@@ -87,5 +94,5 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, float64(offline))
+	ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, float64(offline))
 }
