@@ -40,7 +40,7 @@ func (b *Broker) alterTopicConfigs(ctx context.Context, name string, mutate conf
 		if ts == nil {
 			return kerr.UnknownTopicOrPartition.Code, nil
 		}
-		m := ts.meta
+		m := ts.meta()
 		next, code, msg := mutate(copyMap(m.Configs))
 		if code != 0 {
 			return code, msg
@@ -136,12 +136,12 @@ func (b *Broker) reloadDynamicConfigs(ctx context.Context) error {
 	}
 	b.settings.setDynamic(merged)
 	for _, ts := range b.topics.all() {
-		values := b.settings.topicValues(ts.meta.Configs)
+		values := b.settings.topicValues(ts.meta().Configs)
 		ts.mu.Lock()
 		ts.mu.values = values
 		ts.mu.Unlock()
 		cfg := storageConfig(values)
-		for _, p := range ts.parts {
+		for _, p := range ts.partitions() {
 			if p != nil {
 				p.log.SetConfig(cfg)
 			}

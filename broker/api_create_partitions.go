@@ -48,7 +48,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsR
 	if ts == nil {
 		return kerr.UnknownTopicOrPartition.Code, nil
 	}
-	m := ts.meta
+	m := ts.meta()
 	if rt.Count <= m.Partitions {
 		return kerr.InvalidPartitions.Code, kmsg.StringPtr(fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", m.Partitions, rt.Count))
 	}

@@ -37,7 +37,7 @@ func (b *Broker) handleDeleteRecords(_ context.Context, r *request) (kmsg.Respon
 }
 
 func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16, int64) {
-	if ts == nil || part < 0 || part >= ts.meta.Partitions {
+	if ts == nil || part < 0 || part >= ts.meta().Partitions {
 		return kerr.UnknownTopicOrPartition.Code, -1
 	}
 	p := ts.partition(part)
@@ -56,7 +56,7 @@ func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16,
 	}
 	low, err := p.log.DeleteRecordsBefore(offset)
 	if err != nil {
-		b.log.Error("delete records", "topic", ts.meta.Name, "partition", part, "err", err)
+		b.log.Error("delete records", "topic", ts.meta().Name, "partition", part, "err", err)
 		return kerr.KafkaStorageError.Code, -1
 	}
 	return 0, low

@@ -56,19 +56,19 @@ func (b *Broker) deleteTopic(ctx context.Context, t kmsg.DeleteTopicsRequestTopi
 			return kerr.UnknownTopicID.Code, nil
 		}
 	}
-	st.Topic, st.TopicID = kmsg.StringPtr(ts.meta.Name), ts.meta.ID
-	if isInternalTopic(ts.meta.Name) {
+	st.Topic, st.TopicID = kmsg.StringPtr(ts.meta().Name), ts.meta().ID
+	if isInternalTopic(ts.meta().Name) {
 		return kerr.InvalidTopicException.Code, kmsg.StringPtr("internal topics cannot be deleted")
 	}
-	err := b.meta.DeleteTopic(ctx, ts.meta.Name)
+	err := b.meta.DeleteTopic(ctx, ts.meta().Name)
 	switch {
 	case errors.Is(err, metadata.ErrTopicNotFound):
 		return kerr.UnknownTopicOrPartition.Code, nil
 	case err != nil:
-		b.log.Error("delete topic", "topic", ts.meta.Name, "err", err)
+		b.log.Error("delete topic", "topic", ts.meta().Name, "err", err)
 		return kerr.UnknownServerError.Code, kmsg.StringPtr(err.Error())
 	}
-	b.dropTopic(ts.meta.Name, ts.meta.ID)
-	b.log.Info("topic deleted", "topic", ts.meta.Name)
+	b.dropTopic(ts.meta().Name, ts.meta().ID)
+	b.log.Info("topic deleted", "topic", ts.meta().Name)
 	return 0, nil
 }

@@ -60,7 +60,7 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr kmsg.
 			continue
 		}
 		d := b.settings.reg.topic[name]
-		rv := b.settings.topic(name, ts.meta.Configs)
+		rv := b.settings.topic(name, ts.meta().Configs)
 		res.Configs = append(res.Configs, describeEntry(req, d, rv, false))
 	}
 }

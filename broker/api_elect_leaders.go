@@ -45,8 +45,8 @@ func (b *Broker) handleElectLeaders(ctx context.Context, r *request) (kmsg.Respo
 	if all {
 		for _, ts := range b.topics.all() {
 			t := kmsg.NewElectLeadersRequestTopic()
-			t.Topic = ts.meta.Name
-			for p := int32(0); p < ts.meta.Partitions; p++ {
+			t.Topic = ts.meta().Name
+			for p := int32(0); p < ts.meta().Partitions; p++ {
 				t.Partitions = append(t.Partitions, p)
 			}
 			topics = append(topics, t)
@@ -78,12 +78,12 @@ func (b *Broker) handleElectLeaders(ctx context.Context, r *request) (kmsg.Respo
 
 // electLeader runs one election and returns its error code.
 func (b *Broker) electLeader(ctx context.Context, ts *topicState, p int32, typ int8) (int16, string) {
-	if ts == nil || p < 0 || p >= ts.meta.Partitions {
+	if ts == nil || p < 0 || p >= ts.meta().Partitions {
 		return kerr.UnknownTopicOrPartition.Code, ""
 	}
-	replicas := replicasFor(ts.meta, p)
+	replicas := replicasFor(ts.meta(), p)
 	for attempt := 0; attempt < 4; attempt++ {
-		ms, err := b.meta.PartitionState(ctx, ts.meta.Name, p)
+		ms, err := b.meta.PartitionState(ctx, ts.meta().Name, p)
 		if err != nil {
 			return kerr.UnknownTopicOrPartition.Code, err.Error()
 		}

@@ -271,7 +271,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply, part partFe
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		ts, code := b.fetchTopic(req.Version, rt)
 		if ts != nil {
-			st.Topic = ts.meta.Name
+			st.Topic = ts.meta().Name
 		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
@@ -319,7 +319,7 @@ func (b *Broker) fetchTopic(version int16, rt *kmsg.FetchRequestTopic) (*topicSt
 // fetchPartition reads one partition into sp within budget bytes. minOne
 // lets the first partition with data exceed the budget by one batch.
 func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply, at [2]int) (<-chan struct{}, int) {
-	if rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
+	if rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return nil, 0
 	}
@@ -359,7 +359,7 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 		return nil, 0
 	case err != nil:
 		sp.ErrorCode = kerr.KafkaStorageError.Code
-		b.log.Error("fetch read failed", "topic", ts.meta.Name, "partition", rp.Partition, "err", err)
+		b.log.Error("fetch read failed", "topic", ts.meta().Name, "partition", rp.Partition, "err", err)
 		return nil, 0
 	}
 	n := len(data) + int(span.Len)

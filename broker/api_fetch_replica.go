@@ -38,7 +38,7 @@ func (b *Broker) replicaFetcher(id int32, now time.Time) partFetcher {
 // replicaFetchPartition answers one partition of a follower fetch.
 func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
 	budget int, minOne bool, now time.Time, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
-	if rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
+	if rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return nil, 0, false
 	}
@@ -74,7 +74,7 @@ func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchR
 		return wake, 0, hwMoved // truncated meanwhile; the next round decides again
 	case err != nil:
 		sp.ErrorCode = kerr.KafkaStorageError.Code
-		b.log.Error("replica fetch read failed", "topic", ts.meta.Name, "partition", rp.Partition, "err", err)
+		b.log.Error("replica fetch read failed", "topic", ts.meta().Name, "partition", rp.Partition, "err", err)
 		return nil, 0, true
 	}
 	n := len(data) + int(span.Len)
@@ -95,7 +95,7 @@ func (b *Broker) fillCurrentLeader(out *fetchReply, ts *topicState, part int32, 
 	if out.Version < 16 || ts == nil {
 		return
 	}
-	st, ok := b.partitionState(ts.meta.Name, part)
+	st, ok := b.partitionState(ts.meta().Name, part)
 	if !ok || st.Leader < 0 {
 		return
 	}

@@ -54,8 +54,8 @@ func (b *Broker) findCoordinator(ctx context.Context, key string, typ int8) kmsg
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return c
 	}
-	p := coordinator.PartitionFor(key, ts.meta.Partitions)
-	leader := b.leaderOf(ts.meta, p)
+	p := coordinator.PartitionFor(key, ts.meta().Partitions)
+	leader := b.leaderOf(ts.meta(), p)
 	for _, br := range b.liveBrokers() {
 		if br.NodeID == leader {
 			c.NodeID, c.Host, c.Port = br.NodeID, br.Host, br.Port

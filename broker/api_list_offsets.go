@@ -45,7 +45,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 }
 
 func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, replicaID int32, sp *kmsg.ListOffsetsResponseTopicPartition) {
-	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
+	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return
 	}

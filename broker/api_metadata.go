@@ -90,7 +90,7 @@ func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic
 // that are not live. A partition without a leader (offline, or whose
 // first record is not written yet) is LEADER_NOT_AVAILABLE, as in Kafka.
 func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
-	m := ts.meta
+	m := ts.meta()
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(m.Name)
 	mt.TopicID = m.ID

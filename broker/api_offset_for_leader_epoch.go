@@ -41,7 +41,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ context.Context, r *request) (kmsg
 }
 
 func (b *Broker) epochEndOffset(ts *topicState, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) int16 {
-	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta.Partitions {
+	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		return kerr.UnknownTopicOrPartition.Code
 	}
 	p := ts.partition(rp.Partition)

@@ -171,7 +171,7 @@ func (b *Broker) produceTarget(ts *topicState, topic string, part int32) (int16,
 	if err := validTopicName(topic); err != nil {
 		return kerr.InvalidTopicException.Code, kmsg.StringPtr(err.Error())
 	}
-	if ts == nil || part < 0 || part >= ts.meta.Partitions {
+	if ts == nil || part < 0 || part >= ts.meta().Partitions {
 		return kerr.UnknownTopicOrPartition.Code, nil
 	}
 	if isInternalTopic(topic) {
@@ -190,7 +190,7 @@ func (b *Broker) fillProduceLeader(resp *kmsg.ProduceResponse, ts *topicState, p
 	if ts == nil {
 		return
 	}
-	st, ok := b.partitionState(ts.meta.Name, part)
+	st, ok := b.partitionState(ts.meta().Name, part)
 	if !ok || st.Leader < 0 || st.Leader == b.cfg.NodeID {
 		return
 	}

@@ -62,7 +62,7 @@ func (b *Broker) reconcileAll(ctx context.Context) {
 		epochs[br.NodeID] = br.Epoch
 	}
 	for _, ts := range b.topics.all() {
-		m := ts.meta
+		m := ts.meta()
 		unclean := ts.value("unclean.leader.election.enable") == "true"
 		for p := int32(0); p < m.Partitions && ctx.Err() == nil; p++ {
 			replicas := replicasFor(m, p)
@@ -161,9 +161,9 @@ func (b *Broker) balanceLeaders(ctx context.Context) {
 	preferred := map[int32]int{}
 	misplaced := map[int32][]cand{}
 	for _, ts := range b.topics.all() {
-		for p := int32(0); p < ts.meta.Partitions; p++ {
-			replicas := replicasFor(ts.meta, p)
-			cur, ok := b.partitionState(ts.meta.Name, p)
+		for p := int32(0); p < ts.meta().Partitions; p++ {
+			replicas := replicasFor(ts.meta(), p)
+			cur, ok := b.partitionState(ts.meta().Name, p)
 			if len(replicas) == 0 || !ok {
 				continue
 			}

@@ -61,14 +61,14 @@ func (b *Broker) topicMetadata(topic string) ([16]byte, int32, bool) {
 	if ts == nil {
 		return [16]byte{}, 0, false
 	}
-	return ts.meta.ID, ts.meta.Partitions, true
+	return ts.meta().ID, ts.meta().Partitions, true
 }
 
 func (b *Broker) topicNames() []string {
 	all := b.topics.all()
 	out := make([]string, 0, len(all))
 	for _, ts := range all {
-		out = append(out, ts.meta.Name)
+		out = append(out, ts.meta().Name)
 	}
 	return out
 }

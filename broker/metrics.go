@@ -286,11 +286,11 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, ts := range c.b.topics.all() {
-		for _, p := range ts.parts {
+		for _, p := range ts.partitions() {
 			if p == nil {
 				continue
 			}
-			lbl := []string{ts.meta.Name, strconv.Itoa(int(p.index))}
+			lbl := []string{ts.meta().Name, strconv.Itoa(int(p.index))}
 			ch <- prometheus.MustNewConstMetric(descLogEnd, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lbl...)
 			ch <- prometheus.MustNewConstMetric(descLogStart, prometheus.GaugeValue, float64(p.log.LogStartOffset()), lbl...)
 			ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(p.log.Size()), lbl...)

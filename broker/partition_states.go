@@ -79,9 +79,9 @@ func (b *Broker) partitionState(topic string, p int32) (metadata.PartitionState,
 // serves, so Metadata is truthful from the first request.
 func (b *Broker) loadPartitionStates(ctx context.Context) error {
 	for _, ts := range b.topics.all() {
-		sts, err := b.meta.PartitionStates(ctx, ts.meta.Name)
+		sts, err := b.meta.PartitionStates(ctx, ts.meta().Name)
 		if err != nil {
-			return fmt.Errorf("load partition states of %s: %w", ts.meta.Name, err)
+			return fmt.Errorf("load partition states of %s: %w", ts.meta().Name, err)
 		}
 		for _, st := range sts {
 			b.pstates.put(st)
@@ -131,7 +131,7 @@ func (b *Broker) applyPartitionState(topic string, p int32) {
 	if part == nil {
 		return
 	}
-	t := part.rep.applyState(st, replicasFor(ts.meta, p))
+	t := part.rep.applyState(st, replicasFor(ts.meta(), p))
 	if topic != offsetsTopic || b.coord == nil {
 		return
 	}
@@ -259,7 +259,7 @@ func (b *Broker) commitISRChange(ctx context.Context, topic string, p int32, c r
 	if ts == nil {
 		return replication.PartitionState{}, errUnknownPartition
 	}
-	replicas := replicasFor(ts.meta, p)
+	replicas := replicasFor(ts.meta(), p)
 	for attempt := 0; ; attempt++ {
 		ms, err := b.meta.PartitionState(ctx, topic, p)
 		if err != nil {

@@ -52,7 +52,7 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 	var leaders, under, underMin int
 	now := time.Now()
 	for _, ts := range b.topics.all() {
-		for _, p := range ts.parts {
+		for _, p := range ts.partitions() {
 			if p == nil {
 				continue
 			}
@@ -71,12 +71,12 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			part := strconv.Itoa(int(p.index))
-			ch <- prometheus.MustNewConstMetric(c.lagRecords, prometheus.GaugeValue, float64(p.rep.lagRecords.Load()), ts.meta.Name, part)
+			ch <- prometheus.MustNewConstMetric(c.lagRecords, prometheus.GaugeValue, float64(p.rep.lagRecords.Load()), ts.meta().Name, part)
 			lag := 0.0
 			if t := p.rep.caughtUpNano.Load(); t > 0 {
 				lag = now.Sub(time.Unix(0, t)).Seconds()
 			}
-			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, lag, ts.meta.Name, part)
+			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, lag, ts.meta().Name, part)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.leaders, prometheus.GaugeValue, float64(leaders))

@@ -31,7 +31,7 @@ func (b *Broker) tickReplicas(ctx context.Context) {
 			isLive := func(id int32) bool { return live[id] }
 			for _, ts := range b.topics.all() {
 				minISR := ts.minInsync()
-				for _, p := range ts.parts {
+				for _, p := range ts.partitions() {
 					if p != nil && p.rep.leading.Load() {
 						p.rep.tick(now, isLive, minISR)
 					}
@@ -57,8 +57,8 @@ func (b *Broker) controlledShutdown(timeout time.Duration) {
 	var moved []*partition
 	remaining := 0
 	for _, ts := range b.topics.all() {
-		for p := int32(0); p < ts.meta.Partitions; p++ {
-			cur, ok := b.partitionState(ts.meta.Name, p)
+		for p := int32(0); p < ts.meta().Partitions; p++ {
+			cur, ok := b.partitionState(ts.meta().Name, p)
 			if !ok || !slices.Contains(cur.ISR, self) {
 				continue
 			}
@@ -86,9 +86,9 @@ func (b *Broker) controlledShutdown(timeout time.Duration) {
 // shutdownOne writes the controlled-shutdown record of one partition,
 // re-reading and deciding again on a compare-and-swap conflict.
 func (b *Broker) shutdownOne(ctx context.Context, ts *topicState, p int32) (replication.PartitionState, error) {
-	replicas := replicasFor(ts.meta, p)
+	replicas := replicasFor(ts.meta(), p)
 	for attempt := 0; ; attempt++ {
-		ms, err := b.meta.PartitionState(ctx, ts.meta.Name, p)
+		ms, err := b.meta.PartitionState(ctx, ts.meta().Name, p)
 		if err != nil {
 			return replication.PartitionState{}, err
 		}

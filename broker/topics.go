@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicedev/sluice/metadata"
@@ -22,14 +23,29 @@ type partition struct {
 // topicState is the broker's view of one topic: its metadata from etcd, its
 // resolved settings and the partitions hosted here.
 type topicState struct {
-	meta  metadata.Topic
-	parts []*partition // index = partition number; nil when not hosted here
+	// view is replaced whole, never changed in place, so request paths
+	// and the replication goroutines read it without a lock.
+	view atomic.Pointer[topicView]
 
 	mu struct {
 		sync.RWMutex
 		values map[string]string // effective topic settings
 	}
 }
+
+// topicView is one revision of a topic: its etcd record and the hosted
+// partitions (index = partition number; nil when not hosted here).
+type topicView struct {
+	meta  metadata.Topic
+	parts []*partition
+}
+
+// meta is the topic's etcd record. Callers must not modify what it shares
+// (Replicas, Configs); copy before changing.
+func (t *topicState) meta() metadata.Topic { return t.view.Load().meta }
+
+// partitions lists the partitions, nil entries for those not hosted here.
+func (t *topicState) partitions() []*partition { return t.view.Load().parts }
 
 func (t *topicState) value(name string) string {
 	t.mu.RLock()
@@ -39,10 +55,11 @@ func (t *topicState) value(name string) string {
 
 // partition returns partition p, or nil if it does not exist or is not hosted here.
 func (t *topicState) partition(p int32) *partition {
-	if p < 0 || int(p) >= len(t.parts) {
+	parts := t.partitions()
+	if p < 0 || int(p) >= len(parts) {
 		return nil
 	}
-	return t.parts[p]
+	return parts[p]
 }
 
 // topicTable is the broker's cache of topics, fed by etcd.
@@ -81,7 +98,7 @@ func (t *topicTable) all() []*topicState {
 		out = append(out, ts)
 	}
 	t.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].meta.Name < out[j].meta.Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].meta().Name < out[j].meta().Name })
 	return out
 }
 
@@ -149,11 +166,11 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 	b.topics.mu.Lock()
 	defer b.topics.mu.Unlock()
 	old := b.topics.mu.byName[m.Name]
-	if old != nil && old.meta.ID != m.ID {
+	if old != nil && old.meta().ID != m.ID {
 		b.dropTopicLocked(old)
 		old = nil
 	}
-	if old != nil && old.meta.Revision >= m.Revision {
+	if old != nil && old.meta().Revision >= m.Revision {
 		return nil, nil
 	}
 	values := b.settings.topicValues(m.Configs)
@@ -161,12 +178,13 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 	ts := old
 	if ts == nil {
 		ts = &topicState{}
+		ts.view.Store(&topicView{})
 	}
 	ts.mu.Lock()
 	ts.mu.values = values
 	ts.mu.Unlock()
 	parts := make([]*partition, m.Partitions)
-	copy(parts, ts.parts)
+	copy(parts, ts.partitions())
 	var opened []*partition
 	var err error
 	for p := int32(0); p < m.Partitions; p++ {
@@ -187,8 +205,7 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 		parts[p] = part
 		opened = append(opened, part)
 	}
-	ts.meta = m
-	ts.parts = parts
+	ts.view.Store(&topicView{meta: m, parts: parts})
 	b.topics.mu.byName[m.Name] = ts
 	b.topics.mu.byID[m.ID] = ts
 	return opened, err
@@ -211,22 +228,22 @@ func (b *Broker) dropTopic(name string, id [16]byte) {
 	b.topics.mu.Lock()
 	defer b.topics.mu.Unlock()
 	ts := b.topics.mu.byName[name]
-	if ts == nil || (id != [16]byte{} && ts.meta.ID != id) {
+	if ts == nil || (id != [16]byte{} && ts.meta().ID != id) {
 		return
 	}
 	b.dropTopicLocked(ts)
 }
 
 func (b *Broker) dropTopicLocked(ts *topicState) {
-	delete(b.topics.mu.byName, ts.meta.Name)
-	delete(b.topics.mu.byID, ts.meta.ID)
-	for _, p := range ts.parts {
+	delete(b.topics.mu.byName, ts.meta().Name)
+	delete(b.topics.mu.byID, ts.meta().ID)
+	for _, p := range ts.partitions() {
 		if p != nil {
 			p.rep.close()
 		}
 	}
-	if err := b.store.DeleteTopic(ts.meta.Name); err != nil {
-		b.log.Error("deleting topic data", "topic", ts.meta.Name, "err", err)
+	if err := b.store.DeleteTopic(ts.meta().Name); err != nil {
+		b.log.Error("deleting topic data", "topic", ts.meta().Name, "err", err)
 	}
 }
 
