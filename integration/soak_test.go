@@ -46,7 +46,9 @@ const (
 // SLUICE_SOAK=1 enables it. SLUICE_SOAK_DURATION (a Go duration, default 2m)
 // is the length of the chaos phase; SLUICE_SOAK_SEED replays a schedule of
 // actions and delays (the seed is always logged; the cluster's own timing
-// still differs between runs).
+// still differs between runs). The full output of every broker run is
+// written to a temporary directory when the test fails, or always with
+// SLUICE_SOAK_KEEP_LOGS=1.
 func TestSoakRandomKillsHistory(t *testing.T) {
 	length, seed := soakSettings(t)
 	t.Logf("soak: seed %d (replay with SLUICE_SOAK_SEED=%d), chaos for %v", seed, seed, length)
@@ -553,7 +555,8 @@ func (ch *soakChaos) restartDown() {
 }
 
 // soakRoles describes what broker id is to the cluster at the moment, for
-// the chaos log: controller or not, and the partitions it leads.
+// the chaos log: controller or not, the partitions it leads, and the
+// partitions whose ISR is short (a broker restarted earlier not back yet).
 func soakRoles(c *cluster, topic string, id int32) string {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.procs[id].addr))
 	if err != nil {
@@ -566,23 +569,31 @@ func soakRoles(c *cluster, topic string, id int32) string {
 	if err != nil {
 		return "metadata: " + err.Error()
 	}
+	parts := md.Topics[topic].Partitions.Sorted()
 	var leads []int32
-	for _, pd := range md.Topics[topic].Partitions {
+	var short []string
+	for _, pd := range parts {
 		if pd.Leader == id {
 			leads = append(leads, pd.Partition)
 		}
+		if len(pd.ISR) < len(pd.Replicas) {
+			short = append(short, fmt.Sprintf("%d:%v", pd.Partition, pd.ISR))
+		}
 	}
-	slices.Sort(leads)
 	role := fmt.Sprintf("leads %v", leads)
 	if md.Controller == id {
 		role = "controller, " + role
+	}
+	if len(short) > 0 {
+		role += "; short ISRs " + strings.Join(short, " ")
 	}
 	return role
 }
 
 // soakLogs keeps the output of every broker's earlier runs (the harness
-// keeps only the current one) and, if the test fails, writes all of it to
-// a directory that outlives the test.
+// keeps only the current one) and, if the test fails or
+// SLUICE_SOAK_KEEP_LOGS is set, writes all of it to a directory that
+// outlives the test.
 type soakLogs struct {
 	c    *cluster
 	mu   sync.Mutex
@@ -592,7 +603,7 @@ type soakLogs struct {
 func newSoakLogs(t *testing.T, c *cluster) *soakLogs {
 	l := &soakLogs{c: c, past: map[int32][]string{}}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("SLUICE_SOAK_KEEP_LOGS") != "" {
 			l.dump(t)
 		}
 	})
