@@ -228,7 +228,11 @@ func (b *Broker) startMetadata(ctx context.Context) error {
 		b.embedded = emb
 		endpoints = emb.Endpoints()
 	}
-	meta, err := metadata.NewEtcd(ctx, metadata.EtcdConfig{Endpoints: endpoints, Prefix: b.cfg.EtcdPrefix, DialTimeout: 5 * time.Second, Logger: b.log})
+	meta, err := metadata.NewEtcd(ctx, metadata.EtcdConfig{
+		Endpoints: endpoints, Prefix: b.cfg.EtcdPrefix, DialTimeout: 5 * time.Second, Logger: b.log,
+		// A dead controller is replaced as fast as a dead broker is noticed.
+		SessionTTL: b.settings.brokerMillis("broker.session.timeout.ms", 9000),
+	})
 	if err != nil {
 		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 	}
