@@ -290,3 +290,55 @@ func TestReplicaNotLeaderNamesLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaOfflineUntilUncleanElection loses both replicas of a
+// partition, the follower first, then brings back only the one outside the
+// ISR: with unclean.leader.election.enable=false the partition stays
+// offline (the controller reports it), and an unclean ElectLeaders brings
+// it back with that replica as leader.
+func TestReplicaOfflineUntilUncleanElection(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const topic = "unclean"
+	c.createTopic(topic, 1, 2, nil)
+	v := c.waitISR(topic, 2, 30*time.Second)[0]
+	leader, follower := v.Leader, v.Replicas[0]
+	if follower == leader {
+		follower = v.Replicas[1]
+	}
+	c.procs[follower].kill()
+	c.waitISR(topic, 1, 30*time.Second)
+	c.procs[leader].kill()
+	c.procs[follower].restart()
+	waitFor(t, 30*time.Second, func() error {
+		v, err := c.metadata(topic)
+		if err != nil {
+			return err
+		}
+		if v[0].Leader != -1 {
+			return fmt.Errorf("leader %d, want none: the only ISR member is down", v[0].Leader)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // several controller passes: it must stay offline
+	if v, err := c.metadata(topic); err != nil || v[0].Leader != -1 {
+		t.Fatalf("clean election only, yet leader %+v (%v)", v[0], err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := c.admin().ElectLeaders(ctx, kadm.ElectLiveReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatalf("ElectLeaders unclean: %v", err)
+	}
+	if r := resp[topic][0]; r.Err != nil {
+		t.Fatalf("ElectLeaders unclean: %v", r.Err)
+	}
+	got := c.waitLeader(topic, 0, leader, 30*time.Second)
+	if got.Leader != follower || len(got.ISR) != 1 {
+		t.Fatalf("after the unclean election: %+v, want %d leading alone", got, follower)
+	}
+	cl := c.client(kgo.DefaultProduceTopic(topic))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("back")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the unclean election: %v", err)
+	}
+}
