@@ -198,26 +198,26 @@ func TestReplicaFollowerLeavesAndRejoinsISR(t *testing.T) {
 		}
 		return nil
 	})
-	if r := produce(); r.ErrorCode != kerr.NotEnoughReplicas.Code {
-		t.Fatalf("produce with one in-sync replica and min.insync.replicas=2: code %d, want NOT_ENOUGH_REPLICAS (%d)", r.ErrorCode, kerr.NotEnoughReplicas.Code)
-	}
 	waitFor(t, 10*time.Second, func() error {
 		if n := lp.metric(t, "sluice_under_min_isr_partitions"); n != 1 {
 			return fmt.Errorf("leader reports %v partitions under min.insync.replicas, want 1", n)
 		}
 		return nil
 	})
+	if r := produce(); r.ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("produce with one in-sync replica and min.insync.replicas=2: code %d, want NOT_ENOUGH_REPLICAS (%d)", r.ErrorCode, kerr.NotEnoughReplicas.Code)
+	}
 	f1.restart()
 	c.waitISR(topic, 2, 60*time.Second)
-	if r := produce(); r.ErrorCode != 0 {
-		t.Fatalf("produce after a follower rejoined: code %d", r.ErrorCode)
-	}
 	waitFor(t, 10*time.Second, func() error {
 		if n := lp.metric(t, "sluice_under_min_isr_partitions"); n != 0 {
 			return fmt.Errorf("leader reports %v partitions under min.insync.replicas after a follower rejoined, want 0", n)
 		}
 		return nil
 	})
+	if r := produce(); r.ErrorCode != 0 {
+		t.Fatalf("produce after a follower rejoined: code %d", r.ErrorCode)
+	}
 	f2.restart()
 	c.waitISR(topic, 3, 60*time.Second)
 	waitFor(t, 10*time.Second, func() error {
