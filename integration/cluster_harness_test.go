@@ -27,9 +27,10 @@ import (
 // (Debian's etcd-server, started by the harness), for replication and
 // failover tests that kill brokers with SIGKILL.
 type cluster struct {
-	t     testing.TB
-	etcd  []string
-	procs map[int32]*proc
+	t      testing.TB
+	etcd   []string
+	server *etcdtest.External
+	procs  map[int32]*proc
 }
 
 // clusterSettings shorten the timeouts the failover tests wait for:
@@ -47,7 +48,8 @@ var clusterSettings = []string{
 // until each sees all of them.
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, etcd: etcdtest.StartExternal(t), procs: map[int32]*proc{}}
+	srv := etcdtest.StartExternalServer(t)
+	c := &cluster{t: t, etcd: srv.Endpoints(), server: srv, procs: map[int32]*proc{}}
 	for id := int32(1); id <= int32(n); id++ {
 		args := append([]string{"--node-id", strconv.Itoa(int(id)), "--etcd", strings.Join(c.etcd, ","),
 			"--rack", "rack-" + strconv.Itoa(int(id))}, clusterSettings...)

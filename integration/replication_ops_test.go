@@ -342,3 +342,60 @@ func TestReplicaOfflineUntilUncleanElection(t *testing.T) {
 		t.Fatalf("produce after the unclean election: %v", err)
 	}
 }
+
+// TestReplicaLeaderFencedWithoutEtcd kills etcd under a running cluster:
+// no broker can renew its lease, so none may go on acting as leader once
+// the lease could have expired on the server (broker.session.timeout.ms,
+// 3 s here). A produce sent well after that fails instead of being
+// acknowledged by a leader the cluster can no longer vouch for, and the
+// brokers stop.
+func TestReplicaLeaderFencedWithoutEtcd(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const topic = "fenced"
+	c.createTopic(topic, 1, 3, nil)
+	v := c.waitISR(topic, 3, 30*time.Second)[0]
+	leader := c.procs[v.Leader]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(leader.addr), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func() (int16, error) {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = 1, 1000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = buildBatch(-1, -1, 0, "v")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		raw, err := cl.SeedBrokers()[0].Request(ctx, req)
+		if err != nil {
+			return -1, err
+		}
+		return raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode, nil
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if code, err := produce(); err != nil || code != 0 {
+			return fmt.Errorf("produce to the leader: code %d, %v", code, err)
+		}
+		return nil
+	})
+	c.server.Kill()
+	killed := time.Now()
+	time.Sleep(5 * time.Second) // beyond the 3 s lease: the server may have expired it
+	code, err := produce()
+	if err == nil && code == 0 {
+		t.Fatalf("a leader acknowledged a produce %v after etcd died, past its lease", time.Since(killed).Round(time.Millisecond))
+	}
+	t.Logf("produce %v after etcd died: code %d, %v", time.Since(killed).Round(time.Millisecond), code, err)
+	waitFor(t, 20*time.Second, func() error {
+		if out := leader.output(); !strings.Contains(out, "lost the etcd lease") {
+			return errors.New("the leader has not given up its registration yet")
+		}
+		return nil
+	})
+}

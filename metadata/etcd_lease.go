@@ -175,9 +175,15 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 	if err := e.closed(); err != nil {
 		return nil, err
 	}
-	sess, err := concurrency.NewSession(e.cli,
-		concurrency.WithTTL(int(ttlSeconds(e.sessionTTL))), concurrency.WithContext(e.base))
+	// The grant is bounded by ctx (an unreachable etcd must not hold the
+	// caller past it); the session's keepalive then lives until Close.
+	grant, err := e.cli.Grant(ctx, ttlSeconds(e.sessionTTL))
 	if err != nil {
+		return nil, fmt.Errorf("metadata: controller session: %w", err)
+	}
+	sess, err := concurrency.NewSession(e.cli, concurrency.WithLease(grant.ID), concurrency.WithContext(e.base))
+	if err != nil {
+		_ = e.revoke(grant.ID)
 		return nil, fmt.Errorf("metadata: controller session: %w", err)
 	}
 	el := concurrency.NewElection(sess, e.key("controller"))
