@@ -35,18 +35,24 @@ func buildBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
 	return b
 }
 
-// produceRaw sends one batch to topic/partition 0 with acks=all.
-func produceRaw(t testing.TB, cl *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
-	t.Helper()
+// produceRequest is a Produce of one batch to topic/partition 0. (kgo
+// replaces acks with the client's own setting when it sends it.)
+func produceRequest(topic string, acks int16, timeoutMillis int32, batch []byte) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 5000
+	req.Acks, req.TimeoutMillis = acks, timeoutMillis
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
 	rp.Records = batch
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// produceRaw sends one batch to topic/partition 0 with acks=all.
+func produceRaw(t testing.TB, cl *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := produceRequest(topic, -1, 5000, batch)
 	resp, err := req.RequestWith(context.Background(), cl)
 	if err != nil {
 		t.Fatalf("produce: %v", err)

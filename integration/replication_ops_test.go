@@ -223,14 +223,7 @@ func TestReplicaNotLeaderNamesLeader(t *testing.T) {
 	}
 	br := cl.Broker(int(follower))
 
-	preq := kmsg.NewPtrProduceRequest()
-	preq.Acks, preq.TimeoutMillis = 1, 5000
-	prt := kmsg.NewProduceRequestTopic()
-	prt.Topic = topic
-	prp := kmsg.NewProduceRequestTopicPartition()
-	prp.Records = buildBatch(-1, -1, 0, "v")
-	prt.Partitions = append(prt.Partitions, prp)
-	preq.Topics = append(preq.Topics, prt)
+	preq := produceRequest(topic, 1, 5000, buildBatch(-1, -1, 0, "v"))
 	var presp *kmsg.ProduceResponse
 	var pp kmsg.ProduceResponseTopicPartition
 	// The follower may learn of the new topic a moment after the broker
@@ -362,14 +355,7 @@ func TestReplicaLeaderFencedWithoutEtcd(t *testing.T) {
 	}
 	defer cl.Close()
 	produce := func() (int16, error) {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = 1, 1000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = buildBatch(-1, -1, 0, "v")
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceRequest(topic, 1, 1000, buildBatch(-1, -1, 0, "v"))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		raw, err := cl.SeedBrokers()[0].Request(ctx, req)

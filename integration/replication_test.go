@@ -350,15 +350,7 @@ func TestReplicaDivergentFollowerTruncated(t *testing.T) {
 	}
 	defer one.Close()
 	for i := range 5 {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks = 1
-		req.TimeoutMillis = 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = buildBatch(-1, -1, 0, fmt.Sprintf("lost-%d", i))
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceRequest(topic, 1, 5000, buildBatch(-1, -1, 0, fmt.Sprintf("lost-%d", i)))
 		// Straight to the seed (the leader): a metadata request would
 		// pick any broker, frozen ones included.
 		raw, err := one.SeedBrokers()[0].Request(ctx, req)
@@ -386,16 +378,7 @@ func TestReplicaDivergentFollowerTruncated(t *testing.T) {
 	} else if end := raw.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; end != 10 {
 		t.Errorf("latest offset (the high watermark) is %d with uncommitted writes, want 10", end)
 	}
-	allReq := kmsg.NewPtrProduceRequest()
-	allReq.Acks, allReq.TimeoutMillis = -1, 200
-	{
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = buildBatch(-1, -1, 0, "lost-timeout")
-		rt.Partitions = append(rt.Partitions, rp)
-		allReq.Topics = append(allReq.Topics, rt)
-	}
+	allReq := produceRequest(topic, -1, 200, buildBatch(-1, -1, 0, "lost-timeout"))
 	allCl, err := kgo.NewClient(kgo.SeedBrokers(leader.addr), kgo.DisableIdempotentWrite())
 	if err != nil {
 		t.Fatal(err)
