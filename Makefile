@@ -7,7 +7,7 @@ PKGS      := ./...
 FUZZTIME  ?= 5s
 SLUICE_SOAK_DURATION ?= 2m
 
-.PHONY: all build run test unit integration fuzz bench compat compat-quick soak lint verify clean
+.PHONY: all build run test unit integration fuzz bench compat compat-quick compat-cluster soak lint verify clean
 
 all: build
 
@@ -49,6 +49,10 @@ compat:
 
 compat-quick:
 	KGO_TEST_RECORDS=20000 ./compat/run.sh
+
+## compat-cluster: the same suite against three replicating brokers with replication factor 3. Not in CI.
+compat-cluster:
+	COMPAT_CLUSTER=1 KGO_TEST_RECORDS=20000 ./compat/run.sh
 
 ## soak: three broker processes under steady produce and consume while brokers are killed and
 ## restarted at random for SLUICE_SOAK_DURATION, then a history check. Not in CI.

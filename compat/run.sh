@@ -16,14 +16,19 @@
 #   COMPAT_RUN        a go test -run filter (default: everything)
 #   COMPAT_TIMEOUT    go test -timeout (default 12m)
 #   COMPAT_SKIP       a go test -skip filter (default: the transaction tests)
+#   COMPAT_CLUSTER=1  run against three replicating brokers (scripts/cluster.sh on
+#                     private ports, Debian's etcd) with KGO_TEST_RF=3 instead of
+#                     one broker (make compat-cluster; not in CI)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GO="${GO:-go}"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sluice-compat.XXXXXX")"
 PID=""
+CLUSTER=""
 cleanup() {
 	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	if [ -n "$CLUSTER" ]; then SLUICE_CLUSTER_DIR="$TMP/cluster" "$ROOT/scripts/cluster.sh" stop >/dev/null 2>&1 || true; fi
 	[ -n "${COMPAT_KEEP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -36,24 +41,42 @@ cp -r "$src" "$TMP/franz-go"
 chmod -R u+w "$TMP/franz-go"
 
 $GO build -o "$TMP/sluice" ./cmd/sluice
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-pport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$TMP/sluice" --data-dir "$TMP/data" --listen "127.0.0.1:$port" --http-listen "" \
-	--embedded-etcd-client-addr "127.0.0.1:$cport" --embedded-etcd-peer-addr "127.0.0.1:$pport" \
-	--log-level warn >"$TMP/sluice.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-	sleep 0.1
-done
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+if [ -n "${COMPAT_CLUSTER:-}" ]; then
+	# Ten consecutive free ports would be ideal; a random base well above
+	# the usual ones is good enough for a manual run.
+	base=$((40000 + RANDOM % 20000))
+	CLUSTER=1
+	SLUICE_CLUSTER_DIR="$TMP/cluster" SLUICE_CLUSTER_BIN="$TMP/sluice" SLUICE_CLUSTER_ETCD=external \
+		SLUICE_CLUSTER_BASE_PORT=$base SLUICE_CLUSTER_HTTP_BASE_PORT=$((base + 3)) SLUICE_CLUSTER_ETCD_PORT=$((base + 6)) \
+		"$ROOT/scripts/cluster.sh" start >/dev/null
+	seeds="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+	echo "compat: franz-go $version pkg/kgo against three Sluice brokers ($seeds), replication factor 3"
+	set +e
+	(cd "$TMP/franz-go" && KGO_SEEDS="$seeds" KGO_TEST_RF=3 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-500000}" \
+		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" -skip "${COMPAT_SKIP:-^TestTxnEtl\$}" ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
+	status=$?
+	set -e
+else
+	port="$(freeport)"
+	cport="$(freeport)"
+	pport="$(freeport)"
+	"$TMP/sluice" --data-dir "$TMP/data" --listen "127.0.0.1:$port" --http-listen "" \
+		--embedded-etcd-client-addr "127.0.0.1:$cport" --embedded-etcd-peer-addr "127.0.0.1:$pport" \
+		--log-level warn >"$TMP/sluice.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+		sleep 0.1
+	done
 
-echo "compat: franz-go $version pkg/kgo against Sluice on 127.0.0.1:$port"
-set +e
-(cd "$TMP/franz-go" && KGO_SEEDS="127.0.0.1:$port" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-500000}" \
-	$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" -skip "${COMPAT_SKIP:-^TestTxnEtl\$}" ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
-status=$?
-set -e
+	echo "compat: franz-go $version pkg/kgo against Sluice on 127.0.0.1:$port"
+	set +e
+	(cd "$TMP/franz-go" && KGO_SEEDS="127.0.0.1:$port" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-500000}" \
+		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" -skip "${COMPAT_SKIP:-^TestTxnEtl\$}" ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
+	status=$?
+	set -e
+fi
 
 failed="$(grep -E '^--- FAIL: ' "$TMP/kgo.log" | awk '{print $3}' | sort -u || true)"
 passed="$(grep -E '^--- PASS: ' "$TMP/kgo.log" | awk '{print $3}' | sort -u || true)"
