@@ -246,8 +246,12 @@ func startSoakProducers(c *cluster, topic string, hist *soakHistory) *soakProduc
 	ctx, cancel := context.WithCancel(context.Background())
 	ps := &soakProducerSet{cancel: cancel}
 	for id := range soakProducers {
+		// A metadata refresh every second at most (kgo's default is 5 s),
+		// so the acknowledgement gaps measure the cluster's failover more
+		// than the client's refresh throttle.
 		cl := c.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second),
+			kgo.MetadataMinAge(time.Second),
 			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
 		ps.clients = append(ps.clients, cl)
 		var seq atomic.Int64
