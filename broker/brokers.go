@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/sluicedev/sluice/metadata"
 )
@@ -71,6 +72,7 @@ func (b *Broker) watchBrokers(ctx context.Context) {
 				b.brokers.remove(ev.Broker.NodeID)
 				b.log.Info("broker left", "broker", ev.Broker.NodeID)
 				b.signalCluster()
+				b.withdrawCandidacies(ev.Broker.NodeID)
 				continue
 			}
 			if old, ok := b.brokers.get(ev.Broker.NodeID); !ok || old.Epoch != ev.Broker.Epoch {
@@ -80,5 +82,27 @@ func (b *Broker) watchBrokers(ctx context.Context) {
 			b.signalCluster()
 		}
 		return nil
+	})
+}
+
+// withdrawCandidacies ends the controller candidacy of a broker whose
+// registration is gone. The candidacy sits on a lease of its own, which
+// etcd may expire seconds later than the registration's; meanwhile a dead
+// controller would keep the election and no one would elect leaders for
+// its partitions. A broker without a registration has stopped acting as a
+// member anyway (it exits when it loses its lease).
+func (b *Broker) withdrawCandidacies(id int32) {
+	if id == b.cfg.NodeID {
+		return
+	}
+	b.goroutines.Go("withdraw-candidacy", func() {
+		ctx, cancel := context.WithTimeout(b.bgCtx(), 5*time.Second)
+		defer cancel()
+		if _, back := b.brokers.get(id); back {
+			return // registered again meanwhile
+		}
+		if err := b.meta.WithdrawCandidacies(ctx, id); err != nil && ctx.Err() == nil {
+			b.log.Warn("withdrawing a departed broker's controller candidacy", "broker", id, "err", err)
+		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,8 +25,11 @@ import (
 
 // fetcherTable holds the running fetchers by leader id.
 type fetcherTable struct {
-	b  *Broker
-	mu struct {
+	b *Broker
+	// inFlight counts fetcher rounds under way (a request sent, its answer
+	// not yet applied), so controlled shutdown can wait for the last ones.
+	inFlight atomic.Int32
+	mu       struct {
 		sync.Mutex
 		byLeader map[int32]*fetcher
 	}
@@ -135,8 +139,11 @@ func (f *fetcher) run(ctx context.Context) {
 		var fetches, epochs, offsets []pending
 		now := time.Now()
 		parts := f.snapshot()
+		// Counted before shuttingDown is read: controlled shutdown sets it
+		// and then waits for the count to drop to zero.
+		f.b.fetchers.inFlight.Add(1)
 		if f.b.shuttingDown.Load() {
-			// A broker in controlled shutdown has left the ISRs; fetching
+			// A broker in controlled shutdown leaves the ISRs; fetching
 			// would only have leaders propose it again.
 			parts = nil
 		}
@@ -160,6 +167,7 @@ func (f *fetcher) run(ctx context.Context) {
 		if len(fetches) > 0 {
 			f.sendFetch(ctx, pc, fetches)
 		}
+		f.b.fetchers.inFlight.Add(-1)
 		if len(fetches)+len(epochs)+len(offsets) > 0 {
 			continue
 		}

@@ -53,6 +53,12 @@ func (b *Broker) controlledShutdown(timeout time.Duration) {
 	b.shuttingDown.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// Let the fetches already sent finish first: a leader long-polling one
+	// records the fetch again on every wake-up and would propose this
+	// broker back into the ISR right after it was taken out.
+	for b.fetchers.inFlight.Load() > 0 && ctx.Err() == nil {
+		sleepCtx(ctx, 5*time.Millisecond)
+	}
 	self := b.cfg.NodeID
 	var moved []*partition
 	remaining := 0

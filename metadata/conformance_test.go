@@ -41,6 +41,7 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"PartitionWatch", testPartitionWatch},
 		{"ControllerElection", testControllerElection},
 		{"ControllerLeaseLost", testControllerLeaseLost},
+		{"ControllerWithdrawn", testControllerWithdrawn},
 		{"StoreClose", testStoreClose},
 	}
 	for _, tc := range tests {
@@ -582,6 +583,46 @@ func testControllerLeaseLost(t *testing.T, s metadata.Store) {
 		return nil
 	})
 	campaign(t, s, 8)
+}
+
+// testControllerWithdrawn: withdrawing a node's candidacies ends its won
+// election and lets a waiting candidate in; other nodes are untouched.
+func testControllerWithdrawn(t *testing.T, s metadata.Store) {
+	ctx := ctxT(t)
+	l := campaign(t, s, 4)
+	if err := s.WithdrawCandidacies(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := s.Controller(ctx); err != nil || id != 4 {
+		t.Fatalf("Controller() = %d, %v after withdrawing another node; want 4", id, err)
+	}
+	won := make(chan *metadata.Leadership, 1)
+	go func() {
+		l, err := s.Campaign(ctx, 5)
+		if err != nil {
+			t.Errorf("Campaign(5): %v", err)
+		}
+		won <- l
+	}()
+	if err := s.WithdrawCandidacies(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(15 * time.Second):
+		t.Fatal("withdrawn leadership not lost")
+	}
+	select {
+	case l5 := <-won:
+		if l5 != nil {
+			defer l5.Close()
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiting candidate not elected after the winner was withdrawn")
+	}
+	if id, _, err := s.Controller(ctx); err != nil || id != 5 {
+		t.Fatalf("Controller() = %d, %v; want 5", id, err)
+	}
 }
 
 func testStoreClose(t *testing.T, s metadata.Store) {

@@ -269,6 +269,15 @@ func (e *Etcd) Controller(ctx context.Context) (int32, int64, error) {
 // registered once at a time, so such a candidacy was left by an earlier
 // process of this node (killed before it could resign): without this, a
 // restarted controller would wait up to a session TTL for its own ghost.
+// WithdrawCandidacies implements Store by revoking the leases of nodeID's
+// candidacies.
+func (e *Etcd) WithdrawCandidacies(ctx context.Context, nodeID int32) error {
+	if err := e.closed(); err != nil {
+		return err
+	}
+	return e.withdrawStaleCandidacies(ctx, nodeID, 0)
+}
+
 func (e *Etcd) withdrawStaleCandidacies(ctx context.Context, nodeID int32, own clientv3.LeaseID) error {
 	resp, err := e.cli.Get(ctx, e.key("controller")+"/", clientv3.WithPrefix())
 	if err != nil {
@@ -277,7 +286,7 @@ func (e *Etcd) withdrawStaleCandidacies(ctx context.Context, nodeID int32, own c
 	id := strconv.FormatInt(int64(nodeID), 10)
 	for _, kv := range resp.Kvs {
 		if string(kv.Value) == id && kv.Lease != 0 && clientv3.LeaseID(kv.Lease) != own {
-			e.log.Info("withdrawing a controller candidacy left by an earlier process", "key", string(kv.Key))
+			e.log.Info("withdrawing a stale controller candidacy", "candidate", nodeID, "key", string(kv.Key))
 			if err := e.revoke(clientv3.LeaseID(kv.Lease)); err != nil {
 				return err
 			}

@@ -466,6 +466,20 @@ func (m *Memory) ExpireController() bool {
 	return ld != nil
 }
 
+// WithdrawCandidacies implements Store: Memory keeps only the winner, so
+// this ends nodeID's leadership if it holds it.
+func (m *Memory) WithdrawCandidacies(_ context.Context, nodeID int32) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	ld := m.mu.leader
+	m.mu.Unlock()
+	if ld != nil && ld.nodeID == nodeID {
+		return ld.l.expire()
+	}
+	return nil
+}
+
 // Controller implements Store.
 func (m *Memory) Controller(context.Context) (int32, int64, error) {
 	if err := m.lock(); err != nil {

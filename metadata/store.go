@@ -257,6 +257,12 @@ type Store interface {
 
 	// Campaign blocks until nodeID is elected controller or ctx ends.
 	Campaign(ctx context.Context, nodeID int32) (*Leadership, error)
+	// WithdrawCandidacies ends every controller candidacy of nodeID,
+	// including a won election. Callers use it for a node whose broker
+	// registration is gone: such a node has stopped acting as a cluster
+	// member, and its candidacy (on a lease of its own) must not keep the
+	// election from moving on.
+	WithdrawCandidacies(ctx context.Context, nodeID int32) error
 	// Controller returns the elected controller and its epoch, or
 	// ErrNoController.
 	Controller(ctx context.Context) (nodeID int32, epoch int64, err error)
