@@ -21,7 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/replication"
 )
 
@@ -81,33 +80,22 @@ func (b *Broker) electLeader(ctx context.Context, ts *topicState, p int32, typ i
 	if ts == nil || p < 0 || p >= ts.meta().Partitions {
 		return kerr.UnknownTopicOrPartition.Code, ""
 	}
-	replicas := replicasFor(ts.meta(), p)
-	for attempt := 0; attempt < 4; attempt++ {
-		ms, err := b.meta.PartitionState(ctx, ts.meta().Name, p)
-		if err != nil {
-			return kerr.UnknownTopicOrPartition.Code, err.Error()
-		}
-		cur := toReplicationState(ms, replicas)
-		view := b.clusterView()
-		var next replication.PartitionState
+	_, err := b.updatePartition(ctx, ts, p, "ElectLeaders", func(cur replication.PartitionState) (replication.PartitionState, error) {
 		if typ == 0 {
-			next, err = replication.ElectPreferredLeader(cur, view)
-		} else {
-			next, err = b.uncleanElection(cur, view)
+			return replication.ElectPreferredLeader(cur, b.clusterView())
 		}
-		if err != nil {
-			return ackErrorCode(err), err.Error()
-		}
-		err = b.writeDecision(ctx, ms, cur, next, "ElectLeaders")
-		if errors.Is(err, metadata.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return kerr.UnknownServerError.Code, err.Error()
-		}
+		return b.uncleanElection(cur, b.clusterView())
+	})
+	var ke *kerr.Error
+	switch {
+	case err == nil:
 		return 0, ""
+	case errors.Is(err, errReadPartition):
+		return kerr.UnknownTopicOrPartition.Code, err.Error()
+	case errors.As(err, &ke):
+		return ke.Code, err.Error()
 	}
-	return kerr.UnknownServerError.Code, "the partition record kept changing"
+	return kerr.UnknownServerError.Code, err.Error()
 }
 
 // uncleanElection elects a leader for an offline partition, from outside

@@ -58,7 +58,7 @@ func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchR
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = dec.HighWatermark, dec.HighWatermark, dec.LogStartOffset
 	switch {
 	case dec.Err != nil:
-		sp.ErrorCode = ackErrorCode(dec.Err)
+		sp.ErrorCode = errorCode(dec.Err)
 		return nil, 0, true
 	case dec.DivergingEpoch != nil:
 		sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = dec.DivergingEpoch.Epoch, dec.DivergingEpoch.EndOffset

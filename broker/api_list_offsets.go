@@ -150,7 +150,7 @@ func (p *partition) epochAt(offset int64) int32 {
 // goes backwards (Kafka's Partition.fetchOffsetForTimestamp).
 func (r *replica) checkListOffsets() int16 {
 	var code int16
-	if err := r.withLeader(func(l *replication.Leader) { code = ackErrorCode(l.CheckListOffsets()) }); err != nil {
+	if err := r.withLeader(func(l *replication.Leader) { code = errorCode(l.CheckListOffsets()) }); err != nil {
 		return kerr.NotLeaderForPartition.Code
 	}
 	return code

@@ -96,10 +96,7 @@ func (b *Broker) describeTopic(ts *topicState) kmsg.MetadataResponseTopic {
 	mt.TopicID = m.ID
 	mt.IsInternal = isInternalTopic(m.Name)
 	mt.AuthorizedOperations = authorizedOpsUnknown
-	live := map[int32]bool{}
-	for _, br := range b.liveBrokers() {
-		live[br.NodeID] = true
-	}
+	live := b.liveSet()
 	for p := int32(0); p < m.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p

@@ -52,7 +52,7 @@ func (b *Broker) epochEndOffset(ts *topicState, rp kmsg.OffsetForLeaderEpochRequ
 	err := p.rep.withLeader(func(l *replication.Leader) {
 		ee, err := l.EndOffsetForEpoch(rp.CurrentLeaderEpoch, rp.LeaderEpoch)
 		sp.LeaderEpoch, sp.EndOffset = ee.Epoch, ee.EndOffset
-		code = ackErrorCode(err)
+		code = errorCode(err)
 	})
 	if err != nil {
 		return kerr.NotLeaderForPartition.Code

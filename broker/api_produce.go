@@ -119,7 +119,7 @@ func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) 
 				err = kerr.RequestTimedOut
 			}
 		}
-		if code := ackErrorCode(err); code != 0 && s.resp.ErrorCode == 0 {
+		if code := errorCode(err); code != 0 && s.resp.ErrorCode == 0 {
 			s.resp.ErrorCode = code
 			s.resp.BaseOffset = -1
 		}

@@ -60,6 +60,15 @@ func (b *Broker) liveBrokers() []metadata.Broker {
 	return out
 }
 
+// liveSet is the node ids of liveBrokers, for membership checks.
+func (b *Broker) liveSet() map[int32]bool {
+	live := map[int32]bool{}
+	for _, br := range b.liveBrokers() {
+		live[br.NodeID] = true
+	}
+	return live
+}
+
 // watchBrokers keeps the broker cache in step with etcd registrations.
 func (b *Broker) watchBrokers(ctx context.Context) {
 	b.keepWatching(ctx, "broker", func() error {

@@ -187,15 +187,10 @@ func (b *Broker) initPartitionStates(ctx context.Context, m metadata.Topic, from
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 			continue
 		}
-		written, err := b.writePartitionState(ctx, m.Name, p, st, 0)
-		if errors.Is(err, metadata.ErrConflict) {
-			continue
-		}
-		if err != nil {
+		_, err = b.writePartitionState(ctx, m.Name, p, st, 0)
+		if err != nil && !errors.Is(err, metadata.ErrConflict) {
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
-			continue
 		}
-		_ = written
 	}
 	return errors.Join(errs...)
 }

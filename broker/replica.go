@@ -434,8 +434,10 @@ func (r *replica) countISRChange(before, after int) {
 	}
 }
 
-// ackErrorCode maps the outcome of an acks=all wait to a Kafka error code.
-func ackErrorCode(err error) int16 {
+// errorCode maps a replication outcome (an acks=all wait, a Leader's
+// check) to its Kafka error code: 0 for nil, the code of a kerr error, and
+// REQUEST_TIMED_OUT for anything else (a wait cut short by shutdown).
+func errorCode(err error) int16 {
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		return ke.Code

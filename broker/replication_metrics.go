@@ -84,10 +84,7 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.underMinISR, prometheus.GaugeValue, float64(underMin))
 	offline := 0
 	if b.isController.Load() {
-		live := map[int32]bool{}
-		for _, br := range b.liveBrokers() {
-			live[br.NodeID] = true
-		}
+		live := b.liveSet()
 		for _, st := range b.pstates.all() {
 			if st.Leader < 0 || !live[st.Leader] {
 				offline++

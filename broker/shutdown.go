@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -24,10 +25,7 @@ func (b *Broker) tickReplicas(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			live := map[int32]bool{}
-			for _, br := range b.liveBrokers() {
-				live[br.NodeID] = true
-			}
+			live := b.liveSet()
 			isLive := func(id int32) bool { return live[id] }
 			for _, ts := range b.topics.all() {
 				minISR := ts.minInsync()
@@ -89,24 +87,42 @@ func (b *Broker) controlledShutdown(timeout time.Duration) {
 	b.log.Info("controlled shutdown", "leaderships_moved", len(moved), "remaining", remaining)
 }
 
-// shutdownOne writes the controlled-shutdown record of one partition,
-// re-reading and deciding again on a compare-and-swap conflict.
+// shutdownOne writes the controlled-shutdown record of one partition.
 func (b *Broker) shutdownOne(ctx context.Context, ts *topicState, p int32) (replication.PartitionState, error) {
+	return b.updatePartition(ctx, ts, p, "controlled shutdown", func(cur replication.PartitionState) (replication.PartitionState, error) {
+		return replication.ControlledShutdown(cur, b.cfg.NodeID, b.clusterView())
+	})
+}
+
+var (
+	// errReadPartition wraps a failure to read a partition record.
+	errReadPartition = errors.New("broker: read partition record")
+	// errRecordChurn means the record changed under every attempt.
+	errRecordChurn = errors.New("broker: the partition record kept changing")
+)
+
+// updatePartition reads a partition's stored record, lets decide compute
+// the next one and writes it with compare-and-swap (writeDecision),
+// deciding again from the fresher record on a conflict, up to four times.
+// An unchanged decision is not written.
+func (b *Broker) updatePartition(ctx context.Context, ts *topicState, p int32, why string,
+	decide func(cur replication.PartitionState) (replication.PartitionState, error)) (replication.PartitionState, error) {
 	replicas := replicasFor(ts.meta(), p)
-	for attempt := 0; ; attempt++ {
+	for range 4 {
 		ms, err := b.meta.PartitionState(ctx, ts.meta().Name, p)
 		if err != nil {
-			return replication.PartitionState{}, err
+			return replication.PartitionState{}, fmt.Errorf("%w: %w", errReadPartition, err)
 		}
 		cur := toReplicationState(ms, replicas)
-		next, err := replication.ControlledShutdown(cur, b.cfg.NodeID, b.clusterView())
+		next, err := decide(cur)
 		if err != nil || next.PartitionEpoch == cur.PartitionEpoch {
 			return next, err
 		}
-		err = b.writeDecision(ctx, ms, cur, next, "controlled shutdown")
-		if errors.Is(err, metadata.ErrConflict) && attempt < 3 {
+		err = b.writeDecision(ctx, ms, cur, next, why)
+		if errors.Is(err, metadata.ErrConflict) {
 			continue
 		}
 		return next, err
 	}
+	return replication.PartitionState{}, errRecordChurn
 }
