@@ -312,3 +312,36 @@ func fixCRC(b []byte) []byte {
 	}
 	return recrc(append([]byte(nil), b...))
 }
+
+func TestRecompressKeepsBatchFields(t *testing.T) {
+	t.Parallel()
+	c := NewCodecs()
+	opts := BatchOptions{ProducerID: 7, ProducerEpoch: 2, BaseSequence: 40, PartitionLeaderEpoch: -1, FirstTimestamp: 5000}
+	recs := testRecords(9)
+	for _, from := range allCodecs {
+		for _, to := range allCodecs {
+			for _, level := range []int{-1, 1, 9, 17, 3, 22} {
+				b, err := BuildBatch(c, from, 0, recs, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := Recompress(c, b, to, level, 1<<20)
+				if err != nil {
+					t.Fatalf("%s->%s: %v", codecName(from), codecName(to), err)
+				}
+				if _, err := (&Validator{Codecs: c}).Validate(out, loose); err != nil {
+					t.Fatalf("%s->%s level %d: recompressed batch invalid: %v", codecName(from), codecName(to), level, err)
+				}
+				rb, got, err := DecodeRecords(out, c, 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rb.Attributes&attrCodecMask != int16(to) || rb.ProducerID != 7 || rb.ProducerEpoch != 2 ||
+					rb.FirstSequence != 40 || rb.FirstTimestamp != 5000 || rb.NumRecords != 9 || rb.LastOffsetDelta != 8 {
+					t.Fatalf("%s->%s: header %+v", codecName(from), codecName(to), rb)
+				}
+				sameRecords(t, got, recs)
+			}
+		}
+	}
+}
