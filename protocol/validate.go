@@ -143,10 +143,14 @@ func (v *Validator) Validate(b []byte, opts ValidateOptions) (BatchStats, error)
 		if err != nil {
 			return BatchStats{}, v.wrap(err, i)
 		}
+		ts := first + r.tsDelta
+		if lat {
+			ts = rb.MaxTimestamp // what Kafka's record.timestamp() reports
+		}
 		switch {
 		case opts.RequireKeys && !r.hasKey:
 			errs = append(errs, RecordError{Index: i, Message: "Compacted topic cannot accept message without key"})
-		case opts.CheckTimestamps && !lat && badTimestamp(first+r.tsDelta, opts):
+		case opts.CheckTimestamps && badTimestamp(ts, opts):
 			errs = append(errs, RecordError{Index: i, Message: "Timestamp is out of the range allowed by message.timestamp.before.max.ms and message.timestamp.after.max.ms"})
 			tsKind = true
 		case opts.LogAppendTime && lat:
