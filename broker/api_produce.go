@@ -1,12 +1,22 @@
 package broker
 
-// Produce: v3-12.
+// Produce: v3-12, listed in ApiVersions from v0 (KAFKA-18659).
 //
-// v3 is the first version that carries v2 record batches (KIP-98); older
-// message formats are answered with UNSUPPORTED_FOR_MESSAGE_FORMAT. Each
-// partition must carry exactly one v2 batch, as Kafka's LogValidator
-// requires. Offsets are assigned inside the log's append critical section,
-// where idempotent-producer sequence checks also run. With acks=0 there is no
+// v3 is the first version that carries v2 record batches (KIP-98). Kafka 4
+// lists Produce from v0 because librdkafka will not compress otherwise, yet
+// refuses v0-2 when they arrive; here such a request falls outside the
+// dispatch range and the connection is closed, as Kafka 4 fails its parsing.
+// Each partition must carry exactly one v2 batch, as Kafka's LogValidator
+// requires, and every record in it is walked (protocol.Validator): record
+// and field lengths, varints, offset deltas 0..n-1, the record count, header
+// keys, keys on compacted topics and CreateTime bounds. Compressed batches
+// are streamed through a bounded decompressor. A refused batch stores
+// nothing and uses no offsets; from v8, refusals for some records carry
+// RecordErrors (KIP-467). When the topic's compression.type names a codec
+// other than the batch's, the batch is rebuilt with it at the KIP-390 level;
+// otherwise the producer's bytes are stored as they came. Offsets are
+// assigned inside the log's append critical section, where
+// idempotent-producer sequence checks also run. With acks=0 there is no
 // response. When the topic's flush policy requires an fsync before
 // acknowledging (flush.messages), the wait runs as the request's finish step
 // on the connection writer: the next request is read and appended meanwhile,
