@@ -276,3 +276,19 @@ func TestApiVersionsListsProduceFromV0(t *testing.T) {
 		t.Fatalf("after a v2 produce on another connection: %v", err)
 	}
 }
+
+func TestProduceBrokerCompressionTypeDefault(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, map[string]string{"compression.type": "gzip", "compression.gzip.level": "1"})
+	createTopic(t, ib.addr(), "gzipped", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pcl := client(t, ib.addr(), kgo.DefaultProduceTopic("gzipped"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err := pcl.ProduceSync(ctx, kgo.StringRecord("plain")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := consume(ctx, t, ib.addr(), "gzipped", 1)
+	if codec := got[0].Attrs.CompressionType(); codec != 1 || string(got[0].Value) != "plain" {
+		t.Fatalf("broker default compression.type=gzip: codec %d value %q, want gzip (1)", codec, got[0].Value)
+	}
+}
