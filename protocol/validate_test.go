@@ -253,7 +253,9 @@ func TestValidateAllocations(t *testing.T) {
 			t.Errorf("none: %v allocations per batch, want 0", many)
 		}
 		// Per-batch decoder setup only: nothing that grows with the records.
-		if many > few+2 {
+		// Under -race sync.Pool drops cached decoders at random, so the
+		// compressed counts are only comparable without it.
+		if !raceEnabled && many > few+2 {
 			t.Errorf("%s: %v allocations for 400 records, %v for 4", codecName(codec), many, few)
 		}
 	}
