@@ -17,6 +17,8 @@
 #
 # Matrix (cells run against both brokers, one after the other):
 #   produce+consume throughput: 100 B and 1 KiB records x acks=1/all x 1/8 partitions
+#   produce+consume throughput with lz4 and zstd batches: 1 KiB, acks=1, 1 partition
+#   (the broker walks every record of every batch, decompressing as it goes)
 #   produce latency at a fixed rate: 1 KiB records, 1 partition, acks=1 and acks=all
 #   Sluice only: a flush.messages=1 topic, one record per produce request, at the
 #   fixed rate; its p99 must be below BENCH_MAX_P99 (the script fails otherwise).
@@ -231,6 +233,10 @@ for size in "${sizes[@]}"; do
 		done
 	done
 done
+for codec in lz4 zstd; do
+	both "1KiB acks=1 p=1 $codec" --mode both --compression "$codec" \
+		--record-size 1024 --acks 1 --partitions 1 --duration "$DURATION"
+done
 for acks in "${acks_list[@]}"; do
 	both "1KiB acks=$acks p=1 @${RATE}/s" --mode produce \
 		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
@@ -250,6 +256,14 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; ot
 if [[ "$SUBJECT" == fake ]]; then
 	echo "NOTE: BENCH_SUBJECT=fake: the 'sluice' column is a second kfake, not Sluice."
 fi
+echo
+# Produce validation cost, in process: the header and CRC check alone
+# against the same check plus the walk over every record, per batch of
+# 64 x 1 KiB records (protocol.BenchmarkProduceValidate).
+echo "produce record validation, 64 x 1 KiB records per batch (validate / check-only):"
+(cd "$ROOT" && "$GO" test -run '^$' -bench '^BenchmarkProduceValidate$' -benchtime 2000x ./protocol) |
+	awk '/^BenchmarkProduceValidate\// { split($1, p, "/"); sub(/-[0-9]+$/, "", p[3]); ns[p[2] "/" p[3]] = $3; codecs[p[2]] = 1 }
+	END { for (c in codecs) printf "  %-5s check %8.0f ns  validate %8.0f ns (%.0f ns/record)  ratio %.1fx\n", c, ns[c "/check"], ns[c "/validate"], ns[c "/validate"] / 64, ns[c "/validate"] / ns[c "/check"] }'
 echo
 if ! "$BIN/sluice-bench" --compare "$RESULTS"; then
 	FAILED=1

@@ -39,6 +39,9 @@ type api struct {
 	key      int16
 	min, max int16
 	handle   handlerFunc
+	// listFromV0 makes ApiVersions list MinVersion 0 while versions below
+	// min are still refused (Produce in Kafka 4, KAFKA-18659).
+	listFromV0 bool
 }
 
 // apiTable indexes the supported APIs by key.

@@ -28,7 +28,11 @@ func (b *Broker) handleAPIVersions(_ context.Context, r *request) (kmsg.Response
 func (b *Broker) fillAPIVersions(resp *kmsg.ApiVersionsResponse) {
 	for _, k := range b.table.keys {
 		a := b.table.byKey[k]
-		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max})
+		minV := a.min
+		if a.listFromV0 {
+			minV = 0
+		}
+		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: minV, MaxVersion: a.max})
 	}
 }
 

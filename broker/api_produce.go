@@ -1,12 +1,22 @@
 package broker
 
-// Produce: v3-12.
+// Produce: v3-12, listed in ApiVersions from v0 (KAFKA-18659).
 //
-// v3 is the first version that carries v2 record batches (KIP-98); older
-// message formats are answered with UNSUPPORTED_FOR_MESSAGE_FORMAT. Each
-// partition must carry exactly one v2 batch, as Kafka's LogValidator
-// requires. Offsets are assigned inside the log's append critical section,
-// where idempotent-producer sequence checks also run. With acks=0 there is no
+// v3 is the first version that carries v2 record batches (KIP-98). Kafka 4
+// lists Produce from v0 because librdkafka will not compress otherwise, yet
+// refuses v0-2 when they arrive; here such a request falls outside the
+// dispatch range and the connection is closed, as Kafka 4 fails its parsing.
+// Each partition must carry exactly one v2 batch, as Kafka's LogValidator
+// requires, and every record in it is walked (protocol.Validator): record
+// and field lengths, varints, offset deltas 0..n-1, the record count, header
+// keys, keys on compacted topics and CreateTime bounds. Compressed batches
+// are streamed through a bounded decompressor. A refused batch stores
+// nothing and uses no offsets; from v8, refusals for some records carry
+// RecordErrors (KIP-467). When the topic's compression.type names a codec
+// other than the batch's, the batch is rebuilt with it at the KIP-390 level;
+// otherwise the producer's bytes are stored as they came. Offsets are
+// assigned inside the log's append critical section, where
+// idempotent-producer sequence checks also run. With acks=0 there is no
 // response. When the topic's flush policy requires an fsync before
 // acknowledging (flush.messages), the wait runs as the request's finish step
 // on the connection writer: the next request is read and appended meanwhile,
@@ -16,6 +26,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -23,11 +35,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/protocol/batch"
 	"github.com/sluicedev/sluice/storage"
 )
 
-func (b *Broker) produceAPI() api { return api{key: 0, min: 3, max: 12, handle: b.handleProduce} }
+// produceAPI serves v3-12 but lists Produce from v0 in ApiVersions, as
+// Kafka 4 does (KAFKA-18659: librdkafka refuses to compress unless the
+// broker lists v0). A v0-2 request still falls outside the row's range and
+// closes the connection, as Kafka 4's request parsing fails it.
+func (b *Broker) produceAPI() api {
+	return api{key: 0, min: 3, max: 12, listFromV0: true, handle: b.handleProduce}
+}
 
 // pendingSync is an append that must be fsynced (flush.messages), or
 // replicated to the ISR (acks=-1), or both, before it is acknowledged.
@@ -52,6 +71,11 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		return resp, nil
 	}
 	var syncs []pendingSync
+	v := new(protocol.Validator)
+	if r.conn != nil {
+		v = &r.conn.validator // the reader handles one request at a time
+	}
+	v.Codecs = b.codecs
 	now := time.Now()
 	timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
 	for i := range req.Topics {
@@ -69,7 +93,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			sp.BaseOffset = -1
 			sp.LogAppendTime = -1
 			sp.LogStartOffset = -1
-			if s, ok := b.produceOne(ts, rt.Topic, rp, req.Acks, timeout, now, sp); ok {
+			if s, ok := b.produceOne(v, ts, rt.Topic, rp, req.Acks, timeout, now, sp); ok {
 				syncs = append(syncs, s)
 			}
 			if sp.ErrorCode == kerr.NotLeaderForPartition.Code && req.Version >= 10 {
@@ -128,24 +152,25 @@ func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) 
 
 // produceOne appends one partition's batch and fills sp. It returns a
 // pendingSync (and true) when the append still needs an fsync.
-func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, timeout time.Duration, now time.Time, sp *kmsg.ProduceResponseTopicPartition) (pendingSync, bool) {
+func (b *Broker) produceOne(v *protocol.Validator, ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, timeout time.Duration, now time.Time, sp *kmsg.ProduceResponseTopicPartition) (pendingSync, bool) {
 	code, msg := b.produceTarget(ts, topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode, sp.ErrorMessage = code, msg
 		return pendingSync{}, false
 	}
 	p := ts.partition(rp.Partition)
-	h, code, msg := b.validateProduceBatch(ts, rp.Records, now)
-	if code != 0 {
-		sp.ErrorCode, sp.ErrorMessage = code, msg
+	rules := produceRulesOf(ts, now)
+	pc := b.validateProduceBatch(v, &rules, rp.Records)
+	if pc.code != 0 {
+		sp.ErrorCode, sp.ErrorMessage, sp.ErrorRecords = pc.code, pc.msg, pc.errs
 		b.metrics.producedRejected.WithLabelValues(topic).Inc()
 		return pendingSync{}, false
 	}
 	var opts storage.AppendOptions
-	if ts.value("message.timestamp.type") == "LogAppendTime" {
+	if rules.logAppendTime {
 		opts.LogAppendTime = now.UnixMilli()
 	}
-	res, acked, err := p.rep.appendLeader(rp.Records, opts, acks, timeout)
+	res, acked, err := p.rep.appendLeader(pc.records, opts, acks, timeout)
 	if err != nil {
 		sp.ErrorCode = appendErrorCode(err)
 		if sp.ErrorCode == kerr.UnknownServerError.Code {
@@ -157,7 +182,7 @@ func (b *Broker) produceOne(ts *topicState, topic string, rp *kmsg.ProduceReques
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
 	if !res.Duplicate {
-		b.metrics.produced(topic, len(rp.Records), int(h.NumRecords))
+		b.metrics.produced(topic, len(pc.records), int(pc.h.NumRecords))
 	}
 	ps := pendingSync{log: p.log, upTo: -1, acked: acked, resp: sp}
 	if res.NeedsSync {
@@ -210,63 +235,146 @@ func (b *Broker) fillProduceLeader(resp *kmsg.ProduceResponse, ts *topicState, p
 	resp.Brokers = append(resp.Brokers, pb)
 }
 
-// validateProduceBatch checks one partition's records as Kafka's
-// LogValidator does, returning the batch header or an error code.
-func (b *Broker) validateProduceBatch(ts *topicState, records []byte, now time.Time) (batch.Header, int16, *string) {
-	if len(records) == 0 {
-		return batch.Header{}, kerr.InvalidRecord.Code, kmsg.StringPtr("no record batch")
+// produceRules are the topic settings a produce batch is checked and
+// stored against.
+type produceRules struct {
+	maxMessageBytes int64
+	validate        protocol.ValidateOptions
+	logAppendTime   bool
+	// recompress is set when compression.type names a codec: batches in
+	// another codec are rebuilt with codec at level.
+	recompress bool
+	codec      int8
+	level      int
+}
+
+// maxDecompressedFactor bounds a batch's records after decompression at
+// this many times max.message.bytes (64 MiB by default): beyond what any
+// real producer's compression ratio gives, and it keeps a compression
+// bomb's cost to a bounded stream of CPU. Kafka has no such bound.
+const maxDecompressedFactor = 64
+
+func produceRulesOf(ts *topicState, now time.Time) produceRules {
+	r := produceRules{maxMessageBytes: atoiDefault(ts.value("max.message.bytes"), 1048588)}
+	r.validate.MaxDecompressed = int(min(max(r.maxMessageBytes*maxDecompressedFactor, 1<<20), 1<<30))
+	r.validate.RequireKeys = strings.Contains(ts.value("cleanup.policy"), "compact")
+	r.logAppendTime = ts.value("message.timestamp.type") == "LogAppendTime"
+	r.validate.LogAppendTime = r.logAppendTime
+	if !r.logAppendTime {
+		before := atoiDefault(ts.value("message.timestamp.before.max.ms"), math.MaxInt64)
+		after := atoiDefault(ts.value("message.timestamp.after.max.ms"), math.MaxInt64)
+		if before != math.MaxInt64 || after != math.MaxInt64 {
+			r.validate.CheckTimestamps = true
+			r.validate.Now, r.validate.BeforeMaxMs, r.validate.AfterMaxMs = now.UnixMilli(), before, after
+		}
 	}
-	if max := atoiDefault(ts.value("max.message.bytes"), 1048588); int64(len(records)) > max {
-		return batch.Header{}, kerr.MessageTooLarge.Code, nil
+	switch ts.value("compression.type") {
+	case "uncompressed":
+		r.recompress, r.codec = true, protocol.CodecNone
+	case "gzip":
+		r.recompress, r.codec = true, protocol.CodecGzip
+		r.level = int(atoiDefault(ts.value("compression.gzip.level"), protocol.GzipLevelDefault))
+	case "snappy":
+		r.recompress, r.codec = true, protocol.CodecSnappy
+	case "lz4":
+		r.recompress, r.codec = true, protocol.CodecLZ4
+		r.level = int(atoiDefault(ts.value("compression.lz4.level"), protocol.LZ4LevelDefault))
+	case "zstd":
+		r.recompress, r.codec = true, protocol.CodecZstd
+		r.level = int(atoiDefault(ts.value("compression.zstd.level"), protocol.ZstdLevelDefault))
+	}
+	return r
+}
+
+// produceCheck is the verdict on one partition's batch.
+type produceCheck struct {
+	h       batch.Header
+	code    int16
+	msg     *string
+	errs    []kmsg.ProduceResponseTopicPartitionErrorRecord // KIP-467
+	records []byte                                          // what to append
+}
+
+func produceFail(h batch.Header, code int16, msg string) produceCheck {
+	pc := produceCheck{h: h, code: code}
+	if msg != "" {
+		pc.msg = kmsg.StringPtr(msg)
+	}
+	return pc
+}
+
+// validateProduceBatch checks one partition's records as Kafka's
+// LogValidator does, walking every record (protocol.Validator), and
+// recompresses them when the topic's compression.type asks for another
+// codec. Nothing is stored when it answers an error code.
+func (b *Broker) validateProduceBatch(v *protocol.Validator, rules *produceRules, records []byte) produceCheck {
+	if len(records) == 0 {
+		return produceFail(batch.Header{}, kerr.InvalidRecord.Code, "Record batch has no batches at all")
+	}
+	if int64(len(records)) > rules.maxMessageBytes {
+		return produceFail(batch.Header{}, kerr.MessageTooLarge.Code, "")
 	}
 	first, rest, err := batch.Next(records)
 	if err != nil {
-		return batch.Header{}, batchErrorCode(err), nil
+		return produceFail(batch.Header{}, batchErrorCode(err), "")
 	}
 	if len(rest) > 0 {
-		return batch.Header{}, kerr.InvalidRecord.Code, kmsg.StringPtr("a produce request must carry exactly one record batch per partition")
+		return produceFail(batch.Header{}, kerr.InvalidRecord.Code, "Compressed outer record has more than one batch")
 	}
 	h, err := batch.Check(first)
 	if err != nil {
-		return h, batchErrorCode(err), nil
+		return produceFail(h, batchErrorCode(err), "")
 	}
 	switch {
 	case h.Control():
-		return h, kerr.InvalidRecord.Code, kmsg.StringPtr("clients may not write control batches")
+		return produceFail(h, kerr.InvalidRecord.Code, "Clients are not allowed to write control records")
 	case h.Transactional():
-		return h, kerr.TransactionalIDAuthorizationFailed.Code, kmsg.StringPtr("transactions are not supported yet")
-	case h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1:
-		return h, kerr.InvalidRecord.Code, kmsg.StringPtr("record count does not match the last offset delta")
+		return produceFail(h, kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported yet")
+	case h.ProducerID >= 0 && h.BaseSequence < 0:
+		return produceFail(h, kerr.InvalidRecord.Code, "Invalid sequence number in a record batch with a producer id")
 	}
-	if strings.Contains(ts.value("cleanup.policy"), "compact") {
-		// Kafka's LogValidator: compaction needs a key on every record.
-		if _, recs, err := b.decodeRecords(first); err != nil {
-			return h, kerr.CorruptMessage.Code, nil
-		} else if slices.ContainsFunc(recs, func(r kmsg.Record) bool { return r.Key == nil }) {
-			return h, kerr.InvalidRecord.Code, kmsg.StringPtr("compacted topic cannot accept a record without a key")
+	if _, err := v.Validate(first, rules.validate); err != nil {
+		pc := produceFail(h, validateErrorCode(err), err.Error())
+		var rve *protocol.RecordValidationError
+		if errors.As(err, &rve) {
+			pc.errs = make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(rve.Records))
+			for i, re := range rve.Records {
+				pc.errs[i] = kmsg.ProduceResponseTopicPartitionErrorRecord{RelativeOffset: re.Index, ErrorMessage: kmsg.StringPtr(re.Message)}
+			}
 		}
+		return pc
 	}
-	if ts.value("message.timestamp.type") == "CreateTime" {
-		if code := checkTimestamps(ts, h, now); code != 0 {
-			return h, code, kmsg.StringPtr("timestamp out of the range allowed by message.timestamp.before.max.ms / after.max.ms")
+	pc := produceCheck{h: h, records: records}
+	if rules.recompress && int8(h.Codec()) != rules.codec {
+		out, err := protocol.Recompress(b.codecs, first, rules.codec, rules.level, rules.validate.MaxDecompressed)
+		if err != nil {
+			return produceFail(h, validateErrorCode(err), err.Error())
 		}
+		if int64(len(out)) > rules.maxMessageBytes {
+			return produceFail(h, kerr.MessageTooLarge.Code, fmt.Sprintf("Message batch size is %d bytes after recompression, above max.message.bytes %d", len(out), rules.maxMessageBytes))
+		}
+		pc.records = out
 	}
-	return h, 0, nil
+	return pc
 }
 
-func checkTimestamps(ts *topicState, h batch.Header, now time.Time) int16 {
-	before := atoiDefault(ts.value("message.timestamp.before.max.ms"), 0)
-	after := atoiDefault(ts.value("message.timestamp.after.max.ms"), 0)
-	nowMs := now.UnixMilli()
-	for _, t := range []int64{h.FirstTimestamp, h.MaxTimestamp} {
-		if t < 0 {
-			continue
-		}
-		if (before > 0 && nowMs-t > before) || (after > 0 && t-nowMs > after) {
-			return kerr.InvalidTimestamp.Code
-		}
+// validateErrorCode maps a protocol.Validator error to what Kafka answers.
+func validateErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, protocol.ErrBatchCRC):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, protocol.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
+	case errors.Is(err, protocol.ErrDecompressedTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, protocol.ErrCorruptCompression):
+		// Kafka fails these with UNKNOWN_SERVER_ERROR (an IOException from
+		// the codec); the batch passed its CRC, so the message is corrupt
+		// at the source.
+		return kerr.CorruptMessage.Code
+	default:
+		return kerr.InvalidRecord.Code
 	}
-	return 0
 }
 
 func batchErrorCode(err error) int16 {

@@ -130,11 +130,11 @@ var (
 // topicConfigDefs are the per-topic settings Sluice accepts, with Kafka's
 // defaults and the broker settings that override those defaults.
 func topicConfigDefs() []configDef {
-	return []configDef{
+	return append([]configDef{
 		{name: "cleanup.policy", typ: typeList, def: "delete", synonyms: []synonym{{"log.cleanup.policy", 1}},
 			validate: listOf("delete", "compact"), doc: "delete: drop old segments by retention; compact: keep the latest record per key."},
 		{name: "compression.type", typ: typeString, def: "producer", synonyms: []synonym{{"compression.type", 1}},
-			validate: oneOf("producer"), doc: "Only producer is supported: batches are stored exactly as the producer compressed them."},
+			validate: oneOf(compressionTypes...), doc: "producer stores batches as the producer compressed them; uncompressed, gzip, snappy, lz4 or zstd recompresses batches in another codec."},
 		{name: "delete.retention.ms", typ: typeLong, def: "86400000", synonyms: []synonym{{"log.cleaner.delete.retention.ms", 1}},
 			validate: atLeast(0), doc: "How long tombstones are kept in compacted topics."},
 		{name: "file.delete.delay.ms", typ: typeLong, def: "60000", synonyms: []synonym{{"log.segment.delete.delay.ms", 1}},
@@ -178,7 +178,7 @@ func topicConfigDefs() []configDef {
 			validate: atLeast(1), doc: "Age at which a segment is rolled."},
 		{name: "unclean.leader.election.enable", typ: typeBoolean, def: "false", synonyms: []synonym{{"unclean.leader.election.enable", 1}},
 			doc: "Whether an out-of-sync replica may become leader."},
-	}
+	}, produceTopicConfigDefs()...)
 }
 
 // brokerConfigDefs are the broker settings accepted by --set and reported by
@@ -234,7 +234,7 @@ func brokerConfigDefs() []configDef {
 		{name: "leader.imbalance.per.broker.percentage", typ: typeInt, def: "10", validate: atLeast(0), readOnly: true, doc: "Share of a broker's preferred partitions led elsewhere that triggers preferred elections."},
 		{name: "controlled.shutdown.enable", typ: typeBoolean, def: "true", readOnly: true, doc: "Hand leaderships over before shutting down."},
 		{name: "controlled.shutdown.timeout.ms", typ: typeLong, def: "10000", validate: atLeast(0), readOnly: true, doc: "Longest wait for leaderships to move away at shutdown."},
-		{name: "compression.type", typ: typeString, def: "producer", validate: oneOf("producer"), doc: "Default compression.type; only producer is supported."},
+		{name: "compression.type", typ: typeString, def: "producer", validate: oneOf(compressionTypes...), doc: "Default compression.type of topics."},
 		{name: "offsets.topic.num.partitions", typ: typeInt, def: "50", validate: atLeast(1), readOnly: true, doc: "Partitions of __consumer_offsets."},
 		{name: "offsets.topic.replication.factor", typ: typeShort, def: "3", validate: atLeast(1), readOnly: true, doc: "Replication factor of __consumer_offsets, capped at the live brokers when it is created."},
 		{name: "offsets.topic.segment.bytes", typ: typeInt, def: "104857600", validate: atLeast(14), readOnly: true, doc: "segment.bytes of __consumer_offsets."},
@@ -250,6 +250,7 @@ func brokerConfigDefs() []configDef {
 		{name: "group.consumer.session.timeout.ms", typ: typeInt, def: "45000", validate: atLeast(1), readOnly: true, doc: "Session timeout of KIP-848 consumers."},
 		{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", validate: listOf("uniform", "range"), readOnly: true, doc: "Server-side assignors of KIP-848 groups; the first is the default."},
 	}
+	defs = append(defs, produceConfigDefs()...)
 	return defs
 }
 

@@ -90,6 +90,8 @@ type conn struct {
 	// only the reader uses it.
 	sendfile bool
 	scratch  []byte
+
+	validator protocol.Validator // produce batch checks; only the reader uses it
 }
 
 func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {

@@ -72,6 +72,9 @@ type Codecs struct {
 	lz4R  sync.Pool // *lz4.Reader
 	zstdE sync.Pool // *zstd.Encoder
 	zstdD sync.Pool // *zstd.Decoder
+	// levels holds a *sync.Pool of compressors per levelKey, for
+	// CompressLevel (KIP-390 levels).
+	levels sync.Map
 }
 
 // NewCodecs returns an empty cache of compression state.

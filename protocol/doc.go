@@ -84,6 +84,13 @@
 //     Not validated: timestamps, producer state, control record contents.
 //   - Codecs.Decompress: output size bounded by the caller (decompression
 //     bombs), corrupt input.
+//   - Validator.Validate (the produce path): what DecodeRecords checks,
+//     walked without decoding records into values and streaming compressed
+//     batches through a fixed window, plus per-record rules (keys on
+//     compacted topics, CreateTime bounds) reported as RecordErrors; see
+//     its doc for the error classes.
+//   - Recompress: rebuilds a validated batch with another codec, keeping
+//     every field but the codec bits, Length, records section and CRC.
 //
 // Decoded requests and records alias the bytes they were decoded from
 // (kmsg keeps []byte fields as sub-slices); callers must not reuse a frame

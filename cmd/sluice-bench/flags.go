@@ -53,6 +53,7 @@ type config struct {
 	maxInflight   int
 	idempotent    bool
 	onePerRequest bool
+	compression   string // producer batch codec: none, lz4 or zstd
 	deleteTopic   bool
 	timeout       time.Duration
 
@@ -116,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.maxInflight, "max-inflight", 5, "produce requests in flight per broker connection")
 	fs.BoolVar(&c.idempotent, "idempotent", false, "use the idempotent producer (acks=all only; in-flight then fixed at 5)")
 	fs.BoolVar(&c.onePerRequest, "one-per-request", false, "one record per produce request (per partition), requests still pipelined")
+	fs.StringVar(&c.compression, "compression", "none", "producer batch compression: none, lz4 or zstd (the broker validates every record inside)")
 	fs.BoolVar(&c.deleteTopic, "delete-topic", false, "delete the topic when done")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up on the whole benchmark after this long")
 
@@ -189,6 +191,8 @@ func (c *config) validateWorkload(partitions, replication int) error {
 		return errors.New("--records, --duration, --rate, --linger, --timeout and --max-p99 cannot be negative")
 	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth:
 		return fmt.Errorf("--mode %q: want produce, consume or both", c.mode)
+	case c.compression != "none" && c.compression != "lz4" && c.compression != "zstd":
+		return fmt.Errorf("--compression %q: want none, lz4 or zstd", c.compression)
 	case c.mode == modeConsume && c.topic == "":
 		return errors.New("--mode consume needs --topic")
 	case c.maxInflight < 1:

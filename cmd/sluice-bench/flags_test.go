@@ -113,6 +113,7 @@ func TestFlagsParseInvalid(t *testing.T) {
 		{"idempotent acks 1", []string{"--fake", "--idempotent"}},
 		{"idempotent with inflight", []string{"--fake", "--acks", "all", "--idempotent", "--max-inflight", "8"}},
 		{"topic config without =", []string{"--fake", "--topic-config", "flush.messages"}},
+		{"unknown compression", []string{"--fake", "--compression", "brotli"}},
 		{"stray argument", []string{"--fake", "extra"}},
 		{"unknown flag", []string{"--fake", "--no-such-flag"}},
 	}

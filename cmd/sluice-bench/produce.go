@@ -48,7 +48,7 @@ func oneRecordBatchLimit(valueSize int) int32 {
 // producerOpts are the kgo options for the benchmark producer.
 func producerOpts(c *config, hooks kgo.Hook) []kgo.Opt {
 	opts := []kgo.Opt{
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchCompression(codecOf(c.compression)),
 		kgo.ProducerLinger(c.linger),
 		kgo.WithHooks(hooks),
 	}
@@ -257,5 +257,17 @@ func (p *pacer) wait(ctx context.Context, start, now time.Time, sent int64) bool
 func (p *pacer) stop() {
 	if p.timer != nil {
 		p.timer.Stop()
+	}
+}
+
+// codecOf names the producer codec of --compression.
+func codecOf(name string) kgo.CompressionCodec {
+	switch name {
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	default:
+		return kgo.NoCompression()
 	}
 }
