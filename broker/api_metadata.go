@@ -8,7 +8,9 @@ package broker
 // v4+; implied before). Creation is synchronous, so the same response already
 // describes the new topic. Topic ids appear from v10 and may be used to ask
 // for topics from v12 (KIP-516). Authorized operations (v8+) are reported as
-// unknown (INT32_MIN) because Sluice has no ACLs yet.
+// unknown (INT32_MIN) because Sluice has no ACLs yet. A topic named (or
+// identified) more than once is answered once, as Kafka answers the set of
+// topics asked for.
 
 import (
 	"context"
@@ -45,10 +47,36 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 		return resp, nil
 	}
 	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.settings.brokerBool("auto.create.topics.enable")
-	for _, rt := range req.Topics {
+	for _, rt := range uniqueMetadataTopics(req.Topics) {
 		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, autoCreate))
 	}
 	return resp, nil
+}
+
+// uniqueMetadataTopics drops repeats of a topic name, or of a topic id for
+// entries without a name, keeping the first of each.
+func uniqueMetadataTopics(ts []kmsg.MetadataRequestTopic) []kmsg.MetadataRequestTopic {
+	if len(ts) < 2 {
+		return ts
+	}
+	names := make(map[string]bool, len(ts))
+	ids := map[[16]byte]bool{}
+	out := make([]kmsg.MetadataRequestTopic, 0, len(ts))
+	for _, t := range ts {
+		if t.Topic != nil {
+			if names[*t.Topic] {
+				continue
+			}
+			names[*t.Topic] = true
+		} else {
+			if ids[t.TopicID] {
+				continue
+			}
+			ids[t.TopicID] = true
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic, autoCreate bool) kmsg.MetadataResponseTopic {
