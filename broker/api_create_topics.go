@@ -155,6 +155,11 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	if spec.partitions <= 0 {
 		return t, kerr.InvalidPartitions.Code, kmsg.StringPtr("number of partitions must be larger than 0")
 	}
+	if 1+int64(spec.partitions)+int64(len(spec.configs)) > maxRecordsPerUserOp {
+		// Also bounds auto-creation, whose partition count is num.partitions.
+		code, msg := policyViolationTooLarge()
+		return t, code, msg
+	}
 	if spec.replicationFactor <= 0 {
 		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor must be larger than 0")
 	}
