@@ -47,8 +47,19 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 		return resp, nil
 	}
 	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.settings.brokerBool("auto.create.topics.enable")
+	// Auto-creation writes what a CreateTopics would, so one request
+	// creates no more than maxRecordsPerUserOp records' worth of topics,
+	// as Kafka's controller takes them in one batch; the rest are
+	// UNKNOWN_TOPIC_OR_PARTITION and may be asked for again.
+	budget := int64(maxRecordsPerUserOp)
+	perTopic := 1 + b.settings.brokerInt64("num.partitions", 1)
 	for _, rt := range uniqueMetadataTopics(req.Topics) {
-		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, autoCreate))
+		create := autoCreate
+		if create && rt.Topic != nil && validTopicName(*rt.Topic) == nil && b.topics.get(*rt.Topic) == nil {
+			budget -= perTopic
+			create = budget >= 0
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, create))
 	}
 	return resp, nil
 }

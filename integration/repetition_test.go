@@ -409,6 +409,33 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		})
 	}
 
+	// Auto-creation is bounded like CreateTopics: with num.partitions at
+	// 2^31-1 a Metadata for a new topic creates nothing (it used to try to
+	// place 2^31-1 partitions), and the next Metadata answers as before.
+	t.Run("Metadata auto-creating 2^31-1 partitions", func(t *testing.T) {
+		setNum := func(v string) {
+			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker,
+				Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "num.partitions", Value: str(v)}}}}
+			if rs := roundTrip(t, addr, r).(*kmsg.IncrementalAlterConfigsResponse).Resources; len(rs) != 1 || rs[0].ErrorCode != 0 {
+				t.Fatalf("set num.partitions=%s: %+v", v, rs)
+			}
+		}
+		setNum(strconv.Itoa(math.MaxInt32))
+		defer setNum("1")
+		r := kmsg.NewPtrMetadataRequest()
+		r.Version = 12
+		r.AllowAutoTopicCreation = true
+		r.Topics = []kmsg.MetadataRequestTopic{{Topic: str("auto-huge")}, {Topic: str("rep")}}
+		ts := roundTrip(t, addr, r).(*kmsg.MetadataResponse).Topics
+		if len(ts) != 2 || ts[0].ErrorCode != kerr.UnknownTopicOrPartition.Code || len(ts[0].Partitions) != 0 || ts[1].ErrorCode != 0 {
+			t.Fatalf("answered %d topics: %+v", len(ts), ts)
+		}
+		w.t = t
+		w.check("auto-creation")
+		assertServing(t, p, baseGoroutines)
+	})
+
 	// Protocol checks stay linear: a member listing 100k protocols (50k
 	// distinct) joins a group whose member lists as many, the one protocol
 	// they share last in both lists.
