@@ -50,7 +50,7 @@ func FuzzBrokerRequest(f *testing.F) {
 		}
 		req := kmsg.RequestForKey(a.key)
 		req.SetVersion(lo + int16(int(data[1])%int(a.max-lo+1)))
-		fl := &filler{data: data[2:], budget: 60_000, fb: fb}
+		fl := &filler{data: data[2:], budget: 80_000, fb: fb}
 		fl.fill(reflect.ValueOf(req).Elem(), 0)
 		fb.send(t, req)
 		fb.checkAlive(t)
@@ -302,8 +302,10 @@ func (f *filler) count() (n int, repeat bool) {
 		return 100, true
 	case c < 250:
 		return 5000, true
+	case c < 255:
+		return 20000, true
 	default:
-		return 50000, true
+		return 70000, true // past 65,536, where per-entry select cases once crashed Fetch
 	}
 }
 
