@@ -474,8 +474,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 	})
 }
 
-// assertServing checks the broker process is alive and its goroutines have
-// not multiplied.
+// assertServing checks the broker process is alive and its goroutines and
+// memory have not multiplied.
 func assertServing(t *testing.T, p *proc, base float64) {
 	t.Helper()
 	select {
@@ -486,5 +486,10 @@ func assertServing(t *testing.T, p *proc, base float64) {
 	}
 	if g := p.metric(t, "go_goroutines"); g > base+200 {
 		t.Fatalf("broker runs %v goroutines, %v before the attacks", g, base)
+	}
+	// Each attack is a few MiB of request; answering it must not take
+	// orders of magnitude more.
+	if rss := p.metric(t, "process_resident_memory_bytes"); rss > 1<<30 {
+		t.Fatalf("broker resident memory %.0f MiB", rss/(1<<20))
 	}
 }
