@@ -459,6 +459,18 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		if resp.ErrorCode != 0 || resp.Protocol == nil || *resp.Protocol != "a0" || len(resp.Members) != 1 {
 			t.Fatalf("join: error %d, protocol %v, %d members", resp.ErrorCode, resp.Protocol, len(resp.Members))
 		}
+		// The leader's SyncGroup repeats its own assignment 100k times:
+		// the last one is its assignment.
+		sync := kmsg.NewPtrSyncGroupRequest()
+		sync.Version = 5
+		sync.Group, sync.MemberID, sync.Generation = "joiners", first.MemberID, resp.Generation
+		sync.ProtocolType, sync.Protocol = str("consumer"), resp.Protocol
+		for i := range copies {
+			sync.GroupAssignment = append(sync.GroupAssignment, kmsg.SyncGroupRequestGroupAssignment{MemberID: first.MemberID, MemberAssignment: []byte(strconv.Itoa(i))})
+		}
+		if sr := roundTrip(t, addr, sync).(*kmsg.SyncGroupResponse); sr.ErrorCode != 0 || string(sr.MemberAssignment) != strconv.Itoa(copies-1) {
+			t.Fatalf("sync: error %d, assignment %q", sr.ErrorCode, sr.MemberAssignment)
+		}
 		second := roundTrip(t, addr, join("", "b")).(*kmsg.JoinGroupResponse)
 		if second.ErrorCode != kerr.MemberIDRequired.Code {
 			t.Fatalf("second member's join: error %d, want MEMBER_ID_REQUIRED", second.ErrorCode)
@@ -470,6 +482,41 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		}
 		w.t = t
 		w.check("JoinGroup")
+		assertServing(t, p, baseGoroutines)
+	})
+	// A KIP-848 member subscribing to one topic named 100k times, then
+	// heartbeating while claiming to own one partition 100k times.
+	t.Run("ConsumerGroupHeartbeat 100k copies", func(t *testing.T) {
+		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		hb.Group, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "cg848", 0, 10000
+		hb.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		for range copies {
+			hb.SubscribedTopicNames = append(hb.SubscribedTopicNames, "rep")
+		}
+		r := roundTrip(t, addr, hb).(*kmsg.ConsumerGroupHeartbeatResponse)
+		if r.ErrorCode != 0 || r.MemberID == nil {
+			t.Fatalf("join: error %d %v", r.ErrorCode, r.ErrorMessage)
+		}
+		owned := kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		if r.Assignment != nil && len(r.Assignment.Topics) > 0 {
+			owned.TopicID = r.Assignment.Topics[0].TopicID
+		}
+		for range copies {
+			owned.Partitions = append(owned.Partitions, 0)
+		}
+		next := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		next.Group, next.MemberID, next.MemberEpoch, next.RebalanceTimeoutMillis = "cg848", *r.MemberID, r.MemberEpoch, -1
+		next.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{owned}
+		if r2 := roundTrip(t, addr, next).(*kmsg.ConsumerGroupHeartbeatResponse); r2.ErrorCode != 0 && r2.ErrorCode != kerr.FencedMemberEpoch.Code {
+			t.Fatalf("heartbeat: error %d %v", r2.ErrorCode, r2.ErrorMessage)
+		}
+		d := kmsg.NewPtrConsumerGroupDescribeRequest()
+		d.Groups = []string{"cg848"}
+		if gs := roundTrip(t, addr, d).(*kmsg.ConsumerGroupDescribeResponse).Groups; len(gs) != 1 || len(gs[0].Members) != 1 || len(gs[0].Members[0].SubscribedTopics) != 1 {
+			t.Fatalf("described %+v, want one member subscribed to rep once", gs)
+		}
+		w.t = t
+		w.check("ConsumerGroupHeartbeat")
 		assertServing(t, p, baseGoroutines)
 	})
 }
