@@ -26,6 +26,9 @@
 #   acknowledgement waits for an fsync, so the rate needs rate x latency requests
 #   pipelined (10000/s x 5 ms = 50); with the default 5 the client, not the
 #   broker, caps the rate near 5 / fsync time.
+#   end-to-end latency through librdkafka (bench/rdkafka_latency.py): producer
+#   with linger.ms=0 and acks=all, consumer with fetch.wait.max.ms=100, in
+#   separate processes, against both brokers (needs python3-confluent-kafka)
 #
 # Environment:
 #   BENCH_SUBJECT=sluice   what to measure; "fake" runs a second kfake in Sluice's
@@ -255,6 +258,20 @@ echo "matrix took $((SECONDS - start)) s; sluice = $SUBJECT (pid $SUB_PID), refe
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; other load skews the ratios"
 if [[ "$SUBJECT" == fake ]]; then
 	echo "NOTE: BENCH_SUBJECT=fake: the 'sluice' column is a second kfake, not Sluice."
+fi
+echo
+# End-to-end latency as librdkafka sees it with its low-latency producer
+# settings (linger.ms=0, acks=all) and a consumer at fetch.wait.max.ms=100,
+# producer and consumer in separate processes, against both brokers.
+if /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null; then
+	echo "librdkafka end-to-end latency, linger.ms=0 acks=all, 100 B @2000/s for 10 s:"
+	for target in sluice reference; do
+		if [[ "$target" == sluice ]]; then port=$SUB_PORT; else port=$REF_PORT; fi
+		settle
+		/usr/bin/python3 "$ROOT/bench/rdkafka_latency.py" "  $target" "127.0.0.1:$port" 2000 10 || FAILED=1
+	done
+else
+	echo "librdkafka latency cell skipped: /usr/bin/python3 lacks confluent_kafka (apt-get install python3-confluent-kafka)"
 fi
 echo
 # Produce validation cost, in process: the header and CRC check alone
