@@ -10,7 +10,7 @@ work to the other's latency. Prints one line:
 
     label n=N p50=X p90=Y p99=Z max=W   (milliseconds)
 
-Usage: rdkafka_latency.py LABEL BOOTSTRAP [RATE] [DURATION]
+Usage: rdkafka_latency.py LABEL BOOTSTRAP [RATE] [DURATION] [REPLICATION]
 Needs Debian's python3-confluent-kafka (librdkafka), seen by /usr/bin/python3.
 """
 
@@ -66,9 +66,10 @@ def main():
     label, bootstrap = sys.argv[1], sys.argv[2]
     rate = float(sys.argv[3]) if len(sys.argv) > 3 else 5000
     duration = float(sys.argv[4]) if len(sys.argv) > 4 else 10
+    replication = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     topic = "rdlat-" + uuid.uuid4().hex[:8]
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+    for f in admin.create_topics([NewTopic(topic, 1, replication)]).values():
         f.result()
     ready, done, out = mp.Event(), mp.Event(), mp.Queue()
     cons = mp.Process(target=consume, args=(bootstrap, topic, ready, done, out))
