@@ -83,6 +83,9 @@ type Broker struct {
 // etcd unreachable) surface here, before Run.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if cfg.NodeID < 0 {
+		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
