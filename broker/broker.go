@@ -125,6 +125,8 @@ func (b *Broker) start(ctx context.Context) error {
 		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
+		// Retention as Kafka: every log.retention.check.interval.ms.
+		RetentionInterval: b.settings.brokerMillis("log.retention.check.interval.ms", 300000),
 	})
 	if err != nil {
 		return fmt.Errorf("open data directory %s: %w", b.cfg.DataDir, err)
