@@ -178,7 +178,7 @@ func topicConfigDefs() []configDef {
 			validate: atLeast(1), doc: "Age at which a segment is rolled."},
 		{name: "unclean.leader.election.enable", typ: typeBoolean, def: "false", synonyms: []synonym{{"unclean.leader.election.enable", 1}},
 			doc: "Whether an out-of-sync replica may become leader."},
-	}, produceTopicConfigDefs()...)
+	}, append(produceTopicConfigDefs(), compatTopicConfigDefs()...)...)
 }
 
 // brokerConfigDefs are the broker settings accepted by --set and reported by
@@ -251,6 +251,7 @@ func brokerConfigDefs() []configDef {
 		{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", validate: listOf("uniform", "range"), readOnly: true, doc: "Server-side assignors of KIP-848 groups; the first is the default."},
 	}
 	defs = append(defs, produceConfigDefs()...)
+	defs = append(defs, compatBrokerConfigDefs()...)
 	return defs
 }
 

@@ -171,3 +171,26 @@ func BenchmarkProduceRulesOf(b *testing.B) {
 		b.Fatal("clock not filled in")
 	}
 }
+
+// TestConfigRegistryConsistent: every setting is defined once, its
+// default passes its own validation, and it is documented.
+func TestConfigRegistryConsistent(t *testing.T) {
+	t.Parallel()
+	for what, defs := range map[string][]configDef{"topic": topicConfigDefs(), "broker": brokerConfigDefs()} {
+		seen := map[string]bool{}
+		for _, d := range defs {
+			if seen[d.name] {
+				t.Errorf("%s setting %s defined twice", what, d.name)
+			}
+			seen[d.name] = true
+			if d.doc == "" {
+				t.Errorf("%s setting %s has no documentation", what, d.name)
+			}
+			if d.def != "" {
+				if err := d.check(d.def); err != nil {
+					t.Errorf("%s setting %s: default %q fails its own check: %v", what, d.name, d.def, err)
+				}
+			}
+		}
+	}
+}

@@ -51,8 +51,10 @@ func (v resolvedValues) float(reg *configRegistry, name string) float64 {
 // registry default) into a topicConfig.
 func (s *settings) resolveTopic(overrides map[string]string) *topicConfig {
 	v := resolvedValues(s.topicValues(overrides))
+	sc := v.storageConfig(s.reg)
+	sc.ProducerIDExpirationMs = s.brokerInt64("producer.id.expiration.ms", 0)
 	return &topicConfig{
-		storage:         v.storageConfig(s.reg),
+		storage:         sc,
 		produce:         v.produceRules(s.reg),
 		minInsync:       int(v.int64(s.reg, "min.insync.replicas")),
 		uncleanElection: v["unclean.leader.election.enable"] == "true",
