@@ -83,6 +83,9 @@ type Broker struct {
 // etcd unreachable) surface here, before Run.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if cfg.NodeID < 0 {
+		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
@@ -122,6 +125,8 @@ func (b *Broker) start(ctx context.Context) error {
 		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
+		// Retention as Kafka: every log.retention.check.interval.ms.
+		RetentionInterval: b.settings.brokerMillis("log.retention.check.interval.ms", 300000),
 	})
 	if err != nil {
 		return fmt.Errorf("open data directory %s: %w", b.cfg.DataDir, err)

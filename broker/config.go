@@ -11,7 +11,9 @@ import (
 // Config is everything a Broker needs to start. cmd/sluice fills it from
 // flags and SLUICE_* environment variables; tests fill it directly.
 type Config struct {
-	// NodeID is this broker's Kafka node id (default 1).
+	// NodeID is this broker's Kafka node id. As in Kafka, any id from 0
+	// up is valid, 0 included, so the zero value is node 0, not "unset";
+	// a negative id is refused by New.
 	NodeID int32
 	// Listen is the Kafka listener's host:port (default 127.0.0.1:9092).
 	// Port 0 picks a free port; Addr reports the one bound.
@@ -46,9 +48,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.NodeID == 0 {
-		c.NodeID = 1
-	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluicedev/sluice/storage"
 )
 
 // settings holds the broker's Kafka-named settings: the static ones given at
@@ -173,48 +171,4 @@ func (s *settings) validateTopicConfigs(m map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// storageConfig turns resolved topic settings into the storage layer's view.
-func storageConfig(v map[string]string) storage.Config {
-	num := func(k string) int64 {
-		n, err := strconv.ParseInt(v[k], 10, 64)
-		if err != nil {
-			return 0
-		}
-		return n
-	}
-	policy, err := storage.ParseCleanupPolicy(v["cleanup.policy"])
-	if err != nil {
-		policy = storage.CleanupDelete
-	}
-	ratio, err := strconv.ParseFloat(v["min.cleanable.dirty.ratio"], 64)
-	if err != nil {
-		ratio = 0.5
-	}
-	// storage reads zero as "default": a real zero is passed as negative.
-	zeroAsNegative := func(n int64) int64 {
-		if n == 0 {
-			return -1
-		}
-		return n
-	}
-	if ratio == 0 {
-		ratio = -1
-	}
-	return storage.Config{
-		CleanupPolicy:          policy,
-		DeleteRetentionMs:      zeroAsNegative(num("delete.retention.ms")),
-		MinCompactionLagMs:     num("min.compaction.lag.ms"),
-		MaxCompactionLagMs:     num("max.compaction.lag.ms"),
-		MinCleanableDirtyRatio: ratio,
-		SegmentBytes:           num("segment.bytes"),
-		SegmentMs:              num("segment.ms"),
-		RetentionMs:            num("retention.ms"),
-		RetentionBytes:         num("retention.bytes"),
-		FlushMessages:          num("flush.messages"),
-		FlushMs:                num("flush.ms"),
-		IndexIntervalBytes:     int32(num("index.interval.bytes")),
-		MaxMessageBytes:        int32(num("max.message.bytes")),
-	}
 }

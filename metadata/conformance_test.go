@@ -39,6 +39,7 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"ProducerIDsUnique", testProducerIDsUnique},
 		{"PartitionStateCAS", testPartitionStateCAS},
 		{"PartitionWatch", testPartitionWatch},
+		{"PartitionCreateMany", testPartitionCreateMany},
 		{"ControllerElection", testControllerElection},
 		{"ControllerLeaseLost", testControllerLeaseLost},
 		{"ControllerWithdrawn", testControllerWithdrawn},

@@ -243,6 +243,14 @@ type Store interface {
 	// equals s.Revision (0: only if absent), else ErrConflict. The topic must
 	// exist (ErrTopicNotFound).
 	SetPartitionState(ctx context.Context, s PartitionState) (PartitionState, error)
+	// CreatePartitionStates writes the first records of many partitions of
+	// one topic, each only where none exists yet, in as few transactions
+	// as the store's per-transaction operation limit allows (etcd's
+	// --max-txn-ops, 128 by default) instead of one per partition. It
+	// returns the records it wrote; a partition that already had one (a
+	// controller filling the gap first) is skipped, not an error. The
+	// topic must exist (ErrTopicNotFound).
+	CreatePartitionStates(ctx context.Context, states []PartitionState) ([]PartitionState, error)
 	// WatchPartitions sends one put per existing partition state of every
 	// topic (Snapshot set, ordered by topic name then partition), then every
 	// change in commit order, until ctx ends (the channel is then closed).
