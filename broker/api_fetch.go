@@ -4,8 +4,9 @@ package broker
 //
 // v4 is the first version with v2 batches and isolation levels (KIP-98). Fetch
 // sessions (KIP-227, v7+) are not created: every response carries session id
-// 0, which tells clients to keep sending full requests; a request naming a
-// session id gets FETCH_SESSION_ID_NOT_FOUND. Topic ids replace names from
+// 0, which tells clients to keep sending full requests. Session epoch 0 or
+// -1 is a full fetch whatever the session id; an incremental request (any
+// other epoch) gets FETCH_SESSION_ID_NOT_FOUND. Topic ids replace names from
 // v13 (KIP-516). A partition named more than once is answered once, as
 // Kafka answers it (see distinctParts). Long polls wait on one waiter per
 // request that every partition signals (fetchWaiter), so an append wakes
@@ -34,7 +35,9 @@ func (b *Broker) fetchAPI() api { return api{key: 1, min: 4, max: 16, handle: b.
 func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if req.SessionID != 0 || req.SessionEpoch > 0 {
+	// KIP-227: epoch 0 or -1 is a full fetch whatever the session id;
+	// any other epoch continues a session, and none is kept here.
+	if req.SessionEpoch != 0 && req.SessionEpoch != -1 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}

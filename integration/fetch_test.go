@@ -215,3 +215,27 @@ func TestFetchDuplicatePartitionLastMentionWins(t *testing.T) {
 		t.Fatalf("partition 0: %d bytes, HW %d; want none from offset 3, HW 3", len(ps[0].RecordBatches), ps[0].HighWatermark)
 	}
 }
+
+// KIP-227: session epoch -1 or 0 is a full fetch whatever the session id.
+// Clients that never use sessions send epoch -1 with session id -1 (or
+// another id); they used to get FETCH_SESSION_ID_NOT_FOUND and no data.
+func TestFetchFullWhateverSessionID(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	createTopic(t, ib.addr(), "full", 1, nil)
+	cl := client(t, ib.addr(), kgo.DefaultProduceTopic("full"))
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fc := dialFetchConn(t, ib.addr())
+	for _, c := range []struct{ id, epoch int32 }{{-1, -1}, {0, -1}, {12345, -1}, {-1, 0}, {0, 0}, {777, 0}} {
+		resp := fc.do(fetchReq(12, "full", [16]byte{}, c.id, c.epoch, 0)).(*kmsg.FetchResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("session %d epoch %d: error %d", c.id, c.epoch, resp.ErrorCode)
+		}
+		sp := responseParts(resp)[0]
+		if sp.ErrorCode != 0 || len(sp.RecordBatches) == 0 || sp.HighWatermark != 1 {
+			t.Fatalf("session %d epoch %d: partition error %d, %d bytes, HW %d; want the record", c.id, c.epoch, sp.ErrorCode, len(sp.RecordBatches), sp.HighWatermark)
+		}
+	}
+}
