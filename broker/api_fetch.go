@@ -2,20 +2,20 @@ package broker
 
 // Fetch: v4-16.
 //
-// v4 is the first version with v2 batches and isolation levels (KIP-98). Fetch
-// sessions (KIP-227, v7+) are not created: every response carries session id
-// 0, which tells clients to keep sending full requests. Session epoch 0 or
-// -1 is a full fetch whatever the session id; an incremental request (any
-// other epoch) gets FETCH_SESSION_ID_NOT_FOUND. Topic ids replace names from
-// v13 (KIP-516). A partition named more than once is answered once, as
-// Kafka answers it (see distinctParts). Long polls wait on one waiter per
-// request that every partition signals (fetchWaiter), so an append wakes
-// them at once; MaxWaitMillis and MinBytes are honoured, and so
-// are the response, partition and fetch.max.bytes limits, except that the
-// first partition with data always returns at least one whole batch (KIP-74).
-// Stored batches are returned exactly as they sit in the segment files; on
-// TCP connections they are sent from those files with sendfile(2) (see
-// fetchReply), so large fetches do not pass through the broker's memory.
+// v4 is the first version with v2 batches and isolation levels (KIP-98).
+// From v7, fetch sessions (KIP-227, fetch_sessions.go): epoch 0 or -1 is a
+// full fetch whatever the session id, 0 asking for a session; incremental
+// fetches name only what changed and get back only what did. Topic ids
+// replace names from v13 (KIP-516). A partition named more than once is
+// answered once, as Kafka answers it (see distinctParts). Long polls wait
+// on one waiter per request that every partition signals (fetchWaiter), so
+// an append wakes them at once; MaxWaitMillis and MinBytes are honoured,
+// and so are the response, partition and fetch.max.bytes limits, except
+// that the first partition with data always returns at least one whole
+// batch (KIP-74). Stored batches are returned exactly as they sit in the
+// segment files; on TCP connections they are sent from those files with
+// sendfile(2) (see fetchReply), so large fetches do not pass through the
+// broker's memory.
 
 import (
 	"context"
@@ -34,18 +34,17 @@ func (b *Broker) fetchAPI() api { return api{key: 1, min: 4, max: 16, handle: b.
 
 func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.FetchRequest)
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	// KIP-227: epoch 0 or -1 is a full fetch whatever the session id;
-	// any other epoch continues a session, and none is kept here.
-	if req.SessionEpoch != 0 && req.SessionEpoch != -1 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, nil
-	}
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
-	parts := distinctParts(req)
+	fc := b.fetchSessions.open(req, replicaID >= 0, time.Now())
+	if fc.errCode != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = fc.errCode
+		return resp, nil
+	}
+	parts := fc.parts
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var w fetchWaiter
@@ -60,25 +59,32 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 			part = b.replicaFetcher(replicaID, time.Now())
 		}
 		n, stop := b.fetchOnce(req, parts, out, part)
-		if stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || !w.watch(parts) {
-			if waited {
-				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
-			}
-			b.countFetched(out)
-			return out, nil
-		}
-		if w.added {
+		done := stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || !w.watch(parts)
+		if !done && w.added {
 			// Registered after this read: read again, so that a change
 			// between the two is not missed.
 			out.release()
 			continue
 		}
-		waited = true
-		if !w.wait(ctx, deadline) {
-			b.countFetched(out)
+		if !done {
+			waited = true
+			if w.wait(ctx, deadline) {
+				out.release() // read again, into the same buffers
+				continue
+			}
+		}
+		if waited {
+			b.metrics.fetchWait.Observe(time.Since(start).Seconds())
+		}
+		if !b.fetchSessions.finish(&fc, out.FetchResponse, time.Now()) {
+			// A duplicate request moved the session on meanwhile.
+			out.release()
+			out.Topics = nil
+			out.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 			return out, nil
 		}
-		out.release() // read again, into the same buffers
+		b.countFetched(out)
+		return out, nil
 	}
 }
 
@@ -91,14 +97,25 @@ type fetchKey struct {
 }
 
 // fetchPart is one distinct partition of a fetch: its topic, what the
-// request asks of it, and the partition signal the fetch's waiter is
-// registered with (wake is this round's, watched the registered one).
+// request (or its session) asks of it, the partition signal the fetch's
+// waiter is registered with (wake is this round's, watched the registered
+// one), and for sessions what was last answered and what this round
+// answers.
 type fetchPart struct {
 	topic   string
 	topicID [16]byte
 	rp      kmsg.FetchRequestTopicPartition
 	wake    waitTarget
 	watched waitTarget
+
+	// cached is the session's partition of an incremental fetch, with its
+	// last answered HW and log start offset as of the request.
+	cached                   *sessionPart
+	cachedHW, cachedLogStart int64
+	// This round's answer: whether the response carries the partition,
+	// and the HW (-1 after an error) and log start offset it carries.
+	answered                 bool
+	answerHW, answerLogStart int64
 }
 
 // distinctParts lists the partitions of req once each, as Kafka does: its
@@ -118,15 +135,9 @@ func distinctParts(req *kmsg.FetchRequest) []fetchPart {
 	}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
-		k := fetchKey{topic: rt.Topic, id: rt.TopicID}
-		if req.Version >= 13 {
-			k.topic = ""
-		} else {
-			k.id = [16]byte{}
-		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			k.partition = rp.Partition
+			k := keyOf(req.Version >= 13, rt.Topic, rt.TopicID, rp.Partition)
 			if at, ok := seen[k]; ok {
 				parts[at].rp = *rp
 				continue
@@ -419,6 +430,9 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		fp := &parts[i]
 		fp.wake = waitTarget{}
 		if prev == nil || prev.topic != fp.topic || prev.topicID != fp.topicID {
+			if st != nil && len(st.Partitions) == 0 {
+				resp.Topics = resp.Topics[:len(resp.Topics)-1] // all its partitions left out
+			}
 			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
 			st = &resp.Topics[len(resp.Topics)-1]
 			st.Topic, st.TopicID = fp.topic, fp.topicID
@@ -433,18 +447,29 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 		// Kafka never sends null records (librdkafka rejects size -1).
 		sp.RecordBatches = []byte{}
+		n := 0
 		if code != 0 {
 			sp.ErrorCode = code
 			stop = true
-			st.Partitions = append(st.Partitions, sp)
-			continue
+		} else {
+			at := [2]int{len(resp.Topics) - 1, len(st.Partitions)}
+			var urgent bool
+			fp.wake, n, urgent = part(ts, rp, &sp, budget-total, total == 0, resp, at)
+			stop = stop || urgent || sp.ErrorCode != 0
+			total += n
 		}
-		at := [2]int{len(resp.Topics) - 1, len(st.Partitions)}
-		wake, n, urgent := part(ts, rp, &sp, budget-total, total == 0, resp, at)
-		fp.wake = wake
-		stop = stop || urgent || sp.ErrorCode != 0
-		total += n
-		st.Partitions = append(st.Partitions, sp)
+		fp.answerHW, fp.answerLogStart = sp.HighWatermark, sp.LogStartOffset
+		if sp.ErrorCode != 0 {
+			fp.answerHW = -1 // sent again once the error is gone
+		}
+		// An incremental response leaves out what has not changed; a
+		// left-out partition read no records, so nothing refers to its slot.
+		if fp.answered = fp.include(&sp, n > 0); fp.answered {
+			st.Partitions = append(st.Partitions, sp)
+		}
+	}
+	if st != nil && len(st.Partitions) == 0 {
+		resp.Topics = resp.Topics[:len(resp.Topics)-1]
 	}
 	return total, stop
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -186,6 +187,10 @@ func TestFetchDuplicatePartitionsDoNotCrash(t *testing.T) {
 	if !p.running() {
 		t.Fatalf("broker exited:\n%s", p.output())
 	}
+	// franz-go's consumer asks for a fetch session (KIP-227) and got one.
+	if n := p.metric(t, "sluice_fetch_sessions"); n < 1 {
+		t.Fatalf("sluice_fetch_sessions = %v after a franz-go consumer, want >= 1", n)
+	}
 }
 
 // A partition named twice is answered once, where it first appears, with
@@ -237,5 +242,183 @@ func TestFetchFullWhateverSessionID(t *testing.T) {
 		if sp.ErrorCode != 0 || len(sp.RecordBatches) == 0 || sp.HighWatermark != 1 {
 			t.Fatalf("session %d epoch %d: partition error %d, %d bytes, HW %d; want the record", c.id, c.epoch, sp.ErrorCode, len(sp.RecordBatches), sp.HighWatermark)
 		}
+	}
+}
+
+// produceTo writes one record to topic/partition with acks=all.
+func produceTo(t *testing.T, cl *kgo.Client, topic string, partition int32, value string) {
+	t.Helper()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Partition: partition, Value: []byte(value)}).FirstErr(); err != nil {
+		t.Fatalf("produce to %s/%d: %v", topic, partition, err)
+	}
+}
+
+// partitionsOf lists the partitions a Fetch response carries, in order.
+func partitionsOf(resp *kmsg.FetchResponse) []int32 {
+	var out []int32
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			out = append(out, p.Partition)
+		}
+	}
+	return out
+}
+
+func samePartitions(got []int32, want ...int32) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[int32]bool{}
+	for _, p := range got {
+		seen[p] = true
+	}
+	for _, p := range want {
+		if !seen[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// KIP-227 over the wire, by name (v12) and by topic id (v16): a full fetch
+// with epoch 0 creates a session; incremental fetches return only the
+// partitions that changed, take new fetch offsets and forgotten topics,
+// long-poll over the whole session, and refuse a stale epoch, an unknown
+// session, or a session used across the topic-id boundary.
+func TestFetchSessionIncremental(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	cl := client(t, ib.addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for _, version := range []int16{12, 16} {
+		topic := "sess-" + itoa(int(version))
+		createTopic(t, ib.addr(), topic, 3, nil)
+		md, err := admin(t, ib.addr()).ListTopics(context.Background(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topicID := [16]byte(md[topic].ID)
+		var id [16]byte
+		if version >= 13 {
+			id = topicID
+		}
+		produceTo(t, cl, topic, 0, "a")
+		fc := dialFetchConn(t, ib.addr())
+		fetch := func(session, epoch int32, parts ...int32) *kmsg.FetchResponse {
+			t.Helper()
+			return fc.do(fetchReq(version, topic, id, session, epoch, parts...)).(*kmsg.FetchResponse)
+		}
+		full := fetch(0, 0, 0, 1, 2)
+		if full.ErrorCode != 0 || full.SessionID == 0 {
+			t.Fatalf("v%d full fetch: error %d session %d; want a new session", version, full.ErrorCode, full.SessionID)
+		}
+		if !samePartitions(partitionsOf(full), 0, 1, 2) {
+			t.Fatalf("v%d full fetch carried %v, want all three", version, partitionsOf(full))
+		}
+		sid := full.SessionID
+		hw0 := responseParts(full)[0].HighWatermark
+
+		// Partition 0 moves on to its end: nothing changed, nothing comes back.
+		req := fetchReq(version, topic, id, sid, 1, 0)
+		req.Topics[0].Partitions[0].FetchOffset = hw0
+		inc := fc.do(req).(*kmsg.FetchResponse)
+		if inc.ErrorCode != 0 || inc.SessionID != sid || len(partitionsOf(inc)) != 0 {
+			t.Fatalf("v%d incremental 1: error %d session %d partitions %v; want none", version, inc.ErrorCode, inc.SessionID, partitionsOf(inc))
+		}
+
+		// A record on partition 2: only it comes back, from the offset
+		// the session remembers.
+		produceTo(t, cl, topic, 2, "b")
+		inc = fetch(sid, 2)
+		if inc.ErrorCode != 0 || !samePartitions(partitionsOf(inc), 2) || len(responseParts(inc)[2].RecordBatches) == 0 {
+			t.Fatalf("v%d incremental 2: error %d partitions %v; want partition 2 with records", version, inc.ErrorCode, partitionsOf(inc))
+		}
+
+		// The same epoch again is a duplicate.
+		if dup := fetch(sid, 2); dup.ErrorCode != kerr.InvalidFetchSessionEpoch.Code || len(dup.Topics) != 0 {
+			t.Fatalf("v%d repeated epoch: error %d, %d topics; want INVALID_FETCH_SESSION_EPOCH", version, dup.ErrorCode, len(dup.Topics))
+		}
+		// The other side of the topic-id boundary.
+		other := int16(16)
+		if version >= 13 {
+			other = 12
+		}
+		if x := fc.do(fetchReq(other, topic, topicID, sid, 3)).(*kmsg.FetchResponse); x.ErrorCode != kerr.FetchSessionTopicIDError.Code {
+			t.Fatalf("v%d session used by v%d: error %d; want FETCH_SESSION_TOPIC_ID_ERROR", version, other, x.ErrorCode)
+		}
+
+		// Forget partition 2 and move it and partition 0 to their ends;
+		// partition 1 gets a record: only partition 1 comes back.
+		req = fetchReq(version, topic, id, sid, 3)
+		ft := kmsg.NewFetchRequestForgottenTopic()
+		ft.Topic, ft.TopicID, ft.Partitions = topic, id, []int32{2}
+		req.ForgottenTopics = append(req.ForgottenTopics, ft)
+		if inc = fc.do(req).(*kmsg.FetchResponse); inc.ErrorCode != 0 {
+			t.Fatalf("v%d forget: error %d", version, inc.ErrorCode)
+		}
+		produceTo(t, cl, topic, 2, "c")
+		produceTo(t, cl, topic, 1, "d")
+		inc = fetch(sid, 4)
+		if inc.ErrorCode != 0 || !samePartitions(partitionsOf(inc), 1) {
+			t.Fatalf("v%d after forgetting 2: error %d partitions %v; want only 1", version, inc.ErrorCode, partitionsOf(inc))
+		}
+
+		// A long poll over the session is woken by a record on any of its
+		// partitions and answers with that partition only.
+		req = fetchReq(version, topic, id, sid, 5, 1)
+		req.Topics[0].Partitions[0].FetchOffset = responseParts(inc)[1].HighWatermark
+		req.MaxWaitMillis, req.MinBytes = 20_000, 1
+		got := make(chan *kmsg.FetchResponse, 1)
+		go func() {
+			r, err := fc.try(req)
+			if err != nil {
+				t.Errorf("long poll: %v", err)
+			}
+			resp, _ := r.(*kmsg.FetchResponse)
+			got <- resp
+		}()
+		produceTo(t, kgoClientFor(t, ib.addr()), topic, 1, "e")
+		if lp := <-got; lp == nil || lp.ErrorCode != 0 || !samePartitions(partitionsOf(lp), 1) || len(responseParts(lp)[1].RecordBatches) == 0 {
+			t.Fatalf("v%d long poll: %+v; want partition 1 with the new record", version, lp)
+		}
+
+		// An unknown session, then closing this one with a full fetch.
+		if x := fetch(sid^0x5a5a, 1); x.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+			t.Fatalf("v%d unknown session: error %d; want FETCH_SESSION_ID_NOT_FOUND", version, x.ErrorCode)
+		}
+		if x := fetch(sid, -1, 0); x.ErrorCode != 0 || x.SessionID != 0 || !samePartitions(partitionsOf(x), 0) {
+			t.Fatalf("v%d closing full fetch: error %d session %d partitions %v", version, x.ErrorCode, x.SessionID, partitionsOf(x))
+		}
+		if x := fetch(sid, 6); x.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+			t.Fatalf("v%d closed session: error %d; want FETCH_SESSION_ID_NOT_FOUND", version, x.ErrorCode)
+		}
+	}
+}
+
+// kgoClientFor is a separate producer, so a test's raw connection can wait
+// in a long poll meanwhile.
+func kgoClientFor(t *testing.T, addr string) *kgo.Client {
+	return client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+}
+
+// With every session slot taken by a session too young to evict, a full
+// fetch asking for a session gets none (id 0) and still its data, as in
+// Kafka; a sessionless client is not affected.
+func TestFetchSessionCacheFull(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, map[string]string{"max.incremental.fetch.session.cache.slots": "1"})
+	createTopic(t, ib.addr(), "slots", 1, nil)
+	produceTo(t, kgoClientFor(t, ib.addr()), "slots", 0, "v")
+	first := dialFetchConn(t, ib.addr()).do(fetchReq(12, "slots", [16]byte{}, 0, 0, 0)).(*kmsg.FetchResponse)
+	if first.SessionID == 0 {
+		t.Fatal("first full fetch got no session")
+	}
+	second := dialFetchConn(t, ib.addr()).do(fetchReq(12, "slots", [16]byte{}, 0, 0, 0)).(*kmsg.FetchResponse)
+	if second.ErrorCode != 0 || second.SessionID != 0 || len(responseParts(second)[0].RecordBatches) == 0 {
+		t.Fatalf("second full fetch: error %d session %d; want data and no session", second.ErrorCode, second.SessionID)
+	}
+	// The first session still works.
+	inc := dialFetchConn(t, ib.addr()).do(fetchReq(12, "slots", [16]byte{}, first.SessionID, 1)).(*kmsg.FetchResponse)
+	if inc.ErrorCode != 0 || inc.SessionID != first.SessionID {
+		t.Fatalf("first session: error %d session %d", inc.ErrorCode, inc.SessionID)
 	}
 }
