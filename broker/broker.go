@@ -68,6 +68,7 @@ type Broker struct {
 	// wake-up signal.
 	pstates        *partitionStates
 	fetchers       *fetcherTable
+	fetchSessions  *fetchSessionCache
 	transitions    sync.Mutex
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
@@ -96,11 +97,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.bg, b.stopBG = context.WithCancel(context.Background())
 	b.pstates = newPartitionStates()
 	b.fetchers = newFetcherTable(b)
+	b.fetchSessions = newBrokerFetchSessions(st, cfg.NodeID)
 	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
+	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
