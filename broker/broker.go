@@ -52,6 +52,7 @@ type Broker struct {
 	producer *producerIDs
 
 	goroutines goroutines
+	hooks      connHooks // fault injection by tests in this package
 	conns      struct {
 		sync.Mutex
 		set map[net.Conn]struct{}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -136,20 +137,65 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 			return
 		}
 		c.frame = nil // the request aliases it until recycleFrame decides
-		r, err := c.decode(frame)
-		if err != nil {
-			c.log.Debug("closing connection on undecodable request", "err", err)
-			c.b.metrics.badRequests.Inc()
+		if !c.serve(ctx, frame, replies) {
 			return
 		}
-		if r == nil {
-			continue
-		}
-		if !c.handle(ctx, r, replies) {
-			return
-		}
-		c.recycleFrame(r.hdr.Key, frame)
 	}
+}
+
+// serve decodes and handles one frame and queues its reply. It reports
+// false when the connection must close: an undecodable request, a failed
+// handler, shutdown, or a panic anywhere in decoding or handling, which is
+// logged with the request's API key and version and ends only this
+// connection.
+func (c *conn) serve(ctx context.Context, frame []byte, replies chan<- *request) (ok bool) {
+	var hdr *protocol.Header
+	defer func() {
+		if p := recover(); p != nil {
+			c.recovered("handle", hdr, p)
+			ok = false
+		}
+	}()
+	r, err := c.decode(frame)
+	if err != nil {
+		c.log.Debug("closing connection on undecodable request", "err", err)
+		c.b.metrics.badRequests.Inc()
+		return false
+	}
+	if r == nil {
+		return true
+	}
+	hdr = &r.hdr
+	if h := c.b.hooks.handle.Load(); h != nil {
+		(*h)(r)
+	}
+	if !c.handle(ctx, r, replies) {
+		return false
+	}
+	c.recycleFrame(r.hdr.Key, frame)
+	return true
+}
+
+// connHooks let tests in package broker inject faults into the request
+// path of a running broker; outside tests they are nil.
+type connHooks struct {
+	// handle runs on the reader before a request's handler.
+	handle atomic.Pointer[func(*request)]
+	// write runs on the writer before a response is encoded.
+	write atomic.Pointer[func(*request)]
+}
+
+// recovered logs, once, a panic met while serving a request (hdr is nil
+// when it came before the header was parsed) and counts it. The
+// connection is then closed: its state may be inconsistent, but nothing
+// it shares with other connections is touched here.
+func (c *conn) recovered(stage string, hdr *protocol.Header, p any) {
+	c.b.metrics.panics.Inc()
+	attrs := []any{"stage", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack())}
+	if hdr != nil {
+		attrs = append(attrs, "key", hdr.Key, "api", apiName(hdr.Key), "version", hdr.Version)
+	}
+	c.log.Error("closing connection: panic while serving a request", attrs...)
 }
 
 // recycleFrame keeps frame for the next request when nothing decoded from
@@ -315,35 +361,61 @@ func (c *conn) writeLoop(ctx context.Context, replies <-chan *request) {
 			w.release(r)
 			continue // drain so the reader never blocks
 		}
-		if r.finish != nil {
-			r.finish(ctx)
-		}
-		if r.noResponse {
-			c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
-			continue
-		}
-		if r.resp == nil {
-			r.resp = c.b.unsupportedAPIVersions()
-		}
-		c.b.metrics.countErrors(r.hdr.Key, r.resp)
-		err := w.write(r)
-		w.release(r)
-		if err == nil && len(replies) == 0 {
-			err = w.bw.Flush()
-		}
-		if err != nil {
-			// Whatever failed (the socket, or a segment file a fetch
-			// response was being sent from), the client must not wait
-			// for answers that will not come: the reader stops too.
+		if err := c.reply(ctx, w, r, len(replies) == 0); err != nil {
+			// Whatever failed (the socket, a segment file a fetch
+			// response was being sent from, or a panic), the client
+			// must not wait for answers that will not come: the
+			// reader stops too.
 			failed = true
 			_ = c.nc.Close()
-			continue
 		}
-		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
 	}
 	if !failed {
 		_ = w.bw.Flush()
 	}
+}
+
+// errReplyPanic stands for a panic met while finishing, encoding or
+// writing a response; the connection is closed.
+var errReplyPanic = errors.New("broker: panic while writing a response")
+
+// reply runs r's finish step and writes its response, flushing when last
+// (no further reply is ready). A panic is logged with r's API key and
+// version and returned as errReplyPanic.
+func (c *conn) reply(ctx context.Context, w *replyWriter, r *request, last bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.recovered("write", &r.hdr, p)
+			func() {
+				defer func() { _ = recover() }() // already logged once
+				w.release(r)
+			}()
+			err = errReplyPanic
+		}
+	}()
+	if r.finish != nil {
+		r.finish(ctx)
+	}
+	if r.noResponse {
+		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
+		return nil
+	}
+	if r.resp == nil {
+		r.resp = c.b.unsupportedAPIVersions()
+	}
+	if h := c.b.hooks.write.Load(); h != nil {
+		(*h)(r)
+	}
+	c.b.metrics.countErrors(r.hdr.Key, r.resp)
+	err = w.write(r)
+	w.release(r)
+	if err == nil && last {
+		err = w.bw.Flush()
+	}
+	if err == nil {
+		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
+	}
+	return err
 }
 
 // flushBeforeWait sends the responses the writer has buffered but not yet

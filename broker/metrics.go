@@ -21,6 +21,7 @@ type metrics struct {
 	requestLatency   *prometheus.HistogramVec
 	unsupportedReqs  *prometheus.CounterVec
 	badRequests      prometheus.Counter
+	panics           prometheus.Counter
 	connections      prometheus.Gauge
 	connectionsTotal prometheus.Counter
 	bytesIn          *prometheus.CounterVec
@@ -79,6 +80,8 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Help: "Requests with an unknown API key or unsupported version (the connection is closed)."}, []string{"key", "version"}),
 		badRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_bad_requests_total",
 			Help: "Connections closed for malformed, oversized or undecodable requests."}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_request_panics_total",
+			Help: "Panics recovered while serving a request; each closed its connection and was logged with its stack."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_connections",
 			Help: "Open client connections."}),
 		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connections_total",
@@ -116,7 +119,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 		m.truncations, m.replicatedBytes, m.replicatedRecords, newReplicationCollector(b)} {
 		f(c)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests,
+	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests, m.panics,
 		m.connections, m.connectionsTotal, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.producedRejected, m.fetchWait, m.fsync,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&partitionCollector{b: b}} {
