@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,9 @@ type conn struct {
 	// uses them.
 	frame      []byte
 	frameSmall int
+	// frameMem is what c.frame holds of queued.max.request.bytes; only
+	// readLoop uses it.
+	frameMem int64
 	// readBufs holds recycled buffers for fetch reads: the handler (on the
 	// reader) takes them, the writer gives them back once the response
 	// holding their bytes is written. readBufBytes is their total capacity.
@@ -113,6 +117,7 @@ func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	c.readLoop(ctx, replies)
+	c.dropFrame()
 	close(replies)
 	<-writerDone
 	nc.Close()
@@ -131,16 +136,125 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 		deadline := time.Now().Add(idle)
 		c.releaseIfIdle(br, deadline)
 		_ = c.nc.SetReadDeadline(deadline)
-		frame, err := protocol.ReadFrame(br, maxFrame, c.frame)
+		h, err := c.admitFrame(ctx, br, maxFrame)
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
+		frame, err := protocol.ReadFrame(br, maxFrame, c.frame)
 		c.frame = nil // the request aliases it until recycleFrame decides
-		if !c.serve(ctx, frame, replies) {
+		if err != nil {
+			c.releaseHold(&h)
+			c.logReadError(err)
+			return
+		}
+		if !c.serve(ctx, frame, h, replies) {
 			return
 		}
 	}
+}
+
+// errOverBudget means a request frame is larger than the whole of
+// queued.max.request.bytes: it could never be read, so the connection is
+// closed, as for a frame over socket.request.max.bytes.
+var errOverBudget = errors.New("broker: request larger than queued.max.request.bytes")
+
+// hold is what one request holds of the broker's request budgets: a
+// queued.max.requests slot, and bytes of queued.max.request.bytes for its
+// frame (frame) and for fetched data its response keeps in memory (resp).
+type hold struct {
+	slot        bool
+	frame, resp int64
+}
+
+// countsAsQueued reports whether requests of API key take a
+// queued.max.requests slot. Fetch, JoinGroup and SyncGroup do not: their
+// handlers wait for other clients (Kafka parks them in purgatory, outside
+// its request queue), and counting them would let idle consumers, or a
+// group larger than the limit, stall everyone else. Their bytes count.
+func countsAsQueued(key int16) bool {
+	const fetch, joinGroup, syncGroup = 1, 11, 14
+	return key != fetch && key != joinGroup && key != syncGroup
+}
+
+// admitFrame waits for the next frame's size and API key and takes what
+// the request will hold of the broker's budgets, before any of its body
+// is read: while the budget is spent this connection is not read, and TCP
+// pushes back on the client. From the frame's first byte the client has
+// RequestReadTimeout to send the rest (not counting the wait for the
+// budget), so a frame that stops half way does not hold its bytes
+// forever. Frames the framing rejects (a bad size) are left to ReadFrame.
+func (c *conn) admitFrame(ctx context.Context, br *bufio.Reader, maxFrame int32) (hold, error) {
+	head, err := br.Peek(4)
+	if err != nil {
+		return hold{}, err
+	}
+	size := int32(binary.BigEndian.Uint32(head))
+	frameTimeout := c.b.cfg.RequestReadTimeout
+	_ = c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+	if size < 2 || size > maxFrame {
+		return hold{}, nil
+	}
+	if !c.b.queued.bytes.fits(int64(size)) {
+		return hold{}, fmt.Errorf("%w: %d bytes", errOverBudget, size)
+	}
+	head, err = br.Peek(6)
+	if err != nil {
+		return hold{}, err
+	}
+	h, err := c.reserve(ctx, int16(binary.BigEndian.Uint16(head[4:])), int(size))
+	if err != nil {
+		return hold{}, err
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+	return h, nil
+}
+
+// reserve takes a request slot (for APIs that count) and n bytes for a
+// frame of n bytes: the bytes c.frame already holds when it is large
+// enough, else n new ones, c.frame being let go first. While other
+// connections wait for the budget, c.frame is let go too and this one
+// queues behind them: a busy connection must not keep its share for good.
+func (c *conn) reserve(ctx context.Context, key int16, n int) (hold, error) {
+	var h hold
+	if countsAsQueued(key) {
+		if err := c.b.queued.requests.acquire(ctx, 1); err != nil {
+			return h, err
+		}
+		h.slot = true
+	}
+	if cap(c.frame) >= n && !c.b.queued.bytes.contended() {
+		h.frame, c.frameMem = c.frameMem, 0
+		return h, nil
+	}
+	c.dropFrame()
+	if err := c.b.queued.bytes.acquire(ctx, int64(n)); err != nil {
+		c.releaseHold(&h)
+		return hold{}, err
+	}
+	h.frame = int64(n)
+	return h, nil
+}
+
+// releaseHold gives back what h holds and clears it; it is safe to call
+// again.
+func (c *conn) releaseHold(h *hold) {
+	if c.b == nil {
+		return
+	}
+	if h.slot {
+		c.b.queued.requests.release(1)
+	}
+	c.b.queued.bytes.release(h.frame + h.resp)
+	*h = hold{}
+}
+
+// dropFrame lets the kept frame buffer go, and the budget it holds.
+func (c *conn) dropFrame() {
+	if c.b != nil {
+		c.b.queued.bytes.release(c.frameMem)
+	}
+	c.frame, c.frameMem = nil, 0
 }
 
 // serve decodes and handles one frame and queues its reply. It reports
@@ -148,12 +262,16 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 // handler, shutdown, or a panic anywhere in decoding or handling, which is
 // logged with the request's API key and version and ends only this
 // connection.
-func (c *conn) serve(ctx context.Context, frame []byte, replies chan<- *request) (ok bool) {
+func (c *conn) serve(ctx context.Context, frame []byte, h hold, replies chan<- *request) (ok bool) {
 	var hdr *protocol.Header
+	queued := false
 	defer func() {
 		if p := recover(); p != nil {
 			c.recovered("handle", hdr, p)
 			ok = false
+		}
+		if !queued {
+			c.releaseHold(&h) // nothing else will
 		}
 	}()
 	r, err := c.decode(frame)
@@ -166,14 +284,17 @@ func (c *conn) serve(ctx context.Context, frame []byte, replies chan<- *request)
 		return true
 	}
 	hdr = &r.hdr
-	if h := c.b.hooks.handle.Load(); h != nil {
-		(*h)(r)
+	if fn := c.b.hooks.handle.Load(); fn != nil {
+		(*fn)(r)
 	}
-	if !c.handle(ctx, r, replies) {
-		return false
-	}
-	c.recycleFrame(r.hdr.Key, frame)
-	return true
+	r.hold, h = h, hold{} // r's hold from here on
+	defer func() {
+		if !queued {
+			c.releaseHold(&r.hold)
+		}
+	}()
+	queued = c.handle(ctx, r, frame, replies)
+	return queued
 }
 
 // connHooks let tests in package broker inject faults into the request
@@ -205,19 +326,55 @@ func (c *conn) recovered(stage string, hdr *protocol.Header, p any) {
 // records to the log before returning and its finish step and response hold
 // no request bytes; a Fetch request has no byte fields. Every other frame is
 // left to the garbage collector, as a handler may keep parts of it.
-func (c *conn) recycleFrame(key int16, frame []byte) {
-	const produce, fetch = 0, 1
+//
+// It reports whether the frame was kept.
+func (c *conn) recycleFrame(key int16, frame []byte) bool {
 	c.frame = nil
-	if key != produce && key != fetch {
-		return
+	if !recyclable(key) {
+		return false
 	}
 	if keep(cap(frame), len(frame)) {
 		c.frameSmall = 0
 	} else if c.frameSmall++; c.frameSmall >= shrinkAfter {
 		c.frameSmall = 0
-		return
+		return false
 	}
 	c.frame = frame[:0]
+	return true
+}
+
+// recyclable reports whether a request of API key is done with its frame
+// when its handler returns (see recycleFrame).
+func recyclable(key int16) bool {
+	const produce, fetch = 0, 1
+	return key == produce || key == fetch
+}
+
+// doneWithFrame runs when r's handler has returned. A Produce or Fetch
+// frame is no longer needed: the connection keeps it for its next request,
+// with the budget it holds, or its budget is given back now. Kafka too
+// frees a request's buffer once its handler returns; holding a produce
+// frame through the acks=all wait would let producers spend the budget
+// that the follower fetches ending that wait need. Other frames stay
+// counted until their response is written. Fetched data the response keeps
+// in memory (the records not sent from the segment files) is counted from
+// now until it is written.
+func (c *conn) doneWithFrame(r *request, frame []byte) {
+	if fr, ok := r.resp.(*fetchReply); ok {
+		for _, rb := range fr.bufs {
+			r.hold.resp += int64(cap(rb.buf))
+		}
+		c.b.queued.bytes.force(r.hold.resp)
+	}
+	if !recyclable(r.hdr.Key) {
+		return
+	}
+	if c.recycleFrame(r.hdr.Key, frame) {
+		c.frameMem = r.hold.frame
+	} else {
+		c.b.queued.bytes.release(r.hold.frame)
+	}
+	r.hold.frame = 0
 }
 
 // keep reports whether a buffer of capacity capacity whose last use filled
@@ -227,12 +384,13 @@ func keep(capacity, used int) bool {
 }
 
 // releaseIfIdle lets the connection's recycled buffers go when it keeps
-// more than keepSmall and the client sends nothing for idleRelease, so that
-// an idle connection does not pin the memory of its busiest moment. It
-// waits only when no request is already buffered, and never past the
-// connection's idle deadline.
+// more than keepSmall, or a frame buffer holding part of the request
+// budget, and the client sends nothing for idleRelease, so that an idle
+// connection does not pin the memory of its busiest moment nor the budget
+// other connections wait for. It waits only when no request is already
+// buffered, and never past the connection's idle deadline.
 func (c *conn) releaseIfIdle(br *bufio.Reader, deadline time.Time) {
-	if br.Buffered() >= 4 || c.retained() <= keepSmall {
+	if br.Buffered() >= 4 || (c.retained() <= keepSmall && c.frameMem == 0) {
 		return
 	}
 	if wait := time.Now().Add(idleRelease); wait.Before(deadline) {
@@ -242,7 +400,7 @@ func (c *conn) releaseIfIdle(br *bufio.Reader, deadline time.Time) {
 	if _, err := br.Peek(4); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return // data arrived, or a real error the next read reports again
 	}
-	c.frame = nil
+	c.dropFrame()
 	for c.takeReadBuf() != nil {
 	}
 }
@@ -283,7 +441,7 @@ func (c *conn) giveReadBuf(buf []byte, used int) {
 func (c *conn) logReadError(err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
-	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrInvalidFrame):
+	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrInvalidFrame), errors.Is(err, errOverBudget):
 		c.b.metrics.badRequests.Inc()
 		c.log.Info("closing connection: bad frame", "err", err)
 	default:
@@ -315,8 +473,8 @@ func (c *conn) decode(frame []byte) (*request, error) {
 }
 
 // handle runs the request's handler and queues the reply. It reports false
-// when the connection must close.
-func (c *conn) handle(ctx context.Context, r *request, replies chan<- *request) bool {
+// when the connection must close; the reply was not queued then.
+func (c *conn) handle(ctx context.Context, r *request, frame []byte, replies chan<- *request) bool {
 	if _, ok := r.req.(*fallbackAPIVersions); ok {
 		r.req = nil
 		select {
@@ -332,6 +490,7 @@ func (c *conn) handle(ctx context.Context, r *request, replies chan<- *request) 
 		return false
 	}
 	r.resp = resp
+	c.doneWithFrame(r, frame)
 	select {
 	case replies <- r:
 		return true
@@ -397,6 +556,7 @@ func (c *conn) reply(ctx context.Context, w *replyWriter, r *request, last bool)
 		r.finish(ctx)
 	}
 	if r.noResponse {
+		w.release(r)
 		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
 		return nil
 	}
@@ -644,11 +804,13 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 }
 
 // release gives r's fetch read buffers back to the connection and unpins
-// its spans once nothing will read them again.
+// its spans once nothing will read them again, and gives back what r
+// holds of the request budgets. It is safe to call again.
 func (w *replyWriter) release(r *request) {
 	if fr, ok := r.resp.(*fetchReply); ok {
 		fr.release()
 	}
+	w.c.releaseHold(&r.hold)
 }
 
 // fallbackAPIVersions marks a too-new ApiVersions request; it is never

@@ -32,6 +32,10 @@ type metrics struct {
 	fetchWait        prometheus.Histogram
 	fsync            prometheus.Histogram
 
+	// Admission control.
+	connectionsRejected *prometheus.CounterVec
+	acceptThrottle      prometheus.Counter
+
 	// Replication counters; the gauges are computed at scrape time by
 	// replicationCollector.
 	isrShrinks, isrExpands            prometheus.Counter
@@ -115,6 +119,21 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 		Help: "Record batch bytes appended by followers here, by topic."}, []string{"topic"})
 	m.replicatedRecords = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_replicated_records_total",
 		Help: "Records appended by followers here, by topic."}, []string{"topic"})
+	m.connectionsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_connections_rejected_total",
+		Help: "New connections closed at once for being over a limit, by reason (max_connections, max_connections_per_ip)."}, []string{"reason"})
+	m.acceptThrottle = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connection_accept_throttle_seconds_total",
+		Help: "Time accepting new connections was delayed by max.connection.creation.rate."})
+	f(m.connectionsRejected)
+	f(m.acceptThrottle)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_request_memory_bytes",
+		Help: "Bytes of requests (and fetched data held for responses) counted against queued.max.request.bytes."},
+		func() float64 { return float64(b.queued.bytes.inUse()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_request_memory_limit_bytes",
+		Help: "queued.max.request.bytes: the request memory budget (0 when unlimited)."},
+		func() float64 { return float64(max(b.settings.limits.Load().queuedBytes, 0)) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_queued_requests",
+		Help: "Requests read and not yet answered, counted against queued.max.requests."},
+		func() float64 { return float64(b.queued.requests.inUse()) }))
 	for _, c := range []prometheus.Collector{m.isrShrinks, m.isrExpands, m.leaderElections, m.uncleanElections,
 		m.truncations, m.replicatedBytes, m.replicatedRecords, newReplicationCollector(b)} {
 		f(c)
