@@ -58,6 +58,9 @@ const (
 	// system call with other responses. Responses with file spans always
 	// go out directly.
 	directWriteMin = 64 << 10
+	// smallFrame is the largest kept frame buffer whose share of the
+	// request budget a connection keeps while others wait for it.
+	smallFrame = 64 << 10
 )
 
 // conn is one client connection. Requests are read, decoded and handled
@@ -213,8 +216,11 @@ func (c *conn) admitFrame(ctx context.Context, br *bufio.Reader, maxFrame int32)
 // reserve takes a request slot (for APIs that count) and n bytes for a
 // frame of n bytes: the bytes c.frame already holds when it is large
 // enough, else n new ones, c.frame being let go first. While other
-// connections wait for the budget, c.frame is let go too and this one
-// queues behind them: a busy connection must not keep its share for good.
+// connections wait for the budget, a c.frame larger than smallFrame is let
+// go too and this one queues behind them: a busy connection must not keep
+// a large share for good. Small frames (fetches, metadata, heartbeats)
+// keep theirs, so a consumer is not queued behind a flood of produce
+// requests.
 func (c *conn) reserve(ctx context.Context, key int16, n int) (hold, error) {
 	var h hold
 	if countsAsQueued(key) {
@@ -223,7 +229,7 @@ func (c *conn) reserve(ctx context.Context, key int16, n int) (hold, error) {
 		}
 		h.slot = true
 	}
-	if cap(c.frame) >= n && !c.b.queued.bytes.contended() {
+	if cap(c.frame) >= n && (cap(c.frame) <= smallFrame || !c.b.queued.bytes.contended()) {
 		h.frame, c.frameMem = c.frameMem, 0
 		return h, nil
 	}
