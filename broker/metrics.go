@@ -122,7 +122,9 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m.connectionsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_connections_rejected_total",
 		Help: "New connections closed at once for being over a limit, by reason (max_connections, max_connections_per_ip)."}, []string{"reason"})
 	m.acceptThrottle = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connection_accept_throttle_seconds_total",
-		Help: "Time accepting new connections was delayed by max.connection.creation.rate."})
+		Help: "Time the acceptor was paused by max.connection.creation.rate; new connections wait in the listen backlog meanwhile."})
+	m.connectionsRejected.WithLabelValues(rejectMaxConns) // both series exist from the start
+	m.connectionsRejected.WithLabelValues(rejectPerIP)
 	f(m.connectionsRejected)
 	f(m.acceptThrottle)
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_request_memory_bytes",

@@ -264,3 +264,23 @@ func TestAdmissionIdleAndStalledFramesClosed(t *testing.T) {
 		t.Fatal("an idle connection was not closed after connections.max.idle.ms")
 	}
 }
+
+// TestAdmissionConnectionCreationRateDelays opens connections faster than
+// max.connection.creation.rate: none is refused, accepting them is
+// delayed (KIP-612), and the delay is counted.
+func TestAdmissionConnectionCreationRateDelays(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, map[string]string{"max.connection.creation.rate": "5"})
+	if got := flood(t, "127.0.0.5", ib.addr(), 12); got != 12 {
+		t.Errorf("%d of 12 connections served; over the creation rate they must be delayed, not refused", got)
+	}
+	// A burst of 5, then 7 at 5 a second: at least a second of delay.
+	if got := scrape(t, ib.b.HTTPAddr(), "sluice_connection_accept_throttle_seconds_total"); got < 1 {
+		t.Errorf("sluice_connection_accept_throttle_seconds_total = %v, want at least 1", got)
+	}
+	for _, reason := range []string{"max_connections", "max_connections_per_ip"} {
+		if got := scrape(t, ib.b.HTTPAddr(), `sluice_connections_rejected_total{reason="`+reason+`"}`); got > 0 {
+			t.Errorf("%v connections rejected for %s", got, reason)
+		}
+	}
+}
