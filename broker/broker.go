@@ -52,7 +52,13 @@ type Broker struct {
 	producer *producerIDs
 
 	goroutines goroutines
-	conns      struct {
+	hooks      connHooks // fault injection by tests in this package
+	// connCount admits connections within max.connections and
+	// max.connections.per.ip; queued bounds the requests and request
+	// bytes held at once (queued.max.requests, queued.max.request.bytes).
+	connCount *connCounter
+	queued    struct{ requests, bytes *budget }
+	conns     struct {
 		sync.Mutex
 		set map[net.Conn]struct{}
 	}
@@ -100,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.fetchSessions = newBrokerFetchSessions(st, cfg.NodeID)
 	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
+	b.connCount = newConnCounter()
+	lim := st.limits.Load()
+	b.queued.requests, b.queued.bytes = newBudget(int64(lim.queuedRequests)), newBudget(lim.queuedBytes)
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
@@ -371,7 +380,16 @@ func (b *Broker) waitConns() {
 }
 
 func (b *Broker) acceptLoop(ctx context.Context) {
+	var pace tokenBucket // max.connection.creation.rate; only this loop uses it
 	for {
+		lim := b.settings.limits.Load()
+		if d := pace.delay(time.Now(), lim.connRate); d > 0 {
+			// Over the creation rate, Kafka delays the acceptor:
+			// new connections wait in the listen backlog.
+			b.metrics.acceptThrottle.Add(d.Seconds())
+			sleepCtx(ctx, d)
+			continue
+		}
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -379,6 +397,14 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			}
 			b.log.Warn("accept failed", "err", err)
 			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		pace.take(time.Now(), lim.connRate)
+		addr := remoteAddr(nc)
+		if reason, ok := b.connCount.admit(addr, lim); !ok {
+			b.metrics.connectionsRejected.WithLabelValues(reason).Inc()
+			b.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+			nc.Close()
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -392,6 +418,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 				b.conns.Lock()
 				delete(b.conns.set, nc)
 				b.conns.Unlock()
+				b.connCount.done(addr)
 			}()
 			b.serveConn(ctx, nc)
 		}) {
@@ -399,6 +426,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			b.conns.Lock()
 			delete(b.conns.set, nc)
 			b.conns.Unlock()
+			b.connCount.done(addr)
 		}
 	}
 }

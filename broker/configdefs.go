@@ -253,6 +253,7 @@ func brokerConfigDefs() []configDef {
 	}
 	defs = append(defs, produceConfigDefs()...)
 	defs = append(defs, compatBrokerConfigDefs()...)
+	defs = append(defs, admissionConfigDefs()...)
 	return defs
 }
 
