@@ -322,6 +322,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
+	b.log.Info("broker stopped", "err", runErr)
 	return runErr
 }
 
