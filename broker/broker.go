@@ -21,6 +21,7 @@ import (
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/storage"
+	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // Broker is one Sluice node: a Kafka listener, the partition logs in its data
@@ -72,6 +73,11 @@ type Broker struct {
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
 
+	// logDir is the data directory's health (logdir.go); faults is the
+	// error-injecting file system of Config.TestFaultInjection, else nil.
+	logDir *logDirHealth
+	faults *vfs.ErrorFS
+
 	// bg is the context of the broker's background work; stopBG ends it.
 	bg     context.Context
 	stopBG context.CancelFunc
@@ -98,6 +104,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
+	b.logDir = newLogDirHealth()
+	b.registry.MustRegister(newLogDirCollector(b))
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -118,6 +126,8 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	store, err := storage.OpenStore(b.cfg.DataDir, storage.StoreOptions{
 		Logger:   b.log,
+		FS:       b.storageFS(),
+		OnFence:  b.onLogFenced,
 		Ignore:   []string{"etcd"},
 		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
@@ -296,6 +306,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
+	b.goroutines.Go("log-dir-failure", func() { b.handleLogDirFailure(serveCtx) })
 	b.awaitReelection(ctx, 5*time.Second)
 	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	if b.httpLn != nil {

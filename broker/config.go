@@ -43,6 +43,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests
 	// after its context ends (default 10s).
 	ShutdownTimeout time.Duration
+	// TestFaultInjection is for tests only: the partition logs run on an
+	// error-injecting file system that POST /debug/faults on the HTTP
+	// listener arms (logdir.go), so process-level tests can fail a real
+	// broker's fsync or fill its disk. Never set it in production.
+	TestFaultInjection bool
 }
 
 func (c *Config) setDefaults() {

@@ -28,6 +28,9 @@ func (b *Broker) serveHTTP() {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if b.cfg.TestFaultInjection {
+		mux.HandleFunc("/debug/faults", b.serveFaults)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -156,6 +156,9 @@ func (r *replica) appendLeader(records []byte, opts storage.AppendOptions, acks 
 	if l == nil || r.b.fenced() {
 		return storage.AppendResult{}, nil, errNotLeader
 	}
+	if r.b.logDirFailed() {
+		return storage.AppendResult{}, nil, errLogDirOffline
+	}
 	if err := l.CheckProduce(acks); err != nil {
 		return storage.AppendResult{}, nil, err
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -94,5 +95,124 @@ func TestFaultSIGTERMWithoutEtcd(t *testing.T) {
 	}
 	for _, id := range c.ids() {
 		checkOnDisk(t, c.procs[id], topic, a)
+	}
+}
+
+// injectFault arms the test-only fault endpoint of a broker started with
+// --test-fault-injection: every later matching storage call fails.
+func injectFault(t testing.TB, p *proc, op, errno string) {
+	t.Helper()
+	resp, err := http.Post("http://"+p.httpAddr+"/debug/faults?op="+op+"&errno="+errno, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("arm fault %s/%s: %s", op, errno, resp.Status)
+	}
+}
+
+// backgroundProducer produces "<n>-<seq>" records with acks=all from an
+// idempotent producer until stopped, recording what was acknowledged.
+type backgroundProducer struct {
+	a    *acked
+	stop func()
+}
+
+func (c *cluster) startProducer(topic string) *backgroundProducer {
+	cl := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(time.Millisecond), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	a := newAcked()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for i := 0; ctx.Err() == nil; i++ {
+			wg.Add(1)
+			cl.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("v-%d", i))}, func(r *kgo.Record, err error) {
+				defer wg.Done()
+				if ctx.Err() != nil && err != nil {
+					return // cut short by stop: not acknowledged, not an error
+				}
+				a.add(r, err)
+			})
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		wg.Wait()
+	}()
+	return &backgroundProducer{a: a, stop: func() {
+		// Let what is in flight be answered before cancelling the rest.
+		fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_ = cl.Flush(fctx)
+		fcancel()
+		cancel()
+		<-done
+	}}
+}
+
+func (bp *backgroundProducer) waitAcked(t testing.TB, n int) {
+	t.Helper()
+	waitFor(t, 60*time.Second, func() error {
+		if got := bp.a.count(); got < n {
+			return fmt.Errorf("%d acknowledged, want %d", got, n)
+		}
+		return nil
+	})
+}
+
+// TestFaultFsyncFailureMovesLeadership fails every fsync on the broker that
+// leads partition 0 of an RF 3 topic while a producer runs: the broker
+// takes its data directory offline (metric), gives up leadership and ISR
+// membership of every partition, the others are elected, the producer goes
+// on without an error, no acknowledged record is lost, and after a
+// restart the broker rejoins every ISR.
+func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, "--test-fault-injection")
+	const topic = "logdir"
+	c.createTopic(topic, 3, 3, nil)
+	view := c.waitISR(topic, 3, 30*time.Second)
+	victimID := view[0].Leader
+	victim := c.procs[victimID]
+	bp := c.startProducer(topic)
+	bp.waitAcked(t, 500)
+	if n := victim.metric(t, "sluice_offline_log_directory_count"); n != 0 {
+		t.Fatalf("offline log directories before the fault: %v", n)
+	}
+	injectFault(t, victim, "sync", "EIO")
+	failed := time.Now()
+	waitFor(t, 20*time.Second, func() error {
+		if n := victim.metric(t, "sluice_offline_log_directory_count"); n != 1 {
+			return fmt.Errorf("broker %d reports %v offline log directories", victimID, n)
+		}
+		v, err := c.metadata(topic)
+		if err != nil {
+			return err
+		}
+		for p, pv := range v {
+			if pv.Leader == victimID || pv.Leader < 0 || slices.Contains(pv.ISR, victimID) {
+				return fmt.Errorf("partition %d: leader %d isr %v", p, pv.Leader, pv.ISR)
+			}
+		}
+		return nil
+	})
+	t.Logf("leadership and ISR membership left broker %d %v after its fsync failed", victimID, time.Since(failed).Round(time.Millisecond))
+	before := bp.a.count()
+	bp.waitAcked(t, before+500)
+	bp.stop()
+	if len(bp.a.errs) > 0 {
+		t.Errorf("producer saw %d errors, first: %v", len(bp.a.errs), bp.a.errs[0])
+	}
+	for p := int32(0); p < 3; p++ {
+		checkHistory(t, p, bp.a.byPart[p], c.consumePartition(topic, p))
+	}
+	victim.kill()
+	victim.restart()
+	c.waitISR(topic, 3, 60*time.Second)
+	if n := victim.metric(t, "sluice_offline_log_directory_count"); n != 0 {
+		t.Fatalf("offline log directories after the restart: %v", n)
 	}
 }
