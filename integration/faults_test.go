@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -215,4 +216,83 @@ func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
 	if n := victim.metric(t, "sluice_offline_log_directory_count"); n != 0 {
 		t.Fatalf("offline log directories after the restart: %v", n)
 	}
+}
+
+// TestFaultDiskFull makes a single broker's disk full (every write fails
+// with ENOSPC) under a topic holding acknowledged records: produces answer
+// KAFKA_STORAGE_ERROR, the broker keeps serving every acknowledged record
+// to consumers, and after space is freed and a restart everything is there
+// and produces work again.
+func TestFaultDiskFull(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "--test-fault-injection")
+	const topic = "full"
+	createTopic(t, p.addr, topic, 1, nil)
+	cl := client(t, p.addr, kgo.RequiredAcks(kgo.AllISRAcks()))
+	const n = 200
+	for i := range n {
+		if r := produceRaw(t, cl, topic, buildBatch(-1, -1, 0, fmt.Sprintf("%08d", i))); r.ErrorCode != 0 || r.BaseOffset != int64(i) {
+			t.Fatalf("produce %d: code %d offset %d", i, r.ErrorCode, r.BaseOffset)
+		}
+	}
+	injectFault(t, p, "write", "ENOSPC")
+	// Every produce from now on fails with KAFKA_STORAGE_ERROR, the first
+	// because its write hits ENOSPC, the later ones because the directory
+	// is offline.
+	for i := range 3 {
+		r := produceRaw(t, cl, topic, buildBatch(-1, -1, 0, "lost"))
+		if r.ErrorCode != kerr.KafkaStorageError.Code {
+			t.Fatalf("produce %d on a full disk: code %d, want KAFKA_STORAGE_ERROR", i, r.ErrorCode)
+		}
+	}
+	if v := p.metric(t, "sluice_offline_log_directory_count"); v != 1 {
+		t.Fatalf("offline log directories on a full disk: %v", v)
+	}
+	check := func(when string) {
+		t.Helper()
+		recs := consumeAtLeast(t, p.addr, topic, n)
+		for i, r := range recs[:n] {
+			if want := fmt.Sprintf("%08d", i); string(r.Value) != want || r.Offset != int64(i) {
+				t.Fatalf("%s: record %d is %q at offset %d, want %q", when, i, r.Value, r.Offset, want)
+			}
+		}
+	}
+	check("on a full disk")
+	// Space is freed; a restart reopens and recovers the log.
+	resp, err := doRequest(http.MethodDelete, "http://"+p.httpAddr+"/debug/faults")
+	if err != nil || resp != http.StatusOK {
+		t.Fatalf("clear faults: %v %v", resp, err)
+	}
+	if err := p.stop(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM on a full disk: %v", err)
+	}
+	p.restart()
+	cl2 := client(t, p.addr, kgo.RequiredAcks(kgo.AllISRAcks()))
+	waitFor(t, 20*time.Second, func() error {
+		r := produceRaw(t, cl2, topic, buildBatch(-1, -1, 0, fmt.Sprintf("%08d", n)))
+		if r.ErrorCode != 0 {
+			return fmt.Errorf("produce after restart: code %d", r.ErrorCode)
+		}
+		if r.BaseOffset != n {
+			t.Fatalf("produce after restart at offset %d, want %d", r.BaseOffset, n)
+		}
+		return nil
+	})
+	check("after the restart")
+	if v := p.metric(t, "sluice_offline_log_directory_count"); v != 0 {
+		t.Fatalf("offline log directories after the restart: %v", v)
+	}
+}
+
+func doRequest(method, url string) (int, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
