@@ -21,7 +21,7 @@ func (b *Broker) serveHTTP() {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-b.reg.Lost():
+		case <-b.reg.Load().Lost():
 			http.Error(w, "not registered in etcd", http.StatusServiceUnavailable)
 			return
 		default:
