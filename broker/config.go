@@ -52,6 +52,11 @@ type Config struct {
 	// frame that stops half way would hold its share of
 	// queued.max.request.bytes until connections.max.idle.ms.
 	RequestReadTimeout time.Duration
+	// TestFaultInjection is for tests only: the partition logs run on an
+	// error-injecting file system that POST /debug/faults on the HTTP
+	// listener arms (logdir.go), so process-level tests can fail a real
+	// broker's fsync or fill its disk. Never set it in production.
+	TestFaultInjection bool
 }
 
 func (c *Config) setDefaults() {
