@@ -12,12 +12,18 @@ package broker
 // request that would write more than maxRecordsPerUserOp records (a topic,
 // its partitions and configs each count one) creates nothing and every
 // topic gets POLICY_VIOLATION, as from Kafka's controller.
+//
+// The first records of the new partitions are written in a few etcd
+// transactions, and the answer waits, up to TimeoutMillis, until this
+// broker's metadata cache gives every partition a leader, so a client's
+// next Metadata request here finds the topic complete.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,6 +48,8 @@ type topicSpec struct {
 func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	waitCtx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
+	defer cancel()
 	dup := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	tooLarge := b.createRecords(req.Topics, dup) > maxRecordsPerUserOp
 	var once onceSet
@@ -67,6 +75,10 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 			created, code, msg = b.createTopicFromSpec(ctx, spec, req.ValidateOnly)
 			if code == 0 {
 				b.fillCreatedTopic(&st, created)
+				if !req.ValidateOnly && req.TimeoutMillis > 0 && !b.awaitLeaders(waitCtx, created.Name, created.Partitions) {
+					b.log.Warn("created topic without leaders for every partition within the request's timeout",
+						"topic", created.Name, "timeout_ms", req.TimeoutMillis)
+				}
 			}
 		}
 		st.ErrorCode, st.ErrorMessage = code, msg

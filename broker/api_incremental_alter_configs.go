@@ -59,8 +59,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 func (b *Broker) currentValue(typ kmsg.ConfigResourceType, name string) func(string) string {
 	return func(cfg string) string {
 		if typ == kmsg.ConfigResourceTypeTopic {
-			if ts := b.topics.get(name); ts != nil {
-				return ts.value(cfg)
+			if ts := b.topics.get(name); ts != nil && b.settings.reg.topic[cfg] != nil {
+				return b.settings.topic(cfg, ts.meta().Configs).value
 			}
 			return ""
 		}

@@ -5,8 +5,11 @@ package broker
 // v0 asks for all topics with an empty list; v1+ uses null for all and empty
 // for none. Unknown topics are created when the broker allows it
 // (auto.create.topics.enable) and the request does too (AllowAutoTopicCreation,
-// v4+; implied before). Creation is synchronous, so the same response already
-// describes the new topic. Topic ids appear from v10 and may be used to ask
+// v4+; implied before). As in Kafka, a topic created by the request is
+// answered with LEADER_NOT_AVAILABLE and no partitions: clients retry, and
+// the next answer lists its partitions with their leaders. A partition
+// without a live leader is always LEADER_NOT_AVAILABLE, never leader -1
+// with no error. Topic ids appear from v10 and may be used to ask
 // for topics from v12 (KIP-516). Authorized operations (v8+) are reported as
 // unknown (INT32_MIN) because Sluice has no ACLs yet. A topic named (or
 // identified) more than once is answered once, as Kafka answers the set of
@@ -111,7 +114,13 @@ func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic
 	ts := b.topics.get(name)
 	if ts == nil && autoCreate && !isInternalTopic(name) {
 		code, _ := b.autoCreateTopic(ctx, name)
-		if code != 0 && code != kerr.TopicAlreadyExists.Code {
+		if code == 0 {
+			// Created by this request: Kafka answers LEADER_NOT_AVAILABLE
+			// with no partitions until its metadata has them.
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+			return mt
+		}
+		if code != kerr.TopicAlreadyExists.Code {
 			mt.ErrorCode = code
 			return mt
 		}

@@ -29,9 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -274,34 +272,12 @@ type produceRules struct {
 // bomb's cost to a bounded stream of CPU. Kafka has no such bound.
 const maxDecompressedFactor = 64
 
+// produceRulesOf is the topic's resolved produce check with the clock
+// filled in: a copy of a struct, nothing parsed.
 func produceRulesOf(ts *topicState, now time.Time) produceRules {
-	r := produceRules{maxMessageBytes: atoiDefault(ts.value("max.message.bytes"), 1048588)}
-	r.validate.MaxDecompressed = int(min(max(r.maxMessageBytes*maxDecompressedFactor, 1<<20), 1<<30))
-	r.validate.RequireKeys = strings.Contains(ts.value("cleanup.policy"), "compact")
-	r.logAppendTime = ts.value("message.timestamp.type") == "LogAppendTime"
-	r.validate.LogAppendTime = r.logAppendTime
-	if !r.logAppendTime {
-		before := atoiDefault(ts.value("message.timestamp.before.max.ms"), math.MaxInt64)
-		after := atoiDefault(ts.value("message.timestamp.after.max.ms"), math.MaxInt64)
-		if before != math.MaxInt64 || after != math.MaxInt64 {
-			r.validate.CheckTimestamps = true
-			r.validate.Now, r.validate.BeforeMaxMs, r.validate.AfterMaxMs = now.UnixMilli(), before, after
-		}
-	}
-	switch ts.value("compression.type") {
-	case "uncompressed":
-		r.recompress, r.codec = true, protocol.CodecNone
-	case "gzip":
-		r.recompress, r.codec = true, protocol.CodecGzip
-		r.level = int(atoiDefault(ts.value("compression.gzip.level"), protocol.GzipLevelDefault))
-	case "snappy":
-		r.recompress, r.codec = true, protocol.CodecSnappy
-	case "lz4":
-		r.recompress, r.codec = true, protocol.CodecLZ4
-		r.level = int(atoiDefault(ts.value("compression.lz4.level"), protocol.LZ4LevelDefault))
-	case "zstd":
-		r.recompress, r.codec = true, protocol.CodecZstd
-		r.level = int(atoiDefault(ts.value("compression.zstd.level"), protocol.ZstdLevelDefault))
+	r := ts.config().produce
+	if r.validate.CheckTimestamps {
+		r.validate.Now = now.UnixMilli()
 	}
 	return r
 }
