@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,8 @@ import (
 // negative and extreme numbers, long and invalid names, null and garbage
 // bytes, the ids of real topics). The broker may answer or close the
 // connection; afterwards it must still answer ApiVersions and Metadata on
-// another connection. A panic anywhere in the broker fails the run.
+// another connection. A panic anywhere in the broker fails the run, also
+// one the connection contained (sluice_request_panics_total).
 func FuzzBrokerRequest(f *testing.F) {
 	fb := startFuzzBroker(f)
 	keys := fb.b.table.keys
@@ -54,6 +57,9 @@ func FuzzBrokerRequest(f *testing.F) {
 		fl.fill(reflect.ValueOf(req).Elem(), 0)
 		fb.send(t, req)
 		fb.checkAlive(t)
+		if n := fb.panics(t); n > 0 {
+			t.Fatalf("%v panics while serving %T v%d (see the broker log: SLUICE_TEST_LOG=1)", n, req, req.GetVersion())
+		}
 	})
 }
 
@@ -200,6 +206,30 @@ func (fb *fuzzBroker) checkAlive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// panics reads sluice_request_panics_total from the broker's /metrics.
+func (fb *fuzzBroker) panics(t *testing.T) float64 {
+	resp, err := http.Get("http://" + fb.b.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "sluice_request_panics_total "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatal("no sluice_request_panics_total metric")
+	return 0
 }
 
 func readFrame(r io.Reader) ([]byte, error) {

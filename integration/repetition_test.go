@@ -285,6 +285,29 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 				t.Fatalf("answered %+v, want partition 1 once", ts)
 			}
 		}},
+		{"Fetch 70k copies of a partition, waiting", func() kmsg.Request {
+			r := kmsg.NewPtrFetchRequest()
+			r.Version = 12
+			r.ReplicaID, r.MaxWaitMillis, r.MinBytes, r.MaxBytes = -1, 300, 1<<30, 1<<20
+			r.SessionEpoch = -1
+			rt := kmsg.FetchRequestTopic{Topic: "rep"}
+			end := endOffset(t, w.producer, "rep") // nothing to read: the fetch waits
+			for range 70_000 {                     // past the 65,536 select cases a wait once built
+				rt.Partitions = append(rt.Partitions, kmsg.FetchRequestTopicPartition{Partition: 0, FetchOffset: end, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1, PartitionMaxBytes: 1 << 20})
+			}
+			r.Topics = append(r.Topics, rt)
+			return r
+		}, func(t *testing.T, resp kmsg.Response) {
+			r := resp.(*kmsg.FetchResponse)
+			if r.ErrorCode != 0 || len(r.Topics) == 0 {
+				t.Fatalf("fetch: error %d, %d topics", r.ErrorCode, len(r.Topics))
+			}
+			for _, p := range r.Topics[0].Partitions[:1] {
+				if p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+					t.Fatalf("fetch at the end: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+				}
+			}
+		}},
 		{"FindCoordinator 100k keys", func() kmsg.Request {
 			r := kmsg.NewPtrFindCoordinatorRequest()
 			r.Version = 4
@@ -530,6 +553,9 @@ func assertServing(t *testing.T, p *proc, base float64) {
 		p.exited <- err
 		t.Fatalf("broker exited: %v\n%s", err, p.output())
 	default:
+	}
+	if n := p.metric(t, "sluice_request_panics_total"); n != 0 {
+		t.Fatalf("%v panics while serving requests\n%s", n, p.output())
 	}
 	if g := p.metric(t, "go_goroutines"); g > base+200 {
 		t.Fatalf("broker runs %v goroutines, %v before the attacks", g, base)
