@@ -5,8 +5,9 @@ package broker
 // KIP-339: each setting is SET, DELETE (back to its default), APPEND or
 // SUBTRACT (list settings only, e.g. cleanup.policy). Everything else a
 // resource has is left as it is.
-// A resource named more than once is answered once with INVALID_REQUEST
-// ("Duplicate resource.") and left unchanged, as Kafka does.
+// Every entry of a resource named more than once is answered INVALID_REQUEST
+// and the resource is left unchanged, as Kafka's brokers answer it
+// (ConfigAdminManager.preprocess); so is a resource naming a config twice.
 
 import (
 	"context"
@@ -26,15 +27,12 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 	dup := repeated(len(req.Resources), func(i int) string {
 		return string(rune(req.Resources[i].ResourceType)) + req.Resources[i].ResourceName
 	})
-	var once onceSet
 	for _, rr := range req.Resources {
 		res := kmsg.NewIncrementalAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
-			if once.first(key) { // answered once and not applied, as in Kafka
-				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate resource.")
-				resp.Resources = append(resp.Resources, res)
-			}
+		if dup[string(rune(rr.ResourceType))+rr.ResourceName] {
+			res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Each resource must appear at most once.")
+			resp.Resources = append(resp.Resources, res)
 			continue
 		}
 		configs := rr.Configs
@@ -72,7 +70,7 @@ func applyIncremental(cur map[string]string, ops []kmsg.IncrementalAlterConfigsR
 	seen := map[string]bool{}
 	for _, op := range ops {
 		if seen[op.Name] {
-			return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("config named more than once: " + op.Name)
+			return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("Error due to duplicate config keys")
 		}
 		seen[op.Name] = true
 		switch op.Op {
