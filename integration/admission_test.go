@@ -203,7 +203,6 @@ func TestAdmissionIdleAndStalledFramesClosed(t *testing.T) {
 	}
 	ib := startBrokerConfig(t, cfg)
 	idle := dialFrom(t, "127.0.0.1", ib.addr())
-	busy := dialFrom(t, "127.0.0.1", ib.addr())
 	trickle := dialFrom(t, "127.0.0.1", ib.addr())
 
 	closed := func(nc net.Conn) <-chan error {
@@ -255,6 +254,7 @@ func TestAdmissionIdleAndStalledFramesClosed(t *testing.T) {
 
 	// The busy connection sends a request every 300ms for three idle
 	// periods and is served throughout.
+	busy := dialFrom(t, "127.0.0.1", ib.addr())
 	pace := time.NewTicker(300 * time.Millisecond)
 	defer pace.Stop()
 	for deadline := time.Now().Add(4500 * time.Millisecond); time.Now().Before(deadline); <-pace.C {
