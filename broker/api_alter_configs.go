@@ -5,9 +5,11 @@ package broker
 // The legacy form: the settings given replace every override the resource
 // had (anything not named returns to its default). Topic and broker
 // resources are supported; see alter_configs.go for validation and storage.
-// Every entry of a resource named more than once is answered INVALID_REQUEST
-// and the resource is left unchanged, as Kafka's brokers answer it
-// (ConfigAdminManager.preprocess); so is a resource naming a config twice.
+// A resource named more than once is left unchanged and answered
+// INVALID_REQUEST with the message of Kafka's brokers
+// (ConfigAdminManager.preprocess), once, as Kafka's controller answers it:
+// an answer per copy would be ten times the request. A resource naming a
+// config twice gets INVALID_REQUEST too.
 
 import (
 	"context"
@@ -26,12 +28,15 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 	dup := repeated(len(req.Resources), func(i int) string {
 		return string(rune(req.Resources[i].ResourceType)) + req.Resources[i].ResourceName
 	})
+	var once onceSet
 	for _, rr := range req.Resources {
 		res := kmsg.NewAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		if dup[string(rune(rr.ResourceType))+rr.ResourceName] {
-			res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Each resource must appear at most once.")
-			resp.Resources = append(resp.Resources, res)
+		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
+			if once.first(key) {
+				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Each resource must appear at most once.")
+				resp.Resources = append(resp.Resources, res)
+			}
 			continue
 		}
 		configs := rr.Configs

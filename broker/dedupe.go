@@ -8,7 +8,8 @@ package broker
 // where answering every copy would multiply the response (a topic's
 // partitions, a resource's configs) each distinct entry is answered once.
 // Where Kafka answers repeats with an error (CreateTopics, DeleteTopics,
-// CreatePartitions, AlterConfigs, ListOffsets) the same error is given.
+// CreatePartitions, AlterConfigs, ListOffsets) the same error is given,
+// once per repeated entry.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

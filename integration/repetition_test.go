@@ -193,9 +193,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 			}
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
-			rs := resp.(*kmsg.IncrementalAlterConfigsResponse).Resources
-			if len(rs) != copies || rs[0].ErrorCode != kerr.InvalidRequest.Code || rs[copies-1].ErrorCode != kerr.InvalidRequest.Code {
-				t.Fatalf("answered %d resources, want every copy INVALID_REQUEST, as Kafka's brokers", len(rs))
+			if rs := resp.(*kmsg.IncrementalAlterConfigsResponse).Resources; len(rs) != 1 || rs[0].ErrorCode != kerr.InvalidRequest.Code {
+				t.Fatalf("answered %d resources, want rep INVALID_REQUEST once", len(rs))
 			}
 		}},
 		{"AlterConfigs 100k copies", func() kmsg.Request {
@@ -208,9 +207,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 			}
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
-			rs := resp.(*kmsg.AlterConfigsResponse).Resources
-			if len(rs) != copies || rs[0].ErrorCode != kerr.InvalidRequest.Code || rs[copies-1].ErrorCode != kerr.InvalidRequest.Code {
-				t.Fatalf("answered %d resources, want every copy INVALID_REQUEST, as Kafka's brokers", len(rs))
+			if rs := resp.(*kmsg.AlterConfigsResponse).Resources; len(rs) != 1 || rs[0].ErrorCode != kerr.InvalidRequest.Code {
+				t.Fatalf("answered %d resources, want rep INVALID_REQUEST once", len(rs))
 			}
 		}},
 		{"ListOffsets 100k copies", func() kmsg.Request {
@@ -224,8 +222,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
 			ps := resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions
-			if len(ps) != copies || ps[0].ErrorCode != kerr.InvalidRequest.Code || ps[copies-1].ErrorCode != kerr.InvalidRequest.Code {
-				t.Fatalf("answered %d partitions, want %d INVALID_REQUEST", len(ps), copies)
+			if len(ps) != 1 || ps[0].ErrorCode != kerr.InvalidRequest.Code {
+				t.Fatalf("answered %d partitions, want partition 0 INVALID_REQUEST once", len(ps))
 			}
 		}},
 		{"DeleteRecords 100k copies", func() kmsg.Request {
