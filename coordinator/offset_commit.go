@@ -45,10 +45,13 @@ type commitPlan struct {
 	entries []commitEntry
 }
 
+// commitEntry is one distinct partition of a commit: the offset of its
+// last entry, and the answers of all its entries (resp, then more).
 type commitEntry struct {
 	tp   topicPartition
 	o    committedOffset
 	resp *kmsg.OffsetCommitResponseTopicPartition
+	more []*kmsg.OffsetCommitResponseTopicPartition
 }
 
 // OffsetCommit handles an OffsetCommit request (v0-9). It returns once the
@@ -100,6 +103,9 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		code := persistErrorCode(err, true)
 		for _, e := range plan.entries {
 			e.resp.ErrorCode = code
+			for _, r := range e.more {
+				r.ErrorCode = code
+			}
 		}
 	}
 	return resp
@@ -135,7 +141,7 @@ func (c *Coordinator) planCommitLocked(req *kmsg.OffsetCommitRequest, resp *kmsg
 		return commitPlan{}, code
 	}
 	plan := commitPlan{g: g}
-	var recordOf map[topicPartition]int // a repeated partition's record, rewritten by later entries
+	var entryOf map[topicPartition]int // a partition's entry, which later entries rewrite
 	now := c.clock.Now().UnixMilli()
 	for i, t := range req.Topics {
 		for j, rp := range t.Partitions {
@@ -154,23 +160,26 @@ func (c *Coordinator) planCommitLocked(req *kmsg.OffsetCommitRequest, resp *kmsg
 				o.expireTime = now + req.RetentionTimeMillis
 			}
 			tp := topicPartition{topic: t.Topic, partition: rp.Partition}
-			if i, ok := recordOf[tp]; ok {
-				plan.records[i].Value = offsetValue(o)
-			} else {
-				if recordOf == nil && len(plan.entries) > 0 {
-					recordOf = make(map[topicPartition]int)
-					for k, e := range plan.entries {
-						recordOf[e.tp] = k
-					}
+			if i, ok := entryOf[tp]; ok {
+				plan.entries[i].o = o
+				plan.entries[i].more = append(plan.entries[i].more, out)
+				continue
+			}
+			if entryOf == nil && len(plan.entries) > 0 {
+				entryOf = make(map[topicPartition]int)
+				for k, e := range plan.entries {
+					entryOf[e.tp] = k
 				}
-				if recordOf != nil {
-					recordOf[tp] = len(plan.records)
-				}
-				plan.records = append(plan.records, Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
+			}
+			if entryOf != nil {
+				entryOf[tp] = len(plan.entries)
 			}
 			plan.entries = append(plan.entries, commitEntry{tp: tp, o: o, resp: out})
 			g.inflight[tp]++
 		}
+	}
+	for _, e := range plan.entries {
+		plan.records = append(plan.records, Record{Key: offsetKey(g.id, e.tp.topic, e.tp.partition), Value: offsetValue(e.o)})
 	}
 	if len(plan.entries) == 0 {
 		c.dropIfUnusedLocked(g)

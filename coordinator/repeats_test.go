@@ -84,6 +84,14 @@ func TestRepeatsOffsetCommitWritesLastOnce(t *testing.T) {
 	if h.fetch("g", "t", 0) != copies-2 || h.fetch("g", "t", 1) != copies-1 {
 		t.Fatalf("committed %d and %d, want the last entries %d and %d", h.fetch("g", "t", 0), h.fetch("g", "t", 1), copies-2, copies-1)
 	}
+	// A failed write answers every entry with its error.
+	h.store.setFail(errInjected)
+	failed := h.c.OffsetCommit(h.ctx, r)
+	for i, rp := range failed.Topics[0].Partitions {
+		if rp.ErrorCode == 0 {
+			t.Fatalf("entry %d of a failed commit answered without error", i)
+		}
+	}
 }
 
 func TestRepeatsOffsetFetchAnsweredOnce(t *testing.T) {
