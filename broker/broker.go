@@ -159,6 +159,11 @@ func (b *Broker) start(ctx context.Context) error {
 	b.store = store
 	b.topics = newTopicTable()
 	b.brokers = newBrokerCache()
+	// Dynamic broker settings (altered through any broker, kept in etcd)
+	// apply from the start; watchBrokerConfigs keeps them current.
+	if err := b.reloadDynamicConfigs(ctx); err != nil {
+		return fmt.Errorf("dynamic broker configs: %w", err)
+	}
 	if err := b.listen(); err != nil {
 		return err
 	}
@@ -325,6 +330,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer cancelServe()
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
+	b.goroutines.Go("broker-config-watch", func() { b.watchBrokerConfigs(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
 	b.goroutines.Go("partition-watch", func() { b.watchPartitions(serveCtx) })
 	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })

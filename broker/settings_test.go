@@ -17,7 +17,7 @@ func TestSettingsTopicResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.setDynamic(map[string]string{"log.retention.minutes": "30"})
+	s.setDynamic(map[string]string{"log.retention.minutes": "30"}, nil)
 	cases := []struct {
 		name      string
 		overrides map[string]string
