@@ -102,5 +102,6 @@ func (b *Broker) apis() *apiTable {
 		b.offsetDeleteAPI(),
 		b.consumerGroupHeartbeatAPI(),
 		b.consumerGroupDescribeAPI(),
+		b.describeLogDirsAPI(),
 	)
 }

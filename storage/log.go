@@ -415,3 +415,7 @@ func (l *Log) ExpireProducers(now time.Time) int {
 	defer l.mu.Unlock()
 	return l.mu.producers.expire(now.UnixMilli() - l.mu.cfg.ProducerIDExpirationMs)
 }
+
+// Fenced reports whether a failed write or fsync has fenced the log (see
+// ErrFenced), so that its directory can be reported offline.
+func (l *Log) Fenced() bool { return l.fenced.Load() }
