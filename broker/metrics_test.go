@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// seriesOf counts the series of one metric family in reg.
+func seriesOf(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+// TestMetricsClientChosenLabelsBounded: unknown API keys and versions a
+// client sends are counted under "unknown", not one series per value.
+func TestMetricsClientChosenLabelsBounded(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg, &Broker{})
+	for i := range 5000 {
+		m.unsupported(int16(1000+i), int16(i))
+		m.unsupported(0, int16(100+i)) // Produce at absurd versions
+	}
+	if n := seriesOf(t, reg, "sluice_unsupported_requests_total"); n > 2*(maxCachedVersion+2) {
+		t.Fatalf("%d unsupported-request series after 10000 distinct key/versions; want them bucketed", n)
+	}
+	for i := range 5000 {
+		m.observeRequest(int16(2000+i), int16(i), 0)
+		m.countError(int16(2000+i), 3)
+	}
+	if n := seriesOf(t, reg, "sluice_requests_total"); n > maxCachedVersion+2 {
+		t.Fatalf("%d request series for unknown keys", n)
+	}
+	if n := seriesOf(t, reg, "sluice_request_errors_total"); n != 1 {
+		t.Fatalf("%d error series for unknown keys, want 1", n)
+	}
+}
+
+// TestMetricsTopicSeriesForgotten: a deleted topic's series go with it.
+func TestMetricsTopicSeriesForgotten(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg, &Broker{})
+	m.produced("gone", 10, 1)
+	m.fetched("gone", 10, 1)
+	m.replicated("gone", 10, 1)
+	m.producedRejected.WithLabelValues("gone").Inc()
+	m.produced("kept", 10, 1)
+	m.forgetTopic("gone")
+	for _, name := range []string{"sluice_bytes_in_total", "sluice_records_out_total", "sluice_replicated_bytes_total", "sluice_produce_rejected_total"} {
+		want := 0
+		if name == "sluice_bytes_in_total" || name == "sluice_records_out_total" {
+			want = 1 // "kept" (its traffic series are created together)
+		}
+		if n := seriesOf(t, reg, name); n != want {
+			t.Errorf("%s: %d series after deleting the topic, want %d", name, n, want)
+		}
+	}
+	m.produced("gone", 1, 1) // recreated if the topic comes back
+	if n := seriesOf(t, reg, "sluice_bytes_in_total"); n != 2 {
+		t.Errorf("recreated topic: %d series, want 2", n)
+	}
+}
