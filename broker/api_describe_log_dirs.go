@@ -11,17 +11,13 @@ package broker
 // max(HW - LEO, 0)). IsFuture is always false (no alter-log-dirs moves).
 // v4 adds the file system's total and usable bytes (statfs). A directory
 // whose logs are fenced after an I/O error is offline: KAFKA_STORAGE_ERROR
-// and no partitions. Cordoning (v5) is not supported.
+// and no partitions (see logdir.go). Cordoning (v5) is not supported.
 
 import (
 	"context"
-	"path/filepath"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluicedev/sluice/storage"
 )
 
 func (b *Broker) describeLogDirsAPI() api {
@@ -32,11 +28,8 @@ func (b *Broker) handleDescribeLogDirs(_ context.Context, r *request) (kmsg.Resp
 	req := r.req.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
 	dir := kmsg.NewDescribeLogDirsResponseDir()
-	dir.Dir = b.cfg.DataDir
-	if abs, err := filepath.Abs(b.cfg.DataDir); err == nil {
-		dir.Dir = abs
-	}
-	if b.logDirOffline() {
+	dir.Dir = b.logDirPath()
+	if b.logDirOffline(dir.Dir) {
 		dir.ErrorCode = kerr.KafkaStorageError.Code
 		resp.Dirs = append(resp.Dirs, dir)
 		return resp, nil
@@ -70,13 +63,6 @@ func (b *Broker) handleDescribeLogDirs(_ context.Context, r *request) (kmsg.Resp
 	}
 	resp.Dirs = append(resp.Dirs, dir)
 	return resp, nil
-}
-
-// logDirOffline reports whether the data directory is offline: as soon as
-// one of its logs is fenced after a failed write or fsync. Kept to this
-// one function so that log-directory failure handling can replace it.
-func (b *Broker) logDirOffline() bool {
-	return slices.ContainsFunc(b.store.Logs(), (*storage.Log).Fenced)
 }
 
 // logDirsWant is one topic a DescribeLogDirs request asks about; nil

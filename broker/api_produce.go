@@ -21,7 +21,9 @@ package broker
 // acknowledging (flush.messages), the wait runs as the request's finish step
 // on the connection writer: the next request is read and appended meanwhile,
 // so pipelined appends share one fsync while responses stay in order.
-// v12 only signals KIP-890 transaction support on the client side.
+// v12 only signals KIP-890 transaction support on the client side. A
+// partition given more than once is produced to once, with the last batch
+// given for it, and answered once, as Kafka's per-partition map does.
 
 import (
 	"context"
@@ -68,6 +70,14 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		fillProduceError(req, resp, kerr.InvalidRequiredAcks.Code)
 		return resp, nil
 	}
+	if produceParts(req.Topics).hasRepeated() {
+		// Kafka keeps one batch per partition, the last one given, and
+		// answers each partition once.
+		req.Topics = mergeLastWins(req.Topics,
+			func(t *kmsg.ProduceRequestTopic) string { return t.Topic },
+			func(t *kmsg.ProduceRequestTopic) *[]kmsg.ProduceRequestTopicPartition { return &t.Partitions },
+			func(p *kmsg.ProduceRequestTopicPartition) int32 { return p.Partition })
+	}
 	var syncs []pendingSync
 	v := new(protocol.Validator)
 	if r.conn != nil {
@@ -108,6 +118,16 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		r.finish = func(ctx context.Context) { b.syncProduce(ctx, c, syncs) }
 	}
 	return resp, nil
+}
+
+// produceParts lists a produce request's partitions for duplicate checks.
+func produceParts(ts []kmsg.ProduceRequestTopic) partList {
+	return partList{
+		n:     len(ts),
+		topic: func(i int) string { return ts[i].Topic },
+		count: func(i int) int { return len(ts[i].Partitions) },
+		part:  func(i, k int) int32 { return ts[i].Partitions[k].Partition },
+	}
 }
 
 // syncProduce waits until the appends in syncs are durable, marking those

@@ -45,6 +45,18 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests
 	// after its context ends (default 10s).
 	ShutdownTimeout time.Duration
+	// RequestReadTimeout bounds how long a client may take to send the
+	// rest of a request frame once its first byte has arrived (default
+	// 30s, the request.timeout.ms of Kafka's clients); the connection is
+	// closed when it runs out. Kafka has no such bound; without one a
+	// frame that stops half way would hold its share of
+	// queued.max.request.bytes until connections.max.idle.ms.
+	RequestReadTimeout time.Duration
+	// TestFaultInjection is for tests only: the partition logs run on an
+	// error-injecting file system that POST /debug/faults on the HTTP
+	// listener arms (logdir.go), so process-level tests can fail a real
+	// broker's fsync or fill its disk. Never set it in production.
+	TestFaultInjection bool
 }
 
 func (c *Config) setDefaults() {
@@ -68,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.RequestReadTimeout == 0 {
+		c.RequestReadTimeout = 30 * time.Second
 	}
 	if c.Settings == nil {
 		c.Settings = map[string]string{}

@@ -228,6 +228,7 @@ func brokerConfigDefs() []configDef {
 		{name: "replica.fetch.max.bytes", typ: typeInt, def: "1048576", validate: atLeast(0), readOnly: true, doc: "Bytes a follower fetches per partition."},
 		{name: "replica.fetch.response.max.bytes", typ: typeInt, def: "10485760", validate: atLeast(0), readOnly: true, doc: "Bytes a follower fetches per request."},
 		{name: "replica.fetch.backoff.ms", typ: typeInt, def: "1000", validate: atLeast(0), readOnly: true, doc: "Pause after a failed follower fetch."},
+		{name: "max.incremental.fetch.session.cache.slots", typ: typeInt, def: "1000", validate: atLeast(0), readOnly: true, doc: "Incremental fetch sessions (KIP-227) the broker keeps; 0 disables them."},
 		{name: "replica.socket.timeout.ms", typ: typeInt, def: "30000", validate: atLeast(1), readOnly: true, doc: "Deadline of a follower's request to its leader, beyond the fetch wait."},
 		{name: "auto.leader.rebalance.enable", typ: typeBoolean, def: "true", readOnly: true, doc: "The controller moves leadership back to preferred replicas."},
 		{name: "leader.imbalance.check.interval.seconds", typ: typeLong, def: "300", validate: atLeast(1), readOnly: true, doc: "How often the controller checks leader imbalance."},
@@ -252,6 +253,7 @@ func brokerConfigDefs() []configDef {
 	}
 	defs = append(defs, produceConfigDefs()...)
 	defs = append(defs, compatBrokerConfigDefs()...)
+	defs = append(defs, admissionConfigDefs()...)
 	return defs
 }
 

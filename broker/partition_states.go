@@ -180,7 +180,9 @@ func (b *Broker) clusterView() replication.ClusterView {
 	for _, br := range b.liveBrokers() {
 		v.Live = append(v.Live, br.NodeID)
 	}
-	if b.shuttingDown.Load() {
+	// A broker whose log directory failed is, for every decision it makes
+	// itself, as one shutting down: not to be elected or added to an ISR.
+	if b.shuttingDown.Load() || b.logDirFailed() {
 		v.ShuttingDown = []int32{b.cfg.NodeID}
 	}
 	return v

@@ -46,11 +46,11 @@ type replica struct {
 	leaderEpoch atomic.Int32
 	hw          atomic.Int64
 
-	// hwSignal wakes consumer fetches waiting for the HW to move.
-	hwSignal struct {
+	// hwWatchers are the consumer fetches waiting for the HW to move,
+	// each a single channel per fetch request (see fetchWaiter).
+	hwWatchers struct {
 		sync.Mutex
-		ch      chan struct{}
-		watched bool
+		set map[chan<- struct{}]struct{}
 	}
 
 	// Follower statistics for the lag metrics.
@@ -66,17 +66,26 @@ func newReplica(b *Broker, p *partition) *replica {
 	r.leaderID.Store(replication.NoLeader)
 	r.leaderEpoch.Store(-1)
 	r.hw.Store(max(p.log.HighWatermark(), 0))
-	r.hwSignal.ch = make(chan struct{})
 	return r
 }
 
-// hwChanged returns a channel closed at the next change of the HW. Take it
-// before reading the HW, so that no change is missed.
-func (r *replica) hwChanged() <-chan struct{} {
-	r.hwSignal.Lock()
-	defer r.hwSignal.Unlock()
-	r.hwSignal.watched = true
-	return r.hwSignal.ch
+// watchHW registers c to receive a token (a non-blocking send) at every
+// later change of the HW, until unwatchHW. Register before reading the HW,
+// so that no change is missed.
+func (r *replica) watchHW(c chan<- struct{}) {
+	r.hwWatchers.Lock()
+	defer r.hwWatchers.Unlock()
+	if r.hwWatchers.set == nil {
+		r.hwWatchers.set = map[chan<- struct{}]struct{}{}
+	}
+	r.hwWatchers.set[c] = struct{}{}
+}
+
+// unwatchHW removes a watchHW registration.
+func (r *replica) unwatchHW(c chan<- struct{}) {
+	r.hwWatchers.Lock()
+	defer r.hwWatchers.Unlock()
+	delete(r.hwWatchers.set, c)
 }
 
 // publishHWLocked makes hw the partition's visible high watermark: readers,
@@ -87,13 +96,14 @@ func (r *replica) publishHWLocked(hw int64) {
 	}
 	r.hw.Store(hw)
 	r.p.log.SetHighWatermark(hw)
-	r.hwSignal.Lock()
-	if r.hwSignal.watched {
-		close(r.hwSignal.ch)
-		r.hwSignal.ch = make(chan struct{})
-		r.hwSignal.watched = false
+	r.hwWatchers.Lock()
+	for c := range r.hwWatchers.set {
+		select {
+		case c <- struct{}{}:
+		default: // a token is already waiting
+		}
 	}
-	r.hwSignal.Unlock()
+	r.hwWatchers.Unlock()
 }
 
 // applyLeaderLocked carries out what the Leader asked for. Resignation is
@@ -153,8 +163,14 @@ func (r *replica) appendLeader(records []byte, opts storage.AppendOptions, acks 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.mu.leader
-	if l == nil || r.b.fenced() {
+	// Only acks=0/1 depend on the lease: an acks=all append is committed
+	// only when every ISR member has it, and a deposed leader cannot get
+	// that from a follower that knows the newer epoch.
+	if l == nil || (acks != -1 && r.b.fenced()) {
 		return storage.AppendResult{}, nil, errNotLeader
+	}
+	if r.b.logDirFailed() {
+		return storage.AppendResult{}, nil, errLogDirOffline
 	}
 	if err := l.CheckProduce(acks); err != nil {
 		return storage.AppendResult{}, nil, err
@@ -180,7 +196,10 @@ func (r *replica) appendLeader(records []byte, opts storage.AppendOptions, acks 
 // leader epoch, or the error when this broker does not lead. currentEpoch
 // is the request's CurrentLeaderEpoch (KIP-320), -1 to skip the check.
 func (r *replica) readBound(currentEpoch int32) (hw int64, epoch int32, code int16) {
-	if !r.leading.Load() || r.b.fenced() {
+	// Not fenced by the lease: what is below the HW is on every ISR member,
+	// so even a leader the controller has replaced meanwhile serves only
+	// committed records.
+	if !r.leading.Load() {
 		return -1, -1, kerr.NotLeaderForPartition.Code
 	}
 	epoch = r.leaderEpoch.Load()
@@ -446,4 +465,18 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	}
 	return 0
+}
+
+// stepDownIfBefore stops leading when the record in force was written
+// before registration epoch, as applyState does for such a record (a
+// broker never resumes a leader epoch from before its registration).
+func (r *replica) stepDownIfBefore(epoch int64) transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.closed || r.mu.leader == nil || r.mu.revision > epoch {
+		return noTransition
+	}
+	t := r.stopLeadingLocked()
+	r.setMirrorsLocked(replication.NoLeader, r.mu.state.LeaderEpoch)
+	return t
 }

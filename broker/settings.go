@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,6 +19,9 @@ import (
 // the built-in default.
 type settings struct {
 	reg *configRegistry
+	// limits are the admission settings, resolved again whenever the
+	// settings change.
+	limits atomic.Pointer[limits]
 
 	mu struct {
 		sync.RWMutex
@@ -41,6 +45,7 @@ func newSettings(static map[string]string) (*settings, error) {
 	}
 	s.mu.static = copyMap(static)
 	s.mu.dynamic = map[string]string{}
+	s.limits.Store(resolveLimits(s))
 	return s, nil
 }
 
@@ -57,6 +62,7 @@ func (s *settings) setDynamic(m map[string]string) {
 	s.mu.Lock()
 	s.mu.dynamic = copyMap(m)
 	s.mu.Unlock()
+	s.limits.Store(resolveLimits(s))
 }
 
 // broker resolves a broker setting.

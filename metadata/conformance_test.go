@@ -43,6 +43,9 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"ControllerElection", testControllerElection},
 		{"ControllerLeaseLost", testControllerLeaseLost},
 		{"ControllerWithdrawn", testControllerWithdrawn},
+		{"ClientQuotaCAS", testClientQuotaCAS},
+		{"ClientQuotaList", testClientQuotaList},
+		{"ClientQuotaWatch", testClientQuotaWatch},
 		{"StoreClose", testStoreClose},
 	}
 	for _, tc := range tests {

@@ -37,6 +37,8 @@ type Memory struct {
 		topicWatchers     map[*memWatcher[TopicEvent]]struct{}
 		brokerWatchers    map[*memWatcher[BrokerEvent]]struct{}
 		partitionWatchers map[*memWatcher[PartitionEvent]]struct{}
+		quotas            map[string]ClientQuota // by quotaKey
+		quotaWatchers     map[*memWatcher[ClientQuotaEvent]]struct{}
 	}
 }
 
@@ -67,6 +69,8 @@ func NewMemory() *Memory {
 	m.mu.topicWatchers = map[*memWatcher[TopicEvent]]struct{}{}
 	m.mu.brokerWatchers = map[*memWatcher[BrokerEvent]]struct{}{}
 	m.mu.partitionWatchers = map[*memWatcher[PartitionEvent]]struct{}{}
+	m.mu.quotas = map[string]ClientQuota{}
+	m.mu.quotaWatchers = map[*memWatcher[ClientQuotaEvent]]struct{}{}
 	return m
 }
 

@@ -259,6 +259,22 @@ type Store interface {
 	// leadership and ISR changes without a watch per topic.
 	WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error)
 
+	// ClientQuota returns the quota record of one entity: one without
+	// values and with Revision 0 when the entity has none.
+	ClientQuota(ctx context.Context, e QuotaEntity) (ClientQuota, error)
+	// ClientQuotas returns every entity that has quotas, in key order
+	// (user entities, then client-id entities; see quotaKey).
+	ClientQuotas(ctx context.Context) ([]ClientQuota, error)
+	// SetClientQuota replaces the quotas of q.Entity if the stored record's
+	// Revision still equals q.Revision (0: only if absent), else
+	// ErrConflict; empty Values delete the record. It returns the record as
+	// stored (Revision 0 once deleted). ErrInvalidQuota for an empty entity.
+	SetClientQuota(ctx context.Context, q ClientQuota) (ClientQuota, error)
+	// WatchClientQuotas sends one put per entity with quotas (Snapshot set,
+	// in key order), then every change, until ctx ends (the channel is then
+	// closed). Every broker follows it to apply quota changes live.
+	WatchClientQuotas(ctx context.Context) (<-chan ClientQuotaEvent, error)
+
 	// AllocateProducerIDs reserves n consecutive producer ids, unique
 	// across the cluster and across restarts, and returns the first.
 	AllocateProducerIDs(ctx context.Context, n int64) (int64, error)

@@ -51,6 +51,8 @@ type StoreOptions struct {
 	Ignore []string
 	// OnSync is passed to every Log; see Options.
 	OnSync func(time.Duration)
+	// OnFence is passed to every Log; see Options.
+	OnFence func(cause error)
 	// Filter and CleanerBufferBytes are passed to every Log; see Options.
 	// With a nil Filter no log is compacted.
 	Filter             RecordFilter
@@ -175,7 +177,7 @@ func (s *Store) partDir(k partKey) string {
 
 func (s *Store) logOptions(cfg Config) Options {
 	return Options{Config: cfg, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.opts.Logger, StrictRecovery: s.opts.StrictRecovery,
-		OnSync: s.opts.OnSync, Filter: s.opts.Filter, CleanerBufferBytes: s.opts.CleanerBufferBytes}
+		OnSync: s.opts.OnSync, OnFence: s.opts.OnFence, Filter: s.opts.Filter, CleanerBufferBytes: s.opts.CleanerBufferBytes}
 }
 
 // validTopic applies Kafka's topic name rules (Topic.validate).

@@ -56,6 +56,7 @@ func run(args []string, stderr io.Writer) error {
 		rack       = fs.String("rack", "", "rack id reported to clients")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
+		faults     = fs.Bool("test-fault-injection", false, "TESTS ONLY: let POST /debug/faults on the HTTP listener fail storage writes or fsyncs; never in production")
 		sets       = settingsFlag{}
 	)
 	fs.Var(sets, "set", "broker setting under its Kafka name, name=value (repeatable), e.g. --set num.partitions=3")
@@ -79,6 +80,7 @@ func run(args []string, stderr io.Writer) error {
 		NodeID: int32(*nodeID), Listen: *listen, Advertise: *advertise, DataDir: *dataDir,
 		HTTPListen: *httpListen, EtcdPrefix: *etcdPrefix, EmbeddedEtcdClientAddr: *embClient,
 		EmbeddedEtcdPeerAddr: *embPeer, Rack: *rack, Settings: sets, Logger: logger,
+		TestFaultInjection: *faults,
 	}
 	if *etcd != "" {
 		cfg.Etcd = strings.Split(*etcd, ",")
