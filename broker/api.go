@@ -103,5 +103,6 @@ func (b *Broker) apis() *apiTable {
 		b.offsetDeleteAPI(),
 		b.consumerGroupHeartbeatAPI(),
 		b.consumerGroupDescribeAPI(),
+		b.describeLogDirsAPI(),
 	)
 }

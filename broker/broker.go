@@ -101,6 +101,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.NodeID < 0 {
 		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
 	}
+	for _, k := range []string{"node.id", "broker.id"} {
+		// Accepted for Kafka-style configuration, but the id is NodeID:
+		// a different value would be silently ignored, so refuse it.
+		if v, ok := cfg.Settings[k]; ok && v != strconv.Itoa(int(cfg.NodeID)) {
+			return nil, fmt.Errorf("broker setting %s=%s differs from the node id %d (--node-id)", k, v, cfg.NodeID)
+		}
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err

@@ -785,9 +785,11 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 	if err != nil {
 		return false, nil
 	}
-	var sendErr error
+	var sendErr, writeErr error
 	ctlErr := rc.Control(func(sfd uintptr) {
-		sendErr = dst.Write(func(dfd uintptr) bool {
+		// writeErr is the poller's own error; sendErr, set inside, must
+		// not be overwritten by it.
+		writeErr = dst.Write(func(dfd uintptr) bool {
 			for n > 0 {
 				got, err := syscall.Sendfile(int(dfd), int(sfd), &pos, int(min(n, 1<<30)))
 				n -= int64(max(got, 0))
@@ -806,7 +808,7 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 			return true
 		})
 	})
-	return true, errors.Join(ctlErr, sendErr)
+	return true, errors.Join(ctlErr, writeErr, sendErr)
 }
 
 // release gives r's fetch read buffers back to the connection and unpins

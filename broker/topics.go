@@ -238,6 +238,9 @@ func (b *Broker) dropTopicLocked(ts *topicState) {
 	if err := b.store.DeleteTopic(ts.meta().Name); err != nil {
 		b.log.Error("deleting topic data", "topic", ts.meta().Name, "err", err)
 	}
+	if b.metrics != nil {
+		b.metrics.forgetTopic(ts.meta().Name)
+	}
 }
 
 // createTopic writes a new topic to etcd with the first record of each

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -240,6 +242,22 @@ func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
 		return nil
 	})
 	t.Logf("leadership and ISR membership left broker %d %v after its fsync failed", victimID, time.Since(failed).Round(time.Millisecond))
+	// DescribeLogDirs (kafka-log-dirs.sh, kadm) reports the directory
+	// offline with KAFKA_STORAGE_ERROR.
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	dirs, err := kadm.NewClient(client(t, victim.addr)).DescribeBrokerLogDirs(dctx, victimID, nil)
+	dcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range dirs {
+		if !errors.Is(d.Err, kerr.KafkaStorageError) || len(d.Topics) != 0 {
+			t.Errorf("broker %d log dir %s after the fault: err %v, %d topics; want KAFKA_STORAGE_ERROR", victimID, name, d.Err, len(d.Topics))
+		}
+	}
+	if len(dirs) != 1 {
+		t.Errorf("broker %d describes %d log dirs, want 1", victimID, len(dirs))
+	}
 	before := bp.a.count()
 	bp.waitAcked(t, before+500)
 	bp.stop()
