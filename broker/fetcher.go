@@ -48,9 +48,30 @@ type fetcher struct {
 	wakeCh chan struct{}
 	cancel context.CancelFunc
 	sess   followerSession // only run's goroutine uses it
+	opts   fetcherOpts
 	mu     struct {
 		sync.Mutex
 		parts map[*replica]struct{}
+	}
+}
+
+// fetcherOpts are the replica.* settings of follower fetching, resolved
+// once when a fetcher starts (they are read-only) rather than parsed every
+// round.
+type fetcherOpts struct {
+	waitMax            time.Duration
+	minBytes, maxBytes int32
+	partitionMaxBytes  int32
+	socketTimeout      time.Duration
+}
+
+func resolveFetcherOpts(s *settings) fetcherOpts {
+	return fetcherOpts{
+		waitMax:           s.brokerMillis("replica.fetch.wait.max.ms", 500),
+		minBytes:          int32(s.brokerInt64("replica.fetch.min.bytes", 1)),
+		maxBytes:          int32(s.brokerInt64("replica.fetch.response.max.bytes", 10<<20)),
+		partitionMaxBytes: int32(s.brokerInt64("replica.fetch.max.bytes", 1<<20)),
+		socketTimeout:     s.brokerMillis("replica.socket.timeout.ms", 30000),
 	}
 }
 
@@ -64,7 +85,7 @@ func (t *fetcherTable) add(leader int32, r *replica) {
 	f := t.mu.byLeader[leader]
 	if f == nil {
 		ctx, cancel := context.WithCancel(t.b.bgCtx())
-		f = &fetcher{b: t.b, leader: leader, wakeCh: make(chan struct{}, 1), cancel: cancel}
+		f = &fetcher{b: t.b, leader: leader, wakeCh: make(chan struct{}, 1), cancel: cancel, opts: resolveFetcherOpts(t.b.settings)}
 		f.mu.parts = map[*replica]struct{}{}
 		if !t.b.goroutines.Go("fetcher-"+strconv.Itoa(int(leader)), func() { f.run(ctx) }) {
 			cancel()
@@ -207,8 +228,7 @@ func (f *fetcher) roundTrip(ctx context.Context, pc *peerConn, req kmsg.Request,
 	if !ok {
 		return nil, errLeaderUnknown
 	}
-	timeout := f.b.settings.brokerMillis("replica.socket.timeout.ms", 30000)
-	return pc.roundTrip(ctx, addr, req, time.Now().Add(wait+timeout))
+	return pc.roundTrip(ctx, addr, req, time.Now().Add(wait+f.opts.socketTimeout))
 }
 
 var errLeaderUnknown = kerr.LeaderNotAvailable
@@ -245,14 +265,12 @@ type partKey struct {
 // incremental answer leaves out has nothing new: it is handled as an empty
 // answer with the HW and log start offset last received.
 func (f *fetcher) sendFetch(ctx context.Context, pc *peerConn, ps []pending) {
-	s := f.b.settings
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 12
 	req.ReplicaID = f.b.cfg.NodeID
-	req.MaxWaitMillis = int32(s.brokerInt64("replica.fetch.wait.max.ms", 500))
-	req.MinBytes = int32(s.brokerInt64("replica.fetch.min.bytes", 1))
-	req.MaxBytes = int32(s.brokerInt64("replica.fetch.response.max.bytes", 10<<20))
-	maxBytes := int32(s.brokerInt64("replica.fetch.max.bytes", 1<<20))
+	req.MaxWaitMillis = int32(f.opts.waitMax.Milliseconds())
+	req.MinBytes, req.MaxBytes = f.opts.minBytes, f.opts.maxBytes
+	maxBytes := f.opts.partitionMaxBytes
 	byKey := make(map[partKey]pending, len(ps))
 	want := make([]partKey, 0, len(ps))
 	params := make(map[partKey]kmsg.FetchRequestTopicPartition, len(ps))
