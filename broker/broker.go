@@ -21,6 +21,7 @@ import (
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/storage"
+	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // Broker is one Sluice node: a Kafka listener, the partition logs in its data
@@ -37,7 +38,9 @@ type Broker struct {
 
 	embedded *metadata.Embedded // nil with an external etcd
 	meta     metadata.Store
-	reg      *metadata.Registration
+	reg      atomic.Pointer[metadata.Registration] // replaced by keepRegistered
+	regInfo  metadata.Broker                       // what reg registered
+	regTTL   time.Duration
 	store    *storage.Store
 	topics   *topicTable
 	brokers  *brokerCache
@@ -52,7 +55,13 @@ type Broker struct {
 	producer *producerIDs
 
 	goroutines goroutines
-	conns      struct {
+	hooks      connHooks // fault injection by tests in this package
+	// connCount admits connections within max.connections and
+	// max.connections.per.ip; queued bounds the requests and request
+	// bytes held at once (queued.max.requests, queued.max.request.bytes).
+	connCount *connCounter
+	queued    struct{ requests, bytes *budget }
+	conns     struct {
 		sync.Mutex
 		set map[net.Conn]struct{}
 	}
@@ -73,6 +82,11 @@ type Broker struct {
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
 
+	// logDir is the data directory's health (logdir.go); faults is the
+	// error-injecting file system of Config.TestFaultInjection, else nil.
+	logDir *logDirHealth
+	faults *vfs.ErrorFS
+
 	// bg is the context of the broker's background work; stopBG ends it.
 	bg     context.Context
 	stopBG context.CancelFunc
@@ -84,6 +98,9 @@ type Broker struct {
 // etcd unreachable) surface here, before Run.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if cfg.NodeID < 0 {
+		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
@@ -97,10 +114,15 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.fetchSessions = newBrokerFetchSessions(st, cfg.NodeID)
 	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
+	b.connCount = newConnCounter()
+	lim := st.limits.Load()
+	b.queued.requests, b.queued.bytes = newBudget(int64(lim.queuedRequests)), newBudget(lim.queuedBytes)
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
+	b.logDir = newLogDirHealth()
+	b.registry.MustRegister(newLogDirCollector(b))
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -121,10 +143,14 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	store, err := storage.OpenStore(b.cfg.DataDir, storage.StoreOptions{
 		Logger:   b.log,
+		FS:       b.storageFS(),
+		OnFence:  b.onLogFenced,
 		Ignore:   []string{"etcd"},
 		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
+		// Retention as Kafka: every log.retention.check.interval.ms.
+		RetentionInterval: b.settings.brokerMillis("log.retention.check.interval.ms", 300000),
 	})
 	if err != nil {
 		return fmt.Errorf("open data directory %s: %w", b.cfg.DataDir, err)
@@ -142,12 +168,13 @@ func (b *Broker) start(ctx context.Context) error {
 		return err
 	}
 	b.producer = newProducerIDs(b.meta)
-	reg, err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, Incarnation: incarnation},
-		time.Duration(b.settings.brokerInt64("broker.session.timeout.ms", 9000))*time.Millisecond)
+	b.regInfo = metadata.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, Incarnation: incarnation}
+	b.regTTL = time.Duration(b.settings.brokerInt64("broker.session.timeout.ms", 9000)) * time.Millisecond
+	reg, err := b.meta.RegisterBroker(ctx, b.regInfo, b.regTTL)
 	if err != nil {
 		return fmt.Errorf("register broker %d: %w", b.cfg.NodeID, err)
 	}
-	b.reg = reg
+	b.reg.Store(reg)
 	live, err := b.meta.Brokers(ctx)
 	if err != nil {
 		return fmt.Errorf("list brokers: %w", err)
@@ -161,17 +188,20 @@ func (b *Broker) start(ctx context.Context) error {
 // registrationEpoch is this broker's epoch: the etcd revision of its
 // registration (0 before it registered).
 func (b *Broker) registrationEpoch() int64 {
-	if b.reg == nil {
-		return 0
+	if reg := b.reg.Load(); reg != nil {
+		return reg.Epoch()
 	}
-	return b.reg.Epoch()
+	return 0
 }
 
 // fenced reports that this broker's lease may have expired on the etcd
-// server (no renewal was confirmed within the TTL): it must not act as a
-// leader, since the controller may already have elected another.
+// server (no renewal was confirmed within the TTL), so the controller may
+// already have elected another leader. Such a leader refuses what only the
+// lease protects: acks=0/1 produces (see docs/DESIGN.md, "etcd outages");
+// acks=all and reads stay safe through the ISR protocol alone.
 func (b *Broker) fenced() bool {
-	return b.reg != nil && time.Now().After(b.reg.ValidUntil())
+	reg := b.reg.Load()
+	return reg != nil && time.Now().After(reg.ValidUntil())
 }
 
 // awaitReelection holds back serving, up to timeout, while partitions this
@@ -299,6 +329,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
+	b.goroutines.Go("log-dir-failure", func() { b.handleLogDirFailure(serveCtx) })
 	b.awaitReelection(ctx, 5*time.Second)
 	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	if b.httpLn != nil {
@@ -306,18 +337,12 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	b.log.Info("broker started", "listen", b.Addr(), "advertise", net.JoinHostPort(b.host, strconv.Itoa(int(b.port))), "cluster", b.clusterID)
 
-	var lost <-chan struct{}
-	if b.reg != nil {
-		lost = b.reg.Lost()
-	}
+	b.goroutines.Go("registration", func() { b.keepRegistered(serveCtx) })
+
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case <-lost:
-		runErr = errors.New("lost the etcd lease: this broker is no longer registered")
-	}
+	<-ctx.Done()
 	b.log.Info("shutting down")
-	if runErr == nil && b.settings.brokerBool("controlled.shutdown.enable") {
+	if b.settings.brokerBool("controlled.shutdown.enable") {
 		b.controlledShutdown(b.settings.brokerMillis("controlled.shutdown.timeout.ms", 10000))
 	}
 	b.ln.Close()
@@ -325,6 +350,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
+	b.log.Info("broker stopped", "err", runErr)
 	return runErr
 }
 
@@ -366,7 +392,16 @@ func (b *Broker) waitConns() {
 }
 
 func (b *Broker) acceptLoop(ctx context.Context) {
+	var pace tokenBucket // max.connection.creation.rate; only this loop uses it
 	for {
+		lim := b.settings.limits.Load()
+		if d := pace.delay(time.Now(), lim.connRate); d > 0 {
+			// Over the creation rate, Kafka delays the acceptor:
+			// new connections wait in the listen backlog.
+			b.metrics.acceptThrottle.Add(d.Seconds())
+			sleepCtx(ctx, d)
+			continue
+		}
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -374,6 +409,14 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			}
 			b.log.Warn("accept failed", "err", err)
 			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		pace.take(time.Now(), lim.connRate)
+		addr := remoteAddr(nc)
+		if reason, ok := b.connCount.admit(addr, lim); !ok {
+			b.metrics.connectionsRejected.WithLabelValues(reason).Inc()
+			b.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+			nc.Close()
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -387,6 +430,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 				b.conns.Lock()
 				delete(b.conns.set, nc)
 				b.conns.Unlock()
+				b.connCount.done(addr)
 			}()
 			b.serveConn(ctx, nc)
 		}) {
@@ -394,6 +438,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			b.conns.Lock()
 			delete(b.conns.set, nc)
 			b.conns.Unlock()
+			b.connCount.done(addr)
 		}
 	}
 }
@@ -417,8 +462,8 @@ func (b *Broker) Close() error {
 		}
 		b.goroutines.close()
 		b.goroutines.wait()
-		if b.reg != nil {
-			_ = b.reg.Close()
+		if reg := b.reg.Load(); reg != nil {
+			_ = reg.Close()
 		}
 		if b.coord != nil {
 			b.coord.Close()

@@ -164,9 +164,10 @@ func (f *fetcher) run(ctx context.Context) {
 		// Counted before shuttingDown is read: controlled shutdown sets it
 		// and then waits for the count to drop to zero.
 		f.b.fetchers.inFlight.Add(1)
-		if f.b.shuttingDown.Load() {
+		if f.b.shuttingDown.Load() || f.b.logDirFailed() {
 			// A broker in controlled shutdown leaves the ISRs; fetching
-			// would only have leaders propose it again.
+			// would only have leaders propose it again. So does one whose
+			// log directory failed: it cannot store what it fetches.
 			parts = nil
 		}
 		for _, r := range parts {

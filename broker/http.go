@@ -21,13 +21,16 @@ func (b *Broker) serveHTTP() {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-b.reg.Lost():
+		case <-b.reg.Load().Lost():
 			http.Error(w, "not registered in etcd", http.StatusServiceUnavailable)
 			return
 		default:
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if b.cfg.TestFaultInjection {
+		mux.HandleFunc("/debug/faults", b.serveFaults)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -163,8 +163,14 @@ func (r *replica) appendLeader(records []byte, opts storage.AppendOptions, acks 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.mu.leader
-	if l == nil || r.b.fenced() {
+	// Only acks=0/1 depend on the lease: an acks=all append is committed
+	// only when every ISR member has it, and a deposed leader cannot get
+	// that from a follower that knows the newer epoch.
+	if l == nil || (acks != -1 && r.b.fenced()) {
 		return storage.AppendResult{}, nil, errNotLeader
+	}
+	if r.b.logDirFailed() {
+		return storage.AppendResult{}, nil, errLogDirOffline
 	}
 	if err := l.CheckProduce(acks); err != nil {
 		return storage.AppendResult{}, nil, err
@@ -190,7 +196,10 @@ func (r *replica) appendLeader(records []byte, opts storage.AppendOptions, acks 
 // leader epoch, or the error when this broker does not lead. currentEpoch
 // is the request's CurrentLeaderEpoch (KIP-320), -1 to skip the check.
 func (r *replica) readBound(currentEpoch int32) (hw int64, epoch int32, code int16) {
-	if !r.leading.Load() || r.b.fenced() {
+	// Not fenced by the lease: what is below the HW is on every ISR member,
+	// so even a leader the controller has replaced meanwhile serves only
+	// committed records.
+	if !r.leading.Load() {
 		return -1, -1, kerr.NotLeaderForPartition.Code
 	}
 	epoch = r.leaderEpoch.Load()
@@ -456,4 +465,18 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	}
 	return 0
+}
+
+// stepDownIfBefore stops leading when the record in force was written
+// before registration epoch, as applyState does for such a record (a
+// broker never resumes a leader epoch from before its registration).
+func (r *replica) stepDownIfBefore(epoch int64) transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.closed || r.mu.leader == nil || r.mu.revision > epoch {
+		return noTransition
+	}
+	t := r.stopLeadingLocked()
+	r.setMirrorsLocked(replication.NoLeader, r.mu.state.LeaderEpoch)
+	return t
 }

@@ -247,8 +247,15 @@ func (p *proc) stop(timeout time.Duration) error {
 		p.cmd = nil
 		return err
 	case <-time.After(timeout):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
+		// SIGQUIT makes the Go runtime dump every goroutine into the
+		// output, which says where shutdown hangs.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			<-p.exited
+		}
 		p.cmd = nil
 		return fmt.Errorf("did not exit within %v after SIGTERM", timeout)
 	}

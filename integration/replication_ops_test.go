@@ -337,11 +337,12 @@ func TestReplicaOfflineUntilUncleanElection(t *testing.T) {
 }
 
 // TestReplicaLeaderFencedWithoutEtcd kills etcd under a running cluster:
-// no broker can renew its lease, so none may go on acting as leader once
-// the lease could have expired on the server (broker.session.timeout.ms,
-// 3 s here). A produce sent well after that fails instead of being
-// acknowledged by a leader the cluster can no longer vouch for, and the
-// brokers stop.
+// no broker can renew its lease, so none may go on acknowledging what only
+// the lease protects (acks=1) once the lease could have expired on the
+// server (broker.session.timeout.ms, 3 s here). An acks=1 produce sent well
+// after that fails instead of being acknowledged by a leader the cluster
+// can no longer vouch for; the brokers notice the loss and stay up, trying
+// to register again (TestFaultEtcdOutageSurvived covers the return).
 func TestReplicaLeaderFencedWithoutEtcd(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 3)
@@ -384,4 +385,7 @@ func TestReplicaLeaderFencedWithoutEtcd(t *testing.T) {
 		}
 		return nil
 	})
+	if !leader.alive() {
+		t.Fatalf("the leader exited after losing its lease:\n%s", leader.output())
+	}
 }

@@ -12,10 +12,16 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // DefaultPrefix is the key prefix used when EtcdConfig.Prefix is empty.
 const DefaultPrefix = "/sluice"
+
+// reconnectMaxDelay caps the pause between the etcd client's attempts to
+// reconnect to an endpoint.
+const reconnectMaxDelay = time.Second
 
 // DefaultDialTimeout bounds NewEtcd's reachability check when
 // EtcdConfig.DialTimeout is zero.
@@ -92,6 +98,14 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		DialTimeout: cfg.DialTimeout,
 		Logger:      newZapLogger(log.With("component", "etcd-client"), zapWarn, nil),
 		Context:     context.WithoutCancel(ctx),
+		// gRPC's default reconnect backoff grows to two minutes, so after an
+		// etcd outage of some seconds a client would wait on for many more
+		// before it tries again. Brokers re-register and re-elect only once
+		// the client reconnects, so the wait is capped at reconnectMaxDelay.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+			MinConnectTimeout: cfg.DialTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: connect to etcd %v: %w", cfg.Endpoints, err)

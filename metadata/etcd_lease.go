@@ -169,8 +169,9 @@ func (e *Etcd) Brokers(ctx context.Context) ([]Broker, error) {
 	return out, nil
 }
 
-// Campaign implements Store with an etcd election (concurrency package)
-// under "<prefix>/controller", on a session lease of EtcdConfig.SessionTTL.
+// Campaign implements Store with an etcd election (the algorithm of etcd's
+// concurrency package, see elect) under "<prefix>/controller", on a
+// session lease of EtcdConfig.SessionTTL.
 func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) {
 	if err := e.closed(); err != nil {
 		return nil, err
@@ -186,7 +187,6 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 		_ = e.revoke(grant.ID)
 		return nil, fmt.Errorf("metadata: controller session: %w", err)
 	}
-	el := concurrency.NewElection(sess, e.key("controller"))
 	if err := e.withdrawStaleCandidacies(ctx, nodeID, sess.Lease()); err != nil {
 		sess.Orphan()
 		_ = e.revoke(sess.Lease())
@@ -196,7 +196,9 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.base, cancel)()
-	if err := el.Campaign(cctx, strconv.FormatInt(int64(nodeID), 10)); err != nil {
+	rev, err := e.elect(cctx, e.key("controller"), sess.Lease(), strconv.FormatInt(int64(nodeID), 10))
+	if err != nil {
+		// Revoking the session's lease deletes the candidacy key with it.
 		sess.Orphan()
 		_ = e.revoke(sess.Lease())
 		if e.base.Err() != nil {
@@ -211,17 +213,14 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 		close(stop)
 		<-done
 		e.untrackLease(l)
-		rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		defer cancel()
-		if errors.Is(l.err(), ErrLeaseLost) {
-			sess.Orphan() // the lease and with it the election key are gone
-			return nil
-		}
-		// Resigning and then revoking, each bounded, keeps Close short even
-		// when etcd is unreachable (Session.Close would wait up to a TTL).
-		resignErr := el.Resign(rctx)
 		sess.Orphan()
-		return errors.Join(resignErr, e.revoke(sess.Lease()))
+		if errors.Is(l.err(), ErrLeaseLost) {
+			return nil // the lease and with it the election key are gone
+		}
+		// One bounded revoke deletes the election key with the lease and
+		// lets the next candidate win at once; against an unreachable etcd
+		// it gives up after releaseTimeout and the lease simply expires.
+		return e.revoke(sess.Lease())
 	}
 	l.expire = func() error { return e.revoke(sess.Lease()) }
 	started := e.goTracked(func() {
@@ -239,7 +238,71 @@ func (e *Etcd) Campaign(ctx context.Context, nodeID int32) (*Leadership, error) 
 		_ = l.close()
 		return nil, ErrClosed
 	}
-	return &Leadership{nodeID: nodeID, epoch: el.Rev(), l: l}, nil
+	return &Leadership{nodeID: nodeID, epoch: rev, l: l}, nil
+}
+
+// elect enters the election under pfx with a key bound to lease and value
+// val, waits until no older candidacy is left, and returns the key's create
+// revision (the controller epoch). It is the election of etcd's concurrency
+// package with one difference that matters at shutdown: it never cleans up
+// with the client's own context, which retries forever while etcd is
+// unreachable (concurrency.Election.Campaign resigns with client.Ctx() when
+// ctx ends, and a broker's Close waited on that for good). Every call here
+// is bounded by ctx; on failure the caller revokes the lease, which deletes
+// the key.
+func (e *Etcd) elect(ctx context.Context, pfx string, lease clientv3.LeaseID, val string) (int64, error) {
+	k := fmt.Sprintf("%s/%x", pfx, int64(lease))
+	resp, err := e.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, val, clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(k)).
+		Commit()
+	if err != nil {
+		return 0, err
+	}
+	rev := resp.Header.Revision
+	if !resp.Succeeded { // our own key, from an earlier attempt on this lease
+		kv := resp.Responses[0].GetResponseRange().Kvs[0]
+		rev = kv.CreateRevision
+		if string(kv.Value) != val {
+			if _, err := e.cli.Put(ctx, k, val, clientv3.WithLease(lease)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for {
+		older, err := e.cli.Get(ctx, pfx+"/", append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...)
+		if err != nil {
+			return 0, err
+		}
+		if len(older.Kvs) == 0 {
+			return rev, nil
+		}
+		if err := e.waitDeleted(ctx, string(older.Kvs[0].Key), older.Header.Revision); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// waitDeleted waits until key is deleted at or after revision rev.
+func (e *Etcd) waitDeleted(ctx context.Context, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wr clientv3.WatchResponse
+	for wr = range e.cli.Watch(wctx, key, clientv3.WithRev(rev)) {
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return nil
+			}
+		}
+	}
+	if err := wr.Err(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("metadata: watch ended while waiting for an older candidacy to go")
 }
 
 // Controller implements Store: the candidate with the oldest key under

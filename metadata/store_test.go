@@ -52,6 +52,30 @@ func TestEtcdConformanceExternal(t *testing.T) {
 	runConformance(t, etcdStores(x.Endpoints()))
 }
 
+// TestEtcdCreatePartitionStatesBatched: the first records of 300
+// partitions take three transactions (etcd's 128-operation limit), not
+// 300: the records share three revisions.
+func TestEtcdCreatePartitionStatesBatched(t *testing.T) {
+	s := etcdStores(etcdtest.StartEmbedded(t))(t)
+	ctx := ctxT(t)
+	mustCreate(t, s, metadata.Topic{Name: "batched", Partitions: 300})
+	states := make([]metadata.PartitionState, 300)
+	for p := range states {
+		states[p] = metadata.PartitionState{Topic: "batched", Partition: int32(p), Leader: 1, ISR: []int32{1}}
+	}
+	written, err := s.CreatePartitionStates(ctx, states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[int64]bool{}
+	for _, w := range written {
+		revs[w.Revision] = true
+	}
+	if len(written) != 300 || len(revs) != 3 {
+		t.Fatalf("wrote %d records in %d revisions, want 300 in 3", len(written), len(revs))
+	}
+}
+
 func TestMemoryExpireHooks(t *testing.T) {
 	m := metadata.NewMemory()
 	defer m.Close()
@@ -483,4 +507,67 @@ func TestEtcdCampaignWithdrawsOwnGhost(t *testing.T) {
 		l.Close()
 		t.Fatal("node 1 won while node 2's live candidacy came first")
 	}
+}
+
+// TestEtcdCampaignEndsWithoutEtcd stops etcd under a candidate waiting
+// behind the elected controller: cancelling the candidate's context must
+// end Campaign promptly, and Close must not wait on etcd either (etcd's own
+// election cleans up with the client's context, which retries forever).
+func TestEtcdCampaignEndsWithoutEtcd(t *testing.T) {
+	e := etcdtest.StartEmbeddedDir(t, filepath.Join(t.TempDir(), "etcd"))
+	stores := etcdStores(e.Endpoints())
+	a, b := stores(t), stores(t)
+	lead, err := a.Campaign(ctxT(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lead.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := make(chan error, 1)
+	go func() {
+		l, err := b.Campaign(ctx, 2)
+		if err == nil {
+			_ = l.Close()
+		}
+		ended <- err
+	}()
+	// Campaign is waiting once its candidacy key is stored.
+	waitFor(t, 5*time.Second, func() error {
+		keys, err := metadata.KeysForTest(ctxT(t), a.(*metadata.Etcd))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, k := range keys {
+			if strings.HasPrefix(k, "/controller/") {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("%d candidacies, want 2", n)
+		}
+		return nil
+	})
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("Campaign won although another node held the election")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Campaign still running 5s after its context ended with etcd down")
+	}
+	closed := make(chan struct{})
+	go func() { _ = lead.Close(); _ = a.Close(); _ = b.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still running 10s after etcd stopped")
+	}
+	t.Logf("campaign and close ended %v after etcd stopped", time.Since(start).Round(time.Millisecond))
 }

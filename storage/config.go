@@ -117,6 +117,12 @@ type Options struct {
 	// OnSync, when set, is told how long each flush round's data fsyncs
 	// took (for a latency metric); it must not block.
 	OnSync func(time.Duration)
+	// OnFence, when set, is told the cause the first time the log is
+	// fenced by a failed write or fsync, so the owner can treat the
+	// directory as failed (Kafka's log directory failure) instead of
+	// waiting for the next append to find out. It is called with the log's
+	// lock held and must not block or call back into the log.
+	OnFence func(cause error)
 	// Filter gives the log cleaner record-level access for
 	// cleanup.policy=compact (the broker passes protocol.RecordFilter);
 	// nil disables compaction.

@@ -116,3 +116,29 @@ func TestLogNoAckAfterFailedSyncUnderConcurrency(t *testing.T) {
 		t.Fatalf("failure never injected")
 	}
 }
+
+// TestLogOnFenceReportsOnce checks that the owner hears of a failed fsync
+// once, with its cause, at the moment the log is fenced (the broker turns
+// it into a log directory failure), and not again on later refusals.
+func TestLogOnFenceReportsOnce(t *testing.T) {
+	t.Parallel()
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	e := newEnv(t, efs, Config{})
+	var causes []error
+	e.opts.OnFence = func(cause error) { causes = append(causes, cause) }
+	l := e.open()
+	res := mustAppend(t, l, mkBatch(t, spec{valueSize: 10}), leader)
+	if len(causes) != 0 {
+		t.Fatalf("fenced before any failure: %v", causes)
+	}
+	efs.Add(vfs.Rule{Op: vfs.OpSync, Nth: 1, Match: isLogFile})
+	if err := l.Sync(context.Background(), res.LastOffset); !errors.Is(err, ErrFenced) {
+		t.Fatalf("sync: %v", err)
+	}
+	if _, err := l.Append(mkBatch(t, spec{}), leader); !errors.Is(err, ErrFenced) {
+		t.Fatalf("append after fence: %v", err)
+	}
+	if len(causes) != 1 || !errors.Is(causes[0], vfs.ErrInjected) {
+		t.Fatalf("OnFence calls: %v, want one with the injected error", causes)
+	}
+}

@@ -78,6 +78,7 @@ type Log struct {
 	fs        vfs.FS
 	clock     func() time.Time
 	onSync    func(time.Duration) // optional fsync latency observer
+	onFence   func(error)         // optional log-directory failure hook
 	logger    *slog.Logger
 	strict    bool
 	recovery  RecoveryReport
@@ -158,7 +159,7 @@ func parsePartitionDir(name string) (string, int32, bool) {
 
 func newLog(dir string, opts Options) *Log {
 	opts = opts.withDefaults()
-	l := &Log{dir: filepath.Clean(dir), fs: opts.FS, clock: opts.Clock, strict: opts.StrictRecovery, onSync: opts.OnSync}
+	l := &Log{dir: filepath.Clean(dir), fs: opts.FS, clock: opts.Clock, strict: opts.StrictRecovery, onSync: opts.OnSync, onFence: opts.OnFence}
 	var ok bool
 	if l.topic, l.partition, ok = parsePartitionDir(filepath.Base(l.dir)); !ok {
 		l.topic, l.partition = "", -1
@@ -310,6 +311,9 @@ func (l *Log) fenceLocked(cause error) error {
 		l.fenced.Store(true)
 		l.logger.Error("storage: log fenced after I/O error; appends refused until reopened", "err", cause)
 		l.notifyLocked()
+		if l.onFence != nil {
+			l.onFence(cause)
+		}
 	}
 	return fmt.Errorf("%w: %w", ErrFenced, cause)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -43,7 +44,7 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		nodeID     = fs.Int("node-id", 1, "this broker's node id")
+		nodeID     = fs.Int("node-id", 1, "this broker's node id, 0 or more (0 is a valid id, as in Kafka)")
 		listen     = fs.String("listen", "127.0.0.1:9092", "Kafka listener host:port")
 		advertise  = fs.String("advertise", "", "host:port given to clients in Metadata (default: the listener)")
 		dataDir    = fs.String("data-dir", "sluice-data", "directory for partition logs and the embedded etcd")
@@ -55,6 +56,7 @@ func run(args []string, stderr io.Writer) error {
 		rack       = fs.String("rack", "", "rack id reported to clients")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
+		faults     = fs.Bool("test-fault-injection", false, "TESTS ONLY: let POST /debug/faults on the HTTP listener fail storage writes or fsyncs; never in production")
 		sets       = settingsFlag{}
 	)
 	fs.Var(sets, "set", "broker setting under its Kafka name, name=value (repeatable), e.g. --set num.partitions=3")
@@ -67,6 +69,9 @@ func run(args []string, stderr io.Writer) error {
 		}
 		return err
 	}
+	if *nodeID < 0 || *nodeID > math.MaxInt32 {
+		return fmt.Errorf("--node-id %d: want 0 to %d", *nodeID, math.MaxInt32)
+	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
@@ -75,6 +80,7 @@ func run(args []string, stderr io.Writer) error {
 		NodeID: int32(*nodeID), Listen: *listen, Advertise: *advertise, DataDir: *dataDir,
 		HTTPListen: *httpListen, EtcdPrefix: *etcdPrefix, EmbeddedEtcdClientAddr: *embClient,
 		EmbeddedEtcdPeerAddr: *embPeer, Rack: *rack, Settings: sets, Logger: logger,
+		TestFaultInjection: *faults,
 	}
 	if *etcd != "" {
 		cfg.Etcd = strings.Split(*etcd, ",")

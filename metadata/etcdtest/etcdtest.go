@@ -106,6 +106,9 @@ type External struct {
 	Bin       string
 	Version   string // first line of "etcd --version"
 	endpoints []string
+	args      []string
+	logPath   string
+	mu        sync.Mutex
 	cmd       *exec.Cmd
 	exited    chan struct{}
 }
@@ -115,8 +118,50 @@ func (x *External) Endpoints() []string { return append([]string(nil), x.endpoin
 
 // Kill stops the process with SIGKILL and waits for it. Idempotent.
 func (x *External) Kill() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	_ = x.cmd.Process.Kill()
 	<-x.exited
+}
+
+// Restart starts a killed server again on the same data directory and
+// ports, as an operator restarting etcd after an outage would, and waits
+// until it reports healthy.
+func (x *External) Restart(t testing.TB) {
+	t.Helper()
+	x.Kill()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.startLocked(); err != nil {
+		t.Fatalf("etcdtest: restart %s: %v", x.Bin, err)
+	}
+}
+
+// startLocked starts the process and waits until it is healthy.
+func (x *External) startLocked() error {
+	logf, err := os.OpenFile(x.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child keeps its own descriptor
+	cmd := exec.Command(x.Bin, x.args...)
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	x.cmd, x.exited = cmd, exited
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	if err := waitHealthy(x.endpoints[0], exited); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%w; log:\n%s", err, tail(x.logPath))
+	}
+	return nil
 }
 
 // StartExternalServer is StartExternal returning the process handle, for
@@ -165,33 +210,16 @@ func startExternal(bin, dir string) (*External, error) {
 	}
 	curl := "http://127.0.0.1:" + strconv.Itoa(cport)
 	purl := "http://127.0.0.1:" + strconv.Itoa(pport)
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close() // the child keeps its own descriptor
-	cmd := exec.Command(bin,
+	x := &External{Bin: bin, endpoints: []string{curl}, logPath: filepath.Join(dir, "etcd.log"), args: []string{
 		"--name=sluice-test",
-		"--data-dir="+filepath.Join(dir, "data"),
-		"--listen-client-urls="+curl, "--advertise-client-urls="+curl,
-		"--listen-peer-urls="+purl, "--initial-advertise-peer-urls="+purl,
-		"--initial-cluster=sluice-test="+purl,
+		"--data-dir=" + filepath.Join(dir, "data"),
+		"--listen-client-urls=" + curl, "--advertise-client-urls=" + curl,
+		"--listen-peer-urls=" + purl, "--initial-advertise-peer-urls=" + purl,
+		"--initial-cluster=sluice-test=" + purl,
 		"--logger=zap", "--log-outputs=stderr", "--log-level=warn",
-	)
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	}}
+	if err := x.startLocked(); err != nil {
 		return nil, err
-	}
-	x := &External{Bin: bin, endpoints: []string{curl}, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(x.exited)
-	}()
-	if err := waitHealthy(curl, x.exited); err != nil {
-		x.Kill()
-		return nil, fmt.Errorf("%w; log:\n%s", err, tail(logPath))
 	}
 	return x, nil
 }
