@@ -44,6 +44,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		resp.ErrorCode = fc.errCode
 		return resp, nil
 	}
+	defer b.fetchSessions.release(&fc) // after w.stop below
 	parts := fc.parts
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -415,13 +416,14 @@ func (b *Broker) consumerFetcher(isolation int8) partFetcher {
 // the response must go back now.
 func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetchReply, part partFetcher) (int, bool) {
 	var (
-		total  int
-		stop   bool
-		budget = int(req.MaxBytes)
-		st     *kmsg.FetchResponseTopic
-		ts     *topicState
-		code   int16
-		prev   *fetchPart
+		total   int
+		stop    bool
+		budget  = int(req.MaxBytes)
+		st      *kmsg.FetchResponseTopic
+		ts      *topicState
+		code    int16
+		prev    *fetchPart
+		scratch kmsg.FetchResponseTopicPartition
 	)
 	if budget <= 0 {
 		budget = 1 << 31 / 2
@@ -442,7 +444,11 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		}
 		prev = fp
 		rp := &fp.rp
-		sp := kmsg.NewFetchResponseTopicPartition()
+		// One scratch answer per round, copied into the response when
+		// kept: it escapes through part, so a fresh one per partition
+		// would be a heap allocation per partition.
+		scratch = kmsg.NewFetchResponseTopicPartition()
+		sp := &scratch
 		sp.Partition = rp.Partition
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 		// Kafka never sends null records (librdkafka rejects size -1).
@@ -454,7 +460,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		} else {
 			at := [2]int{len(resp.Topics) - 1, len(st.Partitions)}
 			var urgent bool
-			fp.wake, n, urgent = part(ts, rp, &sp, budget-total, total == 0, resp, at)
+			fp.wake, n, urgent = part(ts, rp, sp, budget-total, total == 0, resp, at)
 			stop = stop || urgent || sp.ErrorCode != 0
 			total += n
 		}
@@ -464,8 +470,8 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		}
 		// An incremental response leaves out what has not changed; a
 		// left-out partition read no records, so nothing refers to its slot.
-		if fp.answered = fp.include(&sp, n > 0); fp.answered {
-			st.Partitions = append(st.Partitions, sp)
+		if fp.answered = fp.include(sp, n > 0); fp.answered {
+			st.Partitions = append(st.Partitions, *sp)
 		}
 	}
 	if st != nil && len(st.Partitions) == 0 {

@@ -422,3 +422,38 @@ func TestFetchSessionCacheFull(t *testing.T) {
 		t.Fatalf("first session: error %d session %d", inc.ErrorCode, inc.SessionID)
 	}
 }
+
+// Followers fetch in KIP-227 sessions too: with min.insync.replicas=2
+// every acks=all produce needs the follower to fetch the new records
+// through its incremental session, and before any consumer fetches, each
+// leader's cache holds its follower's session.
+func TestFetchSessionFollowers(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	c.createTopic("follow", 4, 2, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	c.waitISR("follow", 2, 30*time.Second)
+	cl := c.client(kgo.DefaultProduceTopic("follow"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 200 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(itoa(i)), Value: []byte(itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("acks=all produce %d: %v", i, err)
+		}
+	}
+	// No consumer has fetched yet: every cached session is a follower's.
+	for _, id := range c.ids() {
+		if n := c.procs[id].metric(t, "sluice_fetch_sessions"); n < 1 {
+			t.Fatalf("broker %d caches %v fetch sessions; want its follower's", id, n)
+		}
+		if n := c.procs[id].metric(t, "sluice_fetch_session_partitions"); n < 1 {
+			t.Fatalf("broker %d caches %v session partitions", id, n)
+		}
+	}
+	total := 0
+	for p := range int32(4) {
+		total += len(c.consumePartition("follow", p))
+	}
+	if total != 200 {
+		t.Fatalf("consumed %d records, want 200", total)
+	}
+}
