@@ -41,6 +41,9 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
+	if replicaID < 0 {
+		b.clampFetch(r, req)
+	}
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	waited := false
@@ -56,16 +59,29 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 			if waited {
 				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
 			}
-			b.countFetched(out)
-			return out, nil
+			return b.finishFetch(r, out, replicaID), nil
 		}
 		waited = true
-		if !waitAny(ctx, wake, deadline) {
-			b.countFetched(out)
-			return out, nil
+		waitStart := time.Now()
+		ok := waitAny(ctx, wake, deadline)
+		r.q.waited += time.Since(waitStart)
+		if !ok {
+			return b.finishFetch(r, out, replicaID), nil
 		}
 		out.release() // read again, into the same buffers
 	}
+}
+
+// finishFetch applies a client's fetch quotas to the response (a throttled
+// fetch is answered empty) and counts what is sent.
+func (b *Broker) finishFetch(r *request, out *fetchReply, replicaID int32) kmsg.Response {
+	if replicaID >= 0 {
+		r.q.done = true // replication is exempt from client quotas
+	} else if resp := b.throttleFetch(r, out); resp != kmsg.Response(out) {
+		return resp
+	}
+	b.countFetched(out)
+	return out
 }
 
 // fetchReply is a Fetch response together with what its record batches
