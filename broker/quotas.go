@@ -117,13 +117,13 @@ func (b *Broker) throttleRequest(r *request) {
 		return
 	}
 	user, client := r.quotaUser(), r.hdr.ClientID
-	var usages []quota.Usage
-	if pr, ok := r.req.(*kmsg.ProduceRequest); ok {
+	var buf [2]quota.Usage // no allocation per request
+	usages := buf[:0]
+	pr, isProduce := r.req.(*kmsg.ProduceRequest)
+	if isProduce {
 		usages = append(usages, b.quotas.Record(quota.Produce, user, client, float64(r.q.size)))
-		if pr.Acks != 0 {
-			usages = append(usages, b.quotas.Record(quota.Request, user, client, quota.Percent(r.handlingTime())))
-		}
-	} else {
+	}
+	if !isProduce || pr.Acks != 0 {
 		usages = append(usages, b.quotas.Record(quota.Request, user, client, quota.Percent(r.handlingTime())))
 	}
 	var mutation time.Duration

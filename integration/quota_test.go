@@ -20,12 +20,16 @@ import (
 
 // throttleHook counts the throttles a client is told about (KIP-219).
 type throttleHook struct {
-	count atomic.Int64
-	max   atomic.Int64 // ms
+	count  atomic.Int64
+	max    atomic.Int64 // ms
+	before atomic.Int64 // throttles applied before the response (pre-KIP-219)
 }
 
-func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, after bool) {
 	h.count.Add(1)
+	if !after {
+		h.before.Add(1)
+	}
 	for {
 		cur := h.max.Load()
 		if d.Milliseconds() <= cur || h.max.CompareAndSwap(cur, d.Milliseconds()) {
@@ -430,5 +434,35 @@ func TestQuotaControllerMutationThrottled(t *testing.T) {
 	}
 	if md.Has("mut-2") || !md.Has("mut-1") || !md.Has("mut-3") || !md.Has("mut-free") {
 		t.Fatalf("topics %v: want mut-1, mut-3 and mut-free, not mut-2", md.Names())
+	}
+}
+
+// TestQuotaOldVersionResponseDelayed produces with Produce v5, which
+// predates KIP-219: the client does not back off by itself, so the broker
+// holds the throttled response back for the throttle time, as Kafka did.
+func TestQuotaOldVersionResponseDelayed(t *testing.T) {
+	ib := startBroker(t, nil)
+	createTopic(t, ib.addr(), "quota-old", 1, nil)
+	setQuota(t, admin(t, ib.addr()), clientQuota("producer_byte_rate", 20_000, clientIDPart("quota-old")))
+	waitQuotaApplied(t, ib, "producer_byte_rate", "quota-old", 20_000)
+	v5 := kversion.Stable()
+	v5.SetMaxKeyVersion(0, 5)
+	var hook throttleHook
+	cl := client(t, ib.addr(), kgo.ClientID("quota-old"), kgo.DefaultProduceTopic("quota-old"), kgo.MaxVersions(v5),
+		kgo.WithHooks(&hook), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	// 250 kB over the 10 s minimum window: 25 kB/s, throttled 2.5 s.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: randomBytes(250_000)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if hook.before.Load() != 1 || hook.max.Load() < 2000 {
+		t.Fatalf("throttles %d (%d before the response), longest %d ms; want one of about 2500 ms before the response",
+			hook.count.Load(), hook.before.Load(), hook.max.Load())
+	}
+	if took < time.Duration(hook.max.Load())*time.Millisecond-200*time.Millisecond {
+		t.Fatalf("v5 response after %v, want it held back for the %d ms throttle", took, hook.max.Load())
 	}
 }

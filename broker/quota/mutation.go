@@ -26,8 +26,11 @@ type Mutations struct {
 // v5+) are refused while the quota is exhausted; older ones are always
 // accepted and throttled afterwards, as Kafka's permissive quota does.
 func (m *Manager) Mutations(user, clientID string, strict bool) *Mutations {
-	now := m.nowMs()
 	q := &Mutations{m: m, strict: strict}
+	if m.active[ControllerMutation].Load() == 0 {
+		return q
+	}
+	now := m.nowMs()
 	res, s, ok := m.resolve(ControllerMutation, user, clientID, now)
 	if !ok {
 		return q

@@ -288,3 +288,27 @@ func TestQuotaProducerHeldToQuota(t *testing.T) {
 		t.Fatalf("held at %.0f B/s, want within 15%% of %.0f", got, quota)
 	}
 }
+
+// BenchmarkQuotaRecord is the cost a produce pays: its bytes and its
+// handling time recorded, with and without a quota that applies.
+func BenchmarkQuotaRecord(b *testing.B) {
+	for _, configured := range []bool{false, true} {
+		name := "none"
+		if configured {
+			name = "default-client-id"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := New(Config{})
+			if configured {
+				m.SetQuotas(defaultClient, map[Type]float64{Produce: 1e12, Request: 1e9})
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m.Record(Produce, "", "bench-client", 16384).Keep(0)
+					m.Record(Request, "", "bench-client", Percent(50*time.Microsecond)).Keep(0)
+				}
+			})
+		})
+	}
+}
