@@ -466,3 +466,26 @@ func TestQuotaOldVersionResponseDelayed(t *testing.T) {
 		t.Fatalf("v5 response after %v, want it held back for the %d ms throttle", took, hook.max.Load())
 	}
 }
+
+// TestQuotaRequestPercentageThrottles sets a request_percentage far below
+// what even one request's handling takes: the next request is answered,
+// with a throttle time (KIP-124).
+func TestQuotaRequestPercentageThrottles(t *testing.T) {
+	ib := startBroker(t, nil)
+	setQuota(t, admin(t, ib.addr()), clientQuota("request_percentage", 1e-9, clientIDPart("quota-cpu")))
+	waitQuotaApplied(t, ib, "request_percentage", "quota-cpu", 1e-9)
+	var hook throttleHook
+	cl := client(t, ib.addr(), kgo.ClientID("quota-cpu"), kgo.WithHooks(&hook))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ThrottleMillis <= 0 || hook.count.Load() == 0 {
+		t.Fatalf("metadata throttle %d ms, %d throttles seen; want throttled", resp.ThrottleMillis, hook.count.Load())
+	}
+	if v := quotaMetric(t, ib, "sluice_quota_throttled_responses_total", "request_percentage", "quota-cpu"); v < 1 {
+		t.Fatalf("throttled responses metric %v", v)
+	}
+}

@@ -73,7 +73,7 @@ func (q *Mutations) Record(n int) error {
 // violated keeps the throttle of a negative bucket: the time it takes to
 // refill to zero (Kafka: -tokens/quota seconds).
 func (q *Mutations) violated(tokens float64, now int64) {
-	q.throttle = math.Round(-tokens / q.limit * 1000)
+	q.throttle = min(math.Round(-tokens/q.limit*1000), math.MaxInt32)
 	q.at = now
 }
 

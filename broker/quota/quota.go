@@ -316,7 +316,9 @@ func (m *Manager) Record(t Type, user, clientID string, value float64) Usage {
 	s.mu.Unlock()
 	u := Usage{m: m, t: t, s: s, st: res.stats, value: value}
 	if rate > res.limit {
-		u.Throttle = time.Duration(math.Round((rate-res.limit)/res.limit*float64(size))) * time.Millisecond
+		// Capped at what throttle_time_ms (int32) can carry.
+		ms := min(math.Round((rate-res.limit)/res.limit*float64(size)), math.MaxInt32)
+		u.Throttle = time.Duration(ms) * time.Millisecond
 	}
 	return u
 }

@@ -312,3 +312,17 @@ func BenchmarkQuotaRecord(b *testing.B) {
 		})
 	}
 }
+
+func TestQuotaThrottleCapped(t *testing.T) {
+	t.Parallel()
+	m, _ := newTest(t)
+	m.SetQuotas(client("c"), map[Type]float64{Produce: 1e-12, ControllerMutation: 1e-12})
+	if u := m.Record(Produce, "", "c", 1e9); u.Throttle != math.MaxInt32*time.Millisecond {
+		t.Fatalf("throttle %v, want the int32 millisecond cap", u.Throttle)
+	}
+	q := m.Mutations("", "c", false)
+	_ = q.Record(1e6)
+	if q.Throttle() != math.MaxInt32*time.Millisecond {
+		t.Fatalf("mutation throttle %v, want the cap", q.Throttle())
+	}
+}
