@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"net"
 	"errors"
 	"math"
 	"strings"
@@ -487,5 +490,60 @@ func TestQuotaRequestPercentageThrottles(t *testing.T) {
 	}
 	if v := quotaMetric(t, ib, "sluice_quota_throttled_responses_total", "request_percentage", "quota-cpu"); v < 1 {
 		t.Fatalf("throttled responses metric %v", v)
+	}
+}
+
+// TestQuotaMutesConnection plays a client that ignores throttle_time_ms
+// and pipelines its next request: the throttled response arrives at once,
+// the next one only after the throttle time, because the broker reads
+// nothing from the connection meanwhile (KIP-219).
+func TestQuotaMutesConnection(t *testing.T) {
+	ib := startBroker(t, nil)
+	createTopic(t, ib.addr(), "quota-mute", 1, nil)
+	// The raw header's client id is "test" (badinput_test.go).
+	setQuota(t, admin(t, ib.addr()), clientQuota("producer_byte_rate", 20_000, clientIDPart("test")))
+	waitQuotaApplied(t, ib, "producer_byte_rate", "test", 20_000)
+	conn, err := net.Dial("tcp", ib.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := produceRequest("quota-mute", 1, 5000, buildBatch(-1, -1, -1, string(randomBytes(250_000))))
+	req.Version = 7
+	produce := frame(req.AppendTo(header(0, 7, 1)))
+	apiVersions := frame(header(18, 0, 2))
+	start := time.Now()
+	if _, err := conn.Write(append(produce, apiVersions...)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (int32, []byte, time.Duration) {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var size [4]byte
+		if _, err := io.ReadFull(conn, size[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(size[:]))
+		if _, err := io.ReadFull(conn, body); err != nil {
+			t.Fatal(err)
+		}
+		return int32(binary.BigEndian.Uint32(body)), body[4:], time.Since(start)
+	}
+	corr, body, first := read()
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 7
+	if err := resp.ReadFrom(body); err != nil || corr != 1 {
+		t.Fatalf("produce response corr %d: %v", corr, err)
+	}
+	throttle := time.Duration(resp.ThrottleMillis) * time.Millisecond
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 || throttle < 2*time.Second {
+		t.Fatalf("produce: error %d, throttle %v; want accepted with about 2.5 s", code, throttle)
+	}
+	if first > throttle/2 {
+		t.Fatalf("throttled response took %v: it must be sent at once", first)
+	}
+	corr, _, second := read()
+	if corr != 2 || second < throttle-100*time.Millisecond {
+		t.Fatalf("pipelined request %d answered after %v, want after the %v throttle", corr, second, throttle)
 	}
 }
