@@ -74,12 +74,16 @@ func (b *Broker) startQuotas() {
 // watchQuotas applies every quota record in etcd, and each later change,
 // to this broker's manager until ctx ends.
 func (b *Broker) watchQuotas(ctx context.Context) {
-	for ctx.Err() == nil {
+	applied := map[quota.Entity]bool{} // entities with quotas in the manager
+	for first := true; ctx.Err() == nil; first = false {
 		ch, err := b.meta.WatchClientQuotas(ctx)
 		if err != nil {
 			b.log.Warn("watching client quotas", "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
+		}
+		if !first {
+			b.dropDeletedQuotas(ctx, applied)
 		}
 		for ev := range ch {
 			limits := map[quota.Type]float64{}
@@ -90,7 +94,35 @@ func (b *Broker) watchQuotas(ctx context.Context) {
 					}
 				}
 			}
-			b.quotas.SetQuotas(quotaEntity(ev.Quota.Entity), limits)
+			e := quotaEntity(ev.Quota.Entity)
+			b.quotas.SetQuotas(e, limits)
+			if len(limits) > 0 {
+				applied[e] = true
+			} else {
+				delete(applied, e)
+			}
+		}
+	}
+}
+
+// dropDeletedQuotas removes the entities applied before a watch restarted
+// that are no longer stored: their deletion fell between the two watches.
+// It runs after the new watch read its snapshot, so a deletion after that
+// comes as an event, and an entity listed here is in the snapshot.
+func (b *Broker) dropDeletedQuotas(ctx context.Context, applied map[quota.Entity]bool) {
+	stored, err := b.meta.ClientQuotas(ctx)
+	if err != nil {
+		b.log.Warn("listing client quotas", "err", err)
+		return
+	}
+	keep := map[quota.Entity]bool{}
+	for _, q := range stored {
+		keep[quotaEntity(q.Entity)] = true
+	}
+	for e := range applied {
+		if !keep[e] {
+			b.quotas.SetQuotas(e, nil)
+			delete(applied, e)
 		}
 	}
 }
