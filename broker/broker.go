@@ -45,6 +45,7 @@ type Broker struct {
 	topics   *topicTable
 	brokers  *brokerCache
 	coord    *coordinator.Coordinator
+	quotas   *quotaService
 	lock     *os.File // flock on the data directory
 
 	ln       net.Listener
@@ -131,6 +132,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
+	b.startQuotas()
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -340,6 +342,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("broker-config-watch", func() { b.watchBrokerConfigs(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
 	b.goroutines.Go("partition-watch", func() { b.watchPartitions(serveCtx) })
+	b.goroutines.Go("quota-watch", func() { b.watchQuotas(serveCtx) })
 	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
@@ -372,6 +375,7 @@ func (b *Broker) Run(ctx context.Context) error {
 // in-flight ones to be answered, then cancels whatever is still waiting
 // (long-poll fetches end early with what they have).
 func (b *Broker) drainConns(cancel context.CancelFunc) {
+	b.quotas.endMutes()
 	done := make(chan struct{})
 	go func() { // not tracked: it only waits for the tracked ones
 		b.goroutines.close()
