@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -209,8 +210,10 @@ func (b *Broker) storageFS() vfs.FS {
 // serveFaults is the test-only fault endpoint, registered on the HTTP
 // listener only with Config.TestFaultInjection:
 //
-//	POST   /debug/faults?op=sync|write&errno=EIO|ENOSPC  every later matching call fails
-//	DELETE /debug/faults                                 removes every rule
+//	POST   /debug/faults?op=sync|write|create&errno=EIO|ENOSPC[&match=s]
+//	       every later call of op (on a path containing s) fails
+//	DELETE /debug/faults
+//	       removes every rule
 //
 // It lets process-level tests fail a real broker's fsync or make its disk
 // look full at a chosen moment.
@@ -224,15 +227,19 @@ func (b *Broker) serveFaults(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST or DELETE", http.StatusMethodNotAllowed)
 		return
 	}
-	ops := map[string]vfs.Op{"sync": vfs.OpSync, "write": vfs.OpWrite}
+	ops := map[string]vfs.Op{"sync": vfs.OpSync, "write": vfs.OpWrite, "create": vfs.OpCreate}
 	errnos := map[string]error{"EIO": syscall.EIO, "ENOSPC": syscall.ENOSPC}
 	op, okOp := ops[r.URL.Query().Get("op")]
 	errno, okErr := errnos[r.URL.Query().Get("errno")]
 	if !okOp || !okErr {
-		http.Error(w, "want op=sync|write and errno=EIO|ENOSPC", http.StatusBadRequest)
+		http.Error(w, "want op=sync|write|create and errno=EIO|ENOSPC", http.StatusBadRequest)
 		return
 	}
-	b.faults.Add(vfs.Rule{Op: op, Nth: 1, Sticky: true, Err: errno})
+	rule := vfs.Rule{Op: op, Nth: 1, Sticky: true, Err: errno}
+	if s := r.URL.Query().Get("match"); s != "" {
+		rule.Match = func(path string) bool { return strings.Contains(path, s) }
+	}
+	b.faults.Add(rule)
 	b.log.Warn("test fault injection armed", "op", r.URL.Query().Get("op"), "errno", r.URL.Query().Get("errno"))
 }
 
