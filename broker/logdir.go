@@ -126,10 +126,15 @@ func (b *Broker) handleLogDirFailure(ctx context.Context) {
 		"dir", b.logDirPath(), "disk_full", isDiskFull(b.logDir.err()), "err", b.logDir.err())
 	t := time.NewTicker(logDirRetryInterval)
 	defer t.Stop()
+	lastKept := -1
 	for {
-		moved, kept := b.giveUpPartitions(ctx)
-		if moved > 0 || kept > 0 {
+		moved, kept, failed, err := b.giveUpPartitions(ctx)
+		if moved > 0 || kept != lastKept {
 			b.log.Info("log directory offline: partitions given up", "moved", moved, "still_led_alone", kept)
+			lastKept = kept
+		}
+		if failed > 0 && ctx.Err() == nil {
+			b.log.Warn("log directory offline: cannot give up some partitions yet; retrying", "partitions", failed, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -141,9 +146,10 @@ func (b *Broker) handleLogDirFailure(ctx context.Context) {
 
 // giveUpPartitions writes, for every partition whose record has this
 // broker in its ISR, the record controlled shutdown would write. It
-// returns how many records it changed and how many partitions this broker
-// still leads as their only eligible in-sync replica.
-func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
+// returns how many records it changed, how many partitions this broker
+// still leads as their only eligible in-sync replica, and how many it
+// could not write (with the first error).
+func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept, failed int, firstErr error) {
 	self := b.cfg.NodeID
 	for _, ts := range b.topics.all() {
 		for p := int32(0); p < ts.meta().Partitions && ctx.Err() == nil; p++ {
@@ -162,8 +168,8 @@ func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
 			cancel()
 			switch {
 			case err != nil:
-				if ctx.Err() == nil {
-					b.log.Warn("log directory offline: cannot give up partition yet", "topic", ts.meta().Name, "partition", p, "err", err)
+				if failed++; firstErr == nil {
+					firstErr = fmt.Errorf("%s-%d: %w", ts.meta().Name, p, err)
 				}
 			case next.Leader == self:
 				kept++
@@ -172,7 +178,7 @@ func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
 			}
 		}
 	}
-	return moved, kept
+	return moved, kept, failed, firstErr
 }
 
 // logDirCollector reports the data directory's health at scrape time.

@@ -240,6 +240,9 @@ func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
 		return nil
 	})
 	t.Logf("leadership and ISR membership left broker %d %v after its fsync failed", victimID, time.Since(failed).Round(time.Millisecond))
+	if code, err := doRequest(http.MethodGet, "http://"+victim.httpAddr+"/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("readyz of a broker with an offline log directory: %v %v, want 503", code, err)
+	}
 	before := bp.a.count()
 	bp.waitAcked(t, before+500)
 	bp.stop()
