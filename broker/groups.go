@@ -107,68 +107,31 @@ func derefString(s *string) string {
 	return *s
 }
 
-// offsetsLoadBuffer is how much of a __consumer_offsets partition one
-// read takes while loading (Kafka's offsets.load.buffer.size default): a
-// load holds this, one decoded batch and the groups' live state.
-const offsetsLoadBuffer = 5 << 20
-
-// Failed loads are retried after a pause growing from offsetsLoadRetryMin
-// to offsetsLoadRetryMax.
-const (
-	offsetsLoadRetryMin = 500 * time.Millisecond
-	offsetsLoadRetryMax = 10 * time.Second
-)
-
 // loadOffsetsPartition hands a __consumer_offsets partition this broker
-// just became leader of to the coordinator. It only marks the partition
-// loading (its groups answer COORDINATOR_LOAD_IN_PROGRESS, which clients
-// retry) and replays the log on a goroutine, so no leadership transition
-// waits behind the disk.
+// just became leader of to the coordinator, replaying its log. It runs
+// outside the topic table's lock and the replica's.
 func (b *Broker) loadOffsetsPartition(part *partition) {
 	p := part.index
 	if b.coord.Owns(p) {
 		return
 	}
 	b.coord.BeginLoad(p)
-	l := b.coord.NewLoader(p)
-	b.goroutines.Go("offsets-load", func() { b.runOffsetsLoad(part, l) })
-}
-
-// runOffsetsLoad replays part into l and installs it. A read that fails
-// part way installs nothing (the groups would come back with older
-// offsets): it is retried from the start of the log until it succeeds, the
-// partition's leadership moves on (l is no longer current) or the broker
-// stops.
-func (b *Broker) runOffsetsLoad(part *partition, l *coordinator.Loader) {
-	ctx := b.bgCtx()
-	pause := offsetsLoadRetryMin
-	for ctx.Err() == nil && l.Current() {
-		n, err := streamOffsetsLog(b.codecs, part.log, l.Add)
-		if err == nil {
-			if l.Install() {
-				b.log.Info("group coordinator loaded partition", "partition", part.index, "records", n)
-			}
-			return
-		}
-		b.log.Error("loading group state failed; its groups answer COORDINATOR_LOAD_IN_PROGRESS until a retry succeeds",
-			"partition", part.index, "retry_in", pause, "err", err)
-		l.Reset()
-		sleepCtx(ctx, pause)
-		pause = min(2*pause, offsetsLoadRetryMax)
+	recs, err := readOffsetsLog(b.codecs, part.log)
+	if err != nil {
+		b.log.Error("loading group state", "partition", p, "err", err)
 	}
+	b.coord.Load(p, recs)
+	b.log.Info("group coordinator loaded partition", "partition", p, "records", len(recs))
 }
 
-// streamOffsetsLog reads every record of a __consumer_offsets partition in
-// log order, offsetsLoadBuffer at a time, handing each batch's records to
-// add. It returns how many records it handed over.
-func streamOffsetsLog(codecs *protocol.Codecs, l *storage.Log, add func([]coordinator.Record)) (int, error) {
-	n := 0
-	var recs []coordinator.Record
+// readOffsetsLog reads every record of a __consumer_offsets partition.
+func readOffsetsLog(codecs *protocol.Codecs, l *storage.Log) ([]coordinator.Record, error) {
+	var out []coordinator.Record
 	off, end := l.LogStartOffset(), l.LogEndOffset()
 	for off < end {
-		data, err := l.Read(off, offsetsLoadBuffer, end)
+		data, err := l.Read(off, 1<<20, end)
 		if err != nil {
-			return n, fmt.Errorf("read offset %d: %w", off, err)
+			return out, fmt.Errorf("read offset %d: %w", off, err)
 		}
 		if len(data) == 0 {
 			break
@@ -176,7 +139,7 @@ func streamOffsetsLog(codecs *protocol.Codecs, l *storage.Log, add func([]coordi
 		for len(data) > 0 {
 			one, rest, err := batch.Next(data)
 			if err != nil {
-				return n, fmt.Errorf("batch at %d: %w", off, err)
+				return out, fmt.Errorf("batch at %d: %w", off, err)
 			}
 			data = rest
 			h, _ := batch.ParseHeader(one)
@@ -184,19 +147,16 @@ func streamOffsetsLog(codecs *protocol.Codecs, l *storage.Log, add func([]coordi
 			if h.Control() {
 				continue
 			}
-			_, decoded, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
+			_, recs, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
 			if err != nil {
-				return n, fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
+				return out, fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
 			}
-			recs = recs[:0]
-			for _, r := range decoded {
-				recs = append(recs, coordinator.Record{Key: r.Key, Value: r.Value})
+			for _, r := range recs {
+				out = append(out, coordinator.Record{Key: r.Key, Value: r.Value})
 			}
-			add(recs)
-			n += len(recs)
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // offsetsPersister writes coordinator records to __consumer_offsets.

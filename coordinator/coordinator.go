@@ -148,13 +148,10 @@ type Coordinator struct {
 		sync.Mutex
 		closed bool
 		parts  []partitionStatus
-		// loadGen counts, per partition, the BeginLoad and Unload calls: a
-		// Loader installs its groups only if none came since it started.
-		loadGen []uint64
-		groups  map[string]*group
-		seq     uint64 // join order of classic members, for determinism
-		stats   counters
-		expiry  Timer
+		groups map[string]*group
+		seq    uint64 // join order of classic members, for determinism
+		stats  counters
+		expiry Timer
 	}
 }
 
@@ -185,7 +182,6 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.parts = make([]partitionStatus, cfg.NumPartitions)
-	c.mu.loadGen = make([]uint64, cfg.NumPartitions)
 	c.mu.groups = make(map[string]*group)
 	c.mu.stats.rebalances = make(map[RebalanceReason]uint64)
 	c.mu.Lock()

@@ -15,10 +15,8 @@
 // The broker owns everything around it: it forwards requests, implements
 // Persister by appending to __consumer_offsets with acks=all, answers
 // FindCoordinator with PartitionFor (Kafka's exact hash, so Sluice and Kafka
-// agree on where a group lives), and calls BeginLoad/NewLoader/Unload as
-// leadership of __consumer_offsets partitions moves (a Loader installs
-// nothing unless the whole partition was read, and nothing once the
-// partition was unloaded or begun again). A request for a group
+// agree on where a group lives), and calls BeginLoad/Load/Unload as
+// leadership of __consumer_offsets partitions moves. A request for a group
 // whose partition is not loaded gets NOT_COORDINATOR; while it loads,
 // COORDINATOR_LOAD_IN_PROGRESS; after Close, COORDINATOR_NOT_AVAILABLE.
 //
@@ -192,9 +190,7 @@
 //	})
 //	...
 //	c.BeginLoad(p)            // became leader of __consumer_offsets-p
-//	l := c.NewLoader(p)       // replay it as it is read, batch by batch
-//	for each batch read: l.Add(records)
-//	l.Install()               // only after the whole partition was read
+//	c.Load(p, readAll(p))     // replay it
 //	...
 //	ctx = coordinator.WithClient(ctx, hdr.ClientID, conn.RemoteAddr().String())
 //	resp := c.JoinGroup(ctx, req.(*kmsg.JoinGroupRequest))

@@ -25,7 +25,6 @@ func (c *Coordinator) BeginLoad(partition int32) {
 	}
 	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
 	c.mu.parts[partition] = partitionLoading
-	c.mu.loadGen[partition]++
 }
 
 // Load replays the records of one __consumer_offsets partition, in log
@@ -34,94 +33,20 @@ func (c *Coordinator) BeginLoad(partition int32) {
 // epochs and assignments (KIP-848); every member gets a fresh session and
 // must heartbeat before it expires. Records that do not parse are skipped
 // and logged. Loading a partition that is already loaded replaces its groups.
-// It is NewLoader, Add and Install in one call, for records already in
-// memory.
 func (c *Coordinator) Load(partition int32, records []Record) {
-	l := c.NewLoader(partition)
-	l.Add(records)
-	l.Install()
-}
-
-// Loader replays one __consumer_offsets partition while it is being read,
-// so that a load holds the partition's live state (the last record of every
-// key) and the batch being read, never the whole log. Nothing is served
-// from it until Install; a load that fails to read to the end is simply
-// dropped, so a partially read partition is never served (its groups keep
-// answering COORDINATOR_LOAD_IN_PROGRESS after BeginLoad). A Loader is used
-// by one goroutine.
-type Loader struct {
-	c         *Coordinator
-	partition int32
-	gen       uint64
-	valid     bool
-	groups    map[string]*replayedGroup
-	records   int
-	skipped   int
-}
-
-// NewLoader starts replaying partition. Call it after BeginLoad; a
-// BeginLoad or Unload of the partition after this call makes Install a
-// no-op, so a slow load can never install state for a partition whose
-// leadership moved on meanwhile.
-func (c *Coordinator) NewLoader(partition int32) *Loader {
-	l := &Loader{c: c, partition: partition, groups: make(map[string]*replayedGroup)}
 	if !c.validPartition(partition) {
 		c.log.Warn("load of a partition outside offsets.topic.num.partitions", "partition", partition)
-		return l
-	}
-	c.mu.Lock()
-	l.gen, l.valid = c.mu.loadGen[partition], true
-	c.mu.Unlock()
-	return l
-}
-
-// Add replays records, which follow those of the previous Add in log
-// order. It takes no lock and retains nothing of records but what the
-// groups keep.
-func (l *Loader) Add(records []Record) {
-	if !l.valid {
 		return
 	}
-	l.records += len(records)
-	l.skipped += l.c.replayInto(l.groups, l.partition, records)
-}
-
-// Reset forgets what was added, for a retry that reads the partition again
-// from its start; the Loader stays bound to the same load (BeginLoad).
-func (l *Loader) Reset() {
-	l.groups = make(map[string]*replayedGroup)
-	l.records, l.skipped = 0, 0
-}
-
-// Current reports whether Install would still install: no BeginLoad or
-// Unload of the partition came since NewLoader. A caller retrying a failed
-// read stops when it turns false.
-func (l *Loader) Current() bool {
-	if !l.valid {
-		return false
-	}
-	c := l.c
+	replayed, skipped := c.replay(partition, records)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.mu.closed && c.mu.loadGen[l.partition] == l.gen
-}
-
-// Install starts serving the replayed groups, replacing whatever the
-// partition had. It reports whether it did: not when the partition was
-// begun again or unloaded since NewLoader, or the coordinator closed.
-func (l *Loader) Install() bool {
-	if !l.valid {
-		return false
-	}
-	c, partition := l.c, l.partition
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.mu.closed || c.mu.loadGen[partition] != l.gen {
-		return false
+	if c.mu.closed {
+		return
 	}
 	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
 	now := c.clock.Now()
-	for id, rg := range l.groups {
+	for id, rg := range replayed {
 		g := c.buildGroupLocked(id, partition, rg, now)
 		if g == nil {
 			continue
@@ -130,10 +55,8 @@ func (l *Loader) Install() bool {
 		c.rearmLocked(g)
 	}
 	c.mu.parts[partition] = partitionLoaded
-	c.log.Info("loaded __consumer_offsets partition", "partition", partition, "records", l.records,
-		"groups", len(l.groups), "skipped", l.skipped)
-	l.groups = nil
-	return true
+	c.log.Info("loaded __consumer_offsets partition", "partition", partition, "records", len(records),
+		"groups", len(replayed), "skipped", skipped)
 }
 
 // Unload stops serving partition: its groups are dropped from memory (their
@@ -147,7 +70,6 @@ func (c *Coordinator) Unload(partition int32) {
 	}
 	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
 	c.mu.parts[partition] = partitionUnloaded
-	c.mu.loadGen[partition]++
 }
 
 func (c *Coordinator) dropPartitionLocked(partition int32, code int16) {
@@ -181,10 +103,10 @@ type replayedGroup struct {
 	members  map[string]*cmember
 }
 
-// replayInto folds records into per-group state in out and returns how
-// many it skipped. It touches no coordinator state, so it runs without the
-// lock.
-func (c *Coordinator) replayInto(out map[string]*replayedGroup, partition int32, records []Record) int {
+// replay folds records into per-group state. It touches no coordinator
+// state, so it runs without the lock.
+func (c *Coordinator) replay(partition int32, records []Record) (map[string]*replayedGroup, int) {
+	out := make(map[string]*replayedGroup)
 	get := func(id string) *replayedGroup {
 		rg := out[id]
 		if rg == nil {
@@ -204,7 +126,7 @@ func (c *Coordinator) replayInto(out map[string]*replayedGroup, partition int32,
 			skipped++
 		}
 	}
-	return skipped
+	return out, skipped
 }
 
 // replayOne applies one record; it returns the group id it touched ("" for

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -211,62 +210,4 @@ func sameAssignment(a, b kmsg.Assignment) bool {
 		}
 	}
 	return true
-}
-
-// TestLoaderStreamsAndNeverServesPartialState replays a partition in
-// chunks, as the broker reads it: the result is what one Load of every
-// record gives; a load that stops half way is never served (the groups
-// answer COORDINATOR_LOAD_IN_PROGRESS, not their older offsets); and a
-// load overtaken by Unload installs nothing.
-func TestLoaderStreamsAndNeverServesPartialState(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	h.topic("t", 1)
-	p := PartitionFor("g", testPartitions)
-	for off := int64(1); off <= 5; off++ {
-		expectCode(t, "commit", h.commit("g", "", -1, "t", 0, off), nil)
-	}
-	records := h.store.records(p)
-	if len(records) < 5 {
-		t.Fatalf("%d records persisted", len(records))
-	}
-
-	// A read that fails after the first records: nothing is installed.
-	h.c.BeginLoad(p)
-	partial := h.c.NewLoader(p)
-	partial.Add(records[:2])
-	offsetFetchCode := func() int16 {
-		r := kmsg.NewPtrOffsetFetchRequest()
-		r.Version = 8
-		rg := kmsg.NewOffsetFetchRequestGroup()
-		rg.Group = "g"
-		r.Groups = append(r.Groups, rg)
-		return h.c.OffsetFetch(h.ctx, r).Groups[0].ErrorCode
-	}
-	expectCode(t, "offset fetch during a failed load", offsetFetchCode(), kerr.CoordinatorLoadInProgress)
-	if !partial.Current() {
-		t.Fatal("the load is not current")
-	}
-
-	// The retry streams every record, one per Add, and installs.
-	full := h.c.NewLoader(p)
-	for _, r := range records {
-		full.Add([]Record{r})
-	}
-	if !full.Install() {
-		t.Fatal("a current load did not install")
-	}
-	if got := h.fetch("g", "t", 0); got != 5 {
-		t.Fatalf("committed offset after a chunked load: %d, want 5", got)
-	}
-
-	// A load overtaken by Unload (leadership moved) installs nothing.
-	h.c.BeginLoad(p)
-	late := h.c.NewLoader(p)
-	late.Add(records)
-	h.c.Unload(p)
-	if late.Current() || late.Install() {
-		t.Fatal("a load overtaken by Unload installed its groups")
-	}
-	expectCode(t, "offset fetch after unload", offsetFetchCode(), kerr.NotCoordinator)
 }
