@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol/batch
 	$(GO) test -run '^$$' -fuzz '^FuzzSegmentRecovery$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./storage
+	$(GO) test -run '^$$' -fuzz '^FuzzBrokerRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./broker
 
 ## bench: Sluice against franz-go's in-memory fake cluster, same run, ratios printed. Not in CI.
 bench:

@@ -20,12 +20,20 @@
 #   produce+consume throughput with lz4 and zstd batches: 1 KiB, acks=1, 1 partition
 #   (the broker walks every record of every batch, decompressing as it goes)
 #   produce latency at a fixed rate: 1 KiB records, 1 partition, acks=1 and acks=all
+#   overload: 64 producers flooding the broker (1 KiB records, as fast as it takes
+#   them) beside a probe (a producer at 1000 records/s and a consumer on their own
+#   connections and topic), and the same probe on the idle broker: flood
+#   throughput, the broker's peak RSS (queued.max.request.bytes bounds Sluice's
+#   request memory) and the probe's end-to-end p50/p99
 #   Sluice only: a flush.messages=1 topic, one record per produce request, at the
 #   fixed rate; its p99 must be below BENCH_MAX_P99 (the script fails otherwise).
 #   That cell lets BENCH_SYNC_INFLIGHT produce requests be in flight: each
 #   acknowledgement waits for an fsync, so the rate needs rate x latency requests
 #   pipelined (10000/s x 5 ms = 50); with the default 5 the client, not the
 #   broker, caps the rate near 5 / fsync time.
+#   end-to-end latency through librdkafka (bench/rdkafka_latency.py): producer
+#   with linger.ms=0 and acks=all, consumer with fetch.wait.max.ms=100, in
+#   separate processes, against both brokers (needs python3-confluent-kafka)
 #
 # Environment:
 #   BENCH_SUBJECT=sluice   what to measure; "fake" runs a second kfake in Sluice's
@@ -35,6 +43,8 @@
 #   BENCH_RATE=10000       records/s of the latency cells
 #   BENCH_MAX_P99=20ms     p99 bound of the flush.messages=1 cell
 #   BENCH_SYNC_INFLIGHT=64 produce requests in flight in the flush.messages=1 cell
+#   BENCH_FLOOD_DURATION=5s  length of each overload cell
+#   BENCH_FLOOD_PRODUCERS=64 producer clients of the flooded cell
 #   BENCH_FAKE_RELEASE=1   the reference returns deleted topics' heap to the OS
 #                          between cells (0: it keeps it; see below)
 #   BENCH_QUICK=1          only the 1 KiB, 1-partition throughput cells
@@ -51,6 +61,8 @@ LAT_DURATION="${BENCH_LAT_DURATION:-10s}"
 RATE="${BENCH_RATE:-10000}"
 MAX_P99="${BENCH_MAX_P99:-20ms}"
 SYNC_INFLIGHT="${BENCH_SYNC_INFLIGHT:-64}"
+FLOOD_DURATION="${BENCH_FLOOD_DURATION:-5s}"
+FLOOD_PRODUCERS="${BENCH_FLOOD_PRODUCERS:-64}"
 FAKE_FLAGS=()
 if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
 	FAKE_FLAGS=(--fake-release-memory)
@@ -241,6 +253,10 @@ for acks in "${acks_list[@]}"; do
 	both "1KiB acks=$acks p=1 @${RATE}/s" --mode produce \
 		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
 done
+both "probe, idle broker" --mode flood --producers 0 --record-size 1024 --partitions 8 \
+	--duration "$FLOOD_DURATION"
+both "probe, ${FLOOD_PRODUCERS} producers flooding" --mode flood --producers "$FLOOD_PRODUCERS" \
+	--record-size 1024 --partitions 8 --duration "$FLOOD_DURATION"
 settle
 # The throughput cells leave gigabytes of dirty page cache behind; writing it
 # back competes with this cell's fsyncs for the disk. Flush it first, so the
@@ -255,6 +271,20 @@ echo "matrix took $((SECONDS - start)) s; sluice = $SUBJECT (pid $SUB_PID), refe
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; other load skews the ratios"
 if [[ "$SUBJECT" == fake ]]; then
 	echo "NOTE: BENCH_SUBJECT=fake: the 'sluice' column is a second kfake, not Sluice."
+fi
+echo
+# End-to-end latency as librdkafka sees it with its low-latency producer
+# settings (linger.ms=0, acks=all) and a consumer at fetch.wait.max.ms=100,
+# producer and consumer in separate processes, against both brokers.
+if /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null; then
+	echo "librdkafka end-to-end latency, linger.ms=0 acks=all, 100 B @2000/s for 10 s:"
+	for target in sluice reference; do
+		if [[ "$target" == sluice ]]; then port=$SUB_PORT; else port=$REF_PORT; fi
+		settle
+		/usr/bin/python3 "$ROOT/bench/rdkafka_latency.py" "  $target" "127.0.0.1:$port" 2000 10 || FAILED=1
+	done
+else
+	echo "librdkafka latency cell skipped: /usr/bin/python3 lacks confluent_kafka (apt-get install python3-confluent-kafka)"
 fi
 echo
 # Produce validation cost, in process: the header and CRC check alone

@@ -136,11 +136,9 @@ func (b *Broker) reloadDynamicConfigs(ctx context.Context) error {
 	}
 	b.settings.setDynamic(merged)
 	for _, ts := range b.topics.all() {
-		values := b.settings.topicValues(ts.meta().Configs)
-		ts.mu.Lock()
-		ts.mu.values = values
-		ts.mu.Unlock()
-		cfg := storageConfig(values)
+		tc := b.settings.resolveTopic(ts.meta().Configs)
+		ts.cfg.Store(tc)
+		cfg := tc.storage
 		for _, p := range ts.partitions() {
 			if p != nil {
 				p.log.SetConfig(cfg)

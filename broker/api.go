@@ -19,6 +19,7 @@ type request struct {
 	handle handlerFunc
 	resp   kmsg.Response
 	start  time.Time // when the request was decoded, for latency metrics
+	hold   hold      // what it holds of the request budgets (see conn.reserve)
 
 	// finish, when set, runs on the connection's writer before the response
 	// is encoded. Handlers use it for waits that must not hold up the next

@@ -5,6 +5,8 @@ package broker
 // The legacy form: the settings given replace every override the resource
 // had (anything not named returns to its default). Topic and broker
 // resources are supported; see alter_configs.go for validation and storage.
+// A resource named more than once is answered once with INVALID_REQUEST
+// ("Duplicate resource.") and left unchanged, as Kafka does.
 
 import (
 	"context"
@@ -20,9 +22,20 @@ func (b *Broker) alterConfigsAPI() api {
 func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	dup := repeated(len(req.Resources), func(i int) string {
+		return string(rune(req.Resources[i].ResourceType)) + req.Resources[i].ResourceName
+	})
+	var once onceSet
 	for _, rr := range req.Resources {
 		res := kmsg.NewAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
+			if once.first(key) { // answered once and not applied, as in Kafka
+				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate resource.")
+				resp.Resources = append(resp.Resources, res)
+			}
+			continue
+		}
 		configs := rr.Configs
 		res.ErrorCode, res.ErrorMessage = b.alterResource(ctx, rr.ResourceType, rr.ResourceName, func(map[string]string) (map[string]string, int16, *string) {
 			next := map[string]string{}

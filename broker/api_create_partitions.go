@@ -6,7 +6,10 @@ package broker
 // the current one). An explicit assignment lists replicas for the new
 // partitions only. ValidateOnly runs the checks and changes nothing. The new
 // count is written with compare-and-swap on the topic's etcd revision, so a
-// concurrent change makes this request fail rather than be lost.
+// concurrent change makes this request fail rather than be lost. A topic
+// named more than once is answered once with INVALID_REQUEST; a request that
+// would add more than maxRecordsPerUserOp partitions in all changes nothing
+// and every topic gets POLICY_VIOLATION, as from Kafka's controller.
 
 import (
 	"context"
@@ -26,16 +29,26 @@ func (b *Broker) createPartitionsAPI() api {
 func (b *Broker) handleCreatePartitions(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
-	seen := map[string]int{}
+	dup := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
+	var added int64
 	for _, rt := range req.Topics {
-		seen[rt.Topic]++
+		if ts := b.topics.get(rt.Topic); ts != nil && !dup[rt.Topic] {
+			added += max(int64(rt.Count)-int64(ts.meta().Partitions), 0)
+		}
 	}
+	var once onceSet
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		if seen[rt.Topic] > 1 {
-			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("topic named more than once in the request")
-		} else {
+		switch {
+		case dup[rt.Topic]:
+			if !once.first(rt.Topic) {
+				continue // a repeated name is answered once, as in Kafka
+			}
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic name.")
+		case added > maxRecordsPerUserOp:
+			st.ErrorCode, st.ErrorMessage = policyViolationTooLarge()
+		default:
 			st.ErrorCode, st.ErrorMessage = b.createPartitions(ctx, rt, req.ValidateOnly)
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -7,13 +7,23 @@ package broker
 // the topic settings Sluice knows (INVALID_CONFIG names the bad one).
 // ValidateOnly (v1+) runs every check and creates nothing. From v5 the
 // response echoes the partition count, replication factor and the resolved
-// configs with their sources; v7 adds the topic id (KIP-516).
+// configs with their sources; v7 adds the topic id (KIP-516). A name given
+// more than once is answered once with INVALID_REQUEST and not created; a
+// request that would write more than maxRecordsPerUserOp records (a topic,
+// its partitions and configs each count one) creates nothing and every
+// topic gets POLICY_VIOLATION, as from Kafka's controller.
+//
+// The first records of the new partitions are written in a few etcd
+// transactions, and the answer waits, up to TimeoutMillis, until this
+// broker's metadata cache gives every partition a leader, so a client's
+// next Metadata request here finds the topic complete.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -38,17 +48,24 @@ type topicSpec struct {
 func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	seen := map[string]int{}
-	for _, rt := range req.Topics {
-		seen[rt.Topic]++
-	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
+	defer cancel()
+	dup := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
+	tooLarge := b.createRecords(req.Topics, dup) > maxRecordsPerUserOp
+	var once onceSet
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.NumPartitions, st.ReplicationFactor = -1, -1
-		if seen[rt.Topic] > 1 {
-			st.ErrorCode = kerr.InvalidRequest.Code
-			st.ErrorMessage = kmsg.StringPtr("topic named more than once in the request")
+		if dup[rt.Topic] {
+			if once.first(rt.Topic) { // a repeated name is answered once, as in Kafka
+				st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic name.")
+				resp.Topics = append(resp.Topics, st)
+			}
+			continue
+		}
+		if tooLarge {
+			st.ErrorCode, st.ErrorMessage = policyViolationTooLarge()
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
@@ -58,12 +75,38 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 			created, code, msg = b.createTopicFromSpec(ctx, spec, req.ValidateOnly)
 			if code == 0 {
 				b.fillCreatedTopic(&st, created)
+				if !req.ValidateOnly && req.TimeoutMillis > 0 && !b.awaitLeaders(waitCtx, created.Name, created.Partitions) {
+					b.log.Warn("created topic without leaders for every partition within the request's timeout",
+						"topic", created.Name, "timeout_ms", req.TimeoutMillis)
+				}
 			}
 		}
 		st.ErrorCode, st.ErrorMessage = code, msg
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// createRecords counts what creating the topics not in dup would write, as
+// Kafka's controller counts records: one for the topic, one per partition
+// and one per config. The count is taken before any work, so a request for
+// billions of partitions costs nothing.
+func (b *Broker) createRecords(topics []kmsg.CreateTopicsRequestTopic, dup map[string]bool) int64 {
+	var n int64
+	for _, rt := range topics {
+		if dup[rt.Topic] {
+			continue
+		}
+		parts := int64(rt.NumPartitions)
+		switch {
+		case len(rt.ReplicaAssignment) > 0:
+			parts = int64(len(rt.ReplicaAssignment))
+		case parts == -1:
+			parts = b.settings.brokerInt64("num.partitions", 1)
+		}
+		n += 1 + max(parts, 0) + int64(len(rt.Configs))
+	}
+	return n
 }
 
 func (b *Broker) fillCreatedTopic(st *kmsg.CreateTopicsResponseTopic, t metadata.Topic) {
@@ -123,6 +166,11 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	}
 	if spec.partitions <= 0 {
 		return t, kerr.InvalidPartitions.Code, kmsg.StringPtr("number of partitions must be larger than 0")
+	}
+	if 1+int64(spec.partitions)+int64(len(spec.configs)) > maxRecordsPerUserOp {
+		// Also bounds auto-creation, whose partition count is num.partitions.
+		code, msg := policyViolationTooLarge()
+		return t, code, msg
 	}
 	if spec.replicationFactor <= 0 {
 		return t, kerr.InvalidReplicationFactor.Code, kmsg.StringPtr("replication factor must be larger than 0")

@@ -5,6 +5,8 @@ package broker
 // Moves a partition's log start offset forward. Offset -1 means the high
 // watermark; an offset past it is OFFSET_OUT_OF_RANGE. The new start is
 // persisted by the storage layer and whole segments below it are removed.
+// A partition given more than once is moved once, to the last offset given
+// for it, and answered once, as Kafka's per-partition map does.
 
 import (
 	"context"
@@ -20,6 +22,20 @@ func (b *Broker) deleteRecordsAPI() api {
 func (b *Broker) handleDeleteRecords(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	topics := req.Topics
+	if (partList{
+		n:     len(topics),
+		topic: func(i int) string { return topics[i].Topic },
+		count: func(i int) int { return len(topics[i].Partitions) },
+		part:  func(i, k int) int32 { return topics[i].Partitions[k].Partition },
+	}).hasRepeated() {
+		req.Topics = mergeLastWins(topics,
+			func(t *kmsg.DeleteRecordsRequestTopic) string { return t.Topic },
+			func(t *kmsg.DeleteRecordsRequestTopic) *[]kmsg.DeleteRecordsRequestTopicPartition {
+				return &t.Partitions
+			},
+			func(p *kmsg.DeleteRecordsRequestTopicPartition) int32 { return p.Partition })
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic

@@ -5,7 +5,9 @@ package broker
 // Topics are named, or from v6 named or identified by topic id (KIP-516).
 // The etcd record goes first; every broker then drops its partitions when
 // the deletion reaches its watch. Data is renamed away at once and removed
-// in the background, so other partitions are never blocked.
+// in the background, so other partitions are never blocked. As in Kafka, a
+// name or id given more than once is answered once with INVALID_REQUEST and
+// not deleted, and so is an entry with both a name and an id, or neither.
 
 import (
 	"context"
@@ -31,10 +33,34 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respo
 			targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: kmsg.StringPtr(n)})
 		}
 	}
+	dupNames := repeated(len(targets), func(i int) string {
+		if t := targets[i].Topic; t != nil {
+			return "n" + *t
+		}
+		return "i" + string(targets[i].TopicID[:])
+	})
+	var once onceSet
 	for _, t := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = t.Topic, t.TopicID
-		st.ErrorCode, st.ErrorMessage = b.deleteTopic(ctx, t, &st)
+		switch {
+		case t.Topic != nil && t.TopicID != [16]byte{}:
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("You may not specify both topic name and topic id.")
+		case t.Topic == nil && t.TopicID == [16]byte{}:
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Neither topic name nor id were specified.")
+		case t.Topic != nil && dupNames["n"+*t.Topic]:
+			if !once.first("n" + *t.Topic) {
+				continue // a repeated name is answered once, as in Kafka
+			}
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic name.")
+		case t.Topic == nil && dupNames["i"+string(t.TopicID[:])]:
+			if !once.first("i" + string(t.TopicID[:])) {
+				continue
+			}
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic id.")
+		default:
+			st.ErrorCode, st.ErrorMessage = b.deleteTopic(ctx, t, &st)
+		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil

@@ -7,7 +7,9 @@ package broker
 // resources (this broker's id, or "" for the cluster-wide defaults) list the
 // broker settings. Synonyms (v1+, KIP-226) show the whole resolution chain;
 // config types and documentation come with v3 (KIP-569). Broker loggers
-// (resource type 8) are not supported and get INVALID_REQUEST.
+// (resource type 8) are not supported and get INVALID_REQUEST. A resource
+// named more than once is described once: answering every copy would turn a
+// small request into a response hundreds of times its size.
 
 import (
 	"context"
@@ -24,7 +26,11 @@ func (b *Broker) describeConfigsAPI() api {
 func (b *Broker) handleDescribeConfigs(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	var once onceSet
 	for _, rr := range req.Resources {
+		if !once.first(string(rune(rr.ResourceType)) + rr.ResourceName) {
+			continue // a repeated resource is described once
+		}
 		res := kmsg.NewDescribeConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 		want := map[string]bool{}

@@ -12,7 +12,8 @@ package broker
 // otherwise); the first live replica in the ISR, or else outside it, is
 // elected, possibly losing committed records; ELIGIBLE_LEADERS_NOT_AVAILABLE
 // when no replica is live. A null topic list means every partition (for
-// preferred elections, those whose preferred replica does not lead).
+// preferred elections, those whose preferred replica does not lead). A
+// partition named more than once is elected and answered once.
 
 import (
 	"context"
@@ -50,6 +51,14 @@ func (b *Broker) handleElectLeaders(ctx context.Context, r *request) (kmsg.Respo
 			}
 			topics = append(topics, t)
 		}
+	}
+	if !all {
+		// A partition named more than once is elected and answered once:
+		// each election reads and may write etcd.
+		topics = mergeLastWins(topics,
+			func(t *kmsg.ElectLeadersRequestTopic) string { return t.Topic },
+			func(t *kmsg.ElectLeadersRequestTopic) *[]int32 { return &t.Partitions },
+			func(p *int32) int32 { return *p })
 	}
 	for _, rt := range topics {
 		st := kmsg.NewElectLeadersResponseTopic()

@@ -2,23 +2,25 @@ package broker
 
 // Fetch: v4-16.
 //
-// v4 is the first version with v2 batches and isolation levels (KIP-98). Fetch
-// sessions (KIP-227, v7+) are not created: every response carries session id
-// 0, which tells clients to keep sending full requests; a request naming a
-// session id gets FETCH_SESSION_ID_NOT_FOUND. Topic ids replace names from
-// v13 (KIP-516). Long polls wait on the partitions' change signals, so an
-// append wakes them at once; MaxWaitMillis and MinBytes are honoured, and so
-// are the response, partition and fetch.max.bytes limits, except that the
-// first partition with data always returns at least one whole batch (KIP-74).
-// Stored batches are returned exactly as they sit in the segment files; on
-// TCP connections they are sent from those files with sendfile(2) (see
-// fetchReply), so large fetches do not pass through the broker's memory.
+// v4 is the first version with v2 batches and isolation levels (KIP-98).
+// From v7, fetch sessions (KIP-227, fetch_sessions.go): epoch 0 or -1 is a
+// full fetch whatever the session id, 0 asking for a session; incremental
+// fetches name only what changed and get back only what did. Topic ids
+// replace names from v13 (KIP-516). A partition named more than once is
+// answered once, as Kafka answers it (see distinctParts). Long polls wait
+// on one waiter per request that every partition signals (fetchWaiter), so
+// an append wakes them at once; MaxWaitMillis and MinBytes are honoured,
+// and so are the response, partition and fetch.max.bytes limits, except
+// that the first partition with data always returns at least one whole
+// batch (KIP-74). Stored batches are returned exactly as they sit in the
+// segment files; on TCP connections they are sent from those files with
+// sendfile(2) (see fetchReply), so large fetches do not pass through the
+// broker's memory.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,39 +34,218 @@ func (b *Broker) fetchAPI() api { return api{key: 1, min: 4, max: 16, handle: b.
 
 func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.FetchRequest)
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if req.SessionID != 0 || req.SessionEpoch > 0 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, nil
-	}
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
+	fc := b.fetchSessions.open(req, replicaID >= 0, time.Now())
+	if fc.errCode != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = fc.errCode
+		return resp, nil
+	}
+	parts := fc.parts
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	var w fetchWaiter
+	defer w.stop(parts)
 	waited := false
 	for {
+		w.drain()
 		out := &fetchReply{FetchResponse: kmsg.NewPtrFetchResponse(), conn: r.conn}
 		out.Version = req.Version
 		part := b.consumerFetcher(req.IsolationLevel)
 		if replicaID >= 0 {
 			part = b.replicaFetcher(replicaID, time.Now())
 		}
-		wake, n, stop := b.fetchOnce(req, out, part)
-		if stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || len(wake) == 0 {
-			if waited {
-				b.metrics.fetchWait.Observe(time.Since(start).Seconds())
+		n, stop := b.fetchOnce(req, parts, out, part)
+		done := stop || n >= int(req.MinBytes) || !time.Now().Before(deadline) || !w.watch(parts)
+		if !done && w.added {
+			// Registered after this read: read again, so that a change
+			// between the two is not missed.
+			out.release()
+			continue
+		}
+		if !done {
+			waited = true
+			if w.wait(ctx, deadline) {
+				out.release() // read again, into the same buffers
+				continue
 			}
-			b.countFetched(out)
+		}
+		if waited {
+			b.metrics.fetchWait.Observe(time.Since(start).Seconds())
+		}
+		if !b.fetchSessions.finish(&fc, out.FetchResponse, time.Now()) {
+			// A duplicate request moved the session on meanwhile.
+			out.release()
+			out.Topics = nil
+			out.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 			return out, nil
 		}
-		waited = true
-		if !waitAny(ctx, wake, deadline) {
-			b.countFetched(out)
-			return out, nil
+		b.countFetched(out)
+		return out, nil
+	}
+}
+
+// fetchKey is a partition as a Fetch request names it: by topic name
+// before v13, by topic id from v13 (KIP-516).
+type fetchKey struct {
+	topic     string
+	id        [16]byte
+	partition int32
+}
+
+// fetchPart is one distinct partition of a fetch: its topic, what the
+// request (or its session) asks of it, the partition signal the fetch's
+// waiter is registered with (wake is this round's, watched the registered
+// one), and for sessions what was last answered and what this round
+// answers.
+type fetchPart struct {
+	topic   string
+	topicID [16]byte
+	rp      kmsg.FetchRequestTopicPartition
+	wake    waitTarget
+	watched waitTarget
+
+	// cached is the session's partition of an incremental fetch, with its
+	// last answered HW and log start offset as of the request.
+	cached                   *sessionPart
+	cachedHW, cachedLogStart int64
+	// This round's answer: whether the response carries the partition,
+	// and the HW (-1 after an error) and log start offset it carries.
+	answered                 bool
+	answerHW, answerLogStart int64
+}
+
+// distinctParts lists the partitions of req once each, as Kafka does: its
+// FetchRequest.fetchData is a map keyed by topic-partition, so a partition
+// named several times is answered once, where it first appears, with the
+// parameters of its last mention. Work and memory after decoding are
+// bounded by the distinct partitions, however often a request repeats one.
+func distinctParts(req *kmsg.FetchRequest) []fetchPart {
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	parts := make([]fetchPart, 0, min(n, 1024))
+	var seen map[fetchKey]int
+	if n > 1 {
+		seen = make(map[fetchKey]int, min(n, 1024))
+	}
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			k := keyOf(req.Version >= 13, rt.Topic, rt.TopicID, rp.Partition)
+			if at, ok := seen[k]; ok {
+				parts[at].rp = *rp
+				continue
+			}
+			if seen != nil {
+				seen[k] = len(parts)
+			}
+			parts = append(parts, fetchPart{topic: rt.Topic, topicID: rt.TopicID, rp: *rp})
 		}
-		out.release() // read again, into the same buffers
+	}
+	return parts
+}
+
+// waitTarget is the signal a waiting fetch registers with for one
+// partition: a consumer's partition's HW (rep), or a follower's partition's
+// log (log). The zero value is nothing to wait for.
+type waitTarget struct {
+	rep *replica
+	log *storage.Log
+}
+
+// fetchWaiter is the one waiter of a long-polling fetch, Kafka's delayed
+// fetch in its purgatory: a single channel with room for one token that
+// every partition of the fetch signals, registered once per distinct
+// partition and unregistered when the fetch completes. A fetch over any
+// number of partitions costs one channel and one timer.
+type fetchWaiter struct {
+	ch    chan struct{}
+	added bool // the last watch registered something new
+}
+
+// watch registers the waiter with every partition's signal of this round
+// that it is not yet registered with (and unregisters those that changed).
+// It reports whether there is anything to wait for.
+func (w *fetchWaiter) watch(parts []fetchPart) bool {
+	w.added = false
+	waiting := false
+	for i := range parts {
+		p := &parts[i]
+		if p.wake == p.watched {
+			waiting = waiting || p.wake != waitTarget{}
+			continue
+		}
+		if w.ch == nil {
+			w.ch = make(chan struct{}, 1)
+		}
+		p.watched.unwatch(w.ch)
+		p.watched = p.wake
+		if p.wake != (waitTarget{}) {
+			p.wake.watch(w.ch)
+			w.added, waiting = true, true
+		}
+	}
+	return waiting
+}
+
+// stop unregisters the waiter from every partition.
+func (w *fetchWaiter) stop(parts []fetchPart) {
+	if w.ch == nil {
+		return
+	}
+	for i := range parts {
+		parts[i].watched.unwatch(w.ch)
+		parts[i].watched = waitTarget{}
+	}
+}
+
+// drain drops a waiting token before a read: a change after it leaves a
+// new one.
+func (w *fetchWaiter) drain() {
+	if w.ch == nil {
+		return
+	}
+	select {
+	case <-w.ch:
+	default:
+	}
+}
+
+// wait blocks until a partition signals or the deadline passes. It
+// reports false when the context ended.
+func (w *fetchWaiter) wait(ctx context.Context, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-w.ch:
+	case <-timer.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+func (t waitTarget) watch(c chan<- struct{}) {
+	switch {
+	case t.rep != nil:
+		t.rep.watchHW(c)
+	case t.log != nil:
+		t.log.Watch(c)
+	}
+}
+
+func (t waitTarget) unwatch(c chan<- struct{}) {
+	switch {
+	case t.rep != nil:
+		t.rep.unwatchHW(c)
+	case t.log != nil:
+		t.log.Unwatch(c)
 	}
 }
 
@@ -210,106 +391,99 @@ func (f *fetchReply) release() {
 	f.bufs, f.out = nil, nil
 }
 
-// waitAny blocks until one of chans is closed or the deadline passes. It
-// reports false when the context ended.
-func waitAny(ctx context.Context, chans []<-chan struct{}, deadline time.Time) bool {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	if len(chans) == 1 {
-		select {
-		case <-chans[0]:
-		case <-timer.C:
-		case <-ctx.Done():
-			return false
-		}
-		return true
-	}
-	cases := make([]reflect.SelectCase, 0, len(chans)+2)
-	cases = append(cases,
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
-	for _, c := range chans {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
-	}
-	chosen, _, _ := reflect.Select(cases)
-	return chosen != 0
-}
-
 // partFetcher reads one partition of a fetch into sp within budget bytes
 // (minOne: the first partition with data may exceed it by one batch). It
 // returns the signal to wait on when there is too little, the bytes read,
 // and whether the response must go back now.
 type partFetcher func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
-	budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool)
+	budget int, minOne bool, out *fetchReply, at [2]int) (waitTarget, int, bool)
 
 // consumerFetcher reads for a consumer: up to the high watermark.
 func (b *Broker) consumerFetcher(isolation int8) partFetcher {
 	return func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
-		budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
+		budget int, minOne bool, out *fetchReply, at [2]int) (waitTarget, int, bool) {
 		c, n := b.fetchPartition(ts, rp, sp, budget, minOne, isolation, out, at)
 		return c, n, false
 	}
 }
 
-// fetchOnce fills resp from the logs, one partition at a time through
-// part. It returns the change signals of the partitions read (taken before
-// reading, so no append is missed), the number of record bytes gathered,
-// and whether an error means the response must go back now.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *fetchReply, part partFetcher) ([]<-chan struct{}, int, bool) {
+// fetchOnce fills resp from the logs, one distinct partition at a time
+// through part, setting each part's wake signal for this round (the
+// waiter registers before the read it waits after, so no change is
+// missed). Consecutive partitions of one topic share a response topic. It
+// returns the number of record bytes gathered and whether an error means
+// the response must go back now.
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetchReply, part partFetcher) (int, bool) {
 	var (
-		wake   []<-chan struct{}
 		total  int
 		stop   bool
 		budget = int(req.MaxBytes)
+		st     *kmsg.FetchResponseTopic
+		ts     *topicState
+		code   int16
+		prev   *fetchPart
 	)
 	if budget <= 0 {
 		budget = 1 << 31 / 2
 	}
-	for i := range req.Topics {
-		rt := &req.Topics[i]
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		ts, code := b.fetchTopic(req.Version, rt)
-		if ts != nil {
-			st.Topic = ts.meta().Name
+	for i := range parts {
+		fp := &parts[i]
+		fp.wake = waitTarget{}
+		if prev == nil || prev.topic != fp.topic || prev.topicID != fp.topicID {
+			if st != nil && len(st.Partitions) == 0 {
+				resp.Topics = resp.Topics[:len(resp.Topics)-1] // all its partitions left out
+			}
+			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
+			st = &resp.Topics[len(resp.Topics)-1]
+			st.Topic, st.TopicID = fp.topic, fp.topicID
+			if ts, code = b.fetchTopic(req.Version, fp.topic, fp.topicID); ts != nil {
+				st.Topic = ts.meta().Name
+			}
 		}
-		for j := range rt.Partitions {
-			rp := &rt.Partitions[j]
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			// Kafka never sends null records (librdkafka rejects size -1).
-			sp.RecordBatches = []byte{}
-			if code != 0 {
-				sp.ErrorCode = code
-				stop = true
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			at := [2]int{len(resp.Topics), len(st.Partitions)}
-			c, n, urgent := part(ts, rp, &sp, budget-total, total == 0, resp, at)
-			if c != nil {
-				wake = append(wake, c)
-			}
+		prev = fp
+		rp := &fp.rp
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition = rp.Partition
+		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+		// Kafka never sends null records (librdkafka rejects size -1).
+		sp.RecordBatches = []byte{}
+		n := 0
+		if code != 0 {
+			sp.ErrorCode = code
+			stop = true
+		} else {
+			at := [2]int{len(resp.Topics) - 1, len(st.Partitions)}
+			var urgent bool
+			fp.wake, n, urgent = part(ts, rp, &sp, budget-total, total == 0, resp, at)
 			stop = stop || urgent || sp.ErrorCode != 0
 			total += n
+		}
+		fp.answerHW, fp.answerLogStart = sp.HighWatermark, sp.LogStartOffset
+		if sp.ErrorCode != 0 {
+			fp.answerHW = -1 // sent again once the error is gone
+		}
+		// An incremental response leaves out what has not changed; a
+		// left-out partition read no records, so nothing refers to its slot.
+		if fp.answered = fp.include(&sp, n > 0); fp.answered {
 			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
 	}
-	return wake, total, stop
+	if st != nil && len(st.Partitions) == 0 {
+		resp.Topics = resp.Topics[:len(resp.Topics)-1]
+	}
+	return total, stop
 }
 
 // fetchTopic resolves a requested topic by name (v4-12) or id (v13+).
-func (b *Broker) fetchTopic(version int16, rt *kmsg.FetchRequestTopic) (*topicState, int16) {
+func (b *Broker) fetchTopic(version int16, name string, id [16]byte) (*topicState, int16) {
 	if version >= 13 {
-		ts := b.topics.getID(rt.TopicID)
+		ts := b.topics.getID(id)
 		if ts == nil {
 			return nil, kerr.UnknownTopicID.Code
 		}
 		return ts, 0
 	}
-	ts := b.topics.get(rt.Topic)
+	ts := b.topics.get(name)
 	if ts == nil {
 		return nil, kerr.UnknownTopicOrPartition.Code
 	}
@@ -318,23 +492,23 @@ func (b *Broker) fetchTopic(version int16, rt *kmsg.FetchRequestTopic) (*topicSt
 
 // fetchPartition reads one partition into sp within budget bytes. minOne
 // lets the first partition with data exceed the budget by one batch.
-func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply, at [2]int) (<-chan struct{}, int) {
+func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int, minOne bool, isolation int8, out *fetchReply, at [2]int) (waitTarget, int) {
 	if rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		return nil, 0
+		return waitTarget{}, 0
 	}
 	p := ts.partition(rp.Partition)
 	if p == nil {
 		sp.ErrorCode = kerr.NotLeaderForPartition.Code
 		b.fillCurrentLeader(out, ts, rp.Partition, sp)
-		return nil, 0
+		return waitTarget{}, 0
 	}
-	wake := p.rep.hwChanged()
+	wake := waitTarget{rep: p.rep}
 	hw, _, code := p.rep.readBound(rp.CurrentLeaderEpoch)
 	if code != 0 {
 		sp.ErrorCode = code
 		b.fillCurrentLeader(out, ts, rp.Partition, sp)
-		return nil, 0
+		return waitTarget{}, 0
 	}
 	sp.HighWatermark = hw
 	sp.LastStableOffset = hw
@@ -356,11 +530,11 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 			return wake, 0 // between the high watermark and the log end: nothing visible yet
 		}
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
-		return nil, 0
+		return waitTarget{}, 0
 	case err != nil:
 		sp.ErrorCode = kerr.KafkaStorageError.Code
 		b.log.Error("fetch read failed", "topic", ts.meta().Name, "partition", rp.Partition, "err", err)
-		return nil, 0
+		return waitTarget{}, 0
 	}
 	n := len(data) + int(span.Len)
 	if n > limit && !minOne {

@@ -30,24 +30,24 @@ import (
 // partition's Leader.
 func (b *Broker) replicaFetcher(id int32, now time.Time) partFetcher {
 	return func(ts *topicState, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
-		budget int, minOne bool, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
+		budget int, minOne bool, out *fetchReply, at [2]int) (waitTarget, int, bool) {
 		return b.replicaFetchPartition(ts, id, rp, sp, budget, minOne, now, out, at)
 	}
 }
 
 // replicaFetchPartition answers one partition of a follower fetch.
 func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
-	budget int, minOne bool, now time.Time, out *fetchReply, at [2]int) (<-chan struct{}, int, bool) {
+	budget int, minOne bool, now time.Time, out *fetchReply, at [2]int) (waitTarget, int, bool) {
 	if rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		return nil, 0, false
+		return waitTarget{}, 0, false
 	}
 	p := ts.partition(rp.Partition)
 	if p == nil {
 		sp.ErrorCode = kerr.NotLeaderForPartition.Code
-		return nil, 0, false
+		return waitTarget{}, 0, false
 	}
-	wake := p.log.Changed()
+	wake := waitTarget{log: p.log}
 	dec, leo, hwMoved := p.rep.followerFetch(replication.FollowerFetch{
 		ReplicaID:          id,
 		CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
@@ -59,10 +59,10 @@ func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchR
 	switch {
 	case dec.Err != nil:
 		sp.ErrorCode = errorCode(dec.Err)
-		return nil, 0, true
+		return waitTarget{}, 0, true
 	case dec.DivergingEpoch != nil:
 		sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = dec.DivergingEpoch.Epoch, dec.DivergingEpoch.EndOffset
-		return nil, 0, true
+		return waitTarget{}, 0, true
 	}
 	limit := min(int(rp.PartitionMaxBytes), budget)
 	if rp.FetchOffset >= leo || (limit <= 0 && !minOne) {
@@ -75,7 +75,7 @@ func (b *Broker) replicaFetchPartition(ts *topicState, id int32, rp *kmsg.FetchR
 	case err != nil:
 		sp.ErrorCode = kerr.KafkaStorageError.Code
 		b.log.Error("replica fetch read failed", "topic", ts.meta().Name, "partition", rp.Partition, "err", err)
-		return nil, 0, true
+		return waitTarget{}, 0, true
 	}
 	n := len(data) + int(span.Len)
 	if n > limit && !minOne {

@@ -5,6 +5,8 @@ package broker
 // KIP-339: each setting is SET, DELETE (back to its default), APPEND or
 // SUBTRACT (list settings only, e.g. cleanup.policy). Everything else a
 // resource has is left as it is.
+// A resource named more than once is answered once with INVALID_REQUEST
+// ("Duplicate resource.") and left unchanged, as Kafka does.
 
 import (
 	"context"
@@ -21,9 +23,20 @@ func (b *Broker) incrementalAlterConfigsAPI() api {
 func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	dup := repeated(len(req.Resources), func(i int) string {
+		return string(rune(req.Resources[i].ResourceType)) + req.Resources[i].ResourceName
+	})
+	var once onceSet
 	for _, rr := range req.Resources {
 		res := kmsg.NewIncrementalAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
+			if once.first(key) { // answered once and not applied, as in Kafka
+				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate resource.")
+				resp.Resources = append(resp.Resources, res)
+			}
+			continue
+		}
 		configs := rr.Configs
 		isList := func(name string) bool {
 			if rr.ResourceType == kmsg.ConfigResourceTypeTopic {
@@ -46,8 +59,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 func (b *Broker) currentValue(typ kmsg.ConfigResourceType, name string) func(string) string {
 	return func(cfg string) string {
 		if typ == kmsg.ConfigResourceTypeTopic {
-			if ts := b.topics.get(name); ts != nil {
-				return ts.value(cfg)
+			if ts := b.topics.get(name); ts != nil && b.settings.reg.topic[cfg] != nil {
+				return b.settings.topic(cfg, ts.meta().Configs).value
 			}
 			return ""
 		}

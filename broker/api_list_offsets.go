@@ -9,7 +9,8 @@ package broker
 // Any other timestamp finds the first record whose timestamp is at or after
 // it, using the time index to find the batch and decoding that batch for
 // the exact record. v4+ reports the leader epoch (KIP-320) and fences stale
-// or future epochs.
+// or future epochs. Every entry of a partition given more than once gets
+// INVALID_REQUEST, as in Kafka (ListOffsetsRequest.duplicatePartitions).
 
 import (
 	"context"
@@ -28,6 +29,13 @@ func (b *Broker) listOffsetsAPI() api {
 func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	topics := req.Topics
+	dup := partList{
+		n:     len(topics),
+		topic: func(i int) string { return topics[i].Topic },
+		count: func(i int) int { return len(topics[i].Partitions) },
+		part:  func(i, k int) int32 { return topics[i].Partitions[k].Partition },
+	}.repeated()
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -36,7 +44,11 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			b.listOffset(ts, rp, req.ReplicaID, &sp)
+			if dup[tp{rt.Topic, rp.Partition}] {
+				sp.ErrorCode = kerr.InvalidRequest.Code
+			} else {
+				b.listOffset(ts, rp, req.ReplicaID, &sp)
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

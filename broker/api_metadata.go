@@ -5,10 +5,15 @@ package broker
 // v0 asks for all topics with an empty list; v1+ uses null for all and empty
 // for none. Unknown topics are created when the broker allows it
 // (auto.create.topics.enable) and the request does too (AllowAutoTopicCreation,
-// v4+; implied before). Creation is synchronous, so the same response already
-// describes the new topic. Topic ids appear from v10 and may be used to ask
+// v4+; implied before). As in Kafka, a topic created by the request is
+// answered with LEADER_NOT_AVAILABLE and no partitions: clients retry, and
+// the next answer lists its partitions with their leaders. A partition
+// without a live leader is always LEADER_NOT_AVAILABLE, never leader -1
+// with no error. Topic ids appear from v10 and may be used to ask
 // for topics from v12 (KIP-516). Authorized operations (v8+) are reported as
-// unknown (INT32_MIN) because Sluice has no ACLs yet.
+// unknown (INT32_MIN) because Sluice has no ACLs yet. A topic named (or
+// identified) more than once is answered once, as Kafka answers the set of
+// topics asked for.
 
 import (
 	"context"
@@ -45,10 +50,47 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 		return resp, nil
 	}
 	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.settings.brokerBool("auto.create.topics.enable")
-	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, autoCreate))
+	// Auto-creation writes what a CreateTopics would, so one request
+	// creates no more than maxRecordsPerUserOp records' worth of topics,
+	// as Kafka's controller takes them in one batch; the rest are
+	// UNKNOWN_TOPIC_OR_PARTITION and may be asked for again.
+	budget := int64(maxRecordsPerUserOp)
+	perTopic := 1 + b.settings.brokerInt64("num.partitions", 1)
+	for _, rt := range uniqueMetadataTopics(req.Topics) {
+		create := autoCreate
+		if create && rt.Topic != nil && validTopicName(*rt.Topic) == nil && b.topics.get(*rt.Topic) == nil {
+			budget -= perTopic
+			create = budget >= 0
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(ctx, rt, create))
 	}
 	return resp, nil
+}
+
+// uniqueMetadataTopics drops repeats of a topic name, or of a topic id for
+// entries without a name, keeping the first of each.
+func uniqueMetadataTopics(ts []kmsg.MetadataRequestTopic) []kmsg.MetadataRequestTopic {
+	if len(ts) < 2 {
+		return ts
+	}
+	names := make(map[string]bool, len(ts))
+	ids := map[[16]byte]bool{}
+	out := make([]kmsg.MetadataRequestTopic, 0, len(ts))
+	for _, t := range ts {
+		if t.Topic != nil {
+			if names[*t.Topic] {
+				continue
+			}
+			names[*t.Topic] = true
+		} else {
+			if ids[t.TopicID] {
+				continue
+			}
+			ids[t.TopicID] = true
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic, autoCreate bool) kmsg.MetadataResponseTopic {
@@ -72,7 +114,13 @@ func (b *Broker) metadataTopic(ctx context.Context, rt kmsg.MetadataRequestTopic
 	ts := b.topics.get(name)
 	if ts == nil && autoCreate && !isInternalTopic(name) {
 		code, _ := b.autoCreateTopic(ctx, name)
-		if code != 0 && code != kerr.TopicAlreadyExists.Code {
+		if code == 0 {
+			// Created by this request: Kafka answers LEADER_NOT_AVAILABLE
+			// with no partitions until its metadata has them.
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+			return mt
+		}
+		if code != kerr.TopicAlreadyExists.Code {
 			mt.ErrorCode = code
 			return mt
 		}

@@ -21,15 +21,15 @@ package broker
 // acknowledging (flush.messages), the wait runs as the request's finish step
 // on the connection writer: the next request is read and appended meanwhile,
 // so pipelined appends share one fsync while responses stay in order.
-// v12 only signals KIP-890 transaction support on the client side.
+// v12 only signals KIP-890 transaction support on the client side. A
+// partition given more than once is produced to once, with the last batch
+// given for it, and answered once, as Kafka's per-partition map does.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,6 +69,14 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		fillProduceError(req, resp, kerr.InvalidRequiredAcks.Code)
 		return resp, nil
+	}
+	if produceParts(req.Topics).hasRepeated() {
+		// Kafka keeps one batch per partition, the last one given, and
+		// answers each partition once.
+		req.Topics = mergeLastWins(req.Topics,
+			func(t *kmsg.ProduceRequestTopic) string { return t.Topic },
+			func(t *kmsg.ProduceRequestTopic) *[]kmsg.ProduceRequestTopicPartition { return &t.Partitions },
+			func(p *kmsg.ProduceRequestTopicPartition) int32 { return p.Partition })
 	}
 	var syncs []pendingSync
 	v := new(protocol.Validator)
@@ -110,6 +118,16 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		r.finish = func(ctx context.Context) { b.syncProduce(ctx, c, syncs) }
 	}
 	return resp, nil
+}
+
+// produceParts lists a produce request's partitions for duplicate checks.
+func produceParts(ts []kmsg.ProduceRequestTopic) partList {
+	return partList{
+		n:     len(ts),
+		topic: func(i int) string { return ts[i].Topic },
+		count: func(i int) int { return len(ts[i].Partitions) },
+		part:  func(i, k int) int32 { return ts[i].Partitions[k].Partition },
+	}
 }
 
 // syncProduce waits until the appends in syncs are durable, marking those
@@ -254,34 +272,12 @@ type produceRules struct {
 // bomb's cost to a bounded stream of CPU. Kafka has no such bound.
 const maxDecompressedFactor = 64
 
+// produceRulesOf is the topic's resolved produce check with the clock
+// filled in: a copy of a struct, nothing parsed.
 func produceRulesOf(ts *topicState, now time.Time) produceRules {
-	r := produceRules{maxMessageBytes: atoiDefault(ts.value("max.message.bytes"), 1048588)}
-	r.validate.MaxDecompressed = int(min(max(r.maxMessageBytes*maxDecompressedFactor, 1<<20), 1<<30))
-	r.validate.RequireKeys = strings.Contains(ts.value("cleanup.policy"), "compact")
-	r.logAppendTime = ts.value("message.timestamp.type") == "LogAppendTime"
-	r.validate.LogAppendTime = r.logAppendTime
-	if !r.logAppendTime {
-		before := atoiDefault(ts.value("message.timestamp.before.max.ms"), math.MaxInt64)
-		after := atoiDefault(ts.value("message.timestamp.after.max.ms"), math.MaxInt64)
-		if before != math.MaxInt64 || after != math.MaxInt64 {
-			r.validate.CheckTimestamps = true
-			r.validate.Now, r.validate.BeforeMaxMs, r.validate.AfterMaxMs = now.UnixMilli(), before, after
-		}
-	}
-	switch ts.value("compression.type") {
-	case "uncompressed":
-		r.recompress, r.codec = true, protocol.CodecNone
-	case "gzip":
-		r.recompress, r.codec = true, protocol.CodecGzip
-		r.level = int(atoiDefault(ts.value("compression.gzip.level"), protocol.GzipLevelDefault))
-	case "snappy":
-		r.recompress, r.codec = true, protocol.CodecSnappy
-	case "lz4":
-		r.recompress, r.codec = true, protocol.CodecLZ4
-		r.level = int(atoiDefault(ts.value("compression.lz4.level"), protocol.LZ4LevelDefault))
-	case "zstd":
-		r.recompress, r.codec = true, protocol.CodecZstd
-		r.level = int(atoiDefault(ts.value("compression.zstd.level"), protocol.ZstdLevelDefault))
+	r := ts.config().produce
+	if r.validate.CheckTimestamps {
+		r.validate.Now = now.UnixMilli()
 	}
 	return r
 }

@@ -57,7 +57,13 @@ type Broker struct {
 	producer *producerIDs
 
 	goroutines goroutines
-	conns      struct {
+	hooks      connHooks // fault injection by tests in this package
+	// connCount admits connections within max.connections and
+	// max.connections.per.ip; queued bounds the requests and request
+	// bytes held at once (queued.max.requests, queued.max.request.bytes).
+	connCount *connCounter
+	queued    struct{ requests, bytes *budget }
+	conns     struct {
 		sync.Mutex
 		set map[net.Conn]struct{}
 	}
@@ -73,6 +79,7 @@ type Broker struct {
 	// wake-up signal.
 	pstates        *partitionStates
 	fetchers       *fetcherTable
+	fetchSessions  *fetchSessionCache
 	transitions    sync.Mutex
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
@@ -93,6 +100,9 @@ type Broker struct {
 // etcd unreachable) surface here, before Run.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if cfg.NodeID < 0 {
+		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
@@ -103,11 +113,17 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.bg, b.stopBG = context.WithCancel(context.Background())
 	b.pstates = newPartitionStates()
 	b.fetchers = newFetcherTable(b)
+	b.fetchSessions = newBrokerFetchSessions(st, cfg.NodeID)
 	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
+	b.connCount = newConnCounter()
+	lim := st.limits.Load()
+	b.queued.requests = newBudget(int64(lim.queuedRequests), 0, 0)
+	b.queued.bytes = newBudget(lim.queuedBytes, smallFrame, max(lim.queuedBytes/16, smallFrame))
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
+	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
 	if err := b.start(ctx); err != nil {
@@ -136,6 +152,8 @@ func (b *Broker) start(ctx context.Context) error {
 		Filter:   protocol.RecordFilter{Codecs: b.codecs, MaxSize: maxDecodedBatch},
 		OnSync:   b.metrics.observeFsync,
 		Interval: time.Duration(b.settings.brokerInt64("log.flush.scheduler.interval.ms", 1000)) * time.Millisecond,
+		// Retention as Kafka: every log.retention.check.interval.ms.
+		RetentionInterval: b.settings.brokerMillis("log.retention.check.interval.ms", 300000),
 	})
 	if err != nil {
 		return fmt.Errorf("open data directory %s: %w", b.cfg.DataDir, err)
@@ -378,7 +396,16 @@ func (b *Broker) waitConns() {
 }
 
 func (b *Broker) acceptLoop(ctx context.Context) {
+	var pace tokenBucket // max.connection.creation.rate; only this loop uses it
 	for {
+		lim := b.settings.limits.Load()
+		if d := pace.delay(time.Now(), lim.connRate); d > 0 {
+			// Over the creation rate, Kafka delays the acceptor:
+			// new connections wait in the listen backlog.
+			b.metrics.acceptThrottle.Add(d.Seconds())
+			sleepCtx(ctx, d)
+			continue
+		}
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -386,6 +413,14 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			}
 			b.log.Warn("accept failed", "err", err)
 			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		pace.take(time.Now(), lim.connRate)
+		addr := remoteAddr(nc)
+		if reason, ok := b.connCount.admit(addr, lim); !ok {
+			b.metrics.connectionsRejected.WithLabelValues(reason).Inc()
+			b.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+			nc.Close()
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -399,6 +434,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 				b.conns.Lock()
 				delete(b.conns.set, nc)
 				b.conns.Unlock()
+				b.connCount.done(addr)
 			}()
 			b.serveConn(ctx, nc)
 		}) {
@@ -406,6 +442,7 @@ func (b *Broker) acceptLoop(ctx context.Context) {
 			b.conns.Lock()
 			delete(b.conns.set, nc)
 			b.conns.Unlock()
+			b.connCount.done(addr)
 		}
 	}
 }

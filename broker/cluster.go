@@ -25,7 +25,7 @@ func (b *Broker) leaderOf(m metadata.Topic, p int32) int32 {
 
 // minInsync is the topic's min.insync.replicas.
 func (ts *topicState) minInsync() int {
-	return int(atoiDefault(ts.value("min.insync.replicas"), 1))
+	return ts.config().minInsync
 }
 
 // errUnknownPartition answers for a partition that no longer exists.

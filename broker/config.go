@@ -11,7 +11,9 @@ import (
 // Config is everything a Broker needs to start. cmd/sluice fills it from
 // flags and SLUICE_* environment variables; tests fill it directly.
 type Config struct {
-	// NodeID is this broker's Kafka node id (default 1).
+	// NodeID is this broker's Kafka node id. As in Kafka, any id from 0
+	// up is valid, 0 included, so the zero value is node 0, not "unset";
+	// a negative id is refused by New.
 	NodeID int32
 	// Listen is the Kafka listener's host:port (default 127.0.0.1:9092).
 	// Port 0 picks a free port; Addr reports the one bound.
@@ -43,6 +45,13 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests
 	// after its context ends (default 10s).
 	ShutdownTimeout time.Duration
+	// RequestReadTimeout bounds how long a client may take to send the
+	// rest of a request frame once its first byte has arrived (default
+	// 30s, the request.timeout.ms of Kafka's clients); the connection is
+	// closed when it runs out. Kafka has no such bound; without one a
+	// frame that stops half way would hold its share of
+	// queued.max.request.bytes until connections.max.idle.ms.
+	RequestReadTimeout time.Duration
 	// TestFaultInjection is for tests only: the partition logs run on an
 	// error-injecting file system that POST /debug/faults on the HTTP
 	// listener arms (logdir.go), so process-level tests can fail a real
@@ -51,9 +60,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.NodeID == 0 {
-		c.NodeID = 1
-	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}
@@ -74,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.RequestReadTimeout == 0 {
+		c.RequestReadTimeout = 30 * time.Second
 	}
 	if c.Settings == nil {
 		c.Settings = map[string]string{}

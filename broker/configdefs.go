@@ -178,7 +178,7 @@ func topicConfigDefs() []configDef {
 			validate: atLeast(1), doc: "Age at which a segment is rolled."},
 		{name: "unclean.leader.election.enable", typ: typeBoolean, def: "false", synonyms: []synonym{{"unclean.leader.election.enable", 1}},
 			doc: "Whether an out-of-sync replica may become leader."},
-	}, produceTopicConfigDefs()...)
+	}, append(produceTopicConfigDefs(), compatTopicConfigDefs()...)...)
 }
 
 // brokerConfigDefs are the broker settings accepted by --set and reported by
@@ -201,10 +201,10 @@ func brokerConfigDefs() []configDef {
 		{name: "log.retention.minutes", typ: typeInt, def: "", doc: "Default retention.ms, in minutes."},
 		{name: "log.retention.hours", typ: typeInt, def: "168", doc: "Default retention.ms, in hours."},
 		{name: "log.retention.bytes", typ: typeLong, def: "-1", doc: "Default retention.bytes."},
-		{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", validate: atLeast(1), readOnly: true, doc: "How often retention and segment.ms are checked."},
+		{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", validate: atLeast(1), readOnly: true, doc: "How often segments past retention.ms or retention.bytes, or below the log start offset, are deleted (the first check runs at most 30 s after start-up)."},
 		{name: "log.flush.interval.messages", typ: typeLong, def: maxLong, validate: atLeast(1), doc: "Default flush.messages."},
 		{name: "log.flush.interval.ms", typ: typeLong, def: "", doc: "Default flush.ms."},
-		{name: "log.flush.scheduler.interval.ms", typ: typeLong, def: "1000", validate: atLeast(1), readOnly: true, doc: "How often flush.ms is checked."},
+		{name: "log.flush.scheduler.interval.ms", typ: typeLong, def: "1000", validate: atLeast(1), readOnly: true, doc: "How often flush.ms and segment.ms are checked."},
 		{name: "log.cleanup.policy", typ: typeList, def: "delete", validate: listOf("delete", "compact"), doc: "Default cleanup.policy."},
 		{name: "log.index.interval.bytes", typ: typeInt, def: "4096", validate: atLeast(0), doc: "Default index.interval.bytes."},
 		{name: "log.message.timestamp.type", typ: typeString, def: "CreateTime", validate: oneOf("CreateTime", "LogAppendTime"), doc: "Default message.timestamp.type."},
@@ -228,6 +228,7 @@ func brokerConfigDefs() []configDef {
 		{name: "replica.fetch.max.bytes", typ: typeInt, def: "1048576", validate: atLeast(0), readOnly: true, doc: "Bytes a follower fetches per partition."},
 		{name: "replica.fetch.response.max.bytes", typ: typeInt, def: "10485760", validate: atLeast(0), readOnly: true, doc: "Bytes a follower fetches per request."},
 		{name: "replica.fetch.backoff.ms", typ: typeInt, def: "1000", validate: atLeast(0), readOnly: true, doc: "Pause after a failed follower fetch."},
+		{name: "max.incremental.fetch.session.cache.slots", typ: typeInt, def: "1000", validate: atLeast(0), readOnly: true, doc: "Incremental fetch sessions (KIP-227) the broker keeps; 0 disables them."},
 		{name: "replica.socket.timeout.ms", typ: typeInt, def: "30000", validate: atLeast(1), readOnly: true, doc: "Deadline of a follower's request to its leader, beyond the fetch wait."},
 		{name: "auto.leader.rebalance.enable", typ: typeBoolean, def: "true", readOnly: true, doc: "The controller moves leadership back to preferred replicas."},
 		{name: "leader.imbalance.check.interval.seconds", typ: typeLong, def: "300", validate: atLeast(1), readOnly: true, doc: "How often the controller checks leader imbalance."},
@@ -251,6 +252,8 @@ func brokerConfigDefs() []configDef {
 		{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", validate: listOf("uniform", "range"), readOnly: true, doc: "Server-side assignors of KIP-848 groups; the first is the default."},
 	}
 	defs = append(defs, produceConfigDefs()...)
+	defs = append(defs, compatBrokerConfigDefs()...)
+	defs = append(defs, admissionConfigDefs()...)
 	return defs
 }
 

@@ -3,12 +3,14 @@ package broker
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,6 +58,9 @@ const (
 	// system call with other responses. Responses with file spans always
 	// go out directly.
 	directWriteMin = 64 << 10
+	// smallFrame is the largest kept frame buffer whose share of the
+	// request budget a connection keeps while others wait for it.
+	smallFrame = 64 << 10
 )
 
 // conn is one client connection. Requests are read, decoded and handled
@@ -74,6 +79,9 @@ type conn struct {
 	// uses them.
 	frame      []byte
 	frameSmall int
+	// frameMem is what c.frame holds of queued.max.request.bytes; only
+	// readLoop uses it.
+	frameMem int64
 	// readBufs holds recycled buffers for fetch reads: the handler (on the
 	// reader) takes them, the writer gives them back once the response
 	// holding their bytes is written. readBufBytes is their total capacity.
@@ -112,6 +120,7 @@ func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	c.readLoop(ctx, replies)
+	c.dropFrame()
 	close(replies)
 	<-writerDone
 	nc.Close()
@@ -130,26 +139,190 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 		deadline := time.Now().Add(idle)
 		c.releaseIfIdle(br, deadline)
 		_ = c.nc.SetReadDeadline(deadline)
-		frame, err := protocol.ReadFrame(br, maxFrame, c.frame)
+		h, err := c.admitFrame(ctx, br, maxFrame)
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
+		frame, err := protocol.ReadFrame(br, maxFrame, c.frame)
 		c.frame = nil // the request aliases it until recycleFrame decides
-		r, err := c.decode(frame)
 		if err != nil {
-			c.log.Debug("closing connection on undecodable request", "err", err)
-			c.b.metrics.badRequests.Inc()
+			c.releaseHold(&h)
+			c.logReadError(err)
 			return
 		}
-		if r == nil {
-			continue
-		}
-		if !c.handle(ctx, r, replies) {
+		if !c.serve(ctx, frame, h, replies) {
 			return
 		}
-		c.recycleFrame(r.hdr.Key, frame)
 	}
+}
+
+// errOverBudget means a request frame is larger than the whole of
+// queued.max.request.bytes: it could never be read, so the connection is
+// closed, as for a frame over socket.request.max.bytes.
+var errOverBudget = errors.New("broker: request larger than queued.max.request.bytes")
+
+// hold is what one request holds of the broker's request budgets: a
+// queued.max.requests slot, and bytes of queued.max.request.bytes for its
+// frame (frame) and for fetched data its response keeps in memory (resp).
+type hold struct {
+	slot        bool
+	frame, resp int64
+}
+
+// countsAsQueued reports whether requests of API key take a
+// queued.max.requests slot. Fetch, JoinGroup and SyncGroup do not: their
+// handlers wait for other clients (Kafka parks them in purgatory, outside
+// its request queue), and counting them would let idle consumers, or a
+// group larger than the limit, stall everyone else. Their bytes count.
+func countsAsQueued(key int16) bool {
+	const fetch, joinGroup, syncGroup = 1, 11, 14
+	return key != fetch && key != joinGroup && key != syncGroup
+}
+
+// admitFrame waits for the next frame's size and API key and takes what
+// the request will hold of the broker's budgets, before any of its body
+// is read: while the budget is spent this connection is not read, and TCP
+// pushes back on the client. From the frame's first byte the client has
+// RequestReadTimeout to send the rest (not counting the wait for the
+// budget), so a frame that stops half way does not hold its bytes
+// forever. Frames the framing rejects (a bad size) are left to ReadFrame.
+func (c *conn) admitFrame(ctx context.Context, br *bufio.Reader, maxFrame int32) (hold, error) {
+	head, err := br.Peek(4)
+	if err != nil {
+		return hold{}, err
+	}
+	size := int32(binary.BigEndian.Uint32(head))
+	frameTimeout := c.b.cfg.RequestReadTimeout
+	_ = c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+	if size < 2 || size > maxFrame {
+		return hold{}, nil
+	}
+	if !c.b.queued.bytes.fits(int64(size)) {
+		return hold{}, fmt.Errorf("%w: %d bytes", errOverBudget, size)
+	}
+	head, err = br.Peek(6)
+	if err != nil {
+		return hold{}, err
+	}
+	h, err := c.reserve(ctx, int16(binary.BigEndian.Uint16(head[4:])), int(size))
+	if err != nil {
+		return hold{}, err
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+	return h, nil
+}
+
+// reserve takes a request slot (for APIs that count) and n bytes for a
+// frame of n bytes: the bytes c.frame already holds when it is large
+// enough, else n new ones, c.frame being let go first. While other
+// connections wait for the budget, a c.frame larger than smallFrame is let
+// go too and this one queues behind them: a busy connection must not keep
+// a large share for good. Small frames (fetches, metadata, heartbeats)
+// keep theirs, so a consumer is not queued behind a flood of produce
+// requests.
+func (c *conn) reserve(ctx context.Context, key int16, n int) (hold, error) {
+	var h hold
+	if countsAsQueued(key) {
+		if err := c.b.queued.requests.acquire(ctx, 1); err != nil {
+			return h, err
+		}
+		h.slot = true
+	}
+	if cap(c.frame) >= n && (cap(c.frame) <= smallFrame || !c.b.queued.bytes.contended()) {
+		h.frame, c.frameMem = c.frameMem, 0
+		return h, nil
+	}
+	c.dropFrame()
+	if err := c.b.queued.bytes.acquire(ctx, int64(n)); err != nil {
+		c.releaseHold(&h)
+		return hold{}, err
+	}
+	h.frame = int64(n)
+	return h, nil
+}
+
+// releaseHold gives back what h holds and clears it; it is safe to call
+// again.
+func (c *conn) releaseHold(h *hold) {
+	if c.b == nil {
+		return
+	}
+	if h.slot {
+		c.b.queued.requests.release(1)
+	}
+	c.b.queued.bytes.release(h.frame + h.resp)
+	*h = hold{}
+}
+
+// dropFrame lets the kept frame buffer go, and the budget it holds.
+func (c *conn) dropFrame() {
+	if c.b != nil {
+		c.b.queued.bytes.release(c.frameMem)
+	}
+	c.frame, c.frameMem = nil, 0
+}
+
+// serve decodes and handles one frame and queues its reply. It reports
+// false when the connection must close: an undecodable request, a failed
+// handler, shutdown, or a panic anywhere in decoding or handling, which is
+// logged with the request's API key and version and ends only this
+// connection.
+func (c *conn) serve(ctx context.Context, frame []byte, h hold, replies chan<- *request) (ok bool) {
+	var hdr *protocol.Header
+	queued := false
+	defer func() {
+		if p := recover(); p != nil {
+			c.recovered("handle", hdr, p)
+			ok = false
+		}
+		if !queued {
+			c.releaseHold(&h) // nothing else will
+		}
+	}()
+	r, err := c.decode(frame)
+	if err != nil {
+		c.log.Debug("closing connection on undecodable request", "err", err)
+		c.b.metrics.badRequests.Inc()
+		return false
+	}
+	if r == nil {
+		return true
+	}
+	hdr = &r.hdr
+	if fn := c.b.hooks.handle.Load(); fn != nil {
+		(*fn)(r)
+	}
+	r.hold, h = h, hold{} // r's hold from here on
+	defer func() {
+		if !queued {
+			c.releaseHold(&r.hold)
+		}
+	}()
+	queued = c.handle(ctx, r, frame, replies)
+	return queued
+}
+
+// connHooks let tests in package broker inject faults into the request
+// path of a running broker; outside tests they are nil.
+type connHooks struct {
+	// handle runs on the reader before a request's handler.
+	handle atomic.Pointer[func(*request)]
+	// write runs on the writer before a response is encoded.
+	write atomic.Pointer[func(*request)]
+}
+
+// recovered logs, once, a panic met while serving a request (hdr is nil
+// when it came before the header was parsed) and counts it. The
+// connection is then closed: its state may be inconsistent, but nothing
+// it shares with other connections is touched here.
+func (c *conn) recovered(stage string, hdr *protocol.Header, p any) {
+	c.b.metrics.panics.Inc()
+	attrs := []any{"stage", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack())}
+	if hdr != nil {
+		attrs = append(attrs, "key", hdr.Key, "api", apiName(hdr.Key), "version", hdr.Version)
+	}
+	c.log.Error("closing connection: panic while serving a request", attrs...)
 }
 
 // recycleFrame keeps frame for the next request when nothing decoded from
@@ -159,19 +332,55 @@ func (c *conn) readLoop(ctx context.Context, replies chan<- *request) {
 // records to the log before returning and its finish step and response hold
 // no request bytes; a Fetch request has no byte fields. Every other frame is
 // left to the garbage collector, as a handler may keep parts of it.
-func (c *conn) recycleFrame(key int16, frame []byte) {
-	const produce, fetch = 0, 1
+//
+// It reports whether the frame was kept.
+func (c *conn) recycleFrame(key int16, frame []byte) bool {
 	c.frame = nil
-	if key != produce && key != fetch {
-		return
+	if !recyclable(key) {
+		return false
 	}
 	if keep(cap(frame), len(frame)) {
 		c.frameSmall = 0
 	} else if c.frameSmall++; c.frameSmall >= shrinkAfter {
 		c.frameSmall = 0
-		return
+		return false
 	}
 	c.frame = frame[:0]
+	return true
+}
+
+// recyclable reports whether a request of API key is done with its frame
+// when its handler returns (see recycleFrame).
+func recyclable(key int16) bool {
+	const produce, fetch = 0, 1
+	return key == produce || key == fetch
+}
+
+// doneWithFrame runs when r's handler has returned. A Produce or Fetch
+// frame is no longer needed: the connection keeps it for its next request,
+// with the budget it holds, or its budget is given back now. Kafka too
+// frees a request's buffer once its handler returns; holding a produce
+// frame through the acks=all wait would let producers spend the budget
+// that the follower fetches ending that wait need. Other frames stay
+// counted until their response is written. Fetched data the response keeps
+// in memory (the records not sent from the segment files) is counted from
+// now until it is written.
+func (c *conn) doneWithFrame(r *request, frame []byte) {
+	if fr, ok := r.resp.(*fetchReply); ok {
+		for _, rb := range fr.bufs {
+			r.hold.resp += int64(cap(rb.buf))
+		}
+		c.b.queued.bytes.force(r.hold.resp)
+	}
+	if !recyclable(r.hdr.Key) {
+		return
+	}
+	if c.recycleFrame(r.hdr.Key, frame) {
+		c.frameMem = r.hold.frame
+	} else {
+		c.b.queued.bytes.release(r.hold.frame)
+	}
+	r.hold.frame = 0
 }
 
 // keep reports whether a buffer of capacity capacity whose last use filled
@@ -181,12 +390,13 @@ func keep(capacity, used int) bool {
 }
 
 // releaseIfIdle lets the connection's recycled buffers go when it keeps
-// more than keepSmall and the client sends nothing for idleRelease, so that
-// an idle connection does not pin the memory of its busiest moment. It
-// waits only when no request is already buffered, and never past the
-// connection's idle deadline.
+// more than keepSmall, or a frame buffer holding part of the request
+// budget, and the client sends nothing for idleRelease, so that an idle
+// connection does not pin the memory of its busiest moment nor the budget
+// other connections wait for. It waits only when no request is already
+// buffered, and never past the connection's idle deadline.
 func (c *conn) releaseIfIdle(br *bufio.Reader, deadline time.Time) {
-	if br.Buffered() >= 4 || c.retained() <= keepSmall {
+	if br.Buffered() >= 4 || (c.retained() <= keepSmall && c.frameMem == 0) {
 		return
 	}
 	if wait := time.Now().Add(idleRelease); wait.Before(deadline) {
@@ -196,7 +406,7 @@ func (c *conn) releaseIfIdle(br *bufio.Reader, deadline time.Time) {
 	if _, err := br.Peek(4); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return // data arrived, or a real error the next read reports again
 	}
-	c.frame = nil
+	c.dropFrame()
 	for c.takeReadBuf() != nil {
 	}
 }
@@ -237,7 +447,7 @@ func (c *conn) giveReadBuf(buf []byte, used int) {
 func (c *conn) logReadError(err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
-	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrInvalidFrame):
+	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrInvalidFrame), errors.Is(err, errOverBudget):
 		c.b.metrics.badRequests.Inc()
 		c.log.Info("closing connection: bad frame", "err", err)
 	default:
@@ -269,8 +479,8 @@ func (c *conn) decode(frame []byte) (*request, error) {
 }
 
 // handle runs the request's handler and queues the reply. It reports false
-// when the connection must close.
-func (c *conn) handle(ctx context.Context, r *request, replies chan<- *request) bool {
+// when the connection must close; the reply was not queued then.
+func (c *conn) handle(ctx context.Context, r *request, frame []byte, replies chan<- *request) bool {
 	if _, ok := r.req.(*fallbackAPIVersions); ok {
 		r.req = nil
 		select {
@@ -286,6 +496,7 @@ func (c *conn) handle(ctx context.Context, r *request, replies chan<- *request) 
 		return false
 	}
 	r.resp = resp
+	c.doneWithFrame(r, frame)
 	select {
 	case replies <- r:
 		return true
@@ -315,35 +526,62 @@ func (c *conn) writeLoop(ctx context.Context, replies <-chan *request) {
 			w.release(r)
 			continue // drain so the reader never blocks
 		}
-		if r.finish != nil {
-			r.finish(ctx)
-		}
-		if r.noResponse {
-			c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
-			continue
-		}
-		if r.resp == nil {
-			r.resp = c.b.unsupportedAPIVersions()
-		}
-		c.b.metrics.countErrors(r.hdr.Key, r.resp)
-		err := w.write(r)
-		w.release(r)
-		if err == nil && len(replies) == 0 {
-			err = w.bw.Flush()
-		}
-		if err != nil {
-			// Whatever failed (the socket, or a segment file a fetch
-			// response was being sent from), the client must not wait
-			// for answers that will not come: the reader stops too.
+		if err := c.reply(ctx, w, r, len(replies) == 0); err != nil {
+			// Whatever failed (the socket, a segment file a fetch
+			// response was being sent from, or a panic), the client
+			// must not wait for answers that will not come: the
+			// reader stops too.
 			failed = true
 			_ = c.nc.Close()
-			continue
 		}
-		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
 	}
 	if !failed {
 		_ = w.bw.Flush()
 	}
+}
+
+// errReplyPanic stands for a panic met while finishing, encoding or
+// writing a response; the connection is closed.
+var errReplyPanic = errors.New("broker: panic while writing a response")
+
+// reply runs r's finish step and writes its response, flushing when last
+// (no further reply is ready). A panic is logged with r's API key and
+// version and returned as errReplyPanic.
+func (c *conn) reply(ctx context.Context, w *replyWriter, r *request, last bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.recovered("write", &r.hdr, p)
+			func() {
+				defer func() { _ = recover() }() // already logged once
+				w.release(r)
+			}()
+			err = errReplyPanic
+		}
+	}()
+	if r.finish != nil {
+		r.finish(ctx)
+	}
+	if r.noResponse {
+		w.release(r)
+		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
+		return nil
+	}
+	if r.resp == nil {
+		r.resp = c.b.unsupportedAPIVersions()
+	}
+	if h := c.b.hooks.write.Load(); h != nil {
+		(*h)(r)
+	}
+	c.b.metrics.countErrors(r.hdr.Key, r.resp)
+	err = w.write(r)
+	w.release(r)
+	if err == nil && last {
+		err = w.bw.Flush()
+	}
+	if err == nil {
+		c.b.metrics.observeRequest(r.hdr.Key, r.hdr.Version, time.Since(r.start))
+	}
+	return err
 }
 
 // flushBeforeWait sends the responses the writer has buffered but not yet
@@ -572,11 +810,13 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 }
 
 // release gives r's fetch read buffers back to the connection and unpins
-// its spans once nothing will read them again.
+// its spans once nothing will read them again, and gives back what r
+// holds of the request budgets. It is safe to call again.
 func (w *replyWriter) release(r *request) {
 	if fr, ok := r.resp.(*fetchReply); ok {
 		fr.release()
 	}
+	w.c.releaseHold(&r.hold)
 }
 
 // fallbackAPIVersions marks a too-new ApiVersions request; it is never

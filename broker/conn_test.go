@@ -28,11 +28,17 @@ import (
 // stopped at cleanup.
 func startTestBroker(t *testing.T) *Broker {
 	t.Helper()
+	return startTestBrokerWith(t, slog.New(slog.DiscardHandler), nil)
+}
+
+// startTestBrokerWith is startTestBroker with a logger and broker settings.
+func startTestBrokerWith(t *testing.T, log *slog.Logger, settings map[string]string) *Broker {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := New(ctx, Config{
 		NodeID: 1, Listen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0",
 		EmbeddedEtcdClientAddr: "127.0.0.1:0", EmbeddedEtcdPeerAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: log, Settings: settings,
 	})
 	if err != nil {
 		cancel()

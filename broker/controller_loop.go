@@ -63,7 +63,7 @@ func (b *Broker) reconcileAll(ctx context.Context) {
 	}
 	for _, ts := range b.topics.all() {
 		m := ts.meta()
-		unclean := ts.value("unclean.leader.election.enable") == "true"
+		unclean := ts.config().uncleanElection
 		for p := int32(0); p < m.Partitions && ctx.Err() == nil; p++ {
 			replicas := replicasFor(m, p)
 			if len(replicas) == 0 {

@@ -108,55 +108,90 @@ func derefString(s *string) string {
 }
 
 // loadOffsetsPartition hands a __consumer_offsets partition this broker
-// just became leader of to the coordinator, replaying its log. It runs
-// outside the topic table's lock and the replica's.
+// just became leader of to the coordinator. It marks the partition loading
+// at once (the caller holds the transitions lock, which orders it against a
+// later Unload) and replays the log in the background, so no broker-wide
+// lock is held while the log is read.
 func (b *Broker) loadOffsetsPartition(part *partition) {
-	p := part.index
-	if b.coord.Owns(p) {
+	if b.coord.Owns(part.index) {
 		return
 	}
-	b.coord.BeginLoad(p)
-	recs, err := readOffsetsLog(b.codecs, part.log)
-	if err != nil {
-		b.log.Error("loading group state", "partition", p, "err", err)
-	}
-	b.coord.Load(p, recs)
-	b.log.Info("group coordinator loaded partition", "partition", p, "records", len(recs))
+	token := b.coord.BeginLoad(part.index)
+	ctx := b.bgCtx()
+	b.goroutines.Go("offsets-load", func() { b.runOffsetsLoad(ctx, part, token) })
 }
 
-// readOffsetsLog reads every record of a __consumer_offsets partition.
-func readOffsetsLog(codecs *protocol.Codecs, l *storage.Log) ([]coordinator.Record, error) {
-	var out []coordinator.Record
-	off, end := l.LogStartOffset(), l.LogEndOffset()
-	for off < end {
-		data, err := l.Read(off, 1<<20, end)
-		if err != nil {
-			return out, fmt.Errorf("read offset %d: %w", off, err)
+// Bounds of the wait between attempts to load a __consumer_offsets
+// partition whose log could not be read.
+const (
+	offsetsLoadRetryMin = 100 * time.Millisecond
+	offsetsLoadRetryMax = 5 * time.Second
+)
+
+// runOffsetsLoad replays part's log into the coordinator, streaming one
+// read of at most 1 MiB at a time. A read error serves nothing of the
+// partition (clients keep getting COORDINATOR_LOAD_IN_PROGRESS) and the load
+// is retried with backoff for as long as this broker still leads it.
+func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token coordinator.LoadToken) {
+	wait := offsetsLoadRetryMin
+	for {
+		err := b.coord.LoadFrom(token, offsetsLogSource(b.codecs, part.log))
+		if err == nil || errors.Is(err, coordinator.ErrLoadSuperseded) {
+			return
 		}
-		if len(data) == 0 {
-			break
+		b.log.Error("loading group state failed; retrying", "partition", part.index, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
-		for len(data) > 0 {
-			one, rest, err := batch.Next(data)
-			if err != nil {
-				return out, fmt.Errorf("batch at %d: %w", off, err)
-			}
-			data = rest
-			h, _ := batch.ParseHeader(one)
-			off = h.NextOffset()
-			if h.Control() {
-				continue
-			}
-			_, recs, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
-			if err != nil {
-				return out, fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
-			}
-			for _, r := range recs {
-				out = append(out, coordinator.Record{Key: r.Key, Value: r.Value})
-			}
+		if !b.coord.Loading(token) {
+			return
 		}
+		wait = min(2*wait, offsetsLoadRetryMax)
 	}
-	return out, nil
+}
+
+// offsetsLogSource streams the records of a __consumer_offsets partition,
+// from its log start to the log end offset it sees when it starts, one
+// read of at most 1 MiB (and one decoded batch) in memory at a time.
+func offsetsLogSource(codecs *protocol.Codecs, l *storage.Log) coordinator.RecordSource {
+	return func(yield func(coordinator.Record) bool) error {
+		off, end := l.LogStartOffset(), l.LogEndOffset()
+		for off < end {
+			data, err := l.Read(off, 1<<20, end)
+			if err != nil {
+				return fmt.Errorf("read offset %d: %w", off, err)
+			}
+			if len(data) == 0 {
+				return nil
+			}
+			for len(data) > 0 {
+				one, rest, err := batch.Next(data)
+				if err != nil {
+					return fmt.Errorf("batch at %d: %w", off, err)
+				}
+				data = rest
+				h, _ := batch.ParseHeader(one)
+				off = h.NextOffset()
+				if h.Control() {
+					continue
+				}
+				_, recs, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
+				if err != nil {
+					return fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
+				}
+				for _, r := range recs {
+					if !yield(coordinator.Record{Key: r.Key, Value: r.Value}) {
+						return nil
+					}
+				}
+			}
+		}
+		return nil
+	}
 }
 
 // offsetsPersister writes coordinator records to __consumer_offsets.

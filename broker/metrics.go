@@ -21,6 +21,7 @@ type metrics struct {
 	requestLatency   *prometheus.HistogramVec
 	unsupportedReqs  *prometheus.CounterVec
 	badRequests      prometheus.Counter
+	panics           prometheus.Counter
 	connections      prometheus.Gauge
 	connectionsTotal prometheus.Counter
 	bytesIn          *prometheus.CounterVec
@@ -30,6 +31,10 @@ type metrics struct {
 	producedRejected *prometheus.CounterVec
 	fetchWait        prometheus.Histogram
 	fsync            prometheus.Histogram
+
+	// Admission control.
+	connectionsRejected *prometheus.CounterVec
+	acceptThrottle      prometheus.Counter
 
 	// Replication counters; the gauges are computed at scrape time by
 	// replicationCollector.
@@ -79,6 +84,8 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Help: "Requests with an unknown API key or unsupported version (the connection is closed)."}, []string{"key", "version"}),
 		badRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_bad_requests_total",
 			Help: "Connections closed for malformed, oversized or undecodable requests."}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_request_panics_total",
+			Help: "Panics recovered while serving a request; each closed its connection and was logged with its stack."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_connections",
 			Help: "Open client connections."}),
 		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connections_total",
@@ -112,11 +119,28 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 		Help: "Record batch bytes appended by followers here, by topic."}, []string{"topic"})
 	m.replicatedRecords = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_replicated_records_total",
 		Help: "Records appended by followers here, by topic."}, []string{"topic"})
+	m.connectionsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_connections_rejected_total",
+		Help: "New connections closed at once for being over a limit, by reason (max_connections, max_connections_per_ip)."}, []string{"reason"})
+	m.acceptThrottle = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connection_accept_throttle_seconds_total",
+		Help: "Time the acceptor was paused by max.connection.creation.rate; new connections wait in the listen backlog meanwhile."})
+	m.connectionsRejected.WithLabelValues(rejectMaxConns) // both series exist from the start
+	m.connectionsRejected.WithLabelValues(rejectPerIP)
+	f(m.connectionsRejected)
+	f(m.acceptThrottle)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_request_memory_bytes",
+		Help: "Bytes of requests (and fetched data held for responses) counted against queued.max.request.bytes."},
+		func() float64 { return float64(b.queued.bytes.inUse()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_request_memory_limit_bytes",
+		Help: "queued.max.request.bytes: the request memory budget (0 when unlimited)."},
+		func() float64 { return float64(max(b.settings.limits.Load().queuedBytes, 0)) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_queued_requests",
+		Help: "Requests read and not yet answered, counted against queued.max.requests."},
+		func() float64 { return float64(b.queued.requests.inUse()) }))
 	for _, c := range []prometheus.Collector{m.isrShrinks, m.isrExpands, m.leaderElections, m.uncleanElections,
 		m.truncations, m.replicatedBytes, m.replicatedRecords, newReplicationCollector(b)} {
 		f(c)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests,
+	for _, c := range []prometheus.Collector{m.requests, m.requestErrors, m.requestLatency, m.unsupportedReqs, m.badRequests, m.panics,
 		m.connections, m.connectionsTotal, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.producedRejected, m.fetchWait, m.fsync,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&partitionCollector{b: b}} {

@@ -20,13 +20,25 @@ type partitionStates struct {
 	mu struct {
 		sync.RWMutex
 		m map[partKey]metadata.PartitionState
+		// changed is closed, and replaced, by every put that stores a
+		// record, so waiters (CreateTopics) wake on a change instead of
+		// polling.
+		changed chan struct{}
 	}
 }
 
 func newPartitionStates() *partitionStates {
 	s := &partitionStates{}
 	s.mu.m = map[partKey]metadata.PartitionState{}
+	s.mu.changed = make(chan struct{})
 	return s
+}
+
+// changes returns a channel closed by the next stored record.
+func (s *partitionStates) changes() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.changed
 }
 
 // put stores st unless a newer record is already known; it reports
@@ -39,6 +51,8 @@ func (s *partitionStates) put(st metadata.PartitionState) bool {
 		return false
 	}
 	s.mu.m[k] = st
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
 	return true
 }
 
@@ -183,18 +197,53 @@ func (b *Broker) clusterView() replication.ClusterView {
 func (b *Broker) initPartitionStates(ctx context.Context, m metadata.Topic, from int32) error {
 	view := b.clusterView()
 	var errs []error
+	states := make([]metadata.PartitionState, 0, max(m.Partitions-from, 0))
 	for p := from; p < m.Partitions; p++ {
 		st, err := replication.NewPartitionState(replicasFor(m, p), view)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 			continue
 		}
-		_, err = b.writePartitionState(ctx, m.Name, p, st, 0)
-		if err != nil && !errors.Is(err, metadata.ErrConflict) {
-			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
-		}
+		states = append(states, metadata.PartitionState{
+			Topic: m.Name, Partition: p, Leader: st.Leader, LeaderEpoch: st.LeaderEpoch,
+			ISR: slices.Clone(st.ISR), PartitionEpoch: st.PartitionEpoch,
+		})
+	}
+	// One etcd transaction per ~127 partitions, not one per partition.
+	written, err := b.meta.CreatePartitionStates(ctx, states)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, w := range written {
+		b.pstates.put(w)
+	}
+	for _, w := range written {
+		b.applyPartitionState(w.Topic, w.Partition)
 	}
 	return errors.Join(errs...)
+}
+
+// awaitLeaders waits until this broker's cache of partition records gives
+// every partition of topic a live leader, or ctx ends; it reports whether
+// they all have one.
+func (b *Broker) awaitLeaders(ctx context.Context, topic string, partitions int32) bool {
+	for {
+		ch := b.pstates.changes()
+		live := b.liveSet()
+		ready := true
+		for p := int32(0); p < partitions && ready; p++ {
+			st, ok := b.partitionState(topic, p)
+			ready = ok && st.Leader >= 0 && live[st.Leader]
+		}
+		if ready {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // writePartitionState stores st with compare-and-swap against revision

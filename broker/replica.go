@@ -46,11 +46,11 @@ type replica struct {
 	leaderEpoch atomic.Int32
 	hw          atomic.Int64
 
-	// hwSignal wakes consumer fetches waiting for the HW to move.
-	hwSignal struct {
+	// hwWatchers are the consumer fetches waiting for the HW to move,
+	// each a single channel per fetch request (see fetchWaiter).
+	hwWatchers struct {
 		sync.Mutex
-		ch      chan struct{}
-		watched bool
+		set map[chan<- struct{}]struct{}
 	}
 
 	// Follower statistics for the lag metrics.
@@ -66,17 +66,26 @@ func newReplica(b *Broker, p *partition) *replica {
 	r.leaderID.Store(replication.NoLeader)
 	r.leaderEpoch.Store(-1)
 	r.hw.Store(max(p.log.HighWatermark(), 0))
-	r.hwSignal.ch = make(chan struct{})
 	return r
 }
 
-// hwChanged returns a channel closed at the next change of the HW. Take it
-// before reading the HW, so that no change is missed.
-func (r *replica) hwChanged() <-chan struct{} {
-	r.hwSignal.Lock()
-	defer r.hwSignal.Unlock()
-	r.hwSignal.watched = true
-	return r.hwSignal.ch
+// watchHW registers c to receive a token (a non-blocking send) at every
+// later change of the HW, until unwatchHW. Register before reading the HW,
+// so that no change is missed.
+func (r *replica) watchHW(c chan<- struct{}) {
+	r.hwWatchers.Lock()
+	defer r.hwWatchers.Unlock()
+	if r.hwWatchers.set == nil {
+		r.hwWatchers.set = map[chan<- struct{}]struct{}{}
+	}
+	r.hwWatchers.set[c] = struct{}{}
+}
+
+// unwatchHW removes a watchHW registration.
+func (r *replica) unwatchHW(c chan<- struct{}) {
+	r.hwWatchers.Lock()
+	defer r.hwWatchers.Unlock()
+	delete(r.hwWatchers.set, c)
 }
 
 // publishHWLocked makes hw the partition's visible high watermark: readers,
@@ -87,13 +96,14 @@ func (r *replica) publishHWLocked(hw int64) {
 	}
 	r.hw.Store(hw)
 	r.p.log.SetHighWatermark(hw)
-	r.hwSignal.Lock()
-	if r.hwSignal.watched {
-		close(r.hwSignal.ch)
-		r.hwSignal.ch = make(chan struct{})
-		r.hwSignal.watched = false
+	r.hwWatchers.Lock()
+	for c := range r.hwWatchers.set {
+		select {
+		case c <- struct{}{}:
+		default: // a token is already waiting
+		}
 	}
-	r.hwSignal.Unlock()
+	r.hwWatchers.Unlock()
 }
 
 // applyLeaderLocked carries out what the Leader asked for. Resignation is

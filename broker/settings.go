@@ -6,11 +6,10 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluicedev/sluice/storage"
 )
 
 // settings holds the broker's Kafka-named settings: the static ones given at
@@ -20,6 +19,9 @@ import (
 // the built-in default.
 type settings struct {
 	reg *configRegistry
+	// limits are the admission settings, resolved again whenever the
+	// settings change.
+	limits atomic.Pointer[limits]
 
 	mu struct {
 		sync.RWMutex
@@ -43,6 +45,7 @@ func newSettings(static map[string]string) (*settings, error) {
 	}
 	s.mu.static = copyMap(static)
 	s.mu.dynamic = map[string]string{}
+	s.limits.Store(resolveLimits(s))
 	return s, nil
 }
 
@@ -59,6 +62,7 @@ func (s *settings) setDynamic(m map[string]string) {
 	s.mu.Lock()
 	s.mu.dynamic = copyMap(m)
 	s.mu.Unlock()
+	s.limits.Store(resolveLimits(s))
 }
 
 // broker resolves a broker setting.
@@ -173,48 +177,4 @@ func (s *settings) validateTopicConfigs(m map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// storageConfig turns resolved topic settings into the storage layer's view.
-func storageConfig(v map[string]string) storage.Config {
-	num := func(k string) int64 {
-		n, err := strconv.ParseInt(v[k], 10, 64)
-		if err != nil {
-			return 0
-		}
-		return n
-	}
-	policy, err := storage.ParseCleanupPolicy(v["cleanup.policy"])
-	if err != nil {
-		policy = storage.CleanupDelete
-	}
-	ratio, err := strconv.ParseFloat(v["min.cleanable.dirty.ratio"], 64)
-	if err != nil {
-		ratio = 0.5
-	}
-	// storage reads zero as "default": a real zero is passed as negative.
-	zeroAsNegative := func(n int64) int64 {
-		if n == 0 {
-			return -1
-		}
-		return n
-	}
-	if ratio == 0 {
-		ratio = -1
-	}
-	return storage.Config{
-		CleanupPolicy:          policy,
-		DeleteRetentionMs:      zeroAsNegative(num("delete.retention.ms")),
-		MinCompactionLagMs:     num("min.compaction.lag.ms"),
-		MaxCompactionLagMs:     num("max.compaction.lag.ms"),
-		MinCleanableDirtyRatio: ratio,
-		SegmentBytes:           num("segment.bytes"),
-		SegmentMs:              num("segment.ms"),
-		RetentionMs:            num("retention.ms"),
-		RetentionBytes:         num("retention.bytes"),
-		FlushMessages:          num("flush.messages"),
-		FlushMs:                num("flush.ms"),
-		IndexIntervalBytes:     int32(num("index.interval.bytes")),
-		MaxMessageBytes:        int32(num("max.message.bytes")),
-	}
 }

@@ -1,9 +1,14 @@
 package broker
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/protocol"
+	"github.com/sluicedev/sluice/storage"
 )
 
 func TestSettingsTopicResolution(t *testing.T) {
@@ -109,6 +114,83 @@ func TestTopicNameValidation(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "has space", "slash/", "ünï", string(long)} {
 		if err := validTopicName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestResolveTopicTyped: a topic's settings are resolved once into typed
+// values, from its overrides, then broker synonyms, then the registry's
+// defaults (the one source of defaults), including when a stored value
+// does not parse.
+func TestResolveTopicTyped(t *testing.T) {
+	t.Parallel()
+	s, err := newSettings(map[string]string{"message.max.bytes": "2000000", "compression.type": "zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := s.resolveTopic(map[string]string{
+		"cleanup.policy": "compact", "min.insync.replicas": "2", "unclean.leader.election.enable": "true",
+		"message.timestamp.after.max.ms": "3600000", "compression.zstd.level": "7", "segment.bytes": "not-a-number",
+	})
+	p := tc.produce
+	if p.maxMessageBytes != 2000000 || tc.storage.MaxMessageBytes != 2000000 {
+		t.Errorf("max message bytes %d / %d, want the broker's 2000000", p.maxMessageBytes, tc.storage.MaxMessageBytes)
+	}
+	if !p.validate.RequireKeys || !p.validate.CheckTimestamps || p.validate.AfterMaxMs != 3600000 || p.validate.BeforeMaxMs != math.MaxInt64 {
+		t.Errorf("validate options %+v", p.validate)
+	}
+	if !p.recompress || p.codec != protocol.CodecZstd || p.level != 7 {
+		t.Errorf("recompress %v codec %d level %d, want zstd level 7", p.recompress, p.codec, p.level)
+	}
+	if tc.minInsync != 2 || !tc.uncleanElection {
+		t.Errorf("min.insync %d unclean %v", tc.minInsync, tc.uncleanElection)
+	}
+	if tc.storage.SegmentBytes != 1073741824 || tc.storage.CleanupPolicy != storage.CleanupCompact {
+		t.Errorf("storage config %+v: a bad segment.bytes must fall back to the registry default", tc.storage)
+	}
+	def := s.resolveTopic(nil)
+	if def.minInsync != 1 || def.uncleanElection || def.produce.validate.CheckTimestamps || def.produce.validate.RequireKeys ||
+		def.storage.RetentionMs != 7*24*3600*1000 || def.storage.RetentionBytes != -1 {
+		t.Errorf("defaults resolved to %+v", def)
+	}
+}
+
+// BenchmarkProduceRulesOf measures the per-partition cost of a produce's
+// topic settings: a struct copy, no parsing, no allocation.
+func BenchmarkProduceRulesOf(b *testing.B) {
+	s, _ := newSettings(nil)
+	ts := &topicState{}
+	ts.cfg.Store(s.resolveTopic(map[string]string{"message.timestamp.before.max.ms": "60000", "compression.type": "lz4"}))
+	now := time.Now()
+	b.ReportAllocs()
+	var r produceRules
+	for b.Loop() {
+		r = produceRulesOf(ts, now)
+	}
+	if r.validate.Now != now.UnixMilli() {
+		b.Fatal("clock not filled in")
+	}
+}
+
+// TestConfigRegistryConsistent: every setting is defined once, its
+// default passes its own validation, and it is documented.
+func TestConfigRegistryConsistent(t *testing.T) {
+	t.Parallel()
+	for what, defs := range map[string][]configDef{"topic": topicConfigDefs(), "broker": brokerConfigDefs()} {
+		seen := map[string]bool{}
+		for _, d := range defs {
+			if seen[d.name] {
+				t.Errorf("%s setting %s defined twice", what, d.name)
+			}
+			seen[d.name] = true
+			if d.doc == "" {
+				t.Errorf("%s setting %s has no documentation", what, d.name)
+			}
+			if d.def != "" {
+				if err := d.check(d.def); err != nil {
+					t.Errorf("%s setting %s: default %q fails its own check: %v", what, d.name, d.def, err)
+				}
+			}
 		}
 	}
 }

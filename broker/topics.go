@@ -27,11 +27,9 @@ type topicState struct {
 	// view is replaced whole, never changed in place, so request paths
 	// and the replication goroutines read it without a lock.
 	view atomic.Pointer[topicView]
-
-	mu struct {
-		sync.RWMutex
-		values map[string]string // effective topic settings
-	}
+	// cfg is the topic's settings resolved into typed values, replaced
+	// whole when the topic or the broker settings defaulting it change.
+	cfg atomic.Pointer[topicConfig]
 }
 
 // topicView is one revision of a topic: its etcd record and the hosted
@@ -48,11 +46,8 @@ func (t *topicState) meta() metadata.Topic { return t.view.Load().meta }
 // partitions lists the partitions, nil entries for those not hosted here.
 func (t *topicState) partitions() []*partition { return t.view.Load().parts }
 
-func (t *topicState) value(name string) string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.mu.values[name]
-}
+// config is the topic's resolved settings.
+func (t *topicState) config() *topicConfig { return t.cfg.Load() }
 
 // partition returns partition p, or nil if it does not exist or is not hosted here.
 func (t *topicState) partition(p int32) *partition {
@@ -183,16 +178,14 @@ func (b *Broker) applyTopicLocking(m metadata.Topic, reopen bool) ([]*partition,
 	if !reopen && old != nil && old.meta().Revision >= m.Revision {
 		return nil, nil
 	}
-	values := b.settings.topicValues(m.Configs)
-	cfg := storageConfig(values)
+	tc := b.settings.resolveTopic(m.Configs)
+	cfg := tc.storage
 	ts := old
 	if ts == nil {
 		ts = &topicState{}
 		ts.view.Store(&topicView{})
 	}
-	ts.mu.Lock()
-	ts.mu.values = values
-	ts.mu.Unlock()
+	ts.cfg.Store(tc)
 	parts := make([]*partition, m.Partitions)
 	copy(parts, ts.partitions())
 	var opened []*partition

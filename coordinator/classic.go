@@ -69,36 +69,38 @@ func (g *group) supportsProtocols(protocolType string, ps []kmsg.JoinGroupReques
 	if protocolType != g.protocolType {
 		return false
 	}
+	all := g.supportedByAll()
 	for _, p := range ps {
-		if g.supportedByAll(p.Name, "", nil) {
+		if all[p.Name] {
 			return true
 		}
 	}
 	return false
 }
 
-// supportedByAll reports whether every member supports protocol; override,
-// when non-nil, stands in for the protocols of member overrideID.
-func (g *group) supportedByAll(protocol, overrideID string, override []kmsg.JoinGroupRequestProtocol) bool {
+// supportedByAll returns the protocols every member supports. It is linear
+// in what the members list, as Kafka's per-group protocol counts are, however
+// many protocols each lists; a name a member repeats counts once.
+func (g *group) supportedByAll() map[string]bool {
+	counts := make(map[string]int)
+	lastBy := make(map[string]int) // the ordinal+1 of the last member counted for a name
+	i := 0
 	for _, m := range g.members {
-		ps := m.protocols
-		if override != nil && m.id == overrideID {
-			ps = override
-		}
-		if !containsProtocol(ps, protocol) {
-			return false
-		}
-	}
-	return true
-}
-
-func containsProtocol(ps []kmsg.JoinGroupRequestProtocol, name string) bool {
-	for _, p := range ps {
-		if p.Name == name {
-			return true
+		i++
+		for _, p := range m.protocols {
+			if lastBy[p.Name] != i {
+				lastBy[p.Name] = i
+				counts[p.Name]++
+			}
 		}
 	}
-	return false
+	all := make(map[string]bool)
+	for name, n := range counts {
+		if n == len(g.members) {
+			all[name] = true
+		}
+	}
+	return all
 }
 
 // selectProtocol is Kafka's GroupMetadata.selectProtocol: among the
@@ -110,10 +112,11 @@ func (g *group) selectProtocol() string {
 	if len(ms) == 0 {
 		return ""
 	}
+	all := g.supportedByAll()
 	votes := make(map[string]int)
 	for _, m := range ms {
 		for _, p := range m.protocols {
-			if g.supportedByAll(p.Name, "", nil) {
+			if all[p.Name] {
 				votes[p.Name]++
 				break
 			}

@@ -21,7 +21,7 @@ func (c *Coordinator) ConsumerGroupDescribe(_ context.Context, req *kmsg.Consume
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range req.Groups {
+	for _, id := range uniqueStrings(req.Groups) { // a repeated id is described once
 		resp.Groups = append(resp.Groups, c.consumerDescribeLocked(id))
 	}
 	return resp

@@ -148,6 +148,7 @@ type Coordinator struct {
 		sync.Mutex
 		closed bool
 		parts  []partitionStatus
+		loads  []uint64 // per partition: the generation of its latest BeginLoad
 		groups map[string]*group
 		seq    uint64 // join order of classic members, for determinism
 		stats  counters
@@ -156,8 +157,8 @@ type Coordinator struct {
 }
 
 // New validates cfg, fills defaults and returns a Coordinator that owns no
-// partitions yet: call Load (after BeginLoad if loading takes a while) for
-// every __consumer_offsets partition this broker leads.
+// partitions yet: for every __consumer_offsets partition this broker leads,
+// call BeginLoad and then LoadFrom (or Load, with the records in memory).
 func New(cfg Config) (*Coordinator, error) {
 	if cfg.Persister == nil {
 		return nil, fmt.Errorf("%w: Persister is required", ErrInvalidConfig)
@@ -182,6 +183,7 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.parts = make([]partitionStatus, cfg.NumPartitions)
+	c.mu.loads = make([]uint64, cfg.NumPartitions)
 	c.mu.groups = make(map[string]*group)
 	c.mu.stats.rebalances = make(map[RebalanceReason]uint64)
 	c.mu.Lock()

@@ -6,7 +6,8 @@ package coordinator
 // tombstones for every offset and metadata record are written before the
 // answer. A group with members gets NON_EMPTY_GROUP, a missing one
 // GROUP_ID_NOT_FOUND. The empty group id is a valid (if odd) group here, as
-// in Kafka, for backwards compatibility. v3 adds an error message.
+// in Kafka, for backwards compatibility. v3 adds an error message. A group
+// id given more than once is deleted and answered once, as Kafka does.
 
 import (
 	"context"
@@ -18,7 +19,7 @@ import (
 // DeleteGroups handles a DeleteGroups request (v0-3).
 func (c *Coordinator) DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, id := range req.Groups {
+	for _, id := range uniqueStrings(req.Groups) {
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id
 		dg.ErrorCode = c.deleteGroup(ctx, id)

@@ -9,7 +9,8 @@ package coordinator
 // with no error before v6 and GROUP_ID_NOT_FOUND from v6 (KIP-1043).
 // v3+ may ask for authorized operations: the broker, which knows the ACLs,
 // fills AuthorizedOperations; the coordinator leaves Kafka's "not provided"
-// value. v4+ shows group.instance.id (KIP-345).
+// value. v4+ shows group.instance.id (KIP-345). A group id given more than
+// once is described once.
 
 import (
 	"context"
@@ -23,7 +24,7 @@ func (c *Coordinator) DescribeGroups(_ context.Context, req *kmsg.DescribeGroups
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range req.Groups {
+	for _, id := range uniqueStrings(req.Groups) {
 		resp.Groups = append(resp.Groups, c.describeGroupLocked(req.Version, id))
 	}
 	return resp

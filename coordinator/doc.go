@@ -189,8 +189,8 @@
 //		TopicMetadata:         topics.Lookup,
 //	})
 //	...
-//	c.BeginLoad(p)            // became leader of __consumer_offsets-p
-//	c.Load(p, readAll(p))     // replay it
+//	token := c.BeginLoad(p)            // became leader of __consumer_offsets-p
+//	err := c.LoadFrom(token, stream(p)) // replay its log, one record at a time
 //	...
 //	ctx = coordinator.WithClient(ctx, hdr.ClientID, conn.RemoteAddr().String())
 //	resp := c.JoinGroup(ctx, req.(*kmsg.JoinGroupRequest))

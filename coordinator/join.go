@@ -19,6 +19,8 @@ package coordinator
 //   - v7+: the protocol type is returned. v8+ (KIP-800): the client's
 //     reason is logged. v9+ (KIP-814): SkipAssignment tells a replaced static
 //     leader that the assignment stands.
+//   - A protocol named more than once counts once, with the metadata of its
+//     first entry (Kafka keeps a member's protocols keyed by name).
 
 import (
 	"context"
@@ -43,6 +45,9 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 	if req.Group == "" {
 		return joinError(req, req.MemberID, kerr.InvalidGroupID.Code)
 	}
+	// A repeated protocol name counts once; deduplicated before the lock,
+	// so that checks under it are linear in what the members support.
+	req.Protocols = uniqueProtocols(req.Protocols)
 	c.mu.Lock()
 	out := c.joinLocked(ctx, req)
 	c.mu.Unlock()

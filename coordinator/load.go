@@ -6,6 +6,8 @@ package coordinator
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,50 +15,117 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// BeginLoad marks partition as loading: until Load (or Unload) requests for
-// its groups get COORDINATOR_LOAD_IN_PROGRESS, which clients retry, instead
-// of NOT_COORDINATOR. Call it when leadership arrives and reading the
-// partition starts.
-func (c *Coordinator) BeginLoad(partition int32) {
+// LoadToken names one BeginLoad of a partition. A load that finishes after
+// leadership moved on (a later Unload or BeginLoad of the same partition)
+// carries a stale token and is discarded instead of serving groups this
+// broker no longer owns.
+type LoadToken struct {
+	partition int32
+	gen       uint64
+}
+
+// Partition is the __consumer_offsets partition the token loads.
+func (t LoadToken) Partition() int32 { return t.partition }
+
+// RecordSource yields one __consumer_offsets partition's records in log
+// order and returns the error that stopped it early, if any; it stops when
+// yield returns false. The coordinator folds each record into group state
+// as it arrives, so a load holds the partition's live state (its groups and
+// latest offsets), never its whole log.
+type RecordSource func(yield func(Record) bool) error
+
+// ErrLoadSuperseded is returned by LoadFrom when the partition was unloaded
+// or loaded again while this load ran: its result is discarded.
+var ErrLoadSuperseded = errors.New("coordinator: partition load superseded")
+
+// BeginLoad marks partition as loading: until LoadFrom (or Unload) requests
+// for its groups get COORDINATOR_LOAD_IN_PROGRESS, which clients retry,
+// instead of NOT_COORDINATOR. Call it when leadership arrives, before
+// reading the partition starts, and pass the token to LoadFrom.
+func (c *Coordinator) BeginLoad(partition int32) LoadToken {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed || !c.validPartition(partition) {
-		return
+		return LoadToken{partition: partition}
 	}
 	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
 	c.mu.parts[partition] = partitionLoading
+	c.mu.loads[partition]++
+	return LoadToken{partition: partition, gen: c.mu.loads[partition]}
 }
 
-// Load replays the records of one __consumer_offsets partition, in log
-// order (later records win, nil values delete), and starts serving its
-// groups. Groups with members come back Stable (classic) or with their
-// epochs and assignments (KIP-848); every member gets a fresh session and
-// must heartbeat before it expires. Records that do not parse are skipped
-// and logged. Loading a partition that is already loaded replaces its groups.
-func (c *Coordinator) Load(partition int32, records []Record) {
-	if !c.validPartition(partition) {
-		c.log.Warn("load of a partition outside offsets.topic.num.partitions", "partition", partition)
-		return
-	}
-	replayed, skipped := c.replay(partition, records)
+// Loading reports whether token's load is still wanted: the partition is
+// loading and no later BeginLoad or Unload has replaced it. A caller
+// retrying a failed load checks it before reading the log again.
+func (c *Coordinator) Loading(token LoadToken) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.closed {
-		return
+	return c.loadingLocked(token)
+}
+
+func (c *Coordinator) loadingLocked(token LoadToken) bool {
+	p := token.partition
+	return !c.mu.closed && c.validPartition(p) && token.gen != 0 &&
+		c.mu.parts[p] == partitionLoading && c.mu.loads[p] == token.gen
+}
+
+// LoadFrom replays src into the groups of token's partition, in log order
+// (later records win, nil values delete), and starts serving them. Groups
+// with members come back Stable (classic) or with their epochs and
+// assignments (KIP-848); every member gets a fresh session and must
+// heartbeat before it expires. Records that do not parse are skipped and
+// logged. If src fails, nothing it yielded is served: the partition stays
+// loading, so clients keep retrying, and the error is returned for the
+// caller to retry the load. It returns ErrLoadSuperseded when the partition
+// was unloaded or loaded again meanwhile.
+func (c *Coordinator) LoadFrom(token LoadToken, src RecordSource) error {
+	p := token.partition
+	if !c.validPartition(p) {
+		return fmt.Errorf("load __consumer_offsets partition %d: outside offsets.topic.num.partitions", p)
 	}
-	c.dropPartitionLocked(partition, kerr.NotCoordinator.Code)
+	replayed, n, skipped, err := c.replay(p, src)
+	if err != nil {
+		return fmt.Errorf("load __consumer_offsets partition %d after %d records: %w", p, n, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.loadingLocked(token) {
+		return ErrLoadSuperseded
+	}
 	now := c.clock.Now()
 	for id, rg := range replayed {
-		g := c.buildGroupLocked(id, partition, rg, now)
+		g := c.buildGroupLocked(id, p, rg, now)
 		if g == nil {
 			continue
 		}
 		c.mu.groups[id] = g
 		c.rearmLocked(g)
 	}
-	c.mu.parts[partition] = partitionLoaded
-	c.log.Info("loaded __consumer_offsets partition", "partition", partition, "records", len(records),
+	c.mu.parts[p] = partitionLoaded
+	c.log.Info("loaded __consumer_offsets partition", "partition", p, "records", n,
 		"groups", len(replayed), "skipped", skipped)
+	return nil
+}
+
+// Load replays records already in memory: BeginLoad and LoadFrom in one
+// step, for callers that hold the partition's records (tests, tools).
+// Loading a partition that is already loaded replaces its groups.
+func (c *Coordinator) Load(partition int32, records []Record) {
+	if !c.validPartition(partition) {
+		c.log.Warn("load of a partition outside offsets.topic.num.partitions", "partition", partition)
+		return
+	}
+	err := c.LoadFrom(c.BeginLoad(partition), func(yield func(Record) bool) error {
+		for _, r := range records {
+			if !yield(r) {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrLoadSuperseded) {
+		c.log.Warn("load failed", "partition", partition, "err", err)
+	}
 }
 
 // Unload stops serving partition: its groups are dropped from memory (their
@@ -103,9 +172,10 @@ type replayedGroup struct {
 	members  map[string]*cmember
 }
 
-// replay folds records into per-group state. It touches no coordinator
-// state, so it runs without the lock.
-func (c *Coordinator) replay(partition int32, records []Record) (map[string]*replayedGroup, int) {
+// replay folds the records of src into per-group state, one record at a
+// time. It touches no coordinator state, so it runs without the lock. It
+// returns the groups, the records read and skipped, and src's error.
+func (c *Coordinator) replay(partition int32, src RecordSource) (map[string]*replayedGroup, int, int, error) {
 	out := make(map[string]*replayedGroup)
 	get := func(id string) *replayedGroup {
 		rg := out[id]
@@ -115,8 +185,9 @@ func (c *Coordinator) replay(partition int32, records []Record) (map[string]*rep
 		}
 		return rg
 	}
-	skipped := 0
-	for _, r := range records {
+	n, skipped := 0, 0
+	err := src(func(r Record) bool {
+		n++
 		id, err := c.replayOne(r, get)
 		if err == nil && id != "" && PartitionFor(id, c.cfg.NumPartitions) != partition {
 			err = errShortRecord
@@ -125,8 +196,9 @@ func (c *Coordinator) replay(partition int32, records []Record) (map[string]*rep
 		if err != nil {
 			skipped++
 		}
-	}
-	return out, skipped
+		return true
+	})
+	return out, n, skipped, err
 }
 
 // replayOne applies one record; it returns the group id it touched ("" for

@@ -28,6 +28,8 @@ package coordinator
 //     OFFSET_METADATA_TOO_LARGE; a topic or partition that TopicMetadata does
 //     not know gets UNKNOWN_TOPIC_OR_PARTITION.
 //   - v10 names topics by id; it is not supported (UNSUPPORTED_VERSION).
+//   - A partition given more than once is answered for every entry and its
+//     last entry wins, as in Kafka; only that last offset is written.
 
 import (
 	"context"
@@ -133,6 +135,7 @@ func (c *Coordinator) planCommitLocked(req *kmsg.OffsetCommitRequest, resp *kmsg
 		return commitPlan{}, code
 	}
 	plan := commitPlan{g: g}
+	var recordOf map[topicPartition]int // a repeated partition's record, rewritten by later entries
 	now := c.clock.Now().UnixMilli()
 	for i, t := range req.Topics {
 		for j, rp := range t.Partitions {
@@ -151,7 +154,20 @@ func (c *Coordinator) planCommitLocked(req *kmsg.OffsetCommitRequest, resp *kmsg
 				o.expireTime = now + req.RetentionTimeMillis
 			}
 			tp := topicPartition{topic: t.Topic, partition: rp.Partition}
-			plan.records = append(plan.records, Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
+			if i, ok := recordOf[tp]; ok {
+				plan.records[i].Value = offsetValue(o)
+			} else {
+				if recordOf == nil && len(plan.entries) > 0 {
+					recordOf = make(map[topicPartition]int)
+					for k, e := range plan.entries {
+						recordOf[e.tp] = k
+					}
+				}
+				if recordOf != nil {
+					recordOf[tp] = len(plan.records)
+				}
+				plan.records = append(plan.records, Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
+			}
 			plan.entries = append(plan.entries, commitEntry{tp: tp, o: o, resp: out})
 			g.inflight[tp]++
 		}

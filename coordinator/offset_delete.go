@@ -77,6 +77,7 @@ func (c *Coordinator) planOffsetDeleteLocked(req *kmsg.OffsetDeleteRequest, resp
 	}
 	var records []Record
 	var deleted []topicPartition
+	var queued map[topicPartition]bool
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
@@ -90,7 +91,11 @@ func (c *Coordinator) planOffsetDeleteLocked(req *kmsg.OffsetDeleteRequest, resp
 			case c.cfg.TopicMetadata != nil && !c.topicPartitionExists(t.Topic, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				if _, ok := g.offsets[tp]; ok {
+				if _, ok := g.offsets[tp]; ok && !queued[tp] {
+					if queued == nil {
+						queued = make(map[topicPartition]bool)
+					}
+					queued[tp] = true // one tombstone for a repeated partition
 					records = append(records, Record{Key: offsetKey(g.id, tp.topic, tp.partition)})
 					deleted = append(deleted, tp)
 				}

@@ -11,6 +11,8 @@ package coordinator
 // gets UNSTABLE_OFFSET_COMMIT, which clients retry. v8+ fetches many groups
 // at once (KIP-709). v9+ (KIP-848) may name a member id and epoch of a
 // consumer group; they are checked (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
+// A group, topic or partition given more than once is answered once: every
+// copy could otherwise return up to offset.metadata.max.bytes of metadata.
 
 import (
 	"context"
@@ -40,7 +42,17 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req.Version >= 8 {
+		var once map[string]struct{}
+		if len(req.Groups) > 1 {
+			once = make(map[string]struct{}, len(req.Groups))
+		}
 		for _, rg := range req.Groups {
+			if once != nil {
+				if _, ok := once[rg.Group]; ok {
+					continue // a repeated group is answered once
+				}
+				once[rg.Group] = struct{}{}
+			}
 			var topics []fetchTopic
 			if rg.Topics != nil {
 				topics = make([]fetchTopic, 0, len(rg.Topics))
@@ -48,7 +60,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 					topics = append(topics, fetchTopic{topic: t.Topic, partitions: t.Partitions})
 				}
 			}
-			code, parts := c.fetchGroupLocked(rg.Group, topics, req.RequireStable, rg.MemberID, rg.MemberEpoch)
+			code, parts := c.fetchGroupLocked(rg.Group, uniqueFetchTopics(topics), req.RequireStable, rg.MemberID, rg.MemberEpoch)
 			out := kmsg.NewOffsetFetchResponseGroup()
 			out.Group, out.ErrorCode = rg.Group, code
 			for _, p := range parts {
@@ -73,6 +85,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 		for _, t := range req.Topics {
 			topics = append(topics, fetchTopic{topic: t.Topic, partitions: t.Partitions})
 		}
+		topics = uniqueFetchTopics(topics)
 	}
 	code, parts := c.fetchGroupLocked(req.Group, topics, req.RequireStable, nil, -1)
 	if code != 0 {

@@ -2,10 +2,12 @@ package coordinator
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -210,4 +212,68 @@ func sameAssignment(a, b kmsg.Assignment) bool {
 		}
 	}
 	return true
+}
+
+// A load whose log read fails part way serves nothing it read: the
+// partition stays loading (clients retry) until a load succeeds.
+func TestGroupLoadFailureServesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := PartitionFor("g", testPartitions)
+	rec := Record{Key: offsetKey("g", "t", 0), Value: offsetValue(committedOffset{offset: 5, leaderEpoch: -1, expireTime: -1})}
+	readErr := errors.New("injected read failure")
+	token := h.c.BeginLoad(p)
+	err := h.c.LoadFrom(token, func(yield func(Record) bool) error {
+		yield(rec)
+		return readErr
+	})
+	if !errors.Is(err, readErr) {
+		t.Fatalf("LoadFrom with a failing source: %v, want %v", err, readErr)
+	}
+	if h.c.Owns(p) || !h.c.Loading(token) {
+		t.Fatalf("after a failed load: owns %v, loading %v; want still loading", h.c.Owns(p), h.c.Loading(token))
+	}
+	r := kmsg.NewPtrOffsetFetchRequest()
+	r.Version = 8
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = "g"
+	r.Groups = append(r.Groups, rg)
+	expectCode(t, "offset fetch during a failed load", h.c.OffsetFetch(h.ctx, r).Groups[0].ErrorCode, kerr.CoordinatorLoadInProgress)
+
+	if err := h.c.LoadFrom(token, func(yield func(Record) bool) error { yield(rec); return nil }); err != nil {
+		t.Fatalf("retried load: %v", err)
+	}
+	if got := h.fetch("g", "t", 0); got != 5 {
+		t.Fatalf("offset after the retried load: %d, want 5", got)
+	}
+}
+
+// A load that finishes after the partition was unloaded, or loaded again,
+// is discarded.
+func TestGroupLoadSuperseded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := PartitionFor("g", testPartitions)
+	rec := Record{Key: offsetKey("g", "t", 0), Value: offsetValue(committedOffset{offset: 5, leaderEpoch: -1, expireTime: -1})}
+	one := func(yield func(Record) bool) error { yield(rec); return nil }
+
+	stale := h.c.BeginLoad(p)
+	h.c.Unload(p)
+	if err := h.c.LoadFrom(stale, one); !errors.Is(err, ErrLoadSuperseded) {
+		t.Fatalf("load after Unload: %v, want ErrLoadSuperseded", err)
+	}
+	if h.c.Owns(p) {
+		t.Fatal("a superseded load made the partition served")
+	}
+	stale = h.c.BeginLoad(p)
+	fresh := h.c.BeginLoad(p)
+	if err := h.c.LoadFrom(stale, one); !errors.Is(err, ErrLoadSuperseded) {
+		t.Fatalf("load after a newer BeginLoad: %v, want ErrLoadSuperseded", err)
+	}
+	if err := h.c.LoadFrom(fresh, one); err != nil {
+		t.Fatalf("newest load: %v", err)
+	}
+	if got := h.fetch("g", "t", 0); got != 5 {
+		t.Fatalf("offset after the newest load: %d, want 5", got)
+	}
 }

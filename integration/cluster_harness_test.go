@@ -48,9 +48,21 @@ var clusterSettings = []string{
 // until each sees all of them.
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i + 1)
+	}
+	return startClusterIDs(t, ids, extra...)
+}
+
+// startClusterIDs starts one broker per node id on one etcd and waits
+// until each sees all of them.
+func startClusterIDs(t testing.TB, ids []int32, extra ...string) *cluster {
+	t.Helper()
+	n := len(ids)
 	srv := etcdtest.StartExternalServer(t)
 	c := &cluster{t: t, etcd: srv.Endpoints(), server: srv, procs: map[int32]*proc{}}
-	for id := int32(1); id <= int32(n); id++ {
+	for _, id := range ids {
 		args := append([]string{"--node-id", strconv.Itoa(int(id)), "--etcd", strings.Join(c.etcd, ","),
 			"--rack", "rack-" + strconv.Itoa(int(id))}, clusterSettings...)
 		c.procs[id] = startProc(t, append(args, extra...)...)

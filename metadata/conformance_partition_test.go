@@ -178,3 +178,49 @@ func testPartitionWatch(t *testing.T, s metadata.Store) {
 		return errors.New("watch channel still open after cancel")
 	})
 }
+
+// testPartitionCreateMany: CreatePartitionStates writes the first record
+// of every partition that has none, keeps the ones that exist, and needs
+// the topic.
+func testPartitionCreateMany(t *testing.T, s metadata.Store) {
+	ctx := ctxT(t)
+	const n = 300
+	states := make([]metadata.PartitionState, n)
+	for p := range states {
+		states[p] = metadata.PartitionState{Topic: "many", Partition: int32(p), Leader: 1, ISR: []int32{1}}
+	}
+	if _, err := s.CreatePartitionStates(ctx, states); !errors.Is(err, metadata.ErrTopicNotFound) {
+		t.Fatalf("absent topic: err %v, want ErrTopicNotFound", err)
+	}
+	mustCreate(t, s, metadata.Topic{Name: "many", Partitions: n})
+	setPartition(t, s, metadata.PartitionState{Topic: "many", Partition: 5, Leader: 2, ISR: []int32{2}})
+	setPartition(t, s, metadata.PartitionState{Topic: "many", Partition: 200, Leader: 2, ISR: []int32{2}})
+	written, err := s.CreatePartitionStates(ctx, states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != n-2 {
+		t.Fatalf("wrote %d records, want %d (two existed)", len(written), n-2)
+	}
+	all, err := s.PartitionStates(ctx, "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("%d records stored, want %d", len(all), n)
+	}
+	for _, st := range all {
+		want := int32(1)
+		if st.Partition == 5 || st.Partition == 200 {
+			want = 2
+		}
+		if st.Leader != want || st.Revision <= 0 {
+			t.Fatalf("partition %d: leader %d revision %d, want leader %d", st.Partition, st.Leader, st.Revision, want)
+		}
+	}
+	for _, w := range written {
+		if got := all[w.Partition]; got.Revision != w.Revision {
+			t.Fatalf("partition %d: returned revision %d, stored %d", w.Partition, w.Revision, got.Revision)
+		}
+	}
+}

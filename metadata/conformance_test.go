@@ -39,9 +39,13 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"ProducerIDsUnique", testProducerIDsUnique},
 		{"PartitionStateCAS", testPartitionStateCAS},
 		{"PartitionWatch", testPartitionWatch},
+		{"PartitionCreateMany", testPartitionCreateMany},
 		{"ControllerElection", testControllerElection},
 		{"ControllerLeaseLost", testControllerLeaseLost},
 		{"ControllerWithdrawn", testControllerWithdrawn},
+		{"ClientQuotaCAS", testClientQuotaCAS},
+		{"ClientQuotaList", testClientQuotaList},
+		{"ClientQuotaWatch", testClientQuotaWatch},
 		{"StoreClose", testStoreClose},
 	}
 	for _, tc := range tests {

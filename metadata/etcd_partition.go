@@ -3,6 +3,7 @@ package metadata
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -94,6 +95,84 @@ func (e *Etcd) SetPartitionState(ctx context.Context, s PartitionState) (Partiti
 	}
 	s.Revision = resp.Header.Revision
 	return s, nil
+}
+
+// maxTxnOps is etcd's default limit on the operations of one transaction
+// (--max-txn-ops): compares, then-ops and else-ops are each checked
+// against it.
+const maxTxnOps = 128
+
+// CreatePartitionStates implements Store. Each transaction checks that the
+// topic exists and that none of its (up to maxTxnOps-1) partitions has a
+// record, then writes them all. A transaction that fails because some
+// record exists is redone one partition at a time, skipping those.
+func (e *Etcd) CreatePartitionStates(ctx context.Context, states []PartitionState) ([]PartitionState, error) {
+	if err := e.closed(); err != nil {
+		return nil, err
+	}
+	for _, s := range states {
+		if err := validatePartition(s); err != nil {
+			return nil, err
+		}
+	}
+	var out []PartitionState
+	for len(states) > 0 {
+		n := min(len(states), maxTxnOps-1)
+		chunk := states[:n]
+		states = states[n:]
+		written, err := e.createPartitionChunk(ctx, chunk)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, written...)
+	}
+	return out, nil
+}
+
+func (e *Etcd) createPartitionChunk(ctx context.Context, chunk []PartitionState) ([]PartitionState, error) {
+	topic := chunk[0].Topic
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.topicKey(topic)), ">", 0)}
+	puts := make([]clientv3.Op, 0, len(chunk))
+	for _, s := range chunk {
+		if s.Topic != topic {
+			return nil, fmt.Errorf("metadata: create partition states of %q and %q in one call", topic, s.Topic)
+		}
+		val, err := encodePartition(clonePartition(s))
+		if err != nil {
+			return nil, err
+		}
+		pk := e.partitionKey(s.Topic, s.Partition)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(pk), "=", 0))
+		puts = append(puts, clientv3.OpPut(pk, string(val)))
+	}
+	resp, err := e.cli.Txn(ctx).If(cmps...).Then(puts...).Else(clientv3.OpGet(e.topicKey(topic), clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: create %d partition states of %s: %w", len(chunk), topic, err)
+	}
+	if resp.Succeeded {
+		out := make([]PartitionState, len(chunk))
+		for i, s := range chunk {
+			out[i] = clonePartition(s)
+			out[i].Revision = resp.Header.Revision
+		}
+		return out, nil
+	}
+	if resp.Responses[0].GetResponseRange().Count == 0 {
+		return nil, fmt.Errorf("create partition states of %s: %w", topic, ErrTopicNotFound)
+	}
+	var out []PartitionState
+	for _, s := range chunk {
+		s.Revision = 0
+		w, err := e.SetPartitionState(ctx, s)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // WatchPartitions implements Store. Keys are "<topic>/<partition>" under

@@ -37,6 +37,8 @@ type Memory struct {
 		topicWatchers     map[*memWatcher[TopicEvent]]struct{}
 		brokerWatchers    map[*memWatcher[BrokerEvent]]struct{}
 		partitionWatchers map[*memWatcher[PartitionEvent]]struct{}
+		quotas            map[string]ClientQuota // by quotaKey
+		quotaWatchers     map[*memWatcher[ClientQuotaEvent]]struct{}
 	}
 }
 
@@ -67,6 +69,8 @@ func NewMemory() *Memory {
 	m.mu.topicWatchers = map[*memWatcher[TopicEvent]]struct{}{}
 	m.mu.brokerWatchers = map[*memWatcher[BrokerEvent]]struct{}{}
 	m.mu.partitionWatchers = map[*memWatcher[PartitionEvent]]struct{}{}
+	m.mu.quotas = map[string]ClientQuota{}
+	m.mu.quotaWatchers = map[*memWatcher[ClientQuotaEvent]]struct{}{}
 	return m
 }
 
@@ -315,6 +319,40 @@ func (m *Memory) SetPartitionState(_ context.Context, s PartitionState) (Partiti
 	ps[s.Partition] = s
 	m.publishPartitionLocked(EventPut, s)
 	return clonePartition(s), nil
+}
+
+// CreatePartitionStates implements Store, in one step under the lock.
+func (m *Memory) CreatePartitionStates(_ context.Context, states []PartitionState) ([]PartitionState, error) {
+	for _, s := range states {
+		if err := validatePartition(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	var out []PartitionState
+	for _, s := range states {
+		if _, ok := m.mu.topics[s.Topic]; !ok {
+			return out, fmt.Errorf("create partitions of %s: %w", s.Topic, ErrTopicNotFound)
+		}
+		ps := m.mu.partitions[s.Topic]
+		if ps == nil {
+			ps = map[int32]PartitionState{}
+			m.mu.partitions[s.Topic] = ps
+		}
+		if _, ok := ps[s.Partition]; ok {
+			continue
+		}
+		s = clonePartition(s)
+		m.mu.rev++
+		s.Revision = m.mu.rev
+		ps[s.Partition] = s
+		m.publishPartitionLocked(EventPut, s)
+		out = append(out, clonePartition(s))
+	}
+	return out, nil
 }
 
 // RegisterBroker implements Store. The ttl is accepted for symmetry with

@@ -243,6 +243,14 @@ type Store interface {
 	// equals s.Revision (0: only if absent), else ErrConflict. The topic must
 	// exist (ErrTopicNotFound).
 	SetPartitionState(ctx context.Context, s PartitionState) (PartitionState, error)
+	// CreatePartitionStates writes the first records of many partitions of
+	// one topic, each only where none exists yet, in as few transactions
+	// as the store's per-transaction operation limit allows (etcd's
+	// --max-txn-ops, 128 by default) instead of one per partition. It
+	// returns the records it wrote; a partition that already had one (a
+	// controller filling the gap first) is skipped, not an error. The
+	// topic must exist (ErrTopicNotFound).
+	CreatePartitionStates(ctx context.Context, states []PartitionState) ([]PartitionState, error)
 	// WatchPartitions sends one put per existing partition state of every
 	// topic (Snapshot set, ordered by topic name then partition), then every
 	// change in commit order, until ctx ends (the channel is then closed).
@@ -250,6 +258,22 @@ type Store interface {
 	// returns it. One watch follows every partition, so a broker learns of
 	// leadership and ISR changes without a watch per topic.
 	WatchPartitions(ctx context.Context) (<-chan PartitionEvent, error)
+
+	// ClientQuota returns the quota record of one entity: one without
+	// values and with Revision 0 when the entity has none.
+	ClientQuota(ctx context.Context, e QuotaEntity) (ClientQuota, error)
+	// ClientQuotas returns every entity that has quotas, in key order
+	// (user entities, then client-id entities; see quotaKey).
+	ClientQuotas(ctx context.Context) ([]ClientQuota, error)
+	// SetClientQuota replaces the quotas of q.Entity if the stored record's
+	// Revision still equals q.Revision (0: only if absent), else
+	// ErrConflict; empty Values delete the record. It returns the record as
+	// stored (Revision 0 once deleted). ErrInvalidQuota for an empty entity.
+	SetClientQuota(ctx context.Context, q ClientQuota) (ClientQuota, error)
+	// WatchClientQuotas sends one put per entity with quotas (Snapshot set,
+	// in key order), then every change, until ctx ends (the channel is then
+	// closed). Every broker follows it to apply quota changes live.
+	WatchClientQuotas(ctx context.Context) (<-chan ClientQuotaEvent, error)
 
 	// AllocateProducerIDs reserves n consecutive producer ids, unique
 	// across the cluster and across restarts, and returns the first.

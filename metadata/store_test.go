@@ -52,6 +52,30 @@ func TestEtcdConformanceExternal(t *testing.T) {
 	runConformance(t, etcdStores(x.Endpoints()))
 }
 
+// TestEtcdCreatePartitionStatesBatched: the first records of 300
+// partitions take three transactions (etcd's 128-operation limit), not
+// 300: the records share three revisions.
+func TestEtcdCreatePartitionStatesBatched(t *testing.T) {
+	s := etcdStores(etcdtest.StartEmbedded(t))(t)
+	ctx := ctxT(t)
+	mustCreate(t, s, metadata.Topic{Name: "batched", Partitions: 300})
+	states := make([]metadata.PartitionState, 300)
+	for p := range states {
+		states[p] = metadata.PartitionState{Topic: "batched", Partition: int32(p), Leader: 1, ISR: []int32{1}}
+	}
+	written, err := s.CreatePartitionStates(ctx, states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[int64]bool{}
+	for _, w := range written {
+		revs[w.Revision] = true
+	}
+	if len(written) != 300 || len(revs) != 3 {
+		t.Fatalf("wrote %d records in %d revisions, want 300 in 3", len(written), len(revs))
+	}
+}
+
 func TestMemoryExpireHooks(t *testing.T) {
 	m := metadata.NewMemory()
 	defer m.Close()

@@ -90,6 +90,10 @@ func (l *Log) shutLocked() {
 	l.closed.Store(true)
 	close(l.mu.changed) // left closed: later Changed calls return at once
 	l.mu.watched = false
+	for c := range l.mu.watchers {
+		poke(c)
+	}
+	l.mu.watchers = nil // later Watch calls get their token at once
 	l.releaseSegments()
 }
 

@@ -114,7 +114,8 @@ type Log struct {
 		unflushed   int64 // records appended since the last flush round began
 		lastFlush   time.Time
 		changed     chan struct{}
-		watched     bool // someone holds changed; close it on the next change
+		watched     bool                         // someone holds changed; close it on the next change
+		watchers    map[chan<- struct{}]struct{} // Watch registrations; each gets a token per change
 		fenceErr    error
 		closed      bool
 		dirDirty    bool    // directory entries changed since the last SyncDir
@@ -326,6 +327,9 @@ func (l *Log) fence(cause error) error {
 // notifyLocked wakes Changed waiters. A new channel is only made when
 // someone took the old one, so appends without waiters do not allocate.
 func (l *Log) notifyLocked() {
+	for c := range l.mu.watchers {
+		poke(c)
+	}
 	if l.mu.watched && !l.mu.closed {
 		close(l.mu.changed)
 		l.mu.changed = make(chan struct{})
@@ -341,6 +345,42 @@ func (l *Log) Changed() <-chan struct{} {
 	defer l.mu.Unlock()
 	l.mu.watched = true
 	return l.mu.changed
+}
+
+// Watch registers c to receive a token at every later append, truncation,
+// log start offset change, fence or close, until Unwatch. The send never
+// blocks: c should be buffered with room for one token, and a token already
+// waiting in it stands for any number of changes. This lets one fetch wait
+// on many partitions through a single channel, registered once per
+// partition, instead of selecting over one channel per partition. A closed
+// log sends the token at once.
+func (l *Log) Watch(c chan<- struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		poke(c)
+		return
+	}
+	if l.mu.watchers == nil {
+		l.mu.watchers = map[chan<- struct{}]struct{}{}
+	}
+	l.mu.watchers[c] = struct{}{}
+}
+
+// Unwatch removes a Watch registration; it is a no-op for a channel not
+// registered.
+func (l *Log) Unwatch(c chan<- struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.mu.watchers, c)
+}
+
+// poke sends a token to c unless one is already waiting there.
+func poke(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // LogStartOffset is the first offset readers may fetch.

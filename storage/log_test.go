@@ -325,3 +325,41 @@ func TestLogNeedsSyncByFlushMessages(t *testing.T) {
 		t.Fatalf("NeedsSync sequence %v", needs)
 	}
 }
+
+// Watch delivers one token per change burst to each registered channel,
+// none after Unwatch, and one at once on a closed log.
+func TestLogWatchNotifies(t *testing.T) {
+	t.Parallel()
+	l := newEnv(t, nil, Config{}).open()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	l.Watch(a)
+	l.Watch(b)
+	mustAppend(t, l, mkBatch(t, spec{}), leader)
+	mustAppend(t, l, mkBatch(t, spec{}), leader) // a second change while a token waits must not block
+	for _, c := range []chan struct{}{a, b} {
+		select {
+		case <-c:
+		default:
+			t.Fatal("no token after an append")
+		}
+	}
+	l.Unwatch(b)
+	mustAppend(t, l, mkBatch(t, spec{}), leader)
+	select {
+	case <-b:
+		t.Fatal("token after Unwatch")
+	default:
+	}
+	<-a
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-a // the close
+	late := make(chan struct{}, 1)
+	l.Watch(late)
+	select {
+	case <-late:
+	default:
+		t.Fatal("Watch on a closed log sent no token")
+	}
+}

@@ -32,9 +32,17 @@ type StoreOptions struct {
 	// topic's settings.
 	Config Config
 	// Interval is the period of Run's maintenance pass (segment.ms,
-	// flush.ms, retention, high-watermark checkpoints, producer expiry);
-	// default 1s.
+	// flush.ms, high-watermark checkpoints, producer expiry, and retention
+	// when it is due); default 1s.
 	Interval time.Duration
+	// RetentionInterval is how often the maintenance pass enforces
+	// retention (Kafka's log.retention.check.interval.ms): a segment past
+	// retention.ms or retention.bytes, or below the log start offset, is
+	// deleted by the first pass at least this long after the previous
+	// retention pass. The first one is due min(RetentionInterval, 30s)
+	// after OpenStore, as Kafka's retention task starts after
+	// log.initial.task.delay.ms. Zero enforces retention on every pass.
+	RetentionInterval time.Duration
 	// StrictRecovery is passed to every Log; see Options.
 	StrictRecovery bool
 	// Ignore names directories in the data directory that belong to
@@ -66,7 +74,10 @@ type Store struct {
 	opts   StoreOptions
 	logger *slog.Logger
 	seq    atomic.Uint64 // makes deleted directory names unique
-	wg     sync.WaitGroup
+	// retentionDue is the Clock time, in Unix nanoseconds, from which the
+	// next maintenance pass enforces retention.
+	retentionDue atomic.Int64
+	wg           sync.WaitGroup
 	// cleaning is held by the Maintain pass that runs the log cleaner,
 	// so only one log is compacted at a time.
 	cleaning sync.Mutex
@@ -100,6 +111,7 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	s := &Store{dir: filepath.Clean(dir), opts: opts, logger: opts.Logger.With("data_dir", dir)}
 	s.mu.logs = map[partKey]*Log{}
 	s.mu.opening = map[partKey]chan struct{}{}
+	s.retentionDue.Store(opts.Clock().Add(min(opts.RetentionInterval, retentionInitialDelay)).UnixNano())
 	if err := opts.FS.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
@@ -375,10 +387,17 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
+// retentionInitialDelay bounds the wait for the first retention pass, as
+// Kafka's log.initial.task.delay.ms (30 s) does.
+const retentionInitialDelay = 30 * time.Second
+
 // Maintain runs one maintenance pass over every log at time now, then
-// compacts at most one log (see compactOne). Errors are logged per
-// partition and do not stop the pass; a log closed meanwhile is skipped.
+// compacts at most one log (see compactOne). Retention is enforced only
+// when StoreOptions.RetentionInterval has passed since the last time it
+// was. Errors are logged per partition and do not stop the pass; a log
+// closed meanwhile is skipped.
 func (s *Store) Maintain(now time.Time) {
+	retain := s.retentionDueAt(now)
 	for _, l := range s.Logs() {
 		steps := []struct {
 			what string
@@ -386,7 +405,13 @@ func (s *Store) Maintain(now time.Time) {
 		}{
 			{"roll", func() error { return l.MaybeRoll(now) }},
 			{"flush", func() error { return l.flushIfDue(now) }},
-			{"retention", func() error { _, err := l.EnforceRetention(now); return err }},
+			{"retention", func() error {
+				if !retain {
+					return nil
+				}
+				_, err := l.EnforceRetention(now)
+				return err
+			}},
 			{"high watermark checkpoint", l.checkpointHighWatermark},
 		}
 		for _, st := range steps {
@@ -398,6 +423,19 @@ func (s *Store) Maintain(now time.Time) {
 		l.ExpireProducers(now)
 	}
 	s.compactOne(now)
+}
+
+// retentionDueAt reports whether a pass at now enforces retention, and if
+// so schedules the next one RetentionInterval later.
+func (s *Store) retentionDueAt(now time.Time) bool {
+	if s.opts.RetentionInterval <= 0 {
+		return true
+	}
+	due := s.retentionDue.Load()
+	if now.UnixNano() < due {
+		return false
+	}
+	return s.retentionDue.CompareAndSwap(due, now.Add(s.opts.RetentionInterval).UnixNano())
 }
 
 // Close flushes and closes every log, then waits for background

@@ -197,6 +197,43 @@ func TestStoreMaintainRollsIdleSegments(t *testing.T) {
 	}
 }
 
+// TestStoreRetentionInterval: retention runs on the passes at least
+// RetentionInterval apart (log.retention.check.interval.ms), not on every
+// maintenance pass, while segment.ms rolls still happen on every pass.
+func TestStoreRetentionInterval(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := openTestStore(t, vfs.NewMem(), StoreOptions{Clock: clock.Now, RetentionInterval: 10 * time.Second})
+	l, err := s.Log("r", 0, Config{SegmentMs: 1000, RetentionMs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, mkBatch(t, spec{ts: clock.Now().UnixMilli()}), leader)
+	for range 9 {
+		clock.Advance(time.Second)
+		s.Maintain(clock.Now())
+	}
+	if segs := l.Segments(); len(segs) != 2 || l.LogStartOffset() != 0 {
+		t.Fatalf("after 9 s: segments %v LSO %d, want rolled and nothing deleted yet", segs, l.LogStartOffset())
+	}
+	clock.Advance(time.Second)
+	s.Maintain(clock.Now())
+	if segs := l.Segments(); len(segs) != 1 || l.LogStartOffset() != 1 {
+		t.Fatalf("after 10 s: segments %v LSO %d, want the old segment deleted", segs, l.LogStartOffset())
+	}
+	mustAppend(t, l, mkBatch(t, spec{ts: clock.Now().UnixMilli()}), leader)
+	clock.Advance(2 * time.Second)
+	s.Maintain(clock.Now()) // rolls; retention next due at 20 s
+	if l.LogStartOffset() != 1 {
+		t.Fatalf("retention ran again 2 s after the last: LSO %d", l.LogStartOffset())
+	}
+	clock.Advance(8 * time.Second)
+	s.Maintain(clock.Now())
+	if l.LogStartOffset() != 2 {
+		t.Fatalf("after 20 s: LSO %d, want 2", l.LogStartOffset())
+	}
+}
+
 func TestStoreForgetsClosedLog(t *testing.T) {
 	t.Parallel()
 	s := openTestStore(t, vfs.NewMem(), StoreOptions{})

@@ -75,6 +75,12 @@ func (b *bench) run(ctx context.Context) error {
 	if b.cfg.deleteTopic {
 		defer b.deleteTopic(ctx)
 	}
+	if b.cfg.mode == modeFlood {
+		if err := b.ensureTopic(ctx); err != nil {
+			return err
+		}
+		return b.flood(ctx)
+	}
 	if b.cfg.mode != modeConsume {
 		if err := b.ensureTopic(ctx); err != nil {
 			return err

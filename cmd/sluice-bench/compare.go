@@ -94,6 +94,7 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 	t.throughput("PRODUCE THROUGHPUT", pairs, produceOf)
 	t.throughput("CONSUME THROUGHPUT", pairs, consumeOf)
 	t.latency(pairs)
+	t.flood(pairs)
 	if err := t.tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
@@ -121,7 +122,7 @@ func (t *table) throughput(title string, pairs []*pair, which func(*result) *pha
 	s, r := t.s, t.r
 	t.row(title, s+" rec/s", r+" rec/s", "ratio", s+" MB/s", r+" MB/s", s+" cpu us/rec", r+" cpu us/rec", "ratio")
 	for _, p := range pairs {
-		if !p.has(func(x *result) bool { return which(x) != nil && x.Rate == 0 }) {
+		if !p.has(func(x *result) bool { return which(x) != nil && x.Rate == 0 && x.Flood == nil }) {
 			continue
 		}
 		sp, rp := pick(p.sub, which), pick(p.ref, which)

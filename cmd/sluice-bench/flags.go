@@ -17,6 +17,7 @@ const (
 	modeProduce = "produce"
 	modeConsume = "consume"
 	modeBoth    = "both"
+	modeFlood   = "flood"
 )
 
 // defaultDuration applies when neither --records nor --duration is given.
@@ -56,6 +57,10 @@ type config struct {
 	compression   string // producer batch codec: none, lz4 or zstd
 	deleteTopic   bool
 	timeout       time.Duration
+
+	// --mode flood: producer clients, and the probe's records a second.
+	producers int
+	probeRate float64
 
 	// Measurement and output.
 	brokerPID     int
@@ -112,7 +117,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&c.records, "records", 0, "records to produce (0: bounded by --duration)")
 	fs.DurationVar(&c.duration, "duration", 0, "how long to produce (default 10s when --records is not set either)")
 	fs.Float64Var(&c.rate, "rate", 0, "records per second to produce at (0: as fast as possible)")
-	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume or both")
+	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, or flood (--producers clients flooding the broker beside a fixed-rate probe)")
+	fs.IntVar(&c.producers, "producers", 64, "--mode flood: producer clients, each as fast as the broker takes records (0: the probe alone, on an idle broker)")
+	fs.Float64Var(&c.probeRate, "probe-rate", 1000, "--mode flood: records per second of the probe producer, timed end to end by the probe consumer")
 	fs.DurationVar(&c.linger, "linger", 0, "producer linger per partition")
 	fs.IntVar(&c.maxInflight, "max-inflight", 5, "produce requests in flight per broker connection")
 	fs.BoolVar(&c.idempotent, "idempotent", false, "use the idempotent producer (acks=all only; in-flight then fixed at 5)")
@@ -189,8 +196,12 @@ func (c *config) validateWorkload(partitions, replication int) error {
 		return fmt.Errorf("--acks %q: want 1 or all", c.acks)
 	case c.records < 0 || c.duration < 0 || c.rate < 0 || c.linger < 0 || c.timeout < 0 || c.maxP99 < 0:
 		return errors.New("--records, --duration, --rate, --linger, --timeout and --max-p99 cannot be negative")
-	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth:
-		return fmt.Errorf("--mode %q: want produce, consume or both", c.mode)
+	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth && c.mode != modeFlood:
+		return fmt.Errorf("--mode %q: want produce, consume, both or flood", c.mode)
+	case c.mode == modeFlood && (c.duration <= 0 || c.records > 0 || c.rate > 0):
+		return errors.New("--mode flood runs for --duration; --records and --rate do not apply")
+	case c.producers < 0 || c.producers > 4096 || c.probeRate <= 0:
+		return errors.New("--producers must be in [0, 4096] and --probe-rate positive")
 	case c.compression != "none" && c.compression != "lz4" && c.compression != "zstd":
 		return fmt.Errorf("--compression %q: want none, lz4 or zstd", c.compression)
 	case c.mode == modeConsume && c.topic == "":

@@ -28,8 +28,9 @@ type result struct {
 	OnePerRequest bool              `json:"one_per_request,omitempty"`
 	Mode          string            `json:"mode"`
 
-	Produce *phase `json:"produce,omitempty"`
-	Consume *phase `json:"consume,omitempty"`
+	Produce *phase      `json:"produce,omitempty"`
+	Consume *phase      `json:"consume,omitempty"`
+	Flood   *floodStats `json:"flood,omitempty"`
 
 	// CPUScope says whose CPU the broker_cpu figures are: "broker pid N",
 	// "this process (broker and client)" or empty when not measured.
@@ -148,6 +149,9 @@ func summary(r *result) string {
 	if c := r.Consume; c != nil {
 		fmt.Fprintf(&b, "  consume %9.0f rec/s %7.1f MB/s", c.RecordsPS, c.MBPS)
 	}
+	if f := r.Flood; f != nil {
+		b.WriteString("  " + f.summary())
+	}
 	if r.Error != "" {
 		fmt.Fprintf(&b, "  ERROR: %s", r.Error)
 	}
@@ -180,6 +184,9 @@ func writeText(w io.Writer, r *result) error {
 	}
 	if c := r.Consume; c != nil {
 		writePhaseText(&b, "consume", c)
+	}
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "flood     %s\n", f.summary())
 	}
 	if r.CPUScope != "" {
 		fmt.Fprintf(&b, "cpu: %s\n", r.CPUScope)

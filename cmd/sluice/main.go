@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -43,7 +44,7 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		nodeID     = fs.Int("node-id", 1, "this broker's node id")
+		nodeID     = fs.Int("node-id", 1, "this broker's node id, 0 or more (0 is a valid id, as in Kafka)")
 		listen     = fs.String("listen", "127.0.0.1:9092", "Kafka listener host:port")
 		advertise  = fs.String("advertise", "", "host:port given to clients in Metadata (default: the listener)")
 		dataDir    = fs.String("data-dir", "sluice-data", "directory for partition logs and the embedded etcd")
@@ -67,6 +68,9 @@ func run(args []string, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if *nodeID < 0 || *nodeID > math.MaxInt32 {
+		return fmt.Errorf("--node-id %d: want 0 to %d", *nodeID, math.MaxInt32)
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
