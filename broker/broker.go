@@ -43,10 +43,12 @@ type Broker struct {
 	regTTL   time.Duration
 	store    *storage.Store
 	topics   *topicTable
-	brokers  *brokerCache
-	coord    *coordinator.Coordinator
-	quotas   *quotaService
-	lock     *os.File // flock on the data directory
+	// topicLocks orders the changes of each topic (topics.go).
+	topicLocks nameLocks
+	brokers    *brokerCache
+	coord      *coordinator.Coordinator
+	quotas     *quotaService
+	lock       *os.File // flock on the data directory
 
 	ln       net.Listener
 	httpLn   net.Listener
@@ -347,6 +349,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
 	b.goroutines.Go("log-dir-failure", func() { b.handleLogDirFailure(serveCtx) })
+	b.goroutines.Go("partition-open-retry", func() { b.retryOpens(serveCtx) })
 	b.awaitReelection(ctx, 5*time.Second)
 	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	if b.httpLn != nil {

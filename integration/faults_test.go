@@ -258,6 +258,9 @@ func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
 	if len(dirs) != 1 {
 		t.Errorf("broker %d describes %d log dirs, want 1", victimID, len(dirs))
 	}
+	if code, err := doRequest(http.MethodGet, "http://"+victim.httpAddr+"/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("readyz of a broker with an offline log directory: %v %v, want 503", code, err)
+	}
 	before := bp.a.count()
 	bp.waitAcked(t, before+500)
 	bp.stop()
@@ -478,5 +481,44 @@ func TestFaultEtcdOutageSurvived(t *testing.T) {
 			}
 		}
 		checkHistory(t, p, all.byPart[p], history)
+	}
+}
+
+// TestFaultPartitionOpenRetried makes the first opens of a new topic's
+// logs fail: the topic is created, another topic is served meanwhile, and
+// once the disk behaves the broker opens the missing logs by itself and
+// produce to every partition works, without a restart.
+func TestFaultPartitionOpenRetried(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "--test-fault-injection")
+	createTopic(t, p.addr, "healthy", 1, nil)
+	resp, err := http.Post("http://"+p.httpAddr+"/debug/faults?op=create&errno=EIO&match=/retried-", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	createTopic(t, p.addr, "retried", 3, nil)
+	cl := client(t, p.addr, kgo.RequiredAcks(kgo.AllISRAcks()))
+	if r := produceRaw(t, cl, "healthy", buildBatch(-1, -1, 0, "ok")); r.ErrorCode != 0 {
+		t.Fatalf("produce to another topic while opens fail: code %d", r.ErrorCode)
+	}
+	if r := produceRaw(t, cl, "retried", buildBatch(-1, -1, 0, "early")); r.ErrorCode == 0 {
+		t.Fatalf("produce to a partition whose log failed to open was acknowledged")
+	}
+	if code, err := doRequest(http.MethodDelete, "http://"+p.httpAddr+"/debug/faults"); err != nil || code != http.StatusOK {
+		t.Fatalf("clear faults: %v %v", code, err)
+	}
+	pc := client(t, p.addr, kgo.DefaultProduceTopic("retried"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(3*time.Second))
+	waitFor(t, 20*time.Second, func() error {
+		for part := int32(0); part < 3; part++ {
+			if err := pc.ProduceSync(context.Background(), &kgo.Record{Partition: part, Value: []byte("late")}).FirstErr(); err != nil {
+				return fmt.Errorf("partition %d: %w", part, err)
+			}
+		}
+		return nil
+	})
+	if !strings.Contains(p.output(), "opened partition logs that had failed to open") {
+		t.Fatal("the broker did not report reopening the logs")
 	}
 }
