@@ -98,15 +98,15 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 	return resp, nil
 }
 
-// createRecords counts what creating the topics not in dup would write, as
-// Kafka's controller counts records: one for the topic, one per partition
-// and one per config. The count is taken before any work, so a request for
-// billions of partitions costs nothing.
+// createRecords counts what creating the topics not in dup and not already
+// there would write, as Kafka's controller counts records: one for the
+// topic, one per partition and one per config. The count is taken before
+// any work, so a request for billions of partitions costs nothing.
 func (b *Broker) createRecords(topics []kmsg.CreateTopicsRequestTopic, dup map[string]bool) int64 {
 	var n int64
 	for _, rt := range topics {
-		if dup[rt.Topic] {
-			continue
+		if dup[rt.Topic] || b.topics.get(rt.Topic) != nil {
+			continue // not created: nothing to write
 		}
 		parts := int64(rt.NumPartitions)
 		switch {
