@@ -478,6 +478,11 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 	if budget <= 0 {
 		budget = 1 << 31 / 2
 	}
+	if req.ReplicaID < 0 && req.ReplicaState.ID < 0 {
+		// Consumers are held to fetch.max.bytes, as in Kafka's
+		// KafkaApis; followers to their own replica.fetch.response.max.bytes.
+		budget = min(budget, b.fetchMaxBytes)
+	}
 	for i := range parts {
 		fp := &parts[i]
 		fp.wake = waitTarget{}
