@@ -151,10 +151,16 @@ func distinctParts(req *kmsg.FetchRequest) []fetchPart {
 		n += len(req.Topics[i].Partitions)
 	}
 	parts := make([]fetchPart, 0, min(n, 1024))
-	var seen map[fetchKey]int
-	if n > 1 {
-		seen = make(map[fetchKey]int, min(n, 1024))
+	if !hasRepeats(req) {
+		for i := range req.Topics {
+			rt := &req.Topics[i]
+			for j := range rt.Partitions {
+				parts = append(parts, fetchPart{topic: rt.Topic, topicID: rt.TopicID, rp: rt.Partitions[j]})
+			}
+		}
+		return parts
 	}
+	seen := make(map[fetchKey]int, min(n, 1024))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for j := range rt.Partitions {
@@ -164,13 +170,57 @@ func distinctParts(req *kmsg.FetchRequest) []fetchPart {
 				parts[at].rp = *rp
 				continue
 			}
-			if seen != nil {
-				seen[k] = len(parts)
-			}
+			seen[k] = len(parts)
 			parts = append(parts, fetchPart{topic: rt.Topic, topicID: rt.TopicID, rp: *rp})
 		}
 	}
 	return parts
+}
+
+// hasRepeats reports whether req may name a partition twice, cheaply for
+// the usual request (each topic once, small partition numbers): a bitset
+// per topic instead of a map over every partition. Anything unusual (a
+// topic listed twice, a negative or huge partition number) says yes and
+// takes the map.
+func hasRepeats(req *kmsg.FetchRequest) bool {
+	if len(req.Topics) > 1 {
+		topics := make(map[fetchKey]struct{}, len(req.Topics))
+		for i := range req.Topics {
+			k := keyOf(req.Version >= 13, req.Topics[i].Topic, req.Topics[i].TopicID, 0)
+			if _, ok := topics[k]; ok {
+				return true
+			}
+			topics[k] = struct{}{}
+		}
+	}
+	var bits []uint64
+	for i := range req.Topics {
+		ps := req.Topics[i].Partitions
+		if len(ps) < 2 {
+			continue
+		}
+		hi := int32(0)
+		for j := range ps {
+			hi = max(hi, ps[j].Partition)
+			if ps[j].Partition < 0 || hi >= 1<<16 {
+				return true
+			}
+		}
+		words := int(hi)/64 + 1
+		if cap(bits) < words {
+			bits = make([]uint64, words)
+		}
+		bits = bits[:words]
+		clear(bits)
+		for j := range ps {
+			p := ps[j].Partition
+			if bits[p/64]&(1<<(p%64)) != 0 {
+				return true
+			}
+			bits[p/64] |= 1 << (p % 64)
+		}
+	}
+	return false
 }
 
 // waitTarget is the signal a waiting fetch registers with for one
@@ -449,6 +499,11 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 	if budget <= 0 {
 		budget = 1 << 31 / 2
 	}
+	if req.ReplicaID < 0 && req.ReplicaState.ID < 0 {
+		// Consumers are held to fetch.max.bytes, as in Kafka's
+		// KafkaApis; followers to their own replica.fetch.response.max.bytes.
+		budget = min(budget, b.fetchMaxBytes)
+	}
 	for i := range parts {
 		fp := &parts[i]
 		fp.wake = waitTarget{}
@@ -459,6 +514,9 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
 			st = &resp.Topics[len(resp.Topics)-1]
 			st.Topic, st.TopicID = fp.topic, fp.topicID
+			if fp.cached == nil { // not incremental: every partition is answered
+				st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, sameTopicRun(parts[i:]))
+			}
 			if ts, code = b.fetchTopic(req.Version, fp.topic, fp.topicID); ts != nil {
 				st.Topic = ts.meta().Name
 			}
@@ -499,6 +557,16 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		resp.Topics = resp.Topics[:len(resp.Topics)-1]
 	}
 	return total, stop
+}
+
+// sameTopicRun counts the parts at the head of parts that share the first
+// one's topic.
+func sameTopicRun(parts []fetchPart) int {
+	n := 1
+	for n < len(parts) && parts[n].topic == parts[0].topic && parts[n].topicID == parts[0].topicID {
+		n++
+	}
+	return n
 }
 
 // fetchTopic resolves a requested topic by name (v4-12) or id (v13+).

@@ -81,6 +81,7 @@ type Broker struct {
 	pstates        *partitionStates
 	fetchers       *fetcherTable
 	fetchSessions  *fetchSessionCache
+	fetchMaxBytes  int // fetch.max.bytes, resolved once (read-only)
 	transitions    sync.Mutex
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
@@ -122,6 +123,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.pstates = newPartitionStates()
 	b.fetchers = newFetcherTable(b)
 	b.fetchSessions = newBrokerFetchSessions(st, cfg.NodeID)
+	b.fetchMaxBytes = int(st.brokerInt64("fetch.max.bytes", 57671680))
 	b.clusterChanged = make(chan struct{}, 1)
 	b.table = b.apis()
 	b.connCount = newConnCounter()

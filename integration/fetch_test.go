@@ -457,3 +457,43 @@ func TestFetchSessionFollowers(t *testing.T) {
 		t.Fatalf("consumed %d records, want 200", total)
 	}
 }
+
+// fetch.max.bytes bounds what a consumer's Fetch carries whatever its
+// max_bytes asks, as in Kafka (the first batch still goes out whole,
+// KIP-74).
+func TestFetchMaxBytesBroker(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		limit   string
+		batches int
+	}{{"1024", 1}, {"", 3}} {
+		var settings map[string]string
+		if c.limit != "" {
+			settings = map[string]string{"fetch.max.bytes": c.limit}
+		}
+		ib := startBroker(t, settings)
+		createTopic(t, ib.addr(), "capped", 1, nil)
+		cl := client(t, ib.addr())
+		value := string(make([]byte, 600))
+		for range 3 {
+			if r := produceRaw(t, cl, "capped", buildBatch(-1, -1, -1, value)); r.ErrorCode != 0 {
+				t.Fatalf("produce: error %d", r.ErrorCode)
+			}
+		}
+		req := fetchReq(12, "capped", [16]byte{}, 0, -1, 0)
+		req.MaxBytes = 50 << 20
+		resp := dialFetchConn(t, ib.addr()).do(req).(*kmsg.FetchResponse)
+		sp := responseParts(resp)[0]
+		n, rest := 0, sp.RecordBatches
+		for len(rest) >= 12 {
+			size := 12 + int(binary.BigEndian.Uint32(rest[8:12]))
+			if size > len(rest) {
+				break // a trailing partial batch
+			}
+			n, rest = n+1, rest[size:]
+		}
+		if sp.ErrorCode != 0 || n != c.batches {
+			t.Fatalf("fetch.max.bytes=%q: error %d, %d whole batches in %d bytes; want %d", c.limit, sp.ErrorCode, n, len(sp.RecordBatches), c.batches)
+		}
+	}
+}
