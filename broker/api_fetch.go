@@ -38,12 +38,16 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
+	if replicaID < 0 {
+		b.clampFetch(r, req)
+	}
 	fc := b.fetchSessions.open(req, replicaID >= 0, time.Now())
 	if fc.errCode != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = fc.errCode
 		return resp, nil
 	}
+	defer b.fetchSessions.release(&fc) // after w.stop below
 	parts := fc.parts
 	start := time.Now()
 	deadline := start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -68,13 +72,31 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		}
 		if !done {
 			waited = true
-			if w.wait(ctx, deadline) {
+			waitStart := time.Now()
+			woken := w.wait(ctx, deadline)
+			r.q.waited += time.Since(waitStart) // waiting is not handling time (request_percentage)
+			if woken {
 				out.release() // read again, into the same buffers
 				continue
 			}
 		}
 		if waited {
 			b.metrics.fetchWait.Observe(time.Since(start).Seconds())
+		}
+		if replicaID >= 0 {
+			r.q.done = true // replication is exempt from client quotas
+		} else if throttled := b.throttleFetch(r, out); throttled != kmsg.Response(out) {
+			// Answered empty, as Kafka's throttled fetch: the session
+			// keeps its epoch moving but records nothing as delivered.
+			for i := range parts {
+				parts[i].answered = false
+				parts[i].answerHW, parts[i].answerLogStart = -1, -1
+			}
+			resp := throttled.(*kmsg.FetchResponse)
+			if !b.fetchSessions.finish(&fc, resp, time.Now()) {
+				resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			}
+			return resp, nil
 		}
 		if !b.fetchSessions.finish(&fc, out.FetchResponse, time.Now()) {
 			// A duplicate request moved the session on meanwhile.
@@ -129,10 +151,16 @@ func distinctParts(req *kmsg.FetchRequest) []fetchPart {
 		n += len(req.Topics[i].Partitions)
 	}
 	parts := make([]fetchPart, 0, min(n, 1024))
-	var seen map[fetchKey]int
-	if n > 1 {
-		seen = make(map[fetchKey]int, min(n, 1024))
+	if !hasRepeats(req) {
+		for i := range req.Topics {
+			rt := &req.Topics[i]
+			for j := range rt.Partitions {
+				parts = append(parts, fetchPart{topic: rt.Topic, topicID: rt.TopicID, rp: rt.Partitions[j]})
+			}
+		}
+		return parts
 	}
+	seen := make(map[fetchKey]int, min(n, 1024))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for j := range rt.Partitions {
@@ -142,13 +170,57 @@ func distinctParts(req *kmsg.FetchRequest) []fetchPart {
 				parts[at].rp = *rp
 				continue
 			}
-			if seen != nil {
-				seen[k] = len(parts)
-			}
+			seen[k] = len(parts)
 			parts = append(parts, fetchPart{topic: rt.Topic, topicID: rt.TopicID, rp: *rp})
 		}
 	}
 	return parts
+}
+
+// hasRepeats reports whether req may name a partition twice, cheaply for
+// the usual request (each topic once, small partition numbers): a bitset
+// per topic instead of a map over every partition. Anything unusual (a
+// topic listed twice, a negative or huge partition number) says yes and
+// takes the map.
+func hasRepeats(req *kmsg.FetchRequest) bool {
+	if len(req.Topics) > 1 {
+		topics := make(map[fetchKey]struct{}, len(req.Topics))
+		for i := range req.Topics {
+			k := keyOf(req.Version >= 13, req.Topics[i].Topic, req.Topics[i].TopicID, 0)
+			if _, ok := topics[k]; ok {
+				return true
+			}
+			topics[k] = struct{}{}
+		}
+	}
+	var bits []uint64
+	for i := range req.Topics {
+		ps := req.Topics[i].Partitions
+		if len(ps) < 2 {
+			continue
+		}
+		hi := int32(0)
+		for j := range ps {
+			hi = max(hi, ps[j].Partition)
+			if ps[j].Partition < 0 || hi >= 1<<16 {
+				return true
+			}
+		}
+		words := int(hi)/64 + 1
+		if cap(bits) < words {
+			bits = make([]uint64, words)
+		}
+		bits = bits[:words]
+		clear(bits)
+		for j := range ps {
+			p := ps[j].Partition
+			if bits[p/64]&(1<<(p%64)) != 0 {
+				return true
+			}
+			bits[p/64] |= 1 << (p % 64)
+		}
+	}
+	return false
 }
 
 // waitTarget is the signal a waiting fetch registers with for one
@@ -415,16 +487,22 @@ func (b *Broker) consumerFetcher(isolation int8) partFetcher {
 // the response must go back now.
 func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetchReply, part partFetcher) (int, bool) {
 	var (
-		total  int
-		stop   bool
-		budget = int(req.MaxBytes)
-		st     *kmsg.FetchResponseTopic
-		ts     *topicState
-		code   int16
-		prev   *fetchPart
+		total   int
+		stop    bool
+		budget  = int(req.MaxBytes)
+		st      *kmsg.FetchResponseTopic
+		ts      *topicState
+		code    int16
+		prev    *fetchPart
+		scratch kmsg.FetchResponseTopicPartition
 	)
 	if budget <= 0 {
 		budget = 1 << 31 / 2
+	}
+	if req.ReplicaID < 0 && req.ReplicaState.ID < 0 {
+		// Consumers are held to fetch.max.bytes, as in Kafka's
+		// KafkaApis; followers to their own replica.fetch.response.max.bytes.
+		budget = min(budget, b.fetchMaxBytes)
 	}
 	for i := range parts {
 		fp := &parts[i]
@@ -436,13 +514,20 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
 			st = &resp.Topics[len(resp.Topics)-1]
 			st.Topic, st.TopicID = fp.topic, fp.topicID
+			if fp.cached == nil { // not incremental: every partition is answered
+				st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, sameTopicRun(parts[i:]))
+			}
 			if ts, code = b.fetchTopic(req.Version, fp.topic, fp.topicID); ts != nil {
 				st.Topic = ts.meta().Name
 			}
 		}
 		prev = fp
 		rp := &fp.rp
-		sp := kmsg.NewFetchResponseTopicPartition()
+		// One scratch answer per round, copied into the response when
+		// kept: it escapes through part, so a fresh one per partition
+		// would be a heap allocation per partition.
+		scratch = kmsg.NewFetchResponseTopicPartition()
+		sp := &scratch
 		sp.Partition = rp.Partition
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 		// Kafka never sends null records (librdkafka rejects size -1).
@@ -454,7 +539,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		} else {
 			at := [2]int{len(resp.Topics) - 1, len(st.Partitions)}
 			var urgent bool
-			fp.wake, n, urgent = part(ts, rp, &sp, budget-total, total == 0, resp, at)
+			fp.wake, n, urgent = part(ts, rp, sp, budget-total, total == 0, resp, at)
 			stop = stop || urgent || sp.ErrorCode != 0
 			total += n
 		}
@@ -464,14 +549,24 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, parts []fetchPart, resp *fetc
 		}
 		// An incremental response leaves out what has not changed; a
 		// left-out partition read no records, so nothing refers to its slot.
-		if fp.answered = fp.include(&sp, n > 0); fp.answered {
-			st.Partitions = append(st.Partitions, sp)
+		if fp.answered = fp.include(sp, n > 0); fp.answered {
+			st.Partitions = append(st.Partitions, *sp)
 		}
 	}
 	if st != nil && len(st.Partitions) == 0 {
 		resp.Topics = resp.Topics[:len(resp.Topics)-1]
 	}
 	return total, stop
+}
+
+// sameTopicRun counts the parts at the head of parts that share the first
+// one's topic.
+func sameTopicRun(parts []fetchPart) int {
+	n := 1
+	for n < len(parts) && parts[n].topic == parts[0].topic && parts[n].topicID == parts[0].topicID {
+		n++
+	}
+	return n
 }
 
 // fetchTopic resolves a requested topic by name (v4-12) or id (v13+).

@@ -99,7 +99,7 @@ func compatBrokerConfigDefs() []configDef {
 		inert("request.timeout.ms", typeInt, "30000", static, "replica.socket.timeout.ms bounds follower requests."),
 		inert("socket.connection.setup.timeout.ms", typeLong, "10000", static, "peers are dialled with replica.socket.timeout.ms."),
 		inert("socket.connection.setup.timeout.max.ms", typeLong, "30000", static, "peers are dialled with replica.socket.timeout.ms."),
-		inert("fetch.max.bytes", typeInt, "57671680", static, "a fetch is bounded by the client's own max_bytes."),
+		{name: "fetch.max.bytes", typ: typeInt, def: "57671680", validate: atLeast(1024), readOnly: true, doc: "Most record bytes a consumer's Fetch response carries, whatever its max_bytes asks (followers are bounded by their own)."},
 		inert("fetch.purgatory.purge.interval.requests", typeInt, "1000", static, "fetch waiters are removed when they end."),
 		inert("producer.purgatory.purge.interval.requests", typeInt, "1000", static, "produce waiters are removed when they end."),
 		inert("delete.records.purgatory.purge.interval.requests", typeInt, "1", static, "DeleteRecords does not wait in a purgatory."),

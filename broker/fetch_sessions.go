@@ -53,6 +53,10 @@ const sessionEvictionAge = 120 * time.Second
 type fetchSessionCache struct {
 	slots      int
 	evictAfter time.Duration
+	// snapshots recycles the per-request copies of sessions' partitions
+	// (*[]fetchPart), so a steady incremental consumer does not allocate
+	// its session's size every round.
+	snapshots sync.Pool
 
 	mu struct {
 		sync.Mutex
@@ -183,7 +187,7 @@ func (c *fetchSessionCache) open(req *kmsg.FetchRequest, privileged bool, now ti
 		return fetchContext{parts: distinctParts(req)}
 	}
 	s.mu.epoch = nextSessionEpoch(s.mu.epoch)
-	fc := fetchContext{sess: s, epoch: s.mu.epoch, parts: make([]fetchPart, 0, size)}
+	fc := fetchContext{sess: s, epoch: s.mu.epoch, parts: c.snapshot(size)}
 	for e := s.mu.order.Front(); e != nil; e = e.Next() {
 		sp := e.Value.(*sessionPart)
 		fc.parts = append(fc.parts, fetchPart{topic: sp.topic, topicID: sp.topicID, rp: sp.rp,
@@ -192,6 +196,26 @@ func (c *fetchSessionCache) open(req *kmsg.FetchRequest, privileged bool, now ti
 	s.mu.Unlock()
 	c.touch(s, size, now)
 	return fc
+}
+
+// snapshot is an empty slice with room for n parts, recycled if possible.
+func (c *fetchSessionCache) snapshot(n int) []fetchPart {
+	if p, ok := c.snapshots.Get().(*[]fetchPart); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]fetchPart, 0, n)
+}
+
+// release recycles an incremental fetch's copy of its session once the
+// request is done with it.
+func (c *fetchSessionCache) release(fc *fetchContext) {
+	if fc.sess == nil || cap(fc.parts) > 1<<16 {
+		return
+	}
+	clear(fc.parts) // drop the pointers it holds
+	p := fc.parts[:0]
+	fc.parts = nil
+	c.snapshots.Put(&p)
 }
 
 // updateLocked applies an incremental request: new partitions are added

@@ -265,3 +265,34 @@ func TestDistinctParts(t *testing.T) {
 		t.Fatalf("parts %+v", parts)
 	}
 }
+
+func TestHasRepeats(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		parts []int32
+		want  bool
+	}{
+		{[]int32{0, 1, 2, 63, 64, 1000}, false},
+		{[]int32{5, 3, 5}, true},
+		{[]int32{64, 0, 64}, true},
+		{[]int32{-1, 0}, true},      // unusual: the map decides
+		{[]int32{1 << 20, 0}, true}, // unusual: the map decides
+		{[]int32{1 << 20, 1 << 20}, true},
+	} {
+		if got := hasRepeats(sessReq(0, -1, c.parts...)); got != c.want {
+			t.Fatalf("hasRepeats(%v) = %v, want %v", c.parts, got, c.want)
+		}
+	}
+	// A huge partition number named twice is still answered once.
+	if parts := distinctParts(sessReq(0, -1, 1<<30, 7, 1<<30)); len(parts) != 2 {
+		t.Fatalf("%d parts, want 2", len(parts))
+	}
+	// Two topics, each once, with the same partition numbers.
+	req := sessReq(0, -1, 0, 1)
+	other := req.Topics[0]
+	other.Topic = "u"
+	req.Topics = append(req.Topics, other)
+	if hasRepeats(req) || len(distinctParts(req)) != 4 {
+		t.Fatal("distinct topics with the same partition numbers seen as repeats")
+	}
+}

@@ -47,9 +47,31 @@ type fetcher struct {
 	leader int32
 	wakeCh chan struct{}
 	cancel context.CancelFunc
+	sess   followerSession // only run's goroutine uses it
+	opts   fetcherOpts
 	mu     struct {
 		sync.Mutex
 		parts map[*replica]struct{}
+	}
+}
+
+// fetcherOpts are the replica.* settings of follower fetching, resolved
+// once when a fetcher starts (they are read-only) rather than parsed every
+// round.
+type fetcherOpts struct {
+	waitMax            time.Duration
+	minBytes, maxBytes int32
+	partitionMaxBytes  int32
+	socketTimeout      time.Duration
+}
+
+func resolveFetcherOpts(s *settings) fetcherOpts {
+	return fetcherOpts{
+		waitMax:           s.brokerMillis("replica.fetch.wait.max.ms", 500),
+		minBytes:          int32(s.brokerInt64("replica.fetch.min.bytes", 1)),
+		maxBytes:          int32(s.brokerInt64("replica.fetch.response.max.bytes", 10<<20)),
+		partitionMaxBytes: int32(s.brokerInt64("replica.fetch.max.bytes", 1<<20)),
+		socketTimeout:     s.brokerMillis("replica.socket.timeout.ms", 30000),
 	}
 }
 
@@ -63,7 +85,7 @@ func (t *fetcherTable) add(leader int32, r *replica) {
 	f := t.mu.byLeader[leader]
 	if f == nil {
 		ctx, cancel := context.WithCancel(t.b.bgCtx())
-		f = &fetcher{b: t.b, leader: leader, wakeCh: make(chan struct{}, 1), cancel: cancel}
+		f = &fetcher{b: t.b, leader: leader, wakeCh: make(chan struct{}, 1), cancel: cancel, opts: resolveFetcherOpts(t.b.settings)}
 		f.mu.parts = map[*replica]struct{}{}
 		if !t.b.goroutines.Go("fetcher-"+strconv.Itoa(int(leader)), func() { f.run(ctx) }) {
 			cancel()
@@ -207,8 +229,7 @@ func (f *fetcher) roundTrip(ctx context.Context, pc *peerConn, req kmsg.Request,
 	if !ok {
 		return nil, errLeaderUnknown
 	}
-	timeout := f.b.settings.brokerMillis("replica.socket.timeout.ms", 30000)
-	return pc.roundTrip(ctx, addr, req, time.Now().Add(wait+timeout))
+	return pc.roundTrip(ctx, addr, req, time.Now().Add(wait+f.opts.socketTimeout))
 }
 
 var errLeaderUnknown = kerr.LeaderNotAvailable
@@ -239,37 +260,46 @@ type partKey struct {
 	partition int32
 }
 
+// sendFetch fetches ps from the leader within the fetcher's fetch session
+// (KIP-227): a full request when there is none, else one naming only the
+// partitions whose fetch offset or epochs changed. A partition the
+// incremental answer leaves out has nothing new: it is handled as an empty
+// answer with the HW and log start offset last received.
 func (f *fetcher) sendFetch(ctx context.Context, pc *peerConn, ps []pending) {
-	s := f.b.settings
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 12
 	req.ReplicaID = f.b.cfg.NodeID
-	req.MaxWaitMillis = int32(s.brokerInt64("replica.fetch.wait.max.ms", 500))
-	req.MinBytes = int32(s.brokerInt64("replica.fetch.min.bytes", 1))
-	req.MaxBytes = int32(s.brokerInt64("replica.fetch.response.max.bytes", 10<<20))
-	req.SessionEpoch = -1
+	req.MaxWaitMillis = int32(f.opts.waitMax.Milliseconds())
+	req.MinBytes, req.MaxBytes = f.opts.minBytes, f.opts.maxBytes
+	maxBytes := f.opts.partitionMaxBytes
 	byKey := make(map[partKey]pending, len(ps))
-	for p, i := range groupTopics(ps, func(name string) {
-		t := kmsg.NewFetchRequestTopic()
-		t.Topic = name
-		req.Topics = append(req.Topics, t)
-	}) {
+	want := make([]partKey, 0, len(ps))
+	params := make(map[partKey]kmsg.FetchRequestTopicPartition, len(ps))
+	for _, p := range ps {
+		k := partKey{p.r.p.log.Topic(), p.r.p.index}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.r.p.index
 		rp.CurrentLeaderEpoch = p.req.CurrentLeaderEpoch
 		rp.FetchOffset = p.req.FetchOffset
 		rp.LastFetchedEpoch = p.req.LastFetchedEpoch
 		rp.LogStartOffset = p.r.p.log.LogStartOffset()
-		rp.PartitionMaxBytes = int32(s.brokerInt64("replica.fetch.max.bytes", 1<<20))
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		byKey[partKey{req.Topics[i].Topic, rp.Partition}] = p
+		rp.PartitionMaxBytes = maxBytes
+		byKey[k] = p
+		want = append(want, k)
+		params[k] = rp
 	}
+	sr := f.sess.build(req, want, params)
 	raw, err := f.roundTrip(ctx, pc, req, time.Duration(req.MaxWaitMillis)*time.Millisecond)
 	if err != nil {
+		f.sess.failed()
 		f.failAll(ps, err)
 		return
 	}
 	resp := raw.(*kmsg.FetchResponse)
+	if !f.sess.handle(sr, resp) {
+		f.b.log.Debug("follower fetch session reset", "leader", f.leader, "session", req.SessionID, "err", kerr.ErrorForCode(resp.ErrorCode))
+		return // the next round is a full fetch
+	}
 	if resp.ErrorCode != 0 {
 		f.failAll(ps, kerr.ErrorForCode(resp.ErrorCode))
 		return
@@ -288,7 +318,11 @@ func (f *fetcher) sendFetch(ctx context.Context, pc *peerConn, ps []pending) {
 			p.r.handleFetch(p.req, sp, now)
 		}
 	}
-	for _, p := range byKey {
+	for k, p := range byKey {
+		if sp, ok := f.sess.unchanged(k); ok && !sr.full {
+			p.r.handleFetch(p.req, &sp, now)
+			continue
+		}
 		p.r.requestFailed(p.req, now)
 	}
 }

@@ -422,3 +422,78 @@ func TestFetchSessionCacheFull(t *testing.T) {
 		t.Fatalf("first session: error %d session %d", inc.ErrorCode, inc.SessionID)
 	}
 }
+
+// Followers fetch in KIP-227 sessions too: with min.insync.replicas=2
+// every acks=all produce needs the follower to fetch the new records
+// through its incremental session, and before any consumer fetches, each
+// leader's cache holds its follower's session.
+func TestFetchSessionFollowers(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	c.createTopic("follow", 4, 2, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	c.waitISR("follow", 2, 30*time.Second)
+	cl := c.client(kgo.DefaultProduceTopic("follow"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 200 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(itoa(i)), Value: []byte(itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("acks=all produce %d: %v", i, err)
+		}
+	}
+	// No consumer has fetched yet: every cached session is a follower's.
+	for _, id := range c.ids() {
+		if n := c.procs[id].metric(t, "sluice_fetch_sessions"); n < 1 {
+			t.Fatalf("broker %d caches %v fetch sessions; want its follower's", id, n)
+		}
+		if n := c.procs[id].metric(t, "sluice_fetch_session_partitions"); n < 1 {
+			t.Fatalf("broker %d caches %v session partitions", id, n)
+		}
+	}
+	total := 0
+	for p := range int32(4) {
+		total += len(c.consumePartition("follow", p))
+	}
+	if total != 200 {
+		t.Fatalf("consumed %d records, want 200", total)
+	}
+}
+
+// fetch.max.bytes bounds what a consumer's Fetch carries whatever its
+// max_bytes asks, as in Kafka (the first batch still goes out whole,
+// KIP-74).
+func TestFetchMaxBytesBroker(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		limit   string
+		batches int
+	}{{"1024", 1}, {"", 3}} {
+		var settings map[string]string
+		if c.limit != "" {
+			settings = map[string]string{"fetch.max.bytes": c.limit}
+		}
+		ib := startBroker(t, settings)
+		createTopic(t, ib.addr(), "capped", 1, nil)
+		cl := client(t, ib.addr())
+		value := string(make([]byte, 600))
+		for range 3 {
+			if r := produceRaw(t, cl, "capped", buildBatch(-1, -1, -1, value)); r.ErrorCode != 0 {
+				t.Fatalf("produce: error %d", r.ErrorCode)
+			}
+		}
+		req := fetchReq(12, "capped", [16]byte{}, 0, -1, 0)
+		req.MaxBytes = 50 << 20
+		resp := dialFetchConn(t, ib.addr()).do(req).(*kmsg.FetchResponse)
+		sp := responseParts(resp)[0]
+		n, rest := 0, sp.RecordBatches
+		for len(rest) >= 12 {
+			size := 12 + int(binary.BigEndian.Uint32(rest[8:12]))
+			if size > len(rest) {
+				break // a trailing partial batch
+			}
+			n, rest = n+1, rest[size:]
+		}
+		if sp.ErrorCode != 0 || n != c.batches {
+			t.Fatalf("fetch.max.bytes=%q: error %d, %d whole batches in %d bytes; want %d", c.limit, sp.ErrorCode, n, len(sp.RecordBatches), c.batches)
+		}
+	}
+}

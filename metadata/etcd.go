@@ -363,6 +363,35 @@ func (e *Etcd) SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[s
 	return nil
 }
 
+// WatchBrokerConfigs implements Store.
+func (e *Etcd) WatchBrokerConfigs(ctx context.Context) (<-chan BrokerConfigsEvent, error) {
+	ch := make(chan BrokerConfigsEvent, watchBuffer)
+	emit := func(ctx context.Context, ev kvEvent) bool {
+		id, err := strconv.ParseInt(ev.key, 10, 32)
+		if err != nil {
+			e.log.Warn("skipping broker configs under an unknown key", "key", ev.key)
+			return true
+		}
+		out := BrokerConfigsEvent{Type: ev.typ, NodeID: int32(id), Configs: map[string]string{}, Snapshot: ev.snapshot}
+		if ev.typ == EventPut {
+			if err := json.Unmarshal(ev.value, &out.Configs); err != nil {
+				e.log.Warn("skipping undecodable broker configs", "key", ev.key, "err", err)
+				return true
+			}
+		}
+		select {
+		case ch <- out:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if err := e.watchPrefix(ctx, e.key("configs", "brokers")+"/", nil, emit, func() { close(ch) }); err != nil {
+		return nil, wrapWatchErr("broker configs", err)
+	}
+	return ch, nil
+}
+
 // trackLease registers l for release on Close; it fails once the store is
 // closing, so nothing is registered after Close collected the set.
 func (e *Etcd) trackLease(l *lease) bool {
