@@ -6,7 +6,8 @@ package broker
 // mutations).
 //
 // Every request of a client is measured against its request_percentage
-// (handler time, not long-poll waits or fsync waits); produce request bytes
+// (handler time, not long-poll waits, fsync or replication waits, nor the
+// APIs that wait inside their handlers: see waitingAPIs); produce request bytes
 // against producer_byte_rate (Kafka counts the whole request); fetch
 // response bytes against consumer_byte_rate. Follower fetches are exempt,
 // as replication is in Kafka, and acks=0 produces are exempt from the
@@ -136,10 +137,22 @@ func quotaEntity(e metadata.QuotaEntity) quota.Entity {
 func (r *request) quotaUser() string { return "" }
 
 // handlingTime is the time the request spent being handled so far, long
-// polls excluded.
+// polls excluded. The APIs in waitingAPIs are charged nothing: their
+// handlers wait inside for other group members, replication or new
+// leaders, where Kafka parks the request in a purgatory off the handler
+// thread, so their wall time is not request time.
 func (r *request) handlingTime() time.Duration {
+	if waitingAPIs[r.hdr.Key] {
+		return 0
+	}
 	return max(time.Since(r.start)-r.q.waited, 0)
 }
+
+// waitingAPIs are the APIs whose handlers block on others: OffsetCommit
+// (8), LeaveGroup (13), JoinGroup (11), SyncGroup (14), CreateTopics (19),
+// DeleteTopics (20), DeleteRecords (21), CreatePartitions (37),
+// ElectLeaders (43).
+var waitingAPIs = map[int16]bool{8: true, 11: true, 13: true, 14: true, 19: true, 20: true, 21: true, 37: true, 43: true}
 
 // throttleRequest runs after a handler: it records the request against the
 // client's request and produce quotas (unless the handler did, as Fetch
