@@ -225,9 +225,16 @@ func (tb *tokenBucket) refill(now time.Time, rate int) {
 // first served, so that a large request waiting is not overtaken forever
 // by small ones. It bounds the requests (one unit each) and the request
 // bytes the broker holds at once. A nil or unlimited budget never blocks.
+//
+// Small takes (at most small units) do not queue behind large ones while
+// the units in use stay within size plus headroom: a consumer's fetch or a
+// heartbeat is not held up by a flood of large produce requests waiting
+// for the budget, and the memory held stays bounded by size + headroom.
 type budget struct {
-	size int64 // <= 0: unlimited
-	mu   struct {
+	size     int64 // <= 0: unlimited
+	small    int64
+	headroom int64
+	mu       struct {
 		sync.Mutex
 		used    int64
 		waiters []*budgetWaiter
@@ -239,7 +246,11 @@ type budgetWaiter struct {
 	ready chan struct{} // closed when the n units are granted
 }
 
-func newBudget(size int64) *budget { return &budget{size: size} }
+// newBudget returns a budget of size units in which takes of at most
+// small units share headroom units beyond size.
+func newBudget(size, small, headroom int64) *budget {
+	return &budget{size: size, small: small, headroom: headroom}
+}
 
 // fits reports whether n units can ever be granted at once.
 func (b *budget) fits(n int64) bool { return b == nil || b.size <= 0 || n <= b.size }
@@ -251,7 +262,7 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 		return nil
 	}
 	b.mu.Lock()
-	if len(b.mu.waiters) == 0 && b.mu.used+n <= b.size {
+	if (len(b.mu.waiters) == 0 && b.mu.used+n <= b.size) || (n <= b.small && b.mu.used+n <= b.size+b.headroom) {
 		b.mu.used += n
 		b.mu.Unlock()
 		return nil

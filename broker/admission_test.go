@@ -106,7 +106,7 @@ func TestAdmissionTokenBucketPacesCreation(t *testing.T) {
 func TestAdmissionBudgetFIFOAndCancel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := newBudget(10)
+	b := newBudget(10, 0, 0)
 	if !b.fits(10) || b.fits(11) {
 		t.Fatal("fits is wrong at the size")
 	}
@@ -161,4 +161,37 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 10 s")
+}
+
+func TestAdmissionBudgetSmallTakesUseHeadroom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBudget(100, 4, 6)
+	if err := b.acquire(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan error, 1)
+	go func() { big <- b.acquire(ctx, 50) }()
+	waitUntil(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.mu.waiters) == 1 })
+	for range 3 { // 4 + 2 of the 6 units of headroom: not queued behind the large take
+		if err := b.acquire(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.inUse(); got != 106 {
+		t.Fatalf("in use %d, want 106", got)
+	}
+	small := make(chan error, 1)
+	go func() { small <- b.acquire(ctx, 1) }() // over the headroom: queues
+	waitUntil(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.mu.waiters) == 2 })
+	b.release(100)
+	if err := <-big; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-small; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.inUse(); got != 57 {
+		t.Fatalf("in use %d, want 57", got)
+	}
 }

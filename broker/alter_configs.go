@@ -119,6 +119,28 @@ func (b *Broker) alterBrokerConfigs(ctx context.Context, name string, mutate con
 	return 0, nil
 }
 
+// watchBrokerConfigs applies dynamic broker settings altered through any
+// broker: a change of the cluster-wide defaults or of this broker's own
+// settings re-reads both (reloadDynamicConfigs), so every broker of the
+// cluster serves the same values, as Kafka's brokers do.
+func (b *Broker) watchBrokerConfigs(ctx context.Context) {
+	b.keepWatching(ctx, "broker configs", func() error {
+		ch, err := b.meta.WatchBrokerConfigs(ctx)
+		if err != nil {
+			return err
+		}
+		for ev := range ch {
+			if ev.NodeID != clusterDefaultsID && ev.NodeID != b.cfg.NodeID {
+				continue
+			}
+			if err := b.reloadDynamicConfigs(ctx); err != nil && ctx.Err() == nil {
+				b.log.Error("applying dynamic broker configs", "node", ev.NodeID, "err", err)
+			}
+		}
+		return nil
+	})
+}
+
 // reloadDynamicConfigs reads the cluster-wide and per-broker dynamic settings
 // from etcd and re-resolves every topic's effective settings.
 func (b *Broker) reloadDynamicConfigs(ctx context.Context) error {
@@ -130,11 +152,7 @@ func (b *Broker) reloadDynamicConfigs(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read broker configs: %w", err)
 	}
-	merged := copyMap(def)
-	for k, v := range mine {
-		merged[k] = v
-	}
-	b.settings.setDynamic(merged)
+	b.settings.setDynamic(mine, def)
 	for _, ts := range b.topics.all() {
 		tc := b.settings.resolveTopic(ts.meta().Configs)
 		ts.cfg.Store(tc)

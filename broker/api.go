@@ -28,6 +28,8 @@ type request struct {
 	finish func(ctx context.Context)
 	// noResponse suppresses the response (produce with acks=0).
 	noResponse bool
+	// q is the request's client quota accounting (quotas.go).
+	q quotaState
 }
 
 // handlerFunc serves one API. A returned error means the connection is
@@ -103,5 +105,8 @@ func (b *Broker) apis() *apiTable {
 		b.offsetDeleteAPI(),
 		b.consumerGroupHeartbeatAPI(),
 		b.consumerGroupDescribeAPI(),
+		b.describeLogDirsAPI(),
+		b.describeClientQuotasAPI(),
+		b.alterClientQuotasAPI(),
 	)
 }

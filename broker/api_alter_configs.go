@@ -5,8 +5,11 @@ package broker
 // The legacy form: the settings given replace every override the resource
 // had (anything not named returns to its default). Topic and broker
 // resources are supported; see alter_configs.go for validation and storage.
-// A resource named more than once is answered once with INVALID_REQUEST
-// ("Duplicate resource.") and left unchanged, as Kafka does.
+// A resource named more than once is left unchanged and answered
+// INVALID_REQUEST with the message of Kafka's brokers
+// (ConfigAdminManager.preprocess), once, as Kafka's controller answers it:
+// an answer per copy would be ten times the request. A resource naming a
+// config twice gets INVALID_REQUEST too.
 
 import (
 	"context"
@@ -30,8 +33,8 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 		res := kmsg.NewAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
-			if once.first(key) { // answered once and not applied, as in Kafka
-				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate resource.")
+			if once.first(key) {
+				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Each resource must appear at most once.")
 				resp.Resources = append(resp.Resources, res)
 			}
 			continue
@@ -40,6 +43,9 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 		res.ErrorCode, res.ErrorMessage = b.alterResource(ctx, rr.ResourceType, rr.ResourceName, func(map[string]string) (map[string]string, int16, *string) {
 			next := map[string]string{}
 			for _, c := range configs {
+				if _, ok := next[c.Name]; ok {
+					return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("Error due to duplicate config keys")
+				}
 				if c.Value == nil {
 					return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("null value for " + c.Name)
 				}

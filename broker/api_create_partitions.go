@@ -2,6 +2,10 @@ package broker
 
 // CreatePartitions: v0-3.
 //
+// Added partitions count against controller_mutation_rate (KIP-599): v3
+// answers THROTTLING_QUOTA_EXCEEDED while the quota is exhausted, older
+// versions are served and throttled.
+//
 // Partitions can only be added (INVALID_PARTITIONS for a count at or below
 // the current one). An explicit assignment lists replicas for the new
 // partitions only. ValidateOnly runs the checks and changes nothing. The new
@@ -19,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedev/sluice/broker/quota"
 	"github.com/sluicedev/sluice/metadata"
 )
 
@@ -29,6 +34,7 @@ func (b *Broker) createPartitionsAPI() api {
 func (b *Broker) handleCreatePartitions(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	mq := b.mutationQuota(r, req.Version >= 3)
 	dup := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	var added int64
 	for _, rt := range req.Topics {
@@ -49,14 +55,14 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, r *request) (kmsg.R
 		case added > maxRecordsPerUserOp:
 			st.ErrorCode, st.ErrorMessage = policyViolationTooLarge()
 		default:
-			st.ErrorCode, st.ErrorMessage = b.createPartitions(ctx, rt, req.ValidateOnly)
+			st.ErrorCode, st.ErrorMessage = b.createPartitions(ctx, rt, req.ValidateOnly, mq)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }
 
-func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, *string) {
+func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool, mq *quota.Mutations) (int16, *string) {
 	ts := b.topics.get(rt.Topic)
 	if ts == nil {
 		return kerr.UnknownTopicOrPartition.Code, nil
@@ -84,6 +90,9 @@ func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsR
 	}
 	if validateOnly {
 		return 0, nil
+	}
+	if code, msg := admitMutations(mq, added); code != 0 {
+		return code, msg
 	}
 	m.Replicas = append(append([][]int32{}, m.Replicas...), assign...)
 	m.Partitions = rt.Count

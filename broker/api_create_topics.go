@@ -2,6 +2,11 @@ package broker
 
 // CreateTopics: v0-7.
 //
+// Created partitions count against the client's controller_mutation_rate
+// (KIP-599): from v6 a topic is refused with THROTTLING_QUOTA_EXCEEDED while
+// the quota is exhausted; older versions are created and the response is
+// throttled. ValidateOnly requests use no quota.
+//
 // NumPartitions and ReplicationFactor of -1 take num.partitions and
 // default.replication.factor (KIP-464, v4+). Configs are validated against
 // the topic settings Sluice knows (INVALID_CONFIG names the bad one).
@@ -28,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedev/sluice/broker/quota"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/replication"
 )
@@ -43,11 +49,15 @@ type topicSpec struct {
 	replicationFactor int16
 	assignment        [][]int32
 	configs           map[string]string
+	// mutations is the request's controller mutation quota (KIP-599);
+	// nil for auto-created topics.
+	mutations *quota.Mutations
 }
 
 func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	mq := b.mutationQuota(r, req.Version >= 6)
 	waitCtx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
 	defer cancel()
 	dup := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
@@ -70,6 +80,7 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 			continue
 		}
 		spec, code, msg := b.specFromRequest(rt)
+		spec.mutations = mq
 		if code == 0 {
 			var created metadata.Topic
 			created, code, msg = b.createTopicFromSpec(ctx, spec, req.ValidateOnly)
@@ -87,15 +98,15 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 	return resp, nil
 }
 
-// createRecords counts what creating the topics not in dup would write, as
-// Kafka's controller counts records: one for the topic, one per partition
-// and one per config. The count is taken before any work, so a request for
-// billions of partitions costs nothing.
+// createRecords counts what creating the topics not in dup and not already
+// there would write, as Kafka's controller counts records: one for the
+// topic, one per partition and one per config. The count is taken before
+// any work, so a request for billions of partitions costs nothing.
 func (b *Broker) createRecords(topics []kmsg.CreateTopicsRequestTopic, dup map[string]bool) int64 {
 	var n int64
 	for _, rt := range topics {
-		if dup[rt.Topic] {
-			continue
+		if dup[rt.Topic] || b.topics.get(rt.Topic) != nil {
+			continue // not created: nothing to write
 		}
 		parts := int64(rt.NumPartitions)
 		switch {
@@ -185,6 +196,9 @@ func (b *Broker) createTopicFromSpec(ctx context.Context, spec topicSpec, valida
 	t.Replicas = assign
 	if validateOnly {
 		return t, 0, nil
+	}
+	if code, msg := admitMutations(spec.mutations, spec.partitions); code != 0 {
+		return t, code, msg
 	}
 	created, err := b.createTopic(ctx, t)
 	switch {

@@ -2,6 +2,10 @@ package broker
 
 // DeleteTopics: v0-6.
 //
+// The deleted topic's partitions count against controller_mutation_rate
+// (KIP-599): from v5 a topic is refused with THROTTLING_QUOTA_EXCEEDED while
+// the quota is exhausted; older versions are served and throttled.
+//
 // Topics are named, or from v6 named or identified by topic id (KIP-516).
 // The etcd record goes first; every broker then drops its partitions when
 // the deletion reaches its watch. Data is renamed away at once and removed
@@ -16,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedev/sluice/broker/quota"
 	"github.com/sluicedev/sluice/metadata"
 )
 
@@ -33,6 +38,7 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respo
 			targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: kmsg.StringPtr(n)})
 		}
 	}
+	mq := b.mutationQuota(r, req.Version >= 5)
 	dupNames := repeated(len(targets), func(i int) string {
 		if t := targets[i].Topic; t != nil {
 			return "n" + *t
@@ -59,14 +65,14 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respo
 			}
 			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic id.")
 		default:
-			st.ErrorCode, st.ErrorMessage = b.deleteTopic(ctx, t, &st)
+			st.ErrorCode, st.ErrorMessage = b.deleteTopic(ctx, t, &st, mq)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }
 
-func (b *Broker) deleteTopic(ctx context.Context, t kmsg.DeleteTopicsRequestTopic, st *kmsg.DeleteTopicsResponseTopic) (int16, *string) {
+func (b *Broker) deleteTopic(ctx context.Context, t kmsg.DeleteTopicsRequestTopic, st *kmsg.DeleteTopicsResponseTopic, mq *quota.Mutations) (int16, *string) {
 	if !b.settings.brokerBool("delete.topic.enable") {
 		return kerr.TopicDeletionDisabled.Code, nil
 	}
@@ -85,6 +91,9 @@ func (b *Broker) deleteTopic(ctx context.Context, t kmsg.DeleteTopicsRequestTopi
 	st.Topic, st.TopicID = kmsg.StringPtr(ts.meta().Name), ts.meta().ID
 	if isInternalTopic(ts.meta().Name) {
 		return kerr.InvalidTopicException.Code, kmsg.StringPtr("internal topics cannot be deleted")
+	}
+	if code, msg := admitMutations(mq, ts.meta().Partitions); code != 0 {
+		return code, msg
 	}
 	err := b.meta.DeleteTopic(ctx, ts.meta().Name)
 	switch {

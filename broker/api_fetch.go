@@ -38,6 +38,9 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
+	if replicaID < 0 {
+		b.clampFetch(r, req)
+	}
 	fc := b.fetchSessions.open(req, replicaID >= 0, time.Now())
 	if fc.errCode != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
@@ -69,13 +72,31 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		}
 		if !done {
 			waited = true
-			if w.wait(ctx, deadline) {
+			waitStart := time.Now()
+			woken := w.wait(ctx, deadline)
+			r.q.waited += time.Since(waitStart) // waiting is not handling time (request_percentage)
+			if woken {
 				out.release() // read again, into the same buffers
 				continue
 			}
 		}
 		if waited {
 			b.metrics.fetchWait.Observe(time.Since(start).Seconds())
+		}
+		if replicaID >= 0 {
+			r.q.done = true // replication is exempt from client quotas
+		} else if throttled := b.throttleFetch(r, out); throttled != kmsg.Response(out) {
+			// Answered empty, as Kafka's throttled fetch: the session
+			// keeps its epoch moving but records nothing as delivered.
+			for i := range parts {
+				parts[i].answered = false
+				parts[i].answerHW, parts[i].answerLogStart = -1, -1
+			}
+			resp := throttled.(*kmsg.FetchResponse)
+			if !b.fetchSessions.finish(&fc, resp, time.Now()) {
+				resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			}
+			return resp, nil
 		}
 		if !b.fetchSessions.finish(&fc, out.FetchResponse, time.Now()) {
 			// A duplicate request moved the session on meanwhile.

@@ -6,7 +6,8 @@ package broker
 // partition (Kafka's abs(hashCode(groupId)) % offsets.topic.num.partitions),
 // which is created on first use. v4+ asks for many keys at once (KIP-699).
 // Transaction coordinators (key type 1) do not exist yet: INVALID_REQUEST.
-// Share-group coordinators (key type 2) likewise.
+// Share-group coordinators (key type 2) likewise. A key given more than
+// once is answered once: each answer is many times the size of its key.
 
 import (
 	"context"
@@ -30,7 +31,7 @@ func (b *Broker) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Re
 		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
 		return resp, nil
 	}
-	for _, key := range req.CoordinatorKeys {
+	for _, key := range uniqueStrings(req.CoordinatorKeys) { // a repeated key is answered once
 		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(ctx, key, req.CoordinatorType))
 	}
 	return resp, nil

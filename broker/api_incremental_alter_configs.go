@@ -5,8 +5,11 @@ package broker
 // KIP-339: each setting is SET, DELETE (back to its default), APPEND or
 // SUBTRACT (list settings only, e.g. cleanup.policy). Everything else a
 // resource has is left as it is.
-// A resource named more than once is answered once with INVALID_REQUEST
-// ("Duplicate resource.") and left unchanged, as Kafka does.
+// A resource named more than once is left unchanged and answered
+// INVALID_REQUEST with the message of Kafka's brokers
+// (ConfigAdminManager.preprocess), once, as Kafka's controller answers it:
+// an answer per copy would be ten times the request. A resource naming a
+// config twice gets INVALID_REQUEST too.
 
 import (
 	"context"
@@ -31,8 +34,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 		res := kmsg.NewIncrementalAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 		if key := string(rune(rr.ResourceType)) + rr.ResourceName; dup[key] {
-			if once.first(key) { // answered once and not applied, as in Kafka
-				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate resource.")
+			if once.first(key) {
+				res.ErrorCode, res.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Each resource must appear at most once.")
 				resp.Resources = append(resp.Resources, res)
 			}
 			continue
@@ -72,7 +75,7 @@ func applyIncremental(cur map[string]string, ops []kmsg.IncrementalAlterConfigsR
 	seen := map[string]bool{}
 	for _, op := range ops {
 		if seen[op.Name] {
-			return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("config named more than once: " + op.Name)
+			return nil, kerr.InvalidRequest.Code, kmsg.StringPtr("Error due to duplicate config keys")
 		}
 		seen[op.Name] = true
 		switch op.Op {

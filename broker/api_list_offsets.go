@@ -9,8 +9,9 @@ package broker
 // Any other timestamp finds the first record whose timestamp is at or after
 // it, using the time index to find the batch and decoding that batch for
 // the exact record. v4+ reports the leader epoch (KIP-320) and fences stale
-// or future epochs. Every entry of a partition given more than once gets
-// INVALID_REQUEST, as in Kafka (ListOffsetsRequest.duplicatePartitions).
+// or future epochs. A partition given more than once gets INVALID_REQUEST,
+// as in Kafka (ListOffsetsRequest.duplicatePartitions), once rather than
+// for every copy, so repeats cannot multiply the response.
 
 import (
 	"context"
@@ -36,6 +37,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 		count: func(i int) int { return len(topics[i].Partitions) },
 		part:  func(i, k int) int32 { return topics[i].Partitions[k].Partition },
 	}.repeated()
+	answered := map[tp]bool{}
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -44,14 +46,20 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			if dup[tp{rt.Topic, rp.Partition}] {
+			if k := (tp{rt.Topic, rp.Partition}); dup[k] {
+				if answered[k] {
+					continue
+				}
+				answered[k] = true
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
 				b.listOffset(ts, rp, req.ReplicaID, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
+		if len(st.Partitions) > 0 || len(rt.Partitions) == 0 { // not only repeats answered before
+			resp.Topics = append(resp.Topics, st)
+		}
 	}
 	return resp, nil
 }

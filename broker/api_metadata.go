@@ -73,9 +73,9 @@ func uniqueMetadataTopics(ts []kmsg.MetadataRequestTopic) []kmsg.MetadataRequest
 	if len(ts) < 2 {
 		return ts
 	}
-	names := make(map[string]bool, len(ts))
+	names := make(map[string]bool, sizeHint(len(ts)))
 	ids := map[[16]byte]bool{}
-	out := make([]kmsg.MetadataRequestTopic, 0, len(ts))
+	out := make([]kmsg.MetadataRequestTopic, 0, sizeHint(len(ts)))
 	for _, t := range ts {
 		if t.Topic != nil {
 			if names[*t.Topic] {

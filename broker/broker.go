@@ -43,9 +43,12 @@ type Broker struct {
 	regTTL   time.Duration
 	store    *storage.Store
 	topics   *topicTable
-	brokers  *brokerCache
-	coord    *coordinator.Coordinator
-	lock     *os.File // flock on the data directory
+	// topicLocks orders the changes of each topic (topics.go).
+	topicLocks nameLocks
+	brokers    *brokerCache
+	coord      *coordinator.Coordinator
+	quotas     *quotaService
+	lock       *os.File // flock on the data directory
 
 	ln       net.Listener
 	httpLn   net.Listener
@@ -102,6 +105,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.NodeID < 0 {
 		return nil, fmt.Errorf("node id %d: must be 0 or more", cfg.NodeID)
 	}
+	for _, k := range []string{"node.id", "broker.id"} {
+		// Accepted for Kafka-style configuration, but the id is NodeID:
+		// a different value would be silently ignored, so refuse it.
+		if v, ok := cfg.Settings[k]; ok && v != strconv.Itoa(int(cfg.NodeID)) {
+			return nil, fmt.Errorf("broker setting %s=%s differs from the node id %d (--node-id)", k, v, cfg.NodeID)
+		}
+	}
 	st, err := newSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
@@ -118,13 +128,15 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.table = b.apis()
 	b.connCount = newConnCounter()
 	lim := st.limits.Load()
-	b.queued.requests, b.queued.bytes = newBudget(int64(lim.queuedRequests)), newBudget(lim.queuedBytes)
+	b.queued.requests = newBudget(int64(lim.queuedRequests), 0, 0)
+	b.queued.bytes = newBudget(lim.queuedBytes, smallFrame, max(lim.queuedBytes/16, smallFrame))
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
+	b.startQuotas()
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -160,6 +172,11 @@ func (b *Broker) start(ctx context.Context) error {
 	b.store = store
 	b.topics = newTopicTable()
 	b.brokers = newBrokerCache()
+	// Dynamic broker settings (altered through any broker, kept in etcd)
+	// apply from the start; watchBrokerConfigs keeps them current.
+	if err := b.reloadDynamicConfigs(ctx); err != nil {
+		return fmt.Errorf("dynamic broker configs: %w", err)
+	}
 	if err := b.listen(); err != nil {
 		return err
 	}
@@ -326,12 +343,15 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer cancelServe()
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
+	b.goroutines.Go("broker-config-watch", func() { b.watchBrokerConfigs(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
 	b.goroutines.Go("partition-watch", func() { b.watchPartitions(serveCtx) })
+	b.goroutines.Go("quota-watch", func() { b.watchQuotas(serveCtx) })
 	b.goroutines.Go("replica-ticker", func() { b.tickReplicas(serveCtx) })
 	b.goroutines.Go("controller-campaign", func() { b.campaign(serveCtx) })
 	b.goroutines.Go("controller-watch", func() { b.watchController(serveCtx) })
 	b.goroutines.Go("log-dir-failure", func() { b.handleLogDirFailure(serveCtx) })
+	b.goroutines.Go("partition-open-retry", func() { b.retryOpens(serveCtx) })
 	b.awaitReelection(ctx, 5*time.Second)
 	b.goroutines.Go("accept", func() { b.acceptLoop(serveCtx) })
 	if b.httpLn != nil {
@@ -360,6 +380,7 @@ func (b *Broker) Run(ctx context.Context) error {
 // in-flight ones to be answered, then cancels whatever is still waiting
 // (long-poll fetches end early with what they have).
 func (b *Broker) drainConns(cancel context.CancelFunc) {
+	b.quotas.endMutes()
 	done := make(chan struct{})
 	go func() { // not tracked: it only waits for the tracked ones
 		b.goroutines.close()

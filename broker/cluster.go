@@ -59,12 +59,4 @@ func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-func atoiDefault(s string, def int64) int64 {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return def
-	}
-	return n
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

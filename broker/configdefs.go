@@ -254,6 +254,7 @@ func brokerConfigDefs() []configDef {
 	defs = append(defs, produceConfigDefs()...)
 	defs = append(defs, compatBrokerConfigDefs()...)
 	defs = append(defs, admissionConfigDefs()...)
+	defs = append(defs, quotaConfigDefs()...)
 	return defs
 }
 

@@ -475,7 +475,7 @@ func (c *conn) decode(frame []byte) (*request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &request{hdr: hdr, conn: c, req: req, handle: a.handle, start: time.Now()}, nil
+	return &request{hdr: hdr, conn: c, req: req, handle: a.handle, start: time.Now(), q: quotaState{size: len(frame)}}, nil
 }
 
 // handle runs the request's handler and queues the reply. It reports false
@@ -497,15 +497,35 @@ func (c *conn) handle(ctx context.Context, r *request, frame []byte, replies cha
 	}
 	r.resp = resp
 	c.doneWithFrame(r, frame)
+	c.b.throttleRequest(r)
+	mute := r.q.muteUntil
 	select {
 	case replies <- r:
-		return true
+		return c.mute(ctx, mute)
 	case <-ctx.Done():
 		if fr, ok := resp.(*fetchReply); ok {
 			fr.release() // unpin its spans; it will not be written
 		}
 		return false
 	}
+}
+
+// mute holds the reader back until a throttled request's throttle time is
+// over (KIP-219: the response has gone out, the channel stays muted). It
+// reports false when ctx ended meanwhile.
+func (c *conn) mute(ctx context.Context, until time.Time) bool {
+	if until.IsZero() {
+		return true
+	}
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.b.quotas.draining: // shutting down: the next read ends the connection
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // writeLoop writes replies in request order, running each one's finish step
@@ -785,9 +805,11 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 	if err != nil {
 		return false, nil
 	}
-	var sendErr error
+	var sendErr, writeErr error
 	ctlErr := rc.Control(func(sfd uintptr) {
-		sendErr = dst.Write(func(dfd uintptr) bool {
+		// writeErr is the poller's own error; sendErr, set inside, must
+		// not be overwritten by it.
+		writeErr = dst.Write(func(dfd uintptr) bool {
 			for n > 0 {
 				got, err := syscall.Sendfile(int(dfd), int(sfd), &pos, int(min(n, 1<<30)))
 				n -= int64(max(got, 0))
@@ -806,7 +828,7 @@ func sendfile(dst syscall.RawConn, src syscall.Conn, pos, n int64) (handled bool
 			return true
 		})
 	})
-	return true, errors.Join(ctlErr, sendErr)
+	return true, errors.Join(ctlErr, writeErr, sendErr)
 }
 
 // release gives r's fetch read buffers back to the connection and unpins

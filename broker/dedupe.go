@@ -8,7 +8,8 @@ package broker
 // where answering every copy would multiply the response (a topic's
 // partitions, a resource's configs) each distinct entry is answered once.
 // Where Kafka answers repeats with an error (CreateTopics, DeleteTopics,
-// CreatePartitions, AlterConfigs, ListOffsets) the same error is given.
+// CreatePartitions, AlterConfigs, ListOffsets) the same error is given,
+// once per repeated entry.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -60,7 +61,7 @@ func repeated(n int, name func(int) string) map[string]bool {
 		}
 		return dup
 	}
-	seen := make(map[string]bool, n)
+	seen := make(map[string]bool, sizeHint(n))
 	for i := 0; i < n; i++ {
 		s := name(i)
 		if seen[s] {
@@ -99,47 +100,73 @@ type partList struct {
 	part  func(i, k int) int32
 }
 
-// hasRepeated reports whether some partition of some topic occurs more than
-// once. It allocates nothing for requests of up to eight partitions in all.
+// hasRepeated reports whether some topic or some partition of a topic
+// occurs more than once (a repeated topic counts even when its entries name
+// different partitions: merging them is then harmless). It is on the
+// Produce path, so it allocates nothing for up to eight topics whose
+// partitions come in increasing order, as clients send them.
 func (l partList) hasRepeated() bool {
-	total := 0
-	for i := 0; i < l.n; i++ {
-		total += l.count(i)
+	if repeated(l.n, l.topic) != nil {
+		return true
 	}
-	if total < 2 {
+	for i := 0; i < l.n; i++ {
+		if partitionsRepeat(l.count(i), func(k int) int32 { return l.part(i, k) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionsRepeat reports whether some of the n partitions part(0..n-1)
+// of one topic repeats.
+func partitionsRepeat(n int, part func(k int) int32) bool {
+	if n < 2 {
 		return false
 	}
-	if total <= 8 {
-		for i := 0; i < l.n; i++ {
-			for a := 0; a < l.count(i); a++ {
-				p := l.part(i, a)
-				for j := 0; j <= i; j++ {
-					upTo := l.count(j)
-					if j == i {
-						upTo = a
-					} else if l.topic(j) != l.topic(i) {
-						continue
-					}
-					for b := 0; b < upTo; b++ {
-						if l.part(j, b) == p {
-							return true
-						}
-					}
+	increasing := true
+	for k := 1; k < n && increasing; k++ {
+		increasing = part(k) > part(k-1)
+	}
+	if increasing {
+		return false
+	}
+	if n <= 8 {
+		for a := 1; a < n; a++ {
+			for b := 0; b < a; b++ {
+				if part(a) == part(b) {
+					return true
 				}
 			}
 		}
 		return false
 	}
-	seen := make(map[tp]struct{}, total)
-	for i := 0; i < l.n; i++ {
-		name := l.topic(i)
-		for k := 0; k < l.count(i); k++ {
-			key := tp{name, l.part(i, k)}
-			if _, ok := seen[key]; ok {
+	const maxBitset = 1 << 20 // partition numbers a bitset covers
+	top := int32(0)
+	for k := 0; k < n; k++ {
+		p := part(k)
+		if p < 0 || p >= maxBitset {
+			top = -1
+			break
+		}
+		top = max(top, p)
+	}
+	if top >= 0 {
+		bits := make([]uint64, top/64+1)
+		for k := 0; k < n; k++ {
+			p := part(k)
+			if bits[p/64]&(1<<(p%64)) != 0 {
 				return true
 			}
-			seen[key] = struct{}{}
+			bits[p/64] |= 1 << (p % 64)
 		}
+		return false
+	}
+	seen := make(map[int32]struct{}, sizeHint(n))
+	for k := 0; k < n; k++ {
+		if _, ok := seen[part(k)]; ok {
+			return true
+		}
+		seen[part(k)] = struct{}{}
 	}
 	return false
 }
@@ -169,7 +196,7 @@ func (l partList) repeated() map[tp]bool {
 // last appearance, as Kafka's per-partition maps do for Produce and
 // DeleteRecords. T is a topic entry, P a partition entry.
 func mergeLastWins[T, P any](topics []T, name func(*T) string, parts func(*T) *[]P, index func(*P) int32) []T {
-	byTopic := make(map[string]int, len(topics))
+	byTopic := make(map[string]int, sizeHint(len(topics)))
 	at := map[tp]int{}
 	var out []T
 	for i := range topics {
@@ -192,6 +219,28 @@ func mergeLastWins[T, P any](topics []T, name func(*T) string, parts func(*T) *[
 			}
 			at[key] = len(*dst)
 			*dst = append(*dst, p)
+		}
+	}
+	return out
+}
+
+// sizeHint sizes a map for the distinct entries of a list of n: n itself
+// up to a point, since a hostile list is mostly repeats and a map sized for
+// millions of entries would itself be the balloon.
+func sizeHint(n int) int { return min(n, 1024) }
+
+// uniqueStrings returns ss without repeats, first occurrences in order; ss
+// itself when it is too short to repeat.
+func uniqueStrings(ss []string) []string {
+	if len(ss) < 2 {
+		return ss
+	}
+	seen := make(map[string]struct{}, sizeHint(len(ss)))
+	out := ss[:0:0]
+	for _, s := range ss {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
 		}
 	}
 	return out

@@ -2,48 +2,65 @@ package broker
 
 import (
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func produceReq(entries ...[2]any) []kmsg.ProduceRequestTopic {
+// produceReq is a produce request with one topic entry per element of
+// topics, each with the given partitions.
+func produceReq(topics []string, parts ...[]int32) []kmsg.ProduceRequestTopic {
 	var ts []kmsg.ProduceRequestTopic
-	for _, e := range entries {
-		ts = append(ts, kmsg.ProduceRequestTopic{Topic: e[0].(string), Partitions: []kmsg.ProduceRequestTopicPartition{
-			{Partition: e[1].(int32), Records: []byte(e[0].(string))},
-		}})
+	for i, name := range topics {
+		t := kmsg.ProduceRequestTopic{Topic: name}
+		for _, p := range parts[i] {
+			t.Partitions = append(t.Partitions, kmsg.ProduceRequestTopicPartition{Partition: p})
+		}
+		ts = append(ts, t)
 	}
 	return ts
 }
 
 func TestPartListHasRepeated(t *testing.T) {
-	big := make([][2]any, 0, 20)
-	for i := int32(0); i < 20; i++ {
-		big = append(big, [2]any{"t", i})
+	seq := func(from, n int32) []int32 {
+		var out []int32
+		for i := range n {
+			out = append(out, from+i)
+		}
+		return out
 	}
+	shuffled := seq(0, 100)
+	shuffled[10], shuffled[90] = shuffled[90], shuffled[10]
+	withRepeat := append(slices.Clone(shuffled), 42)
+	huge := []int32{1 << 30, -5, 7, 3, 2, 1, 0, 9, 8, 6}
 	cases := []struct {
 		name string
 		ts   []kmsg.ProduceRequestTopic
 		want bool
 	}{
 		{"none", nil, false},
-		{"one", produceReq([2]any{"a", int32(0)}), false},
-		{"distinct partitions", produceReq([2]any{"a", int32(0)}, [2]any{"a", int32(1)}), false},
-		{"same partition other topic", produceReq([2]any{"a", int32(0)}, [2]any{"b", int32(0)}), false},
-		{"topic repeated with same partition", produceReq([2]any{"a", int32(0)}, [2]any{"b", int32(1)}, [2]any{"a", int32(0)}), true},
-		{"many distinct", produceReq(big...), false},
-		{"many with a repeat", produceReq(append(big, [2]any{"t", int32(7)})...), true},
+		{"one partition", produceReq([]string{"a"}, []int32{0}), false},
+		{"increasing", produceReq([]string{"a"}, seq(0, 1000)), false},
+		{"few unordered", produceReq([]string{"a"}, []int32{3, 1, 2}), false},
+		{"few with a repeat", produceReq([]string{"a"}, []int32{3, 1, 3}), true},
+		{"many unordered", produceReq([]string{"a"}, shuffled), false},
+		{"many with a repeat", produceReq([]string{"a"}, withRepeat), true},
+		{"beyond the bitset", produceReq([]string{"a"}, huge), false},
+		{"beyond the bitset with a repeat", produceReq([]string{"a"}, append(slices.Clone(huge), -5)), true},
+		{"same partition of other topics", produceReq([]string{"a", "b"}, []int32{0}, []int32{0}), false},
+		{"topic repeated", produceReq([]string{"a", "b", "a"}, []int32{0}, []int32{1}, []int32{1}), true},
 	}
 	for _, c := range cases {
 		if got := produceParts(c.ts).hasRepeated(); got != c.want {
 			t.Errorf("%s: hasRepeated = %v, want %v", c.name, got, c.want)
 		}
 	}
-	// Repeats within one topic entry, below and above the map threshold.
-	one := []kmsg.ProduceRequestTopic{{Topic: "a", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 3}, {Partition: 1}, {Partition: 3}}}}
-	if !produceParts(one).hasRepeated() {
-		t.Error("repeat within one topic entry not found")
+	// repeated names exactly the partitions that repeat, across entries.
+	ts := produceReq([]string{"a", "b", "a"}, []int32{0, 1}, []int32{1}, []int32{1, 2})
+	if got := produceParts(ts).repeated(); !reflect.DeepEqual(got, map[tp]bool{{"a", 1}: true}) {
+		t.Errorf("repeated = %v", got)
 	}
 }
 
@@ -85,5 +102,24 @@ func TestRepeatedNames(t *testing.T) {
 	many[99] = many[3]
 	if got := repeated(len(many), func(i int) string { return many[i] }); !got[many[3]] || len(got) != 1 {
 		t.Fatalf("repeated = %v", got)
+	}
+}
+
+// BenchmarkProduceRepeatCheck is the cost the repeat check adds to every
+// Produce request, by its number of partitions.
+func BenchmarkProduceRepeatCheck(b *testing.B) {
+	for _, n := range []int{1, 8, 64, 1000} {
+		ts := []kmsg.ProduceRequestTopic{{Topic: "orders"}}
+		for i := range n {
+			ts[0].Partitions = append(ts[0].Partitions, kmsg.ProduceRequestTopicPartition{Partition: int32(i)})
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if produceParts(ts).hasRepeated() {
+					b.Fatal("no repeats here")
+				}
+			}
+		})
 	}
 }

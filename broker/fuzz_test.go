@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,7 +30,8 @@ import (
 // negative and extreme numbers, long and invalid names, null and garbage
 // bytes, the ids of real topics). The broker may answer or close the
 // connection; afterwards it must still answer ApiVersions and Metadata on
-// another connection. A panic anywhere in the broker fails the run.
+// another connection. A panic anywhere in the broker fails the run, also
+// one the connection contained (sluice_request_panics_total).
 func FuzzBrokerRequest(f *testing.F) {
 	fb := startFuzzBroker(f)
 	keys := fb.b.table.keys
@@ -40,19 +42,28 @@ func FuzzBrokerRequest(f *testing.F) {
 		f.Add([]byte{byte(i), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 5, 5, 5, 5})
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 2 {
-			return
+		// Up to three requests on one connection, so that a request can
+		// use what an earlier one returned (a member id, a generation, a
+		// producer id: see learn).
+		fl := &filler{data: data, budget: 80_000, fb: fb}
+		for range 3 {
+			if len(fl.data) < 2 {
+				break
+			}
+			a := fb.b.table.byKey[keys[int(fl.next())%len(keys)]]
+			lo := a.min
+			if a.listFromV0 {
+				lo = 0
+			}
+			req := kmsg.RequestForKey(a.key)
+			req.SetVersion(lo + int16(int(fl.next())%int(a.max-lo+1)))
+			fl.fill(reflect.ValueOf(req).Elem(), 0)
+			fb.send(t, req)
+			if n := fb.panics(t); n > fb.seenPanics {
+				fb.seenPanics = n
+				t.Fatalf("a panic while serving %T v%d (see the broker log: SLUICE_TEST_LOG=1)", req, req.GetVersion())
+			}
 		}
-		a := fb.b.table.byKey[keys[int(data[0])%len(keys)]]
-		lo := a.min
-		if a.listFromV0 {
-			lo = 0
-		}
-		req := kmsg.RequestForKey(a.key)
-		req.SetVersion(lo + int16(int(data[1])%int(a.max-lo+1)))
-		fl := &filler{data: data[2:], budget: 80_000, fb: fb}
-		fl.fill(reflect.ValueOf(req).Elem(), 0)
-		fb.send(t, req)
 		fb.checkAlive(t)
 	})
 }
@@ -65,6 +76,14 @@ type fuzzBroker struct {
 	fz      net.Conn // the connection fuzzed requests go to; nil once closed
 	corr    int32
 	format  *kmsg.RequestFormatter
+	// learned are ids and numbers from earlier answers, for later
+	// requests: member ids, generations and epochs, producer ids.
+	learnedIDs  []string
+	learnedNums []int64
+	// panicReg holds only the broker's panic counter; seenPanics is its
+	// value when last checked.
+	panicReg   *prometheus.Registry
+	seenPanics float64
 }
 
 func startFuzzBroker(f *testing.F) *fuzzBroker {
@@ -85,7 +104,8 @@ func startFuzzBroker(f *testing.F) *fuzzBroker {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	fb := &fuzzBroker{b: b, format: kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz"))}
+	fb := &fuzzBroker{b: b, format: kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz")), panicReg: prometheus.NewRegistry()}
+	fb.panicReg.MustRegister(b.metrics.panics)
 	f.Cleanup(func() {
 		if fb.fz != nil {
 			fb.fz.Close()
@@ -144,13 +164,59 @@ func (fb *fuzzBroker) send(t *testing.T, req kmsg.Request) {
 	frame := fb.format.AppendRequest(nil, req, fb.corr)
 	_ = fb.fz.SetDeadline(time.Now().Add(300 * time.Millisecond))
 	_, err := fb.fz.Write(frame)
+	var body []byte
 	if err == nil {
-		_, err = readFrame(fb.fz)
+		body, err = readFrame(fb.fz)
 	}
 	if err != nil {
 		fb.fz.Close()
 		fb.fz = nil
+		return
 	}
+	if resp, err := decodeResponse(req, body); err == nil {
+		fb.learn(resp)
+	}
+}
+
+// learn keeps the ids an answer handed out, a few of each.
+func (fb *fuzzBroker) learn(resp kmsg.Response) {
+	id := func(s string) {
+		if s != "" {
+			fb.learnedIDs = append(fb.learnedIDs[max(len(fb.learnedIDs)-7, 0):], s)
+		}
+	}
+	num := func(n int64) { fb.learnedNums = append(fb.learnedNums[max(len(fb.learnedNums)-7, 0):], n) }
+	switch r := resp.(type) {
+	case *kmsg.JoinGroupResponse:
+		id(r.MemberID)
+		id(r.LeaderID)
+		num(int64(r.Generation))
+	case *kmsg.ConsumerGroupHeartbeatResponse:
+		if r.MemberID != nil {
+			id(*r.MemberID)
+		}
+		num(int64(r.MemberEpoch))
+	case *kmsg.InitProducerIDResponse:
+		num(r.ProducerID)
+		num(int64(r.ProducerEpoch))
+	}
+}
+
+// decodeResponse decodes a response frame (correlation id onward) to req.
+func decodeResponse(req kmsg.Request, body []byte) (kmsg.Response, error) {
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if len(body) < 4 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	body = body[4:]
+	if resp.IsFlexible() && resp.Key() != 18 {
+		if len(body) < 1 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		body = body[1:] // empty header tags
+	}
+	return resp, resp.ReadFrom(body)
 }
 
 // checkAlive asks a new connection for ApiVersions and Metadata and checks
@@ -177,16 +243,11 @@ func (fb *fuzzBroker) checkAlive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("broker did not answer %T: %v", req, err)
 		}
-		resp := req.ResponseKind()
-		resp.SetVersion(req.GetVersion())
 		if len(body) < 4 || int32(binary.BigEndian.Uint32(body)) != int32(i) {
 			t.Fatalf("%T: bad correlation id", req)
 		}
-		body = body[4:]
-		if resp.IsFlexible() && resp.Key() != 18 {
-			body = body[1:] // empty header tags
-		}
-		if err := resp.ReadFrom(body); err != nil {
+		resp, err := decodeResponse(req, body)
+		if err != nil {
 			t.Fatalf("%T answer does not decode: %v", req, err)
 		}
 		switch r := resp.(type) {
@@ -200,6 +261,16 @@ func (fb *fuzzBroker) checkAlive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// panics reads sluice_request_panics_total, through a registry of its own
+// so that nothing else is gathered.
+func (fb *fuzzBroker) panics(t *testing.T) float64 {
+	mfs, err := fb.panicReg.Gather()
+	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
+		t.Fatalf("gather sluice_request_panics_total: %v", err)
+	}
+	return mfs[0].GetMetric()[0].GetCounter().GetValue()
 }
 
 func readFrame(r io.Reader) ([]byte, error) {
@@ -251,6 +322,9 @@ var fuzzNames = []string{"fz", "fz", "", "g", "nope", "__consumer_offsets", stri
 
 func (f *filler) str() string {
 	c := f.next()
+	if c >= 0xe0 && c < 0xf0 && len(f.fb.learnedIDs) > 0 {
+		return f.fb.learnedIDs[int(c)%len(f.fb.learnedIDs)]
+	}
 	if int(c) < 3*len(fuzzNames) {
 		return fuzzNames[int(c)%len(fuzzNames)]
 	}
@@ -286,6 +360,11 @@ func (f *filler) int(bits int) int64 {
 		return -2
 	case 8:
 		return int64(f.next()) * 1000
+	case 9:
+		if n := len(f.fb.learnedNums); n > 0 {
+			return f.fb.learnedNums[int(f.next())%n]
+		}
+		return 0
 	default:
 		return int64(f.u64())
 	}

@@ -26,6 +26,10 @@ func (b *Broker) serveHTTP() {
 			return
 		default:
 		}
+		if b.logDirFailed() {
+			http.Error(w, "log directory offline: "+b.logDir.err().Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	if b.cfg.TestFaultInjection {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -125,10 +126,15 @@ func (b *Broker) handleLogDirFailure(ctx context.Context) {
 		"dir", b.logDirPath(), "disk_full", isDiskFull(b.logDir.err()), "err", b.logDir.err())
 	t := time.NewTicker(logDirRetryInterval)
 	defer t.Stop()
+	lastKept := -1
 	for {
-		moved, kept := b.giveUpPartitions(ctx)
-		if moved > 0 || kept > 0 {
+		moved, kept, failed, err := b.giveUpPartitions(ctx)
+		if moved > 0 || kept != lastKept {
 			b.log.Info("log directory offline: partitions given up", "moved", moved, "still_led_alone", kept)
+			lastKept = kept
+		}
+		if failed > 0 && ctx.Err() == nil {
+			b.log.Warn("log directory offline: cannot give up some partitions yet; retrying", "partitions", failed, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -140,9 +146,10 @@ func (b *Broker) handleLogDirFailure(ctx context.Context) {
 
 // giveUpPartitions writes, for every partition whose record has this
 // broker in its ISR, the record controlled shutdown would write. It
-// returns how many records it changed and how many partitions this broker
-// still leads as their only eligible in-sync replica.
-func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
+// returns how many records it changed, how many partitions this broker
+// still leads as their only eligible in-sync replica, and how many it
+// could not write (with the first error).
+func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept, failed int, firstErr error) {
 	self := b.cfg.NodeID
 	for _, ts := range b.topics.all() {
 		for p := int32(0); p < ts.meta().Partitions && ctx.Err() == nil; p++ {
@@ -161,8 +168,8 @@ func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
 			cancel()
 			switch {
 			case err != nil:
-				if ctx.Err() == nil {
-					b.log.Warn("log directory offline: cannot give up partition yet", "topic", ts.meta().Name, "partition", p, "err", err)
+				if failed++; firstErr == nil {
+					firstErr = fmt.Errorf("%s-%d: %w", ts.meta().Name, p, err)
 				}
 			case next.Leader == self:
 				kept++
@@ -171,7 +178,7 @@ func (b *Broker) giveUpPartitions(ctx context.Context) (moved, kept int) {
 			}
 		}
 	}
-	return moved, kept
+	return moved, kept, failed, firstErr
 }
 
 // logDirCollector reports the data directory's health at scrape time.
@@ -209,8 +216,10 @@ func (b *Broker) storageFS() vfs.FS {
 // serveFaults is the test-only fault endpoint, registered on the HTTP
 // listener only with Config.TestFaultInjection:
 //
-//	POST   /debug/faults?op=sync|write&errno=EIO|ENOSPC  every later matching call fails
-//	DELETE /debug/faults                                 removes every rule
+//	POST   /debug/faults?op=sync|write|create&errno=EIO|ENOSPC[&match=s]
+//	       every later call of op (on a path containing s) fails
+//	DELETE /debug/faults
+//	       removes every rule
 //
 // It lets process-level tests fail a real broker's fsync or make its disk
 // look full at a chosen moment.
@@ -224,15 +233,19 @@ func (b *Broker) serveFaults(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST or DELETE", http.StatusMethodNotAllowed)
 		return
 	}
-	ops := map[string]vfs.Op{"sync": vfs.OpSync, "write": vfs.OpWrite}
+	ops := map[string]vfs.Op{"sync": vfs.OpSync, "write": vfs.OpWrite, "create": vfs.OpCreate}
 	errnos := map[string]error{"EIO": syscall.EIO, "ENOSPC": syscall.ENOSPC}
 	op, okOp := ops[r.URL.Query().Get("op")]
 	errno, okErr := errnos[r.URL.Query().Get("errno")]
 	if !okOp || !okErr {
-		http.Error(w, "want op=sync|write and errno=EIO|ENOSPC", http.StatusBadRequest)
+		http.Error(w, "want op=sync|write|create and errno=EIO|ENOSPC", http.StatusBadRequest)
 		return
 	}
-	b.faults.Add(vfs.Rule{Op: op, Nth: 1, Sticky: true, Err: errno})
+	rule := vfs.Rule{Op: op, Nth: 1, Sticky: true, Err: errno}
+	if s := r.URL.Query().Get("match"); s != "" {
+		rule.Match = func(path string) bool { return strings.Contains(path, s) }
+	}
+	b.faults.Add(rule)
 	b.log.Warn("test fault injection armed", "op", r.URL.Query().Get("op"), "errno", r.URL.Query().Get("errno"))
 }
 

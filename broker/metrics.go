@@ -149,11 +149,29 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	return m
 }
 
+// unknownLabel buckets label values a client chooses that name nothing
+// Sluice knows (API keys, versions), so that a client cycling through
+// them cannot create an unbounded set of series.
+const unknownLabel = "unknown"
+
+// kmsgUnknownName is what kmsg.NameForKey answers for a key it lacks.
+var kmsgUnknownName = kmsg.NameForKey(-1)
+
+// apiName is the label of an API key: its Kafka name, or "unknown".
 func apiName(key int16) string {
-	if n := kmsg.NameForKey(key); n != "" {
+	if n := kmsg.NameForKey(key); n != "" && n != kmsgUnknownName {
 		return n
 	}
-	return strconv.Itoa(int(key))
+	return unknownLabel
+}
+
+// versionLabel is the label of a request version: the number within the
+// range any Kafka API has reached (0-31), else "unknown".
+func versionLabel(version int16) string {
+	if version < 0 || version > maxCachedVersion {
+		return unknownLabel
+	}
+	return strconv.Itoa(int(version))
 }
 
 func (m *metrics) observeRequest(key, version int16, d time.Duration) {
@@ -173,7 +191,7 @@ func (m *metrics) apiSeries(key, version int16) *apiSeries {
 	}
 	name := apiName(key)
 	s := &apiSeries{
-		requests: m.requests.WithLabelValues(name, strconv.Itoa(int(version))),
+		requests: m.requests.WithLabelValues(name, versionLabel(version)),
 		latency:  m.requestLatency.WithLabelValues(name),
 	}
 	if cacheable {
@@ -197,8 +215,24 @@ func (m *metrics) topicSeries(topic string) *topicSeries {
 	return actual.(*topicSeries)
 }
 
+// unsupported counts a request with an unknown key or version. Its labels
+// are bounded: unknown keys are "unknown", and versions beyond 31 too.
 func (m *metrics) unsupported(key, version int16) {
-	m.unsupportedReqs.WithLabelValues(strconv.Itoa(int(key)), strconv.Itoa(int(version))).Inc()
+	k := unknownLabel
+	if apiName(key) != unknownLabel {
+		k = strconv.Itoa(int(key))
+	}
+	m.unsupportedReqs.WithLabelValues(k, versionLabel(version)).Inc()
+}
+
+// forgetTopic deletes the per-topic series of a deleted topic, so topics
+// created and deleted over time do not accumulate series.
+func (m *metrics) forgetTopic(topic string) {
+	m.perTopic.Delete(topic)
+	for _, v := range []*prometheus.CounterVec{m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut,
+		m.producedRejected, m.replicatedBytes, m.replicatedRecords} {
+		v.DeleteLabelValues(topic)
+	}
 }
 
 func (m *metrics) observeFsync(d time.Duration) { m.fsync.Observe(d.Seconds()) }

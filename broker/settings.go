@@ -26,7 +26,10 @@ type settings struct {
 	mu struct {
 		sync.RWMutex
 		static  map[string]string
-		dynamic map[string]string
+		dynamic map[string]string // this broker's own dynamic settings
+		// dynamicDefault holds the cluster-wide dynamic defaults, which
+		// a broker's own dynamic settings override.
+		dynamicDefault map[string]string
 	}
 }
 
@@ -45,6 +48,7 @@ func newSettings(static map[string]string) (*settings, error) {
 	}
 	s.mu.static = copyMap(static)
 	s.mu.dynamic = map[string]string{}
+	s.mu.dynamicDefault = map[string]string{}
 	s.limits.Store(resolveLimits(s))
 	return s, nil
 }
@@ -57,10 +61,12 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// setDynamic replaces the dynamic broker settings (from etcd).
-func (s *settings) setDynamic(m map[string]string) {
+// setDynamic replaces the dynamic broker settings (from etcd): this
+// broker's own and the cluster-wide defaults.
+func (s *settings) setDynamic(mine, clusterDefault map[string]string) {
 	s.mu.Lock()
-	s.mu.dynamic = copyMap(m)
+	s.mu.dynamic = copyMap(mine)
+	s.mu.dynamicDefault = copyMap(clusterDefault)
 	s.mu.Unlock()
 	s.limits.Store(resolveLimits(s))
 }
@@ -80,6 +86,9 @@ func (s *settings) brokerLocked(name string) resolved {
 	}
 	if v, ok := s.mu.dynamic[name]; ok {
 		add(v, kmsg.ConfigSourceDynamicBrokerConfig)
+	}
+	if v, ok := s.mu.dynamicDefault[name]; ok {
+		add(v, kmsg.ConfigSourceDynamicDefaultBrokerConfig)
 	}
 	if v, ok := s.mu.static[name]; ok {
 		add(v, kmsg.ConfigSourceStaticBrokerConfig)
@@ -124,6 +133,11 @@ func (s *settings) topic(name string, overrides map[string]string) resolved {
 	for _, sy := range d.synonyms {
 		if v, ok := s.mu.dynamic[sy.name]; ok {
 			add(sy.name, scale(v, sy.factor), kmsg.ConfigSourceDynamicBrokerConfig)
+		}
+	}
+	for _, sy := range d.synonyms {
+		if v, ok := s.mu.dynamicDefault[sy.name]; ok {
+			add(sy.name, scale(v, sy.factor), kmsg.ConfigSourceDynamicDefaultBrokerConfig)
 		}
 	}
 	for _, sy := range d.synonyms {

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ func TestSettingsTopicResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.setDynamic(map[string]string{"log.retention.minutes": "30"})
+	s.setDynamic(map[string]string{"log.retention.minutes": "30"}, nil)
 	cases := []struct {
 		name      string
 		overrides map[string]string
@@ -191,6 +193,18 @@ func TestConfigRegistryConsistent(t *testing.T) {
 					t.Errorf("%s setting %s: default %q fails its own check: %v", what, d.name, d.def, err)
 				}
 			}
+		}
+	}
+}
+
+// TestNewRefusesConflictingNodeIDSetting: node.id or broker.id given as a
+// setting must agree with the node id, not be silently ignored.
+func TestNewRefusesConflictingNodeIDSetting(t *testing.T) {
+	t.Parallel()
+	for _, k := range []string{"node.id", "broker.id"} {
+		_, err := New(context.Background(), Config{NodeID: 0, DataDir: t.TempDir(), Settings: map[string]string{k: "1"}})
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=1 with node id 0: %v, want a start-up error naming it", k, err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -146,26 +147,35 @@ func (b *Broker) keepWatching(ctx context.Context, what string, watch func() err
 
 // applyTopic installs or updates a topic from its etcd record. It is
 // idempotent: the same revision applied twice changes nothing. Group state
-// in __consumer_offsets partitions led here is loaded after the topic table
-// is unlocked (the coordinator may call back into the table).
+// in __consumer_offsets partitions led here is loaded after the topic is
+// installed (the coordinator may call back into the table).
 func (b *Broker) applyTopic(m metadata.Topic) error {
-	opened, err := b.applyTopicLocking(m)
+	unlock := b.topicLocks.lock(m.Name)
+	opened, err := b.applyTopicLocking(m, false)
+	unlock()
 	b.applyHostedStates(opened)
 	b.signalCluster()
 	return err
 }
 
-// applyTopicLocking updates the topic table and opens the logs of newly
-// hosted partitions, which it returns.
-func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
-	b.topics.mu.Lock()
-	defer b.topics.mu.Unlock()
-	old := b.topics.mu.byName[m.Name]
+// applyTopicLocking updates the topic's entry and opens the logs of newly
+// hosted partitions, which it returns. The caller holds the topic's name
+// lock (b.topicLocks), which orders every change of one topic; the table
+// lock is taken only to swap the entry in, never while logs are opened or
+// recovered, so produces and fetches of every topic go on meanwhile. A
+// partition that fails to open is left out and the others are opened; the
+// error is returned and retryOpens tries again. With reopen, only
+// partitions missing from the installed revision m are opened.
+func (b *Broker) applyTopicLocking(m metadata.Topic, reopen bool) ([]*partition, error) {
+	old := b.topics.get(m.Name)
+	if reopen && (old == nil || old.meta().ID != m.ID || old.meta().Revision != m.Revision) {
+		return nil, nil // a newer change replaced it, and opened what it could
+	}
 	if old != nil && old.meta().ID != m.ID {
-		b.dropTopicLocked(old)
+		b.dropTopicNamed(old)
 		old = nil
 	}
-	if old != nil && old.meta().Revision >= m.Revision {
+	if !reopen && old != nil && old.meta().Revision >= m.Revision {
 		return nil, nil
 	}
 	tc := b.settings.resolveTopic(m.Configs)
@@ -179,7 +189,7 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 	parts := make([]*partition, m.Partitions)
 	copy(parts, ts.partitions())
 	var opened []*partition
-	var err error
+	var errs []error
 	for p := int32(0); p < m.Partitions; p++ {
 		if parts[p] != nil {
 			parts[p].log.SetConfig(cfg)
@@ -188,20 +198,73 @@ func (b *Broker) applyTopicLocking(m metadata.Topic) ([]*partition, error) {
 		if !b.hosts(m, p) {
 			continue
 		}
-		l, lerr := b.store.Log(m.Name, p, cfg)
-		if lerr != nil {
-			err = fmt.Errorf("open log %s-%d: %w", m.Name, p, lerr)
-			break
+		l, err := b.store.Log(m.Name, p, cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("open log %s-%d: %w", m.Name, p, err))
+			continue
 		}
 		part := &partition{topic: ts, index: p, log: l}
 		part.rep = newReplica(b, part)
 		parts[p] = part
 		opened = append(opened, part)
 	}
+	b.topics.mu.Lock()
 	ts.view.Store(&topicView{meta: m, parts: parts})
 	b.topics.mu.byName[m.Name] = ts
 	b.topics.mu.byID[m.ID] = ts
-	return opened, err
+	b.topics.mu.Unlock()
+	return opened, errors.Join(errs...)
+}
+
+// partitionOpenRetry is how often retryOpens looks for hosted partitions
+// whose log failed to open.
+const partitionOpenRetry = 5 * time.Second
+
+// retryOpens opens, every partitionOpenRetry until ctx ends, the logs of
+// hosted partitions that failed to open (a transient disk error, a
+// directory that could not be created), so that one failure does not
+// leave a replica missing until the next restart or topic change.
+func (b *Broker) retryOpens(ctx context.Context) {
+	t := time.NewTicker(partitionOpenRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if b.logDirFailed() {
+			continue // the directory takes no writes until restart
+		}
+		for _, ts := range b.topics.all() {
+			m := ts.meta()
+			if !b.missingPartitions(ts) {
+				continue
+			}
+			unlock := b.topicLocks.lock(m.Name)
+			opened, err := b.applyTopicLocking(m, true)
+			unlock()
+			if err != nil {
+				b.log.Warn("partition logs still fail to open; retrying", "topic", m.Name, "err", err)
+			}
+			if len(opened) > 0 {
+				b.log.Info("opened partition logs that had failed to open", "topic", m.Name, "partitions", len(opened))
+				b.applyHostedStates(opened)
+				b.signalCluster()
+			}
+		}
+	}
+}
+
+// missingPartitions reports whether a partition hosted here has no log.
+func (b *Broker) missingPartitions(ts *topicState) bool {
+	m := ts.meta()
+	for p := int32(0); p < m.Partitions; p++ {
+		if b.hosts(m, p) && ts.partition(p) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hosts reports whether partition p of topic m has a replica on this broker.
@@ -218,18 +281,27 @@ func (b *Broker) hosts(m metadata.Topic, p int32) bool {
 }
 
 func (b *Broker) dropTopic(name string, id [16]byte) {
-	b.topics.mu.Lock()
-	defer b.topics.mu.Unlock()
-	ts := b.topics.mu.byName[name]
+	unlock := b.topicLocks.lock(name)
+	defer unlock()
+	ts := b.topics.get(name)
 	if ts == nil || (id != [16]byte{} && ts.meta().ID != id) {
 		return
 	}
-	b.dropTopicLocked(ts)
+	b.dropTopicNamed(ts)
 }
 
-func (b *Broker) dropTopicLocked(ts *topicState) {
-	delete(b.topics.mu.byName, ts.meta().Name)
-	delete(b.topics.mu.byID, ts.meta().ID)
+// dropTopicNamed removes ts from the table, then stops its replicas and
+// deletes its data outside the table lock. The caller holds the topic's
+// name lock.
+func (b *Broker) dropTopicNamed(ts *topicState) {
+	b.topics.mu.Lock()
+	if b.topics.mu.byName[ts.meta().Name] == ts {
+		delete(b.topics.mu.byName, ts.meta().Name)
+	}
+	if b.topics.mu.byID[ts.meta().ID] == ts {
+		delete(b.topics.mu.byID, ts.meta().ID)
+	}
+	b.topics.mu.Unlock()
 	for _, p := range ts.partitions() {
 		if p != nil {
 			p.rep.close()
@@ -237,6 +309,46 @@ func (b *Broker) dropTopicLocked(ts *topicState) {
 	}
 	if err := b.store.DeleteTopic(ts.meta().Name); err != nil {
 		b.log.Error("deleting topic data", "topic", ts.meta().Name, "err", err)
+	}
+	if b.metrics != nil {
+		b.metrics.forgetTopic(ts.meta().Name)
+	}
+}
+
+// nameLocks serializes the changes of one topic (applying a record,
+// dropping it) without a lock over every topic: opening or deleting one
+// topic's logs never holds up another's change, nor any request.
+type nameLocks struct {
+	mu sync.Mutex
+	m  map[string]*nameLock
+}
+
+type nameLock struct {
+	sync.Mutex
+	refs int // holders and waiters; the entry goes when it drops to 0
+}
+
+// lock takes name's lock and returns its unlock.
+func (n *nameLocks) lock(name string) func() {
+	n.mu.Lock()
+	if n.m == nil {
+		n.m = map[string]*nameLock{}
+	}
+	l := n.m[name]
+	if l == nil {
+		l = &nameLock{}
+		n.m[name] = l
+	}
+	l.refs++
+	n.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		n.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(n.m, name)
+		}
+		n.mu.Unlock()
 	}
 }
 
@@ -248,8 +360,11 @@ func (b *Broker) createTopic(ctx context.Context, m metadata.Topic) (metadata.To
 	if err != nil {
 		return created, err
 	}
+	// The topic exists once etcd has it, as in Kafka once the controller
+	// has it: a log that fails to open here is this replica's problem,
+	// retried by retryOpens, not the creation's.
 	if err := b.applyTopic(created); err != nil {
-		return created, err
+		b.log.Error("opening the logs of a new topic; retrying in the background", "topic", m.Name, "err", err)
 	}
 	if err := b.initPartitionStates(ctx, created, 0); err != nil {
 		// The controller fills in whatever is missing.

@@ -7,7 +7,8 @@ package coordinator
 // batch of members, each by member id or by group.instance.id (how an
 // operator removes static members), with a per-member error code. v5+
 // (KIP-800) carries a reason, which is logged. A member id that does not
-// match the instance id's current member gets FENCED_INSTANCE_ID.
+// match the instance id's current member gets FENCED_INSTANCE_ID. A member
+// listed more than once is answered once.
 
 import (
 	"context"
@@ -19,7 +20,7 @@ import (
 // LeaveGroup handles a LeaveGroup request (v0-5).
 func (c *Coordinator) LeaveGroup(_ context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	leaving := req.Members
+	leaving := uniqueLeaving(req.Members)
 	if req.Version < 3 {
 		leaving = []kmsg.LeaveGroupRequestMember{{MemberID: req.MemberID}}
 	}

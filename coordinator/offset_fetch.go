@@ -44,7 +44,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 	if req.Version >= 8 {
 		var once map[string]struct{}
 		if len(req.Groups) > 1 {
-			once = make(map[string]struct{}, len(req.Groups))
+			once = make(map[string]struct{}, sizeHint(len(req.Groups)))
 		}
 		for _, rg := range req.Groups {
 			if once != nil {

@@ -15,7 +15,7 @@ func uniqueStrings(ss []string) []string {
 	if len(ss) < 2 {
 		return ss
 	}
-	seen := make(map[string]struct{}, len(ss))
+	seen := make(map[string]struct{}, sizeHint(len(ss)))
 	out := ss[:0:0]
 	for _, s := range ss {
 		if _, ok := seen[s]; ok {
@@ -34,8 +34,8 @@ func uniqueProtocols(ps []kmsg.JoinGroupRequestProtocol) []kmsg.JoinGroupRequest
 	if len(ps) < 2 {
 		return ps
 	}
-	seen := make(map[string]struct{}, len(ps))
-	out := make([]kmsg.JoinGroupRequestProtocol, 0, len(ps))
+	seen := make(map[string]struct{}, sizeHint(len(ps)))
+	out := make([]kmsg.JoinGroupRequestProtocol, 0, sizeHint(len(ps)))
 	for _, p := range ps {
 		if _, ok := seen[p.Name]; ok {
 			continue
@@ -64,9 +64,9 @@ func uniqueFetchTopics(ts []fetchTopic) []fetchTopic {
 		topic string
 		p     int32
 	}
-	byTopic := make(map[string]int, len(ts))
-	seen := make(map[key]struct{}, total)
-	out := make([]fetchTopic, 0, len(ts))
+	byTopic := make(map[string]int, sizeHint(len(ts)))
+	seen := make(map[key]struct{}, sizeHint(total))
+	out := make([]fetchTopic, 0, sizeHint(len(ts)))
 	for _, t := range ts {
 		k, ok := byTopic[t.topic]
 		if !ok {
@@ -81,6 +81,34 @@ func uniqueFetchTopics(ts []fetchTopic) []fetchTopic {
 			seen[key{t.topic, p}] = struct{}{}
 			out[k].partitions = append(out[k].partitions, p)
 		}
+	}
+	return out
+}
+
+// sizeHint sizes a map for the distinct entries of a list of n: n itself
+// up to a point, since a hostile list is mostly repeats and a map sized for
+// millions of entries would itself be the balloon.
+func sizeHint(n int) int { return min(n, 1024) }
+
+// uniqueLeaving drops repeats of a leaving member (the same member id and
+// instance id), keeping the first: each is answered once, as an answer per
+// copy would be many times the size of the request.
+func uniqueLeaving(ms []kmsg.LeaveGroupRequestMember) []kmsg.LeaveGroupRequestMember {
+	if len(ms) < 2 {
+		return ms
+	}
+	seen := make(map[string]struct{}, sizeHint(len(ms)))
+	out := ms[:0:0]
+	for _, m := range ms {
+		k := "\x00" + m.MemberID
+		if m.InstanceID != nil {
+			k = "\x01" + *m.InstanceID + "\x00" + m.MemberID
+		}
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, m)
 	}
 	return out
 }

@@ -396,3 +396,69 @@ func (p *proc) metric(t testing.TB, name string) float64 {
 	}
 	return -1
 }
+
+// logEndOffset scrapes sluice_log_end_offset of topic-partition from the
+// broker's /metrics page; ok is false when the broker does not host it.
+func (p *proc) logEndOffset(topic string, partition int32) (leo int64, ok bool, err error) {
+	resp, err := http.Get("http://" + p.httpAddr + "/metrics")
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false, err
+	}
+	want := []string{`topic="` + topic + `"`, `partition="` + strconv.Itoa(int(partition)) + `"`}
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, found := strings.CutPrefix(line, "sluice_log_end_offset{")
+		if !found {
+			continue
+		}
+		labels, val, found := strings.Cut(rest, "} ")
+		ls := strings.Split(labels, ",")
+		if !found || !slices.Contains(ls, want[0]) || !slices.Contains(ls, want[1]) {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		return int64(f), err == nil, err
+	}
+	return 0, false, nil
+}
+
+// waitReplicasCaughtUp waits until every running broker hosting a
+// partition of topic reports the same log end offset for it, so that the
+// replicas' files can be compared (instead of sleeping for the last
+// follower fetches to land).
+func (c *cluster) waitReplicasCaughtUp(topic string, partitions int32, replicas int, timeout time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, timeout, func() error {
+		for p := int32(0); p < partitions; p++ {
+			leos := map[int32]int64{}
+			for _, id := range c.ids() {
+				pr := c.procs[id]
+				if !pr.running() {
+					continue
+				}
+				leo, ok, err := pr.logEndOffset(topic, p)
+				if err != nil {
+					return err
+				}
+				if ok {
+					leos[id] = leo
+				}
+			}
+			if len(leos) != replicas {
+				return fmt.Errorf("%s-%d: hosted on %d running brokers, want %d", topic, p, len(leos), replicas)
+			}
+			var first int64 = -1
+			for _, leo := range leos {
+				if first >= 0 && leo != first {
+					return fmt.Errorf("%s-%d: log end offsets differ: %v", topic, p, leos)
+				}
+				first = leo
+			}
+		}
+		return nil
+	})
+}

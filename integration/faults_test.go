@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -240,6 +242,25 @@ func TestFaultFsyncFailureMovesLeadership(t *testing.T) {
 		return nil
 	})
 	t.Logf("leadership and ISR membership left broker %d %v after its fsync failed", victimID, time.Since(failed).Round(time.Millisecond))
+	// DescribeLogDirs (kafka-log-dirs.sh, kadm) reports the directory
+	// offline with KAFKA_STORAGE_ERROR.
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	dirs, err := kadm.NewClient(client(t, victim.addr)).DescribeBrokerLogDirs(dctx, victimID, nil)
+	dcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range dirs {
+		if !errors.Is(d.Err, kerr.KafkaStorageError) || len(d.Topics) != 0 {
+			t.Errorf("broker %d log dir %s after the fault: err %v, %d topics; want KAFKA_STORAGE_ERROR", victimID, name, d.Err, len(d.Topics))
+		}
+	}
+	if len(dirs) != 1 {
+		t.Errorf("broker %d describes %d log dirs, want 1", victimID, len(dirs))
+	}
+	if code, err := doRequest(http.MethodGet, "http://"+victim.httpAddr+"/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("readyz of a broker with an offline log directory: %v %v, want 503", code, err)
+	}
 	before := bp.a.count()
 	bp.waitAcked(t, before+500)
 	bp.stop()
@@ -460,5 +481,44 @@ func TestFaultEtcdOutageSurvived(t *testing.T) {
 			}
 		}
 		checkHistory(t, p, all.byPart[p], history)
+	}
+}
+
+// TestFaultPartitionOpenRetried makes the first opens of a new topic's
+// logs fail: the topic is created, another topic is served meanwhile, and
+// once the disk behaves the broker opens the missing logs by itself and
+// produce to every partition works, without a restart.
+func TestFaultPartitionOpenRetried(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "--test-fault-injection")
+	createTopic(t, p.addr, "healthy", 1, nil)
+	resp, err := http.Post("http://"+p.httpAddr+"/debug/faults?op=create&errno=EIO&match=/retried-", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	createTopic(t, p.addr, "retried", 3, nil)
+	cl := client(t, p.addr, kgo.RequiredAcks(kgo.AllISRAcks()))
+	if r := produceRaw(t, cl, "healthy", buildBatch(-1, -1, 0, "ok")); r.ErrorCode != 0 {
+		t.Fatalf("produce to another topic while opens fail: code %d", r.ErrorCode)
+	}
+	if r := produceRaw(t, cl, "retried", buildBatch(-1, -1, 0, "early")); r.ErrorCode == 0 {
+		t.Fatalf("produce to a partition whose log failed to open was acknowledged")
+	}
+	if code, err := doRequest(http.MethodDelete, "http://"+p.httpAddr+"/debug/faults"); err != nil || code != http.StatusOK {
+		t.Fatalf("clear faults: %v %v", code, err)
+	}
+	pc := client(t, p.addr, kgo.DefaultProduceTopic("retried"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(3*time.Second))
+	waitFor(t, 20*time.Second, func() error {
+		for part := int32(0); part < 3; part++ {
+			if err := pc.ProduceSync(context.Background(), &kgo.Record{Partition: part, Value: []byte("late")}).FirstErr(); err != nil {
+				return fmt.Errorf("partition %d: %w", part, err)
+			}
+		}
+		return nil
+	})
+	if !strings.Contains(p.output(), "opened partition logs that had failed to open") {
+		t.Fatal("the broker did not report reopening the logs")
 	}
 }

@@ -182,31 +182,50 @@ type proc struct {
 // on free loopback ports. extra are additional flags.
 func startProc(t testing.TB, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, dataDir: t.TempDir(), addr: freeAddr(t), httpAddr: freeAddr(t)}
-	p.args = append([]string{
-		"--data-dir", p.dataDir, "--listen", p.addr, "--http-listen", p.httpAddr,
-		"--embedded-etcd-client-addr", freeAddr(t), "--embedded-etcd-peer-addr", freeAddr(t),
-		"--log-level", "debug",
-	}, extra...)
-	p.start()
+	p := &proc{t: t, dataDir: t.TempDir()}
 	t.Cleanup(func() { p.kill() })
-	return p
+	// The ports are picked by binding and releasing them, so a test running
+	// in parallel can take one in between; a fresh set makes that harmless.
+	for attempt := 0; ; attempt++ {
+		p.addr, p.httpAddr = freeAddr(t), freeAddr(t)
+		p.args = append([]string{
+			"--data-dir", p.dataDir, "--listen", p.addr, "--http-listen", p.httpAddr,
+			"--embedded-etcd-client-addr", freeAddr(t), "--embedded-etcd-peer-addr", freeAddr(t),
+			"--log-level", "debug",
+		}, extra...)
+		err := p.tryStart()
+		if err == nil {
+			return p
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		p.kill()
+	}
 }
 
 func (p *proc) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process and waits until its Kafka listener accepts.
+func (p *proc) tryStart() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(binPath, p.args...)
 	p.out = &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start sluice: %v", err)
+		return fmt.Errorf("start sluice: %w", err)
 	}
 	p.cmd = cmd
 	p.exited = make(chan error, 1)
 	go func() { p.exited <- cmd.Wait() }()
-	waitFor(p.t, 20*time.Second, func() error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		select {
 		case err := <-p.exited:
 			p.exited <- err
@@ -214,12 +233,15 @@ func (p *proc) start() {
 		default:
 		}
 		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err != nil {
-			return err
+		if err == nil {
+			c.Close()
+			return nil
 		}
-		c.Close()
-		return nil
-	})
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sluice not accepting on %s after 20s: %w", p.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

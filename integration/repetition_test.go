@@ -222,8 +222,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
 			ps := resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions
-			if len(ps) != copies || ps[0].ErrorCode != kerr.InvalidRequest.Code || ps[copies-1].ErrorCode != kerr.InvalidRequest.Code {
-				t.Fatalf("answered %d partitions, want %d INVALID_REQUEST", len(ps), copies)
+			if len(ps) != 1 || ps[0].ErrorCode != kerr.InvalidRequest.Code {
+				t.Fatalf("answered %d partitions, want partition 0 INVALID_REQUEST once", len(ps))
 			}
 		}},
 		{"DeleteRecords 100k copies", func() kmsg.Request {
@@ -285,6 +285,29 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 				t.Fatalf("answered %+v, want partition 1 once", ts)
 			}
 		}},
+		{"Fetch 70k copies of a partition, waiting", func() kmsg.Request {
+			r := kmsg.NewPtrFetchRequest()
+			r.Version = 12
+			r.ReplicaID, r.MaxWaitMillis, r.MinBytes, r.MaxBytes = -1, 300, 1<<30, 1<<20
+			r.SessionEpoch = -1
+			rt := kmsg.FetchRequestTopic{Topic: "rep"}
+			end := endOffset(t, w.producer, "rep") // nothing to read: the fetch waits
+			for range 70_000 {                     // past the 65,536 select cases a wait once built
+				rt.Partitions = append(rt.Partitions, kmsg.FetchRequestTopicPartition{Partition: 0, FetchOffset: end, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1, PartitionMaxBytes: 1 << 20})
+			}
+			r.Topics = append(r.Topics, rt)
+			return r
+		}, func(t *testing.T, resp kmsg.Response) {
+			r := resp.(*kmsg.FetchResponse)
+			if r.ErrorCode != 0 || len(r.Topics) == 0 {
+				t.Fatalf("fetch: error %d, %d topics", r.ErrorCode, len(r.Topics))
+			}
+			for _, p := range r.Topics[0].Partitions[:1] {
+				if p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+					t.Fatalf("fetch at the end: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+				}
+			}
+		}},
 		{"FindCoordinator 100k keys", func() kmsg.Request {
 			r := kmsg.NewPtrFindCoordinatorRequest()
 			r.Version = 4
@@ -293,8 +316,8 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 			}
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
-			if cs := resp.(*kmsg.FindCoordinatorResponse).Coordinators; len(cs) != copies || cs[0].ErrorCode != 0 {
-				t.Fatalf("answered %d keys", len(cs))
+			if cs := resp.(*kmsg.FindCoordinatorResponse).Coordinators; len(cs) != 1 || cs[0].ErrorCode != 0 {
+				t.Fatalf("answered %d keys, want the one listed", len(cs))
 			}
 		}},
 		{"OffsetCommit 100k copies of a partition", func() kmsg.Request {
@@ -389,14 +412,15 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		{"LeaveGroup 100k members", func() kmsg.Request {
 			r := kmsg.NewPtrLeaveGroupRequest()
 			r.Version = 5
-			r.Group = "joiners"
+			r.Group = "repgroup" // the well-behaved consumer's group
 			for range copies {
 				r.Members = append(r.Members, kmsg.LeaveGroupRequestMember{MemberID: "nobody"})
 			}
 			return r
 		}, func(t *testing.T, resp kmsg.Response) {
-			if r := resp.(*kmsg.LeaveGroupResponse); r.ErrorCode == 0 && len(r.Members) != copies {
-				t.Fatalf("answered %d members", len(r.Members))
+			r := resp.(*kmsg.LeaveGroupResponse)
+			if r.ErrorCode != 0 || len(r.Members) != 1 || r.Members[0].ErrorCode != kerr.UnknownMemberID.Code {
+				t.Fatalf("answered error %d and %d members, want the one listed, UNKNOWN_MEMBER_ID", r.ErrorCode, len(r.Members))
 			}
 		}},
 	}
@@ -459,6 +483,18 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		if resp.ErrorCode != 0 || resp.Protocol == nil || *resp.Protocol != "a0" || len(resp.Members) != 1 {
 			t.Fatalf("join: error %d, protocol %v, %d members", resp.ErrorCode, resp.Protocol, len(resp.Members))
 		}
+		// The leader's SyncGroup repeats its own assignment 100k times:
+		// the last one is its assignment.
+		sync := kmsg.NewPtrSyncGroupRequest()
+		sync.Version = 5
+		sync.Group, sync.MemberID, sync.Generation = "joiners", first.MemberID, resp.Generation
+		sync.ProtocolType, sync.Protocol = str("consumer"), resp.Protocol
+		for i := range copies {
+			sync.GroupAssignment = append(sync.GroupAssignment, kmsg.SyncGroupRequestGroupAssignment{MemberID: first.MemberID, MemberAssignment: []byte(strconv.Itoa(i))})
+		}
+		if sr := roundTrip(t, addr, sync).(*kmsg.SyncGroupResponse); sr.ErrorCode != 0 || string(sr.MemberAssignment) != strconv.Itoa(copies-1) {
+			t.Fatalf("sync: error %d, assignment %q", sr.ErrorCode, sr.MemberAssignment)
+		}
 		second := roundTrip(t, addr, join("", "b")).(*kmsg.JoinGroupResponse)
 		if second.ErrorCode != kerr.MemberIDRequired.Code {
 			t.Fatalf("second member's join: error %d, want MEMBER_ID_REQUIRED", second.ErrorCode)
@@ -472,10 +508,45 @@ func TestRepetitionAttacksBrokerKeepsServing(t *testing.T) {
 		w.check("JoinGroup")
 		assertServing(t, p, baseGoroutines)
 	})
+	// A KIP-848 member subscribing to one topic named 100k times, then
+	// heartbeating while claiming to own one partition 100k times.
+	t.Run("ConsumerGroupHeartbeat 100k copies", func(t *testing.T) {
+		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		hb.Group, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "cg848", 0, 10000
+		hb.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		for range copies {
+			hb.SubscribedTopicNames = append(hb.SubscribedTopicNames, "rep")
+		}
+		r := roundTrip(t, addr, hb).(*kmsg.ConsumerGroupHeartbeatResponse)
+		if r.ErrorCode != 0 || r.MemberID == nil {
+			t.Fatalf("join: error %d %v", r.ErrorCode, r.ErrorMessage)
+		}
+		owned := kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		if r.Assignment != nil && len(r.Assignment.Topics) > 0 {
+			owned.TopicID = r.Assignment.Topics[0].TopicID
+		}
+		for range copies {
+			owned.Partitions = append(owned.Partitions, 0)
+		}
+		next := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		next.Group, next.MemberID, next.MemberEpoch, next.RebalanceTimeoutMillis = "cg848", *r.MemberID, r.MemberEpoch, -1
+		next.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{owned}
+		if r2 := roundTrip(t, addr, next).(*kmsg.ConsumerGroupHeartbeatResponse); r2.ErrorCode != 0 && r2.ErrorCode != kerr.FencedMemberEpoch.Code {
+			t.Fatalf("heartbeat: error %d %v", r2.ErrorCode, r2.ErrorMessage)
+		}
+		d := kmsg.NewPtrConsumerGroupDescribeRequest()
+		d.Groups = []string{"cg848"}
+		if gs := roundTrip(t, addr, d).(*kmsg.ConsumerGroupDescribeResponse).Groups; len(gs) != 1 || len(gs[0].Members) != 1 || len(gs[0].Members[0].SubscribedTopics) != 1 {
+			t.Fatalf("described %+v, want one member subscribed to rep once", gs)
+		}
+		w.t = t
+		w.check("ConsumerGroupHeartbeat")
+		assertServing(t, p, baseGoroutines)
+	})
 }
 
-// assertServing checks the broker process is alive and its goroutines have
-// not multiplied.
+// assertServing checks the broker process is alive and its goroutines and
+// memory have not multiplied.
 func assertServing(t *testing.T, p *proc, base float64) {
 	t.Helper()
 	select {
@@ -484,7 +555,15 @@ func assertServing(t *testing.T, p *proc, base float64) {
 		t.Fatalf("broker exited: %v\n%s", err, p.output())
 	default:
 	}
+	if n := p.metric(t, "sluice_request_panics_total"); n != 0 {
+		t.Fatalf("%v panics while serving requests\n%s", n, p.output())
+	}
 	if g := p.metric(t, "go_goroutines"); g > base+200 {
 		t.Fatalf("broker runs %v goroutines, %v before the attacks", g, base)
+	}
+	// Each attack is a few MiB of request; answering it must not take
+	// orders of magnitude more.
+	if rss := p.metric(t, "process_resident_memory_bytes"); rss > 1<<30 {
+		t.Fatalf("broker resident memory %.0f MiB", rss/(1<<20))
 	}
 }

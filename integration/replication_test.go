@@ -106,7 +106,7 @@ func TestReplicaKill9LeadersKeepsAckedRecords(t *testing.T) {
 	}
 
 	// Every replica holds the same records, byte for byte in value and offset.
-	time.Sleep(time.Second) // the last fetches land
+	c.waitReplicasCaughtUp(topic, 3, 3, 30*time.Second)
 	for _, id := range c.ids() {
 		c.procs[id].kill()
 	}
@@ -400,8 +400,8 @@ func TestReplicaDivergentFollowerTruncated(t *testing.T) {
 	c.waitISR(topic, 3, 60*time.Second)
 	produce("rejoined", 2)
 	c.waitISR(topic, 3, 30*time.Second)
-	// Let the last fetches land, then compare the files.
-	time.Sleep(time.Second)
+	// Wait for the last fetches to land, then compare the files.
+	c.waitReplicasCaughtUp(topic, 1, 3, 30*time.Second)
 	for _, id := range c.ids() {
 		c.procs[id].kill()
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicedev/sluice/metadata"
+	"github.com/sluicedev/sluice/metadata/etcdtest"
 )
 
 func clientEntity(name string) metadata.QuotaEntity {
@@ -138,5 +139,36 @@ func testClientQuotaWatch(t *testing.T, s metadata.Store) {
 	ev = recvQuota(t, ch)
 	if ev.Type != metadata.EventDelete || ev.Quota.Entity != b || ev.Quota.Values["producer_byte_rate"] != 7 {
 		t.Fatalf("delete event %+v", ev)
+	}
+}
+
+// TestEtcdQuotaKeyLayout pins the quota keys and records an operator reads
+// with etcdctl: one key per entity, defaults as <default>, names escaped.
+func TestEtcdQuotaKeyLayout(t *testing.T) {
+	s, err := metadata.NewEtcd(ctxT(t), metadata.EtcdConfig{Endpoints: etcdtest.StartEmbedded(t), Prefix: "/qlayout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := ctxT(t)
+	for _, e := range []metadata.QuotaEntity{
+		defaultClient,
+		clientEntity("a/b<c>"),
+		{User: metadata.QuotaName{Name: "alice"}, ClientID: metadata.QuotaName{Default: true}},
+	} {
+		if _, err := s.SetClientQuota(ctx, metadata.ClientQuota{Entity: e, Values: map[string]float64{"producer_byte_rate": 1024}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := metadata.KeysForTest(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/quotas/client-id/<default>", "/quotas/client-id/a%2Fb%3Cc%3E", "/quotas/user/alice/client-id/<default>"}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys %v, want %v", keys, want)
+	}
+	if raw, _ := metadata.RawGetForTest(ctx, s, "/quotas/client-id/<default>"); raw != `{"producer_byte_rate":1024}` {
+		t.Fatalf("record %s", raw)
 	}
 }

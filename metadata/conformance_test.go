@@ -30,6 +30,7 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"TopicDelete", testTopicDelete},
 		{"TopicWatch", testTopicWatch},
 		{"BrokerConfigs", testBrokerConfigs},
+		{"BrokerConfigsWatch", testBrokerConfigsWatch},
 		{"BrokerRegister", testBrokerRegister},
 		{"BrokerLeaseLost", testBrokerLeaseLost},
 		{"BrokerWatch", testBrokerWatch},
@@ -802,5 +803,47 @@ func testProducerIDsUnique(t *testing.T, s metadata.Store) {
 			}
 			seen[id] = true
 		}
+	}
+}
+
+func testBrokerConfigsWatch(t *testing.T, s metadata.Store) {
+	ctx := ctxT(t)
+	if err := s.SetBrokerConfigs(ctx, -1, map[string]string{"log.retention.ms": "7"}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.WatchBrokerConfigs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() metadata.BrokerConfigsEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatal("broker configs watch closed")
+			}
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no broker configs event within 10s")
+		}
+		return metadata.BrokerConfigsEvent{}
+	}
+	ev := recv()
+	if ev.Type != metadata.EventPut || !ev.Snapshot || ev.NodeID != -1 || ev.Configs["log.retention.ms"] != "7" {
+		t.Fatalf("snapshot event %+v", ev)
+	}
+	if err := s.SetBrokerConfigs(ctx, 3, map[string]string{"max.connections": "10"}); err != nil {
+		t.Fatal(err)
+	}
+	ev = recv()
+	if ev.Type != metadata.EventPut || ev.Snapshot || ev.NodeID != 3 || !reflect.DeepEqual(ev.Configs, map[string]string{"max.connections": "10"}) {
+		t.Fatalf("put event %+v", ev)
+	}
+	if err := s.SetBrokerConfigs(ctx, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev = recv()
+	if ev.Type != metadata.EventDelete || ev.NodeID != 3 || len(ev.Configs) != 0 {
+		t.Fatalf("delete event %+v", ev)
 	}
 }

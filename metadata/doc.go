@@ -39,6 +39,12 @@
 //	                                     "partition_epoch":9}
 //	<prefix>/configs/brokers/<node id>  {"log.retention.ms":"5"}: dynamic broker
 //	                                    configs; node id -1 holds cluster-wide defaults
+//	<prefix>/quotas/client-id/<c>       {"producer_byte_rate":1048576}: client quotas
+//	<prefix>/quotas/user/<u>            of one entity; <u> and <c> are "<default>"
+//	<prefix>/quotas/user/<u>/client-id/<c> or the path-escaped name (so a name
+//	                                    holds no '/' and never reads as the default);
+//	                                    written with compare-and-swap, deleted when
+//	                                    the entity has no quota left
 //	<prefix>/controller/<lease hex>     node id of a controller candidate (etcd
 //	                                    concurrency election: oldest key wins)
 //

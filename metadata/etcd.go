@@ -103,7 +103,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		// before it tries again. Brokers re-register and re-elect only once
 		// the client reconnects, so the wait is capped at reconnectMaxDelay.
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
 			MinConnectTimeout: cfg.DialTimeout,
 		})},
 	})
@@ -361,6 +361,35 @@ func (e *Etcd) SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[s
 		return fmt.Errorf("metadata: set broker %d configs: %w", nodeID, err)
 	}
 	return nil
+}
+
+// WatchBrokerConfigs implements Store.
+func (e *Etcd) WatchBrokerConfigs(ctx context.Context) (<-chan BrokerConfigsEvent, error) {
+	ch := make(chan BrokerConfigsEvent, watchBuffer)
+	emit := func(ctx context.Context, ev kvEvent) bool {
+		id, err := strconv.ParseInt(ev.key, 10, 32)
+		if err != nil {
+			e.log.Warn("skipping broker configs under an unknown key", "key", ev.key)
+			return true
+		}
+		out := BrokerConfigsEvent{Type: ev.typ, NodeID: int32(id), Configs: map[string]string{}, Snapshot: ev.snapshot}
+		if ev.typ == EventPut {
+			if err := json.Unmarshal(ev.value, &out.Configs); err != nil {
+				e.log.Warn("skipping undecodable broker configs", "key", ev.key, "err", err)
+				return true
+			}
+		}
+		select {
+		case ch <- out:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if err := e.watchPrefix(ctx, e.key("configs", "brokers")+"/", nil, emit, func() { close(ch) }); err != nil {
+		return nil, wrapWatchErr("broker configs", err)
+	}
+	return ch, nil
 }
 
 // trackLease registers l for release on Close; it fails once the store is

@@ -39,6 +39,7 @@ type Memory struct {
 		partitionWatchers map[*memWatcher[PartitionEvent]]struct{}
 		quotas            map[string]ClientQuota // by quotaKey
 		quotaWatchers     map[*memWatcher[ClientQuotaEvent]]struct{}
+		configWatchers    map[*memWatcher[BrokerConfigsEvent]]struct{}
 	}
 }
 
@@ -71,6 +72,7 @@ func NewMemory() *Memory {
 	m.mu.partitionWatchers = map[*memWatcher[PartitionEvent]]struct{}{}
 	m.mu.quotas = map[string]ClientQuota{}
 	m.mu.quotaWatchers = map[*memWatcher[ClientQuotaEvent]]struct{}{}
+	m.mu.configWatchers = map[*memWatcher[BrokerConfigsEvent]]struct{}{}
 	return m
 }
 
@@ -250,6 +252,22 @@ func (m *Memory) BrokerConfigs(_ context.Context, nodeID int32) (map[string]stri
 	return cloneConfigs(m.mu.configs[nodeID]), nil
 }
 
+// WatchBrokerConfigs implements Store.
+func (m *Memory) WatchBrokerConfigs(ctx context.Context) (<-chan BrokerConfigsEvent, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	w := newMemWatcher[BrokerConfigsEvent]()
+	ids := slices.Sorted(maps.Keys(m.mu.configs))
+	for _, id := range ids {
+		w.push(BrokerConfigsEvent{Type: EventPut, NodeID: id, Configs: cloneConfigs(m.mu.configs[id]), Snapshot: true})
+	}
+	m.mu.configWatchers[w] = struct{}{}
+	m.startWatchLocked(ctx, w.pump, func() { delete(m.mu.configWatchers, w) })
+	return w.out, nil
+}
+
 // SetBrokerConfigs implements Store.
 func (m *Memory) SetBrokerConfigs(_ context.Context, nodeID int32, configs map[string]string) error {
 	if err := m.lock(); err != nil {
@@ -257,10 +275,18 @@ func (m *Memory) SetBrokerConfigs(_ context.Context, nodeID int32, configs map[s
 	}
 	defer m.mu.Unlock()
 	m.mu.rev++
+	typ := EventPut
 	if len(configs) == 0 {
+		if _, ok := m.mu.configs[nodeID]; !ok {
+			return nil
+		}
 		delete(m.mu.configs, nodeID)
+		typ = EventDelete
 	} else {
 		m.mu.configs[nodeID] = cloneConfigs(configs)
+	}
+	for w := range m.mu.configWatchers {
+		w.push(BrokerConfigsEvent{Type: typ, NodeID: nodeID, Configs: cloneConfigs(configs)})
 	}
 	return nil
 }

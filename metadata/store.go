@@ -138,6 +138,16 @@ func (e EventType) String() string {
 	}
 }
 
+// BrokerConfigsEvent is one change seen by WatchBrokerConfigs: the dynamic
+// configs of NodeID (-1: the cluster-wide defaults) after it; a delete
+// carries none.
+type BrokerConfigsEvent struct {
+	Type     EventType
+	NodeID   int32
+	Configs  map[string]string
+	Snapshot bool // as in TopicEvent
+}
+
 // TopicEvent is one change seen by WatchTopics.
 type TopicEvent struct {
 	Type  EventType
@@ -232,6 +242,11 @@ type Store interface {
 	// SetBrokerConfigs replaces the dynamic configs of one broker (nodeID -1:
 	// the cluster-wide defaults); an empty map removes them all.
 	SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[string]string) error
+	// WatchBrokerConfigs sends one put per broker (and the cluster-wide
+	// defaults) with dynamic configs (Snapshot set), then every change,
+	// until ctx ends (the channel is then closed). Every broker watches it,
+	// so a setting altered through any broker applies on all of them.
+	WatchBrokerConfigs(ctx context.Context) (<-chan BrokerConfigsEvent, error)
 
 	// PartitionState returns the state of one partition or
 	// ErrPartitionNotFound.

@@ -66,8 +66,9 @@ type partKey struct {
 
 // Store manages the data directory: one Log per "<topic>-<partition>"
 // subdirectory. It is safe for concurrent use; Store.mu is taken before
-// any Log lock and never held during a Log's I/O except while opening a
-// new partition.
+// any Log lock and never held during I/O: a partition being opened (which
+// may recover its segments) is marked in mu.opening, and whoever wants the
+// same partition, or to delete its topic, waits for that open alone.
 type Store struct {
 	dir    string
 	opts   StoreOptions
@@ -83,8 +84,11 @@ type Store struct {
 
 	mu struct {
 		sync.Mutex
-		logs   map[partKey]*Log
-		closed bool
+		logs map[partKey]*Log
+		// opening holds the partitions being opened by Log, each with a
+		// channel closed when its open has ended, either way.
+		opening map[partKey]chan struct{}
+		closed  bool
 	}
 }
 
@@ -106,6 +110,7 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	}
 	s := &Store{dir: filepath.Clean(dir), opts: opts, logger: opts.Logger.With("data_dir", dir)}
 	s.mu.logs = map[partKey]*Log{}
+	s.mu.opening = map[partKey]chan struct{}{}
 	s.retentionDue.Store(opts.Clock().Add(min(opts.RetentionInterval, retentionInitialDelay)).UnixNano())
 	if err := opts.FS.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
@@ -204,20 +209,46 @@ func (s *Store) Log(topic string, partition int32, cfg Config) (*Log, error) {
 	}
 	k := partKey{topic, partition}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
+	for {
+		if s.mu.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if l, ok := s.mu.logs[k]; ok {
+			s.mu.Unlock()
+			l.SetConfig(cfg)
+			return l, nil
+		}
+		ch, busy := s.mu.opening[k]
+		if !busy {
+			break
+		}
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	done := make(chan struct{})
+	s.mu.opening[k] = done
+	s.mu.Unlock()
+
+	l, err := Open(s.partDir(k), s.logOptions(cfg))
+
+	s.mu.Lock()
+	delete(s.mu.opening, k)
+	close(done)
+	closed := s.mu.closed
+	if err == nil && !closed {
+		l.store = s
+		s.mu.logs[k] = l
+	}
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		return nil, err
+	case closed: // Close did not see this log; it must not stay open
+		_ = l.Close()
 		return nil, ErrClosed
 	}
-	if l, ok := s.mu.logs[k]; ok {
-		l.SetConfig(cfg)
-		return l, nil
-	}
-	l, err := Open(s.partDir(k), s.logOptions(cfg))
-	if err != nil {
-		return nil, err
-	}
-	l.store = s
-	s.mu.logs[k] = l
 	return l, nil
 }
 
@@ -258,6 +289,23 @@ func (s *Store) DeleteTopic(topic string) error {
 		return err
 	}
 	s.mu.Lock()
+	// A partition of the topic being opened is waited for, so that its
+	// directory is not created again behind the deletion.
+	for {
+		var busy chan struct{}
+		for k, ch := range s.mu.opening {
+			if k.topic == topic {
+				busy = ch
+				break
+			}
+		}
+		if busy == nil {
+			break
+		}
+		s.mu.Unlock()
+		<-busy
+		s.mu.Lock()
+	}
 	if s.mu.closed {
 		s.mu.Unlock()
 		return ErrClosed
@@ -403,7 +451,16 @@ func (s *Store) Close() error {
 	for _, l := range s.mu.logs {
 		logs = append(logs, l)
 	}
+	opening := make([]chan struct{}, 0, len(s.mu.opening))
+	for _, ch := range s.mu.opening {
+		opening = append(opening, ch)
+	}
 	s.mu.Unlock()
+	// An open under way closes its own log when it sees closed; wait for
+	// it, so nothing is left open after Close.
+	for _, ch := range opening {
+		<-ch
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(logs))
 	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0), 2))

@@ -253,3 +253,84 @@ func TestStoreForgetsClosedLog(t *testing.T) {
 		t.Fatal("deleted log still listed")
 	}
 }
+
+// gateFS holds every file creation under one directory until released, to
+// stand for a partition whose open is slow (recovery of a large log).
+type gateFS struct {
+	vfs.FS
+	dir     string
+	entered chan struct{} // closed at the first held call
+	once    bool
+	release chan struct{}
+}
+
+func (g *gateFS) hold(name string) {
+	if !strings.HasPrefix(name, g.dir) {
+		return
+	}
+	if !g.once {
+		g.once = true
+		close(g.entered)
+	}
+	<-g.release
+}
+
+func (g *gateFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	g.hold(name)
+	return g.FS.OpenFile(name, flag, perm)
+}
+
+func (g *gateFS) Create(name string) (vfs.File, error) {
+	g.hold(name)
+	return g.FS.Create(name)
+}
+
+// TestStoreSlowOpenBlocksOnlyItsPartition opens a partition whose file
+// system stalls: meanwhile other partitions open, Logs lists the open ones
+// and maintenance runs, and a second Log of the stalled partition waits
+// for the first and gets the same log.
+func TestStoreSlowOpenBlocksOnlyItsPartition(t *testing.T) {
+	t.Parallel()
+	g := &gateFS{FS: vfs.NewMem(), dir: "/data/slow-0", entered: make(chan struct{}), release: make(chan struct{})}
+	s := openTestStore(t, g, StoreOptions{})
+	fast, err := s.Log("fast", 0, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan *Log, 2)
+	for range 2 {
+		go func() {
+			l, err := s.Log("slow", 0, Config{})
+			if err != nil {
+				t.Error(err)
+			}
+			slow <- l
+		}()
+	}
+	<-g.entered
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.Log("other", 3, Config{}); err != nil {
+			t.Error(err)
+		}
+		if n := len(s.Logs()); n != 2 {
+			t.Errorf("Logs lists %d logs while one opens, want fast-0 and other-3", n)
+		}
+		s.Maintain(time.Now())
+		mustAppend(t, fast, mkBatch(t, spec{}), leader)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store is blocked behind one partition's open")
+	}
+	close(g.release)
+	a, b := <-slow, <-slow
+	if a == nil || a != b {
+		t.Fatalf("two opens of one partition gave %p and %p", a, b)
+	}
+	if n := len(s.Logs()); n != 3 {
+		t.Fatalf("Logs lists %d logs, want 3", n)
+	}
+}

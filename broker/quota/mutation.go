@@ -26,8 +26,11 @@ type Mutations struct {
 // v5+) are refused while the quota is exhausted; older ones are always
 // accepted and throttled afterwards, as Kafka's permissive quota does.
 func (m *Manager) Mutations(user, clientID string, strict bool) *Mutations {
-	now := m.nowMs()
 	q := &Mutations{m: m, strict: strict}
+	if m.active[ControllerMutation].Load() == 0 {
+		return q
+	}
+	now := m.nowMs()
 	res, s, ok := m.resolve(ControllerMutation, user, clientID, now)
 	if !ok {
 		return q
@@ -70,7 +73,7 @@ func (q *Mutations) Record(n int) error {
 // violated keeps the throttle of a negative bucket: the time it takes to
 // refill to zero (Kafka: -tokens/quota seconds).
 func (q *Mutations) violated(tokens float64, now int64) {
-	q.throttle = math.Round(-tokens / q.limit * 1000)
+	q.throttle = min(math.Round(-tokens/q.limit*1000), math.MaxInt32)
 	q.at = now
 }
 

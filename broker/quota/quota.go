@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,6 +82,9 @@ type Manager struct {
 	now     func() time.Time
 	samples [numTypes]int
 	window  [numTypes]int64 // ms
+	// active mirrors mu.count so that requests of a type without quotas
+	// (the common case) cost one atomic load, not a shared lock.
+	active [numTypes]atomic.Int32
 
 	mu struct {
 		sync.RWMutex
@@ -171,6 +175,7 @@ func (m *Manager) SetQuotas(e Entity, limits map[Type]float64) {
 			m.mu.count[t]--
 			c.stats[t] = nil
 		}
+		m.active[t].Store(int32(m.mu.count[t]))
 	}
 	if c.limits == ([numTypes]float64{}) {
 		delete(m.mu.quotas, e)
@@ -233,6 +238,9 @@ func (m *Manager) resolveLocked(t Type, user, clientID string) (resolution, bool
 // resolve returns the applicable quota and its sensor (created on first
 // use), or false when no quota applies.
 func (m *Manager) resolve(t Type, user, clientID string, now int64) (resolution, *sensor, bool) {
+	if m.active[t].Load() == 0 {
+		return resolution{}, nil, false
+	}
 	m.mu.RLock()
 	res, ok := m.resolveLocked(t, user, clientID)
 	var s *sensor
@@ -292,6 +300,9 @@ type Usage struct {
 // (rate-quota)/quota*window, rounded to the millisecond, when the rate
 // including value exceeds the quota.
 func (m *Manager) Record(t Type, user, clientID string, value float64) Usage {
+	if m.active[t].Load() == 0 {
+		return Usage{}
+	}
 	now := m.nowMs()
 	res, s, ok := m.resolve(t, user, clientID, now)
 	if !ok {
@@ -305,7 +316,9 @@ func (m *Manager) Record(t Type, user, clientID string, value float64) Usage {
 	s.mu.Unlock()
 	u := Usage{m: m, t: t, s: s, st: res.stats, value: value}
 	if rate > res.limit {
-		u.Throttle = time.Duration(math.Round((rate-res.limit)/res.limit*float64(size))) * time.Millisecond
+		// Capped at what throttle_time_ms (int32) can carry.
+		ms := min(math.Round((rate-res.limit)/res.limit*float64(size)), math.MaxInt32)
+		u.Throttle = time.Duration(ms) * time.Millisecond
 	}
 	return u
 }
@@ -356,6 +369,9 @@ func Percent(d time.Duration) float64 { return float64(d) * 100 / float64(time.S
 // fetch.max.bytes, so one response never earns an unbounded throttle.
 // False when no quota applies.
 func (m *Manager) MaxInWindow(t Type, user, clientID string) (float64, bool) {
+	if m.active[t].Load() == 0 {
+		return 0, false
+	}
 	m.mu.RLock()
 	res, ok := m.resolveLocked(t, user, clientID)
 	m.mu.RUnlock()

@@ -288,3 +288,41 @@ func TestQuotaProducerHeldToQuota(t *testing.T) {
 		t.Fatalf("held at %.0f B/s, want within 15%% of %.0f", got, quota)
 	}
 }
+
+// BenchmarkQuotaRecord is the cost a produce pays: its bytes and its
+// handling time recorded, with and without a quota that applies.
+func BenchmarkQuotaRecord(b *testing.B) {
+	for _, configured := range []bool{false, true} {
+		name := "none"
+		if configured {
+			name = "default-client-id"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := New(Config{})
+			if configured {
+				m.SetQuotas(defaultClient, map[Type]float64{Produce: 1e12, Request: 1e9})
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m.Record(Produce, "", "bench-client", 16384).Keep(0)
+					m.Record(Request, "", "bench-client", Percent(50*time.Microsecond)).Keep(0)
+				}
+			})
+		})
+	}
+}
+
+func TestQuotaThrottleCapped(t *testing.T) {
+	t.Parallel()
+	m, _ := newTest(t)
+	m.SetQuotas(client("c"), map[Type]float64{Produce: 1e-12, ControllerMutation: 1e-12})
+	if u := m.Record(Produce, "", "c", 1e9); u.Throttle != math.MaxInt32*time.Millisecond {
+		t.Fatalf("throttle %v, want the int32 millisecond cap", u.Throttle)
+	}
+	q := m.Mutations("", "c", false)
+	_ = q.Record(1e6)
+	if q.Throttle() != math.MaxInt32*time.Millisecond {
+		t.Fatalf("mutation throttle %v, want the cap", q.Throttle())
+	}
+}
