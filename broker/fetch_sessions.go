@@ -37,6 +37,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,17 @@ import (
 // Kafka's MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS.
 const sessionEvictionAge = 120 * time.Second
 
+// maxSessionPartitions bounds the partitions cached across all sessions
+// (about 300 bytes each, so some 300 MiB at most). Kafka bounds only the
+// number of sessions; but a session outlives its request, so without this
+// a few full fetches naming millions of made-up partitions would keep
+// their memory for good. A full fetch that does not fit gets no session
+// (id 0, a legal answer), and an incremental fetch that would grow its
+// session past the bound closes it and is answered without one, which
+// tells the client to go back to full fetches, as for a session emptied by
+// forgotten topics.
+const maxSessionPartitions = 1 << 20
+
 // fetchSessionCache is the broker's fetch sessions.
 type fetchSessionCache struct {
 	slots      int
@@ -57,20 +69,24 @@ type fetchSessionCache struct {
 	// (*[]fetchPart), so a steady incremental consumer does not allocate
 	// its session's size every round.
 	snapshots sync.Pool
+	// partitions is the total cached across sessions, written under mu,
+	// read without it to bound a session's growth; partitionBudget bounds
+	// it (maxSessionPartitions).
+	partitions      atomic.Int64
+	partitionBudget int64
 
 	mu struct {
 		sync.Mutex
-		rng        *rand.Rand
-		sessions   map[int32]*fetchSession
-		partitions int // total cached partitions, for the gauge
-		evictions  uint64
+		rng       *rand.Rand
+		sessions  map[int32]*fetchSession
+		evictions uint64
 	}
 }
 
 // newFetchSessionCache makes a cache of slots sessions; rng picks session
 // ids (injected so tests are deterministic).
 func newFetchSessionCache(slots int, evictAfter time.Duration, rng *rand.Rand) *fetchSessionCache {
-	c := &fetchSessionCache{slots: slots, evictAfter: evictAfter}
+	c := &fetchSessionCache{slots: slots, evictAfter: evictAfter, partitionBudget: maxSessionPartitions}
 	c.mu.rng = rng
 	c.mu.sessions = map[int32]*fetchSession{}
 	return c
@@ -179,9 +195,10 @@ func (c *fetchSessionCache) open(req *kmsg.FetchRequest, privileged bool, now ti
 		s.mu.Unlock()
 		return fetchContext{errCode: kerr.FetchSessionTopicIDError.Code}
 	}
+	before := s.mu.order.Len()
 	s.updateLocked(req)
 	size := s.mu.order.Len()
-	if size == 0 {
+	if size == 0 || (size > before && c.partitions.Load()+int64(size-before) > c.partitionBudget) {
 		s.mu.Unlock()
 		c.removeSession(s)
 		return fetchContext{parts: distinctParts(req)}
@@ -301,6 +318,9 @@ func (c *fetchSessionCache) create(fc *fetchContext, now time.Time) int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	size := len(fc.parts)
+	if c.partitions.Load()+int64(size) > c.partitionBudget {
+		return 0
+	}
 	if len(c.mu.sessions) >= c.slots && !c.evictLocked(fc.privileged, size, now) {
 		return 0
 	}
@@ -319,7 +339,7 @@ func (c *fetchSessionCache) create(fc *fetchContext, now time.Time) int32 {
 		s.mu.parts[sp.key] = sp
 	}
 	c.mu.sessions[s.id] = s
-	c.mu.partitions += size
+	c.partitions.Add(int64(size))
 	return s.id
 }
 
@@ -377,7 +397,7 @@ func (c *fetchSessionCache) touch(s *fetchSession, size int, now time.Time) {
 	if s.size < 0 {
 		return // removed meanwhile
 	}
-	c.mu.partitions += size - s.size
+	c.partitions.Add(int64(size - s.size))
 	s.size, s.lastUsed = size, now
 }
 
@@ -400,7 +420,7 @@ func (c *fetchSessionCache) removeSession(s *fetchSession) {
 
 func (c *fetchSessionCache) removeLocked(s *fetchSession) {
 	delete(c.mu.sessions, s.id)
-	c.mu.partitions -= s.size
+	c.partitions.Add(-int64(s.size))
 	s.size = -1
 }
 
@@ -409,7 +429,7 @@ func (c *fetchSessionCache) removeLocked(s *fetchSession) {
 func (c *fetchSessionCache) stats() (sessions, partitions int, evictions uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.mu.sessions), c.mu.partitions, c.mu.evictions
+	return len(c.mu.sessions), int(c.partitions.Load()), c.mu.evictions
 }
 
 // collectors are the cache's metrics, Kafka's NumIncrementalFetchSessions,

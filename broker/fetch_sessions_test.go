@@ -296,3 +296,37 @@ func TestHasRepeats(t *testing.T) {
 		t.Fatal("distinct topics with the same partition numbers seen as repeats")
 	}
 }
+
+// Sessions outlive their requests, so the partitions they cache are
+// bounded: a full fetch that does not fit gets no session, and an
+// incremental one that would grow past the bound closes its session and
+// is answered without one.
+func TestFetchSessionPartitionBudget(t *testing.T) {
+	t.Parallel()
+	c, clk := testCache(10)
+	c.partitionBudget = 5
+	id := newSession(t, c, clk.now, false, 3)
+	if id == 0 {
+		t.Fatal("no session within the budget")
+	}
+	if other := newSession(t, c, clk.now, false, 3); other != 0 {
+		t.Fatal("a session past the budget was created")
+	}
+	fc := c.open(sessReq(id, 1, 3), false, clk.now) // 4 of 5: fits
+	if fc.errCode != 0 || fc.sess == nil || len(fc.parts) != 4 {
+		t.Fatalf("growth within the budget: error %d, %d parts", fc.errCode, len(fc.parts))
+	}
+	if !c.finish(&fc, kmsg.NewPtrFetchResponse(), clk.now) {
+		t.Fatal("finish")
+	}
+	fc = c.open(sessReq(id, 2, 4, 5), false, clk.now) // 6 of 5
+	if fc.errCode != 0 || fc.sess != nil || len(fc.parts) != 2 {
+		t.Fatalf("growth past the budget: error %d, session kept %v, %d parts; want a sessionless answer for the 2 named", fc.errCode, fc.sess != nil, len(fc.parts))
+	}
+	if alive(c, id, clk.now) {
+		t.Fatal("the session that outgrew the budget is still open")
+	}
+	if _, p, _ := c.stats(); p != 0 {
+		t.Fatalf("%d partitions still counted", p)
+	}
+}
