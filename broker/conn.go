@@ -168,6 +168,26 @@ var errOverBudget = errors.New("broker: request larger than queued.max.request.b
 type hold struct {
 	slot        bool
 	frame, resp int64
+	decode      int64 // what the decoded request is counted for beyond its frame
+}
+
+// decodeFactor is how many times its frame's size a request other than
+// Produce and Fetch counts against queued.max.request.bytes. kmsg decodes
+// each list entry, a few bytes on the wire, into a struct of tens of
+// bytes, so a frame of many tiny entries (a repetition attack) takes up to
+// about 16 times its size in memory while it is handled; counting the
+// wire bytes alone would let the budget be spent many times over. Produce
+// and Fetch frames are mostly record bytes and partition entries, and are
+// counted as they are.
+const decodeFactor = 16
+
+// decodeCharge is what a request of API key in a frame of n bytes counts
+// for beyond the frame itself.
+func decodeCharge(key int16, n int) int64 {
+	if recyclable(key) {
+		return 0
+	}
+	return int64(n) * (decodeFactor - 1)
 }
 
 // countsAsQueued reports whether requests of API key take a
@@ -198,14 +218,15 @@ func (c *conn) admitFrame(ctx context.Context, br *bufio.Reader, maxFrame int32)
 	if size < 2 || size > maxFrame {
 		return hold{}, nil
 	}
-	if !c.b.queued.bytes.fits(int64(size)) {
-		return hold{}, fmt.Errorf("%w: %d bytes", errOverBudget, size)
-	}
 	head, err = br.Peek(6)
 	if err != nil {
 		return hold{}, err
 	}
-	h, err := c.reserve(ctx, int16(binary.BigEndian.Uint16(head[4:])), int(size))
+	key := int16(binary.BigEndian.Uint16(head[4:]))
+	if !c.b.queued.bytes.fits(int64(size) + decodeCharge(key, int(size))) {
+		return hold{}, fmt.Errorf("%w: %d bytes (API key %d)", errOverBudget, size, key)
+	}
+	h, err := c.reserve(ctx, key, int(size))
 	if err != nil {
 		return hold{}, err
 	}
@@ -229,16 +250,21 @@ func (c *conn) reserve(ctx context.Context, key int16, n int) (hold, error) {
 		}
 		h.slot = true
 	}
+	extra := decodeCharge(key, n)
 	if cap(c.frame) >= n && (cap(c.frame) <= smallFrame || !c.b.queued.bytes.contended()) {
-		h.frame, c.frameMem = c.frameMem, 0
+		if err := c.b.queued.bytes.acquire(ctx, extra); err != nil {
+			c.releaseHold(&h)
+			return hold{}, err
+		}
+		h.frame, h.decode, c.frameMem = c.frameMem, extra, 0
 		return h, nil
 	}
 	c.dropFrame()
-	if err := c.b.queued.bytes.acquire(ctx, int64(n)); err != nil {
+	if err := c.b.queued.bytes.acquire(ctx, int64(n)+extra); err != nil {
 		c.releaseHold(&h)
 		return hold{}, err
 	}
-	h.frame = int64(n)
+	h.frame, h.decode = int64(n), extra
 	return h, nil
 }
 
@@ -251,7 +277,7 @@ func (c *conn) releaseHold(h *hold) {
 	if h.slot {
 		c.b.queued.requests.release(1)
 	}
-	c.b.queued.bytes.release(h.frame + h.resp)
+	c.b.queued.bytes.release(h.frame + h.resp + h.decode)
 	*h = hold{}
 }
 
