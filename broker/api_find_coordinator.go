@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 func (b *Broker) findCoordinatorAPI() api {
@@ -31,7 +32,7 @@ func (b *Broker) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Re
 		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
 		return resp, nil
 	}
-	for _, key := range uniqueStrings(req.CoordinatorKeys) { // a repeated key is answered once
+	for _, key := range uniq.Strings(req.CoordinatorKeys) { // a repeated key is answered once
 		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(ctx, key, req.CoordinatorType))
 	}
 	return resp, nil

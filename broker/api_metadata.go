@@ -21,6 +21,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 func (b *Broker) metadataAPI() api { return api{key: 3, min: 0, max: 12, handle: b.handleMetadata} }
@@ -73,9 +75,9 @@ func uniqueMetadataTopics(ts []kmsg.MetadataRequestTopic) []kmsg.MetadataRequest
 	if len(ts) < 2 {
 		return ts
 	}
-	names := make(map[string]bool, sizeHint(len(ts)))
+	names := make(map[string]bool, uniq.SizeHint(len(ts)))
 	ids := map[[16]byte]bool{}
-	out := make([]kmsg.MetadataRequestTopic, 0, sizeHint(len(ts)))
+	out := make([]kmsg.MetadataRequestTopic, 0, uniq.SizeHint(len(ts)))
 	for _, t := range ts {
 		if t.Topic != nil {
 			if names[*t.Topic] {

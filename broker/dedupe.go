@@ -14,6 +14,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 // maxRecordsPerUserOp bounds the records one CreateTopics or
@@ -61,7 +63,7 @@ func repeated(n int, name func(int) string) map[string]bool {
 		}
 		return dup
 	}
-	seen := make(map[string]bool, sizeHint(n))
+	seen := make(map[string]bool, uniq.SizeHint(n))
 	for i := 0; i < n; i++ {
 		s := name(i)
 		if seen[s] {
@@ -161,7 +163,7 @@ func partitionsRepeat(n int, part func(k int) int32) bool {
 		}
 		return false
 	}
-	seen := make(map[int32]struct{}, sizeHint(n))
+	seen := make(map[int32]struct{}, uniq.SizeHint(n))
 	for k := 0; k < n; k++ {
 		if _, ok := seen[part(k)]; ok {
 			return true
@@ -196,7 +198,7 @@ func (l partList) repeated() map[tp]bool {
 // last appearance, as Kafka's per-partition maps do for Produce and
 // DeleteRecords. T is a topic entry, P a partition entry.
 func mergeLastWins[T, P any](topics []T, name func(*T) string, parts func(*T) *[]P, index func(*P) int32) []T {
-	byTopic := make(map[string]int, sizeHint(len(topics)))
+	byTopic := make(map[string]int, uniq.SizeHint(len(topics)))
 	at := map[tp]int{}
 	var out []T
 	for i := range topics {
@@ -219,28 +221,6 @@ func mergeLastWins[T, P any](topics []T, name func(*T) string, parts func(*T) *[
 			}
 			at[key] = len(*dst)
 			*dst = append(*dst, p)
-		}
-	}
-	return out
-}
-
-// sizeHint sizes a map for the distinct entries of a list of n: n itself
-// up to a point, since a hostile list is mostly repeats and a map sized for
-// millions of entries would itself be the balloon.
-func sizeHint(n int) int { return min(n, 1024) }
-
-// uniqueStrings returns ss without repeats, first occurrences in order; ss
-// itself when it is too short to repeat.
-func uniqueStrings(ss []string) []string {
-	if len(ss) < 2 {
-		return ss
-	}
-	seen := make(map[string]struct{}, sizeHint(len(ss)))
-	out := ss[:0:0]
-	for _, s := range ss {
-		if _, ok := seen[s]; !ok {
-			seen[s] = struct{}{}
-			out = append(out, s)
 		}
 	}
 	return out

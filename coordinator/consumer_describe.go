@@ -14,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 // ConsumerGroupDescribe handles a ConsumerGroupDescribe request (v0-1).
@@ -21,7 +23,7 @@ func (c *Coordinator) ConsumerGroupDescribe(_ context.Context, req *kmsg.Consume
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range uniqueStrings(req.Groups) { // a repeated id is described once
+	for _, id := range uniq.Strings(req.Groups) { // a repeated id is described once
 		resp.Groups = append(resp.Groups, c.consumerDescribeLocked(id))
 	}
 	return resp

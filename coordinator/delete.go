@@ -14,12 +14,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 // DeleteGroups handles a DeleteGroups request (v0-3).
 func (c *Coordinator) DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, id := range uniqueStrings(req.Groups) {
+	for _, id := range uniq.Strings(req.Groups) {
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id
 		dg.ErrorCode = c.deleteGroup(ctx, id)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 // DescribeGroups handles a DescribeGroups request (v0-6).
@@ -24,7 +26,7 @@ func (c *Coordinator) DescribeGroups(_ context.Context, req *kmsg.DescribeGroups
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range uniqueStrings(req.Groups) {
+	for _, id := range uniq.Strings(req.Groups) {
 		resp.Groups = append(resp.Groups, c.describeGroupLocked(req.Version, id))
 	}
 	return resp

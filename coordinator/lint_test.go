@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// TestGroupImportRules keeps the package pure: the standard library, kmsg
-// and kerr only (docs: coordinator -> kmsg/kerr; never storage, metadata,
-// protocol, broker or etcd).
+// TestGroupImportRules keeps the package pure: the standard library, kmsg,
+// kerr and the dependency-free internal/uniq only (docs: coordinator ->
+// kmsg/kerr; never storage, metadata, protocol, broker or etcd).
 func TestGroupImportRules(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
@@ -20,6 +20,7 @@ func TestGroupImportRules(t *testing.T) {
 		"github.com/sluicedev/sluice/coordinator",
 		"github.com/twmb/franz-go/pkg/kmsg",
 		"github.com/twmb/franz-go/pkg/kerr",
+		"github.com/sluicedev/sluice/internal/uniq",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		ok := false

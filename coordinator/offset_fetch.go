@@ -19,6 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/internal/uniq"
 )
 
 // fetchTopic is one requested topic (partitions nil: not used).
@@ -44,7 +46,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 	if req.Version >= 8 {
 		var once map[string]struct{}
 		if len(req.Groups) > 1 {
-			once = make(map[string]struct{}, sizeHint(len(req.Groups)))
+			once = make(map[string]struct{}, uniq.SizeHint(len(req.Groups)))
 		}
 		for _, rg := range req.Groups {
 			if once != nil {

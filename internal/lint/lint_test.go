@@ -68,6 +68,8 @@ func TestLintImportArrows(t *testing.T) {
 			module + "/coordinator", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./broker/quota", []string{module + "/broker!", module + "/storage", module + "/metadata", module + "/protocol",
 			module + "/replication", module + "/coordinator", "github.com/twmb/franz-go", "go.etcd.io", "github.com/prometheus/client_golang"}},
+		{"./internal/uniq", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
+			module + "/replication", module + "/coordinator", "github.com/twmb/franz-go", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./coordinator/...", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
 			"go.etcd.io", "github.com/prometheus/client_golang"}},
 	}
