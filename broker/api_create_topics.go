@@ -20,8 +20,9 @@ package broker
 //
 // The first records of the new partitions are written in a few etcd
 // transactions, and the answer waits, up to TimeoutMillis, until this
-// broker's metadata cache gives every partition a leader, so a client's
-// next Metadata request here finds the topic complete.
+// broker's metadata cache and every other live broker's Metadata give
+// every partition a leader, so a client's next Metadata request finds the
+// topic complete whichever broker it asks.
 
 import (
 	"context"
@@ -86,9 +87,14 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 			created, code, msg = b.createTopicFromSpec(ctx, spec, req.ValidateOnly)
 			if code == 0 {
 				b.fillCreatedTopic(&st, created)
-				if !req.ValidateOnly && req.TimeoutMillis > 0 && !b.awaitLeaders(waitCtx, created.Name, created.Partitions) {
-					b.log.Warn("created topic without leaders for every partition within the request's timeout",
-						"topic", created.Name, "timeout_ms", req.TimeoutMillis)
+				if !req.ValidateOnly && req.TimeoutMillis > 0 {
+					if !b.awaitLeaders(waitCtx, created.Name, created.Partitions) {
+						b.log.Warn("created topic without leaders for every partition within the request's timeout",
+							"topic", created.Name, "timeout_ms", req.TimeoutMillis)
+					} else if !b.awaitPeersSeeTopic(waitCtx, created.Name, created.Partitions) {
+						b.log.Warn("created topic not yet complete in every broker's metadata within the request's timeout",
+							"topic", created.Name, "timeout_ms", req.TimeoutMillis)
+					}
 				}
 			}
 		}

@@ -271,6 +271,9 @@ func TestReplicaNotLeaderNamesLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := md.Topics[topic].Err; err != nil {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
 	frt.TopicID = md.Topics[topic].ID
 	freq.Topics[0] = frt
 	raw, err := br.Request(ctx, freq)
