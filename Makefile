@@ -31,15 +31,15 @@ vet:
 unit:
 	$(GO) test -race -count=1 -p 2 -timeout 12m $(PKGS)
 
-## fuzz: each fuzz target for FUZZTIME (crashers land in testdata/fuzz).
+## fuzz: each fuzz target for FUZZTIME (crashers land in testdata/fuzz); see scripts/fuzz.sh.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecords$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol/batch
-	$(GO) test -run '^$$' -fuzz '^FuzzSegmentRecovery$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./storage
-	$(GO) test -run '^$$' -fuzz '^FuzzBrokerRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./broker
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzReadFrame ./protocol
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzParseRequest ./protocol
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzDecodeRecords ./protocol
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzValidate ./protocol
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzCheck ./protocol/batch
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzSegmentRecovery ./storage
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh FuzzBrokerRequest ./broker
 
 ## bench: Sluice against franz-go's in-memory fake cluster, same run, ratios printed. Not in CI.
 bench:
