@@ -84,7 +84,7 @@ func compatBrokerConfigDefs() []configDef {
 	noKRaft := "Sluice keeps cluster metadata in etcd, not in a KRaft quorum."
 	noTiered := "there is no tiered storage."
 	noTxn := "transactions are not implemented; their requests are answered with Kafka's error codes."
-	return []configDef{
+	defs := []configDef{
 		// Threads and buffers.
 		inert("num.io.threads", typeInt, "8", dynamic, noThreads),
 		inert("num.network.threads", typeInt, "3", dynamic, noThreads),
@@ -201,6 +201,144 @@ func compatBrokerConfigDefs() []configDef {
 		{name: "ssl.client.auth", typ: typeString, def: "none", readOnly: true, validate: onlyDefault("none", "TLS client authentication"),
 			doc: "TLS is not supported; only none is accepted."},
 		inert("connections.max.reauth.ms", typeLong, "0", static, "there is no SASL re-authentication."),
+		// Listeners: one PLAINTEXT listener, given by --listen and --advertise.
+		{name: "listeners", typ: typeList, def: "PLAINTEXT://:9092", readOnly: true, validate: plaintextListeners,
+			doc: inertPrefix + "the listener is --listen (PLAINTEXT only; a listener of another security protocol is refused)."},
+		{name: "advertised.listeners", typ: typeList, def: "", readOnly: true, validate: plaintextListeners,
+			doc: inertPrefix + "the advertised address is --advertise (PLAINTEXT only; a listener of another security protocol is refused)."},
+		{name: "listener.security.protocol.map", typ: typeString, def: kafkaProtocolMap, readOnly: true, validate: plaintextProtocolMap,
+			doc: inertPrefix + "every listener is PLAINTEXT; a map that sends a listener name other than Kafka's own to another protocol is refused."},
+		inert("inter.broker.listener.name", typeString, "", static, "brokers reach each other on the one listener."),
+		inert("early.start.listeners", typeString, "", static, "the listener starts once the broker is ready."),
+
 		inert("connection.failed.authentication.delay.ms", typeInt, "100", static, "there is no authentication."),
+	}
+	defs = append(defs, securityDefaultsOnly()...)
+	defs = append(defs, shareGroupDefs()...)
+	defs = append(defs, remoteLogManagerDefs()...)
+	return defs
+}
+
+// kafkaProtocolMap is listener.security.protocol.map's default in Kafka.
+const kafkaProtocolMap = "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+
+// plaintextListeners accepts a listener list whose every entry is
+// PLAINTEXT://host:port (or a name Kafka's default map sends to PLAINTEXT).
+func plaintextListeners(v string) error {
+	for _, l := range strings.Split(v, ",") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(l, "://")
+		if !ok || addr == "" {
+			return fmt.Errorf("listener %q is not NAME://host:port", l)
+		}
+		if !strings.EqualFold(name, "PLAINTEXT") {
+			return fmt.Errorf("listener %q: only PLAINTEXT listeners are supported by Sluice (TLS and SASL are not yet)", l)
+		}
+	}
+	return nil
+}
+
+// plaintextProtocolMap accepts Kafka's default map, or any map that sends
+// every listener name to PLAINTEXT.
+func plaintextProtocolMap(v string) error {
+	if v == kafkaProtocolMap {
+		return nil
+	}
+	for _, kv := range strings.Split(v, ",") {
+		name, proto, ok := strings.Cut(strings.TrimSpace(kv), ":")
+		if !ok || name == "" {
+			return fmt.Errorf("entry %q is not NAME:PROTOCOL", kv)
+		}
+		if !strings.EqualFold(proto, "PLAINTEXT") {
+			return fmt.Errorf("listener %s maps to %s: only PLAINTEXT is supported by Sluice (TLS and SASL are not yet)", name, proto)
+		}
+	}
+	return nil
+}
+
+// securityDefaultsOnly are Kafka's TLS and SASL settings, accepted only at
+// Kafka's defaults: a keystore or a JAAS config asks for security Sluice
+// does not have yet, and accepting it silently would leave the operator
+// believing the cluster is secured.
+func securityDefaultsOnly() []configDef {
+	type d struct {
+		name string
+		typ  configType
+		def  string
+	}
+	var out []configDef
+	for _, x := range []d{
+		{"ssl.keystore.location", typeString, ""}, {"ssl.keystore.password", typePassword, ""},
+		{"ssl.keystore.type", typeString, "JKS"}, {"ssl.key.password", typePassword, ""},
+		{"ssl.keystore.key", typePassword, ""}, {"ssl.keystore.certificate.chain", typePassword, ""},
+		{"ssl.truststore.location", typeString, ""}, {"ssl.truststore.password", typePassword, ""},
+		{"ssl.truststore.type", typeString, "JKS"}, {"ssl.truststore.certificates", typePassword, ""},
+		{"ssl.protocol", typeString, "TLSv1.3"}, {"ssl.enabled.protocols", typeList, "TLSv1.2,TLSv1.3"},
+		{"ssl.cipher.suites", typeList, ""}, {"ssl.endpoint.identification.algorithm", typeString, "https"},
+		{"ssl.keymanager.algorithm", typeString, "SunX509"}, {"ssl.trustmanager.algorithm", typeString, "PKIX"},
+		{"ssl.provider", typeString, ""}, {"ssl.secure.random.implementation", typeString, ""},
+		{"ssl.engine.factory.class", typeClass, ""}, {"ssl.principal.mapping.rules", typeString, "DEFAULT"},
+		{"ssl.allow.dn.changes", typeBoolean, "false"}, {"ssl.allow.san.changes", typeBoolean, "false"},
+		{"sasl.mechanism.inter.broker.protocol", typeString, "GSSAPI"}, {"sasl.jaas.config", typePassword, ""},
+		{"sasl.kerberos.service.name", typeString, ""}, {"sasl.kerberos.kinit.cmd", typeString, "/usr/bin/kinit"},
+		{"sasl.kerberos.min.time.before.relogin", typeLong, "60000"}, {"sasl.kerberos.principal.to.local.rules", typeList, "DEFAULT"},
+		{"sasl.kerberos.ticket.renew.jitter", typeDouble, "0.05"}, {"sasl.kerberos.ticket.renew.window.factor", typeDouble, "0.8"},
+		{"sasl.login.class", typeClass, ""}, {"sasl.login.callback.handler.class", typeClass, ""},
+		{"sasl.server.callback.handler.class", typeClass, ""}, {"sasl.client.callback.handler.class", typeClass, ""},
+		{"sasl.server.max.receive.size", typeInt, "524288"},
+		{"sasl.oauthbearer.jwks.endpoint.url", typeString, ""}, {"sasl.oauthbearer.token.endpoint.url", typeString, ""},
+		{"sasl.oauthbearer.expected.audience", typeList, ""}, {"sasl.oauthbearer.expected.issuer", typeString, ""},
+		{"principal.builder.class", typeClass, "org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder"},
+		{"super.users", typeString, ""}, {"allow.everyone.if.no.acl.found", typeBoolean, "false"},
+	} {
+		out = append(out, configDef{name: x.name, typ: x.typ, def: x.def, readOnly: true,
+			validate: onlyDefault(x.def, "TLS, SASL and ACLs"),
+			doc:      "Security is not supported yet; only Kafka's default is accepted."})
+	}
+	return out
+}
+
+// shareGroupDefs are Kafka 4's share-group (KIP-932) settings; share
+// groups are not implemented yet, so enabling them is refused and the rest
+// are accepted without effect.
+func shareGroupDefs() []configDef {
+	const static = true
+	noShare := "share groups (KIP-932) are not implemented yet."
+	return []configDef{
+		{name: "group.share.enable", typ: typeBoolean, def: "false", readOnly: true, validate: onlyDefault("false", "share groups (KIP-932)"),
+			doc: "Share groups are not implemented yet; only false is accepted."},
+		inert("group.share.record.lock.duration.ms", typeInt, "30000", static, noShare),
+		inert("group.share.max.record.lock.duration.ms", typeInt, "60000", static, noShare),
+		inert("group.share.min.record.lock.duration.ms", typeInt, "15000", static, noShare),
+		inert("group.share.delivery.count.limit", typeInt, "5", static, noShare),
+		inert("group.share.partition.max.record.locks", typeInt, "200", static, noShare),
+		inert("group.share.heartbeat.interval.ms", typeInt, "5000", static, noShare),
+		inert("group.share.session.timeout.ms", typeInt, "45000", static, noShare),
+		inert("group.share.max.groups", typeShort, "10", static, noShare),
+		inert("group.share.max.size", typeShort, "200", static, noShare),
+		inert("share.coordinator.state.topic.num.partitions", typeInt, "50", static, noShare),
+		inert("share.coordinator.state.topic.replication.factor", typeShort, "3", static, noShare),
+		inert("share.fetch.purgatory.purge.interval.requests", typeInt, "1000", static, noShare),
+	}
+}
+
+// remoteLogManagerDefs are Kafka's tiered-storage manager settings,
+// accepted without effect (remote.log.storage.system.enable stays false).
+func remoteLogManagerDefs() []configDef {
+	const static = true
+	why := "there is no tiered storage."
+	return []configDef{
+		inert("remote.log.manager.thread.pool.size", typeInt, "2", static, why),
+		inert("remote.log.manager.task.interval.ms", typeLong, "30000", static, why),
+		inert("remote.log.storage.manager.class.name", typeString, "", static, why),
+		inert("remote.log.storage.manager.class.path", typeString, "", static, why),
+		inert("remote.log.metadata.manager.class.name", typeString, "org.apache.kafka.server.log.remote.metadata.storage.TopicBasedRemoteLogMetadataManager", static, why),
+		inert("remote.log.metadata.manager.listener.name", typeString, "", static, why),
+		inert("remote.log.index.file.cache.total.size.bytes", typeLong, "1073741824", static, why),
+		inert("remote.log.reader.threads", typeInt, "10", static, why),
+		inert("remote.log.reader.max.pending.tasks", typeInt, "100", static, why),
 	}
 }
