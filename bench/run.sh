@@ -253,10 +253,6 @@ for acks in "${acks_list[@]}"; do
 	both "1KiB acks=$acks p=1 @${RATE}/s" --mode produce \
 		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
 done
-both "probe, idle broker" --mode flood --producers 0 --record-size 1024 --partitions 8 \
-	--duration "$FLOOD_DURATION"
-both "probe, ${FLOOD_PRODUCERS} producers flooding" --mode flood --producers "$FLOOD_PRODUCERS" \
-	--record-size 1024 --partitions 8 --duration "$FLOOD_DURATION"
 settle
 # The throughput cells leave gigabytes of dirty page cache behind; writing it
 # back competes with this cell's fsyncs for the disk. Flush it first, so the
@@ -265,6 +261,12 @@ sync
 run_cell sluice "1KiB flush.messages=1 1rec/req @${RATE}/s" --mode produce \
 	--record-size 1024 --acks all --partitions 1 --rate "$RATE" --duration "$LAT_DURATION" \
 	--one-per-request --max-inflight "$SYNC_INFLIGHT" --topic-config flush.messages=1 --max-p99 "$MAX_P99"
+# The flood cells last: their producers write gigabytes whose writeback and
+# deletion would compete with the flush.messages cell's fsyncs for the disk.
+both "probe, idle broker" --mode flood --producers 0 --record-size 1024 --partitions 8 \
+	--duration "$FLOOD_DURATION"
+both "probe, ${FLOOD_PRODUCERS} producers flooding" --mode flood --producers "$FLOOD_PRODUCERS" \
+	--record-size 1024 --partitions 8 --duration "$FLOOD_DURATION"
 
 echo >&2
 echo "matrix took $((SECONDS - start)) s; sluice = $SUBJECT (pid $SUB_PID), reference = kfake (pid $REF_PID)"
