@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/coordinator/group"
 	"github.com/sluicedev/sluice/internal/uniq"
 )
 
@@ -56,7 +56,7 @@ func (b *Broker) findCoordinator(ctx context.Context, key string, typ int8) kmsg
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return c
 	}
-	p := coordinator.PartitionFor(key, ts.meta().Partitions)
+	p := group.PartitionFor(key, ts.meta().Partitions)
 	leader := b.leaderOf(ts.meta(), p)
 	for _, br := range b.liveBrokers() {
 		if br.NodeID == leader {

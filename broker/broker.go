@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/coordinator/group"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/storage"
@@ -46,7 +46,7 @@ type Broker struct {
 	// topicLocks orders the changes of each topic (topics.go).
 	topicLocks nameLocks
 	brokers    *brokerCache
-	coord      *coordinator.Coordinator
+	coord      *group.Coordinator
 	quotas     *quotaService
 	lock       *os.File // flock on the data directory
 

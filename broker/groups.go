@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/coordinator/group"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/protocol/batch"
 	"github.com/sluicedev/sluice/storage"
@@ -26,11 +26,11 @@ var errNoOffsetsPartition = errors.New("broker: __consumer_offsets partition not
 
 // newCoordinator builds the group coordinator from the broker settings; the
 // broker persists its records in __consumer_offsets.
-func (b *Broker) newCoordinator() (*coordinator.Coordinator, error) {
+func (b *Broker) newCoordinator() (*group.Coordinator, error) {
 	ms := func(name string, def int64) time.Duration {
 		return time.Duration(b.settings.brokerInt64(name, def)) * time.Millisecond
 	}
-	return coordinator.New(coordinator.Config{
+	return group.New(group.Config{
 		Logger:                        b.log.With("component", "groups"),
 		Persister:                     offsetsPersister{b},
 		NumPartitions:                 b.offsetsPartitions(),
@@ -132,11 +132,11 @@ const (
 // read of at most 1 MiB at a time. A read error serves nothing of the
 // partition (clients keep getting COORDINATOR_LOAD_IN_PROGRESS) and the load
 // is retried with backoff for as long as this broker still leads it.
-func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token coordinator.LoadToken) {
+func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token group.LoadToken) {
 	wait := offsetsLoadRetryMin
 	for {
 		err := b.coord.LoadFrom(token, offsetsLogSource(b.codecs, part.log))
-		if err == nil || errors.Is(err, coordinator.ErrLoadSuperseded) {
+		if err == nil || errors.Is(err, group.ErrLoadSuperseded) {
 			return
 		}
 		b.log.Error("loading group state failed; retrying", "partition", part.index, "retry_in", wait, "err", err)
@@ -157,8 +157,8 @@ func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token coor
 // offsetsLogSource streams the records of a __consumer_offsets partition,
 // from its log start to the log end offset it sees when it starts, one
 // read of at most 1 MiB (and one decoded batch) in memory at a time.
-func offsetsLogSource(codecs *protocol.Codecs, l *storage.Log) coordinator.RecordSource {
-	return func(yield func(coordinator.Record) bool) error {
+func offsetsLogSource(codecs *protocol.Codecs, l *storage.Log) group.RecordSource {
+	return func(yield func(group.Record) bool) error {
 		off, end := l.LogStartOffset(), l.LogEndOffset()
 		for off < end {
 			data, err := l.Read(off, 1<<20, end)
@@ -184,7 +184,7 @@ func offsetsLogSource(codecs *protocol.Codecs, l *storage.Log) coordinator.Recor
 					return fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
 				}
 				for _, r := range recs {
-					if !yield(coordinator.Record{Key: r.Key, Value: r.Value}) {
+					if !yield(group.Record{Key: r.Key, Value: r.Value}) {
 						return nil
 					}
 				}
@@ -201,7 +201,7 @@ type offsetsPersister struct{ b *Broker }
 // an acks=all produce: replicated to the ISR (the high watermark passed
 // it), and fsynced when the topic's flush policy asks for it. The wait is
 // bounded by offsets.commit.timeout.ms (REQUEST_TIMED_OUT).
-func (op offsetsPersister) Persist(ctx context.Context, partition int32, records []coordinator.Record) error {
+func (op offsetsPersister) Persist(ctx context.Context, partition int32, records []group.Record) error {
 	b := op.b
 	ts := b.topics.get(offsetsTopic)
 	if ts == nil || ts.partition(partition) == nil {
@@ -247,5 +247,5 @@ func (b *Broker) clientCtx(ctx context.Context, r *request) context.Context {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return coordinator.WithClient(ctx, r.hdr.ClientID, "/"+host)
+	return group.WithClient(ctx, r.hdr.ClientID, "/"+host)
 }

@@ -1,0 +1,197 @@
+// Package group is Sluice's consumer-group coordinator: Kafka's group
+// coordinator for the __consumer_offsets partitions this broker leads, as a
+// component with no sockets and no files of its own.
+//
+// It implements the classic group protocol (JoinGroup, SyncGroup, Heartbeat,
+// LeaveGroup, with KIP-345 static membership and KIP-394 member ids), the
+// KIP-848 consumer protocol (ConsumerGroupHeartbeat, ConsumerGroupDescribe,
+// with the server-side "uniform" and "range" assignors), committed offsets
+// (OffsetCommit, OffsetFetch, OffsetDelete, KIP-211 expiry) and group
+// administration (DescribeGroups, ListGroups, DeleteGroups). Each handler
+// takes the decoded kmsg request and returns the kmsg response with Kafka's
+// error codes filled in; it never returns a Go error. Each lives in its own
+// file whose header lists versions and KIPs.
+//
+// The broker owns everything around it: it forwards requests, implements
+// Persister by appending to __consumer_offsets with acks=all, answers
+// FindCoordinator with PartitionFor (Kafka's exact hash, so Sluice and Kafka
+// agree on where a group lives), and calls BeginLoad/Load/Unload as
+// leadership of __consumer_offsets partitions moves. A request for a group
+// whose partition is not loaded gets NOT_COORDINATOR; while it loads,
+// COORDINATOR_LOAD_IN_PROGRESS; after Close, COORDINATOR_NOT_AVAILABLE.
+//
+// # Classic group states
+//
+//	                a member joins
+//	Empty -----------------------------------> PreparingRebalance <-----------+
+//	  ^  <------------------------------------   |                            |
+//	  |     the join phase ends with nobody      | every member rejoined (or  |
+//	  |                                          | the rebalance timeout      |
+//	  |                                          | dropped those that did     |
+//	  |                                          | not); generation + 1       |
+//	  |                                          v                            |
+//	  |                                 CompletingRebalance ------------------+
+//	  |                                          |         a member joins,    |
+//	  |   the leader's SyncGroup assignment      |         leaves, expires,   |
+//	  |   is durable; everyone gets theirs       |         changes protocols, |
+//	  |                                          v         misses SyncGroup,  |
+//	  |                                       Stable -------------------------+
+//	  |                                                    or the write fails
+//	  +---> Dead: DeleteGroups, or an Empty group lost its last offset to
+//	        expiry. A dead group is forgotten; its records are tombstoned.
+//
+// Generations only grow. A member whose session lapses (no Heartbeat,
+// JoinGroup, SyncGroup or OffsetCommit for session.timeout.ms) is removed,
+// except while it is parked in JoinGroup or SyncGroup. The join phase lasts
+// until every member (and every member id handed out with
+// MEMBER_ID_REQUIRED) has joined, or the largest rebalance timeout of the
+// members passes; a Stable group's members learn of a rebalance from
+// REBALANCE_IN_PROGRESS on Heartbeat. Protocol selection is Kafka's vote
+// among the protocols every member supports.
+//
+// # KIP-848 groups
+//
+// A KIP-848 group has a group epoch, bumped whenever a member joins or
+// leaves, a subscription or assignor changes, or the metadata of a
+// subscribed topic changes (checked on every heartbeat). Each bump computes
+// a new target assignment. Every member then reconciles on its own
+// heartbeats:
+//
+//	Stable ---- the group epoch moves past the member's ----+
+//	  ^                                                      v
+//	  |                                 holds partitions outside its target?
+//	  |                                   | yes                       | no
+//	  |                                   v                           |
+//	  |              Unrevoked: keeps its epoch until its             |
+//	  |              heartbeat stops listing them, which frees them --+
+//	  |                                                               v
+//	  |                          epoch := target epoch; takes every target
+//	  |                          partition no other member holds
+//	  |                                   | all taken     | some still held
+//	  +-----------------------------------+               v
+//	  |                               Unreleased: takes them on later
+//	  +------------------------------ heartbeats as they are freed
+//
+// A partition is held by the member it is assigned to, and stays held while
+// that member revokes it; it is handed to a new member only once freed, so no
+// partition is ever held by two members. A member that does not revoke
+// within its rebalance timeout, or misses its session
+// (group.consumer.session.timeout.ms), is removed. Epoch -1 leaves; a static
+// member's epoch -2 parks it with its assignment until its session ends, and
+// a new process with the same group.instance.id takes that assignment over
+// without a rebalance.
+//
+// # Records in __consumer_offsets
+//
+// Keys start with an int16 record type (Kafka calls it the key version).
+// Strings in Sluice records are an int16 length and bytes (-1: null); all
+// integers are big-endian.
+//
+//	type    key                          value                           written
+//	------  ---------------------------  ------------------------------  ----------------------------------
+//	0, 1    OffsetCommitKey v1           OffsetCommitValue v3 (v1 when   each acknowledged commit; nil by
+//	        group, topic, partition      a v2-v4 commit set retention)   OffsetDelete, DeleteGroups, expiry
+//	2       GroupMetadataKey v2: group   GroupMetadataValue v3           classic: the leader's assignment,
+//	                                                                     becoming Empty, a static member
+//	                                                                     replaced; nil when deleted
+//	0x7F00  type, group                  Sluice consumer group, v0       KIP-848 group epoch, target epoch,
+//	                                                                     assignor or topic metadata changed
+//	0x7F01  type, group, member id       Sluice consumer member, v0      any change of the member; nil when
+//	                                                                     it leaves or the group is deleted
+//
+// The Sluice values (kmsg has no ConsumerGroup* record types):
+//
+//	consumer group v0: int16 version=0 | int32 group epoch |
+//	    int32 target assignment epoch | string assignor |
+//	    int32 n, n x (string topic | 16-byte topic id | int32 partitions)
+//	consumer member v0: int16 version=0 | string? instance id |
+//	    string? rack id | string client id | string client host |
+//	    int32 member epoch | int32 previous member epoch |
+//	    int8 state (0 stable, 1 unrevoked, 2 unreleased) |
+//	    int32 rebalance timeout ms | string server assignor | string regex |
+//	    int32 n, n x string subscribed topic |
+//	    int32 n, n x (16-byte topic id | int32 partition | int32 epoch)  assigned |
+//	    int32 n, n x (16-byte topic id | int32 partition)                revoking |
+//	    int32 n, n x (16-byte topic id | int32 partition)                target
+//
+// Load replays a partition in log order: later records replace earlier ones
+// and nil values delete. Records of other types (transactions, Kafka's own
+// KIP-848 records) are ignored; records that do not parse are skipped and
+// counted in the load log line. A group whose classic and KIP-848 records
+// are both live (a switch of kind whose tombstone was lost) loads as KIP-848
+// and tombstones the other on its next write.
+//
+// # Durability
+//
+// OffsetCommit, OffsetDelete and DeleteGroups answer after Persist returned
+// nil; on an error every affected partition or group gets the mapped code
+// (Kafka's mapping: COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+// INVALID_COMMIT_OFFSET_SIZE). A classic generation's assignment is written
+// before any SyncGroup is answered; if that fails the members get the error
+// and the group rebalances. KIP-848 heartbeats that change the group answer
+// after the change is written. Changes made by timers (sessions expiring,
+// a group turning Empty) are written in the background; a failed background
+// write is logged and retried with the group's next change, and a reload in
+// between brings back the previous generation, whose members then expire.
+// Memory can be ahead of the log after a failed metadata write (never for
+// offsets): the answer carries an error and clients retry.
+//
+// # Concurrency
+//
+// A Coordinator is safe for concurrent use by any number of connections.
+//   - One mutex (Coordinator.mu) guards all group state. It is never held
+//     while calling Persist or while a handler waits.
+//   - JoinGroup and SyncGroup park on a channel until their phase completes;
+//     ctx ending releases the caller (the member stays parked, as in Kafka,
+//     and is dropped by the rebalance or sync deadline). Unload answers parked
+//     requests NOT_COORDINATOR, Close COORDINATOR_NOT_AVAILABLE.
+//   - Writes to one __consumer_offsets partition are serialized by a
+//     per-partition mutex held from building the records to applying the
+//     result, so the log and memory agree on their order. Lock order: the
+//     partition's write mutex, then Coordinator.mu. Persist calls for one
+//     partition never overlap; calls for different partitions may.
+//   - Group metadata is written as a snapshot taken under the write mutex,
+//     so concurrent changes to one group coalesce into one write and the
+//     log always ends with the newest state.
+//   - Each group has at most one clock timer, armed for its earliest
+//     deadline; a firing handles every deadline that has passed. Handling is
+//     keyed on deadlines stored in the group, so late or duplicate callbacks
+//     are harmless. Close waits for callbacks that are running.
+//   - Persister, TopicMetadata and ListTopics must not call into the
+//     Coordinator; TopicMetadata and ListTopics are called with the lock
+//     held.
+//   - Requests must not alias buffers the broker reuses after the handler
+//     returns (decode with ReadFrom, not UnsafeReadFrom); byte slices that
+//     are kept are copied anyway.
+//
+// # Differences from Kafka
+//
+//   - A ConsumerGroupHeartbeat with a non-zero epoch for a group this
+//     coordinator does not know gets UNKNOWN_MEMBER_ID, not
+//     GROUP_ID_NOT_FOUND, so clients rejoin after a coordinator move.
+//   - A known KIP-848 member that joins again with epoch 0 starts over
+//     (its partitions are freed and reassigned) instead of being fenced.
+//   - OffsetCommit from a KIP-848 member with an older epoch is accepted for
+//     partitions it already held at that epoch (as KIP-1251 proposes).
+//   - Only empty groups change between classic and KIP-848; there is no
+//     online migration of a group with members.
+//   - Writes are one Persist per change, not batched across groups; the
+//     "uniform" assignor is sticky but not rack-aware; "range" is not sticky.
+//   - Transactional offset commits belong to the transaction coordinator and
+//     are not handled here.
+//
+// # Example
+//
+//	c, err := group.New(group.Config{
+//		Persister:             offsetsTopic, // appends to __consumer_offsets, acks=all
+//		Logger:                log,
+//		InitialRebalanceDelay: group.DefaultInitialRebalanceDelay,
+//		TopicMetadata:         topics.Lookup,
+//	})
+//	...
+//	token := c.BeginLoad(p)            // became leader of __consumer_offsets-p
+//	err := c.LoadFrom(token, stream(p)) // replay its log, one record at a time
+//	...
+//	ctx = group.WithClient(ctx, hdr.ClientID, conn.RemoteAddr().String())
+//	resp := c.JoinGroup(ctx, req.(*kmsg.JoinGroupRequest))
+package group
