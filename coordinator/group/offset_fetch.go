@@ -44,17 +44,8 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req.Version >= 8 {
-		var once map[string]struct{}
-		if len(req.Groups) > 1 {
-			once = make(map[string]struct{}, uniq.SizeHint(len(req.Groups)))
-		}
-		for _, rg := range req.Groups {
-			if once != nil {
-				if _, ok := once[rg.Group]; ok {
-					continue // a repeated group is answered once
-				}
-				once[rg.Group] = struct{}{}
-			}
+		// A repeated group is answered once.
+		for _, rg := range uniq.By(req.Groups, func(g kmsg.OffsetFetchRequestGroup) string { return g.Group }) {
 			var topics []fetchTopic
 			if rg.Topics != nil {
 				topics = make([]fetchTopic, 0, len(rg.Topics))
