@@ -20,10 +20,6 @@ import (
 // out, so the group coordinator rebuilds its state from the log.
 const offsetsTopic = "__consumer_offsets"
 
-// errNoOffsetsPartition means a group write targeted a __consumer_offsets
-// partition this broker does not host.
-var errNoOffsetsPartition = errors.New("broker: __consumer_offsets partition not hosted here")
-
 // newCoordinator builds the group coordinator from the broker settings; the
 // broker persists its records in __consumer_offsets.
 func (b *Broker) newCoordinator() (*group.Coordinator, error) {
@@ -202,41 +198,70 @@ type offsetsPersister struct{ b *Broker }
 // it), and fsynced when the topic's flush policy asks for it. The wait is
 // bounded by offsets.commit.timeout.ms (REQUEST_TIMED_OUT).
 func (op offsetsPersister) Persist(ctx context.Context, partition int32, records []group.Record) error {
-	b := op.b
-	ts := b.topics.get(offsetsTopic)
-	if ts == nil || ts.partition(partition) == nil {
-		return errNoOffsetsPartition
-	}
-	p := ts.partition(partition)
+	return op.b.appendInternal(ctx, offsetsTopic, partition, groupRecords(records), protocol.DefaultBatchOptions(),
+		op.b.settings.brokerMillis("offsets.commit.timeout.ms", 5000))
+}
+
+// PersistTxn appends records as one transactional batch of the producer
+// (TxnOffsetCommit), durable as Persist's.
+func (op offsetsPersister) PersistTxn(ctx context.Context, partition int32, producerID int64, producerEpoch int16, records []group.Record) error {
+	opts := protocol.DefaultBatchOptions()
+	opts.ProducerID, opts.ProducerEpoch, opts.Transactional = producerID, producerEpoch, true
+	return op.b.appendInternal(ctx, offsetsTopic, partition, groupRecords(records), opts,
+		op.b.settings.brokerMillis("offsets.commit.timeout.ms", 5000))
+}
+
+func groupRecords(records []group.Record) []kmsg.Record {
 	recs := make([]kmsg.Record, len(records))
 	for i, r := range records {
 		recs[i] = kmsg.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
 	}
+	return recs
+}
+
+// errNoInternalPartition means a coordinator write targeted an internal
+// topic partition this broker does not host.
+var errNoInternalPartition = errors.New("broker: internal topic partition not hosted here")
+
+// appendInternal appends records as one uncompressed batch with opts to a
+// partition of an internal topic this broker leads and returns once it is as
+// durable as an acks=all produce: replicated to the ISR (the high watermark
+// passed it), and fsynced when the topic's flush policy asks for it, within
+// timeout (REQUEST_TIMED_OUT) or ctx.
+func (b *Broker) appendInternal(ctx context.Context, topic string, partition int32, recs []kmsg.Record, opts protocol.BatchOptions, timeout time.Duration) error {
+	ts := b.topics.get(topic)
+	if ts == nil || ts.partition(partition) == nil {
+		return fmt.Errorf("%s-%d: %w", topic, partition, errNoInternalPartition)
+	}
 	now := time.Now().UnixMilli()
-	opts := protocol.DefaultBatchOptions()
 	opts.FirstTimestamp, opts.MaxTimestamp = now, now
 	raw, err := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, recs, opts)
 	if err != nil {
-		return fmt.Errorf("encode group records: %w", err)
+		return fmt.Errorf("encode %s records: %w", topic, err)
 	}
-	timeout := b.settings.brokerMillis("offsets.commit.timeout.ms", 5000)
+	return b.appendDurably(ctx, ts.partition(partition), raw, timeout)
+}
+
+// appendDurably appends one batch as leader and waits until it is as durable
+// as an acks=all produce.
+func (b *Broker) appendDurably(ctx context.Context, p *partition, raw []byte, timeout time.Duration) error {
 	res, acked, err := p.rep.appendLeader(raw, storage.AppendOptions{}, -1, timeout)
 	if err != nil {
-		return fmt.Errorf("append group records: %w", err)
+		return fmt.Errorf("append to %s-%d: %w", p.log.Topic(), p.index, err)
 	}
 	if res.NeedsSync {
 		if err := p.log.Sync(ctx, res.LastOffset); err != nil {
-			return fmt.Errorf("sync group records: %w", err)
+			return fmt.Errorf("sync %s-%d: %w", p.log.Topic(), p.index, err)
 		}
 	}
 	select {
 	case err := <-acked:
 		if err != nil {
-			return fmt.Errorf("replicate group records: %w", err)
+			return fmt.Errorf("replicate to %s-%d: %w", p.log.Topic(), p.index, err)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("replicate group records: %w", ctx.Err())
+		return fmt.Errorf("replicate to %s-%d: %w", p.log.Topic(), p.index, ctx.Err())
 	}
 }
 

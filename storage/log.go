@@ -30,6 +30,13 @@ type AppendOptions struct {
 	// LogAppendTime, when > 0, marks the batch LogAppendTime with this
 	// timestamp (message.timestamp.type=LogAppendTime).
 	LogAppendTime int64
+	// RequireVerification makes a leader append of a transactional batch
+	// that starts its producer's transaction in this log fail with
+	// ErrInvalidTxnState unless Verification is the producer's current
+	// guard (transaction.partition.verification.enable, KIP-890).
+	RequireVerification bool
+	// Verification is the guard BeginVerification returned.
+	Verification VerificationGuard
 }
 
 // AppendResult describes a successful Append.

@@ -259,6 +259,8 @@ type Span struct {
 	Pos, Len int64
 	// Records is the sum of the batches' record counts.
 	Records int64
+	// NextOffset is the offset after the span's last batch.
+	NextOffset int64
 
 	seg *segment
 	log *Log

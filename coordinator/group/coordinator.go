@@ -97,22 +97,61 @@ type Config struct {
 	ListTopics func() []string
 	// Rand is the randomness for member ids; nil means crypto/rand.
 	Rand io.Reader
+	// TxnVerifier, when set, checks every TxnOffsetCommit with the
+	// transaction coordinator before writing it
+	// (transaction.partition.verification.enable); TxnOffsetCommit v5+
+	// under transaction version 2 needs it to add the partition.
+	TxnVerifier TxnVerifier
 }
 
 // Persister makes group state durable in __consumer_offsets. The broker
 // implements it by appending one record batch holding records, in order, to
 // the given partition and returning once the batch is durable under the
 // acks=all rule. An error means the write may or may not have happened; the
-// coordinator then answers with an error code (see doc.go). Persist must not
-// call back into the Coordinator. Calls for one partition never overlap.
+// coordinator then answers with an error code (see doc.go). Neither method
+// may call back into the Coordinator. Calls for one partition never overlap.
 type Persister interface {
 	Persist(ctx context.Context, partition int32, records []Record) error
+	// PersistTxn is Persist for TxnOffsetCommit: one transactional batch
+	// of producerID at producerEpoch, whose offsets take effect only when
+	// the transaction's COMMIT marker follows (CompleteTxn).
+	PersistTxn(ctx context.Context, partition int32, producerID int64, producerEpoch int16, records []Record) error
 }
+
+// Marker says whether a record is a transaction marker, and which.
+type Marker int8
+
+// The markers a RecordSource yields: NoMarker for data records, and Kafka's
+// two control record types.
+const (
+	NoMarker Marker = iota
+	CommitMarker
+	AbortMarker
+)
 
 // Record is one __consumer_offsets record. Value nil is a tombstone. The
 // coordinator never retains or modifies a Record after handing it over.
+//
+// When a RecordSource replays a partition, records read from a
+// transactional batch have Transactional set and their batch's ProducerID
+// (TxnOffsetCommit offsets, pending until a marker of that producer), and
+// each control batch yields one Record with Marker set, its ProducerID, and
+// no key or value. Records handed to a Persister leave these fields zero.
 type Record struct {
-	Key, Value []byte
+	Key, Value    []byte
+	Transactional bool
+	ProducerID    int64
+	Marker        Marker
+}
+
+// TxnVerifier asks the transaction coordinator about a producer's ongoing
+// transaction (KIP-890). With add false it checks that the
+// __consumer_offsets partition was added to it (AddOffsetsToTxn); with add
+// true (TxnOffsetCommit v5+ under transaction version 2) it adds it. It
+// returns a Kafka error code, 0 when the commit may be written. It must not
+// call back into the Coordinator.
+type TxnVerifier interface {
+	VerifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, partition int32, add bool) int16
 }
 
 type partitionStatus int8

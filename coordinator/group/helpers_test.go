@@ -51,9 +51,20 @@ func (p *memPersister) Persist(ctx context.Context, partition int32, records []R
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range records {
-		p.logs[partition] = append(p.logs[partition], Record{Key: slices.Clone(r.Key), Value: slices.Clone(r.Value)})
+		p.logs[partition] = append(p.logs[partition], Record{Key: slices.Clone(r.Key), Value: slices.Clone(r.Value),
+			Transactional: r.Transactional, ProducerID: r.ProducerID, Marker: r.Marker})
 	}
 	return nil
+}
+
+// PersistTxn stores records as Persist does, marked with their producer, as
+// a RecordSource replaying the log would yield them.
+func (p *memPersister) PersistTxn(ctx context.Context, partition int32, producerID int64, _ int16, records []Record) error {
+	txn := make([]Record, len(records))
+	for i, r := range records {
+		txn[i] = Record{Key: r.Key, Value: r.Value, Transactional: true, ProducerID: producerID}
+	}
+	return p.Persist(ctx, partition, txn)
 }
 
 func (p *memPersister) setFail(err error) {
