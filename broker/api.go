@@ -108,5 +108,13 @@ func (b *Broker) apis() *apiTable {
 		b.describeLogDirsAPI(),
 		b.describeClientQuotasAPI(),
 		b.alterClientQuotasAPI(),
+		b.addPartitionsToTxnAPI(),
+		b.addOffsetsToTxnAPI(),
+		b.endTxnAPI(),
+		b.writeTxnMarkersAPI(),
+		b.txnOffsetCommitAPI(),
+		b.describeProducersAPI(),
+		b.describeTransactionsAPI(),
+		b.listTransactionsAPI(),
 	)
 }

@@ -2,7 +2,8 @@ package broker
 
 // ApiVersions: v0-4.
 //
-// The response lists exactly the table that dispatch uses. A request newer
+// The response lists exactly the table that dispatch uses, and from v3 the
+// transaction.version feature (KIP-584, KIP-890). A request newer
 // than v4 is answered as Kafka does (KIP-511): a v0 response carrying
 // UNSUPPORTED_VERSION and the supported range, so the client can retry with a
 // version both sides know. ApiVersions responses always use header v0.
@@ -22,7 +23,28 @@ func (b *Broker) handleAPIVersions(_ context.Context, r *request) (kmsg.Response
 	req := r.req.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	b.fillAPIVersions(resp)
+	fillFeatures(resp)
 	return resp, nil
+}
+
+// transactionVersion is the transaction.version feature Sluice supports
+// and has finalized (KIP-890 part 2): clients that know it add partitions
+// through produce v12 and TxnOffsetCommit v5, and EndTxn v5 bumps epochs.
+const transactionVersion = 2
+
+// fillFeatures lists the supported and finalized features (KIP-584,
+// ApiVersions v3+). The finalized set never changes, so its epoch is fixed.
+func fillFeatures(resp *kmsg.ApiVersionsResponse) {
+	if resp.Version < 3 {
+		return
+	}
+	sf := kmsg.NewApiVersionsResponseSupportedFeature()
+	sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, transactionVersion
+	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+	ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", transactionVersion, transactionVersion
+	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+	resp.FinalizedFeaturesEpoch = 1
 }
 
 func (b *Broker) fillAPIVersions(resp *kmsg.ApiVersionsResponse) {

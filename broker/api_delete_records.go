@@ -3,7 +3,10 @@ package broker
 // DeleteRecords: v0-2.
 //
 // Moves a partition's log start offset forward. Offset -1 means the high
-// watermark; an offset past it is OFFSET_OUT_OF_RANGE. The new start is
+// watermark (the last stable offset while a transaction is open); an offset
+// past it is OFFSET_OUT_OF_RANGE. Unlike Kafka, which bounds it by the high
+// watermark alone, Sluice never deletes records of a transaction that is
+// still open, so a read_committed consumer never loses them. The new start is
 // persisted by the storage layer and whole segments below it are removed.
 // A partition given more than once is moved once, to the last offset given
 // for it, and answered once, as Kafka's per-partition map does.
@@ -64,10 +67,13 @@ func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16,
 	if code != 0 {
 		return code, -1
 	}
+	// Records of a transaction still open stay for read_committed
+	// consumers: nothing at or past the last stable offset is deleted.
+	stable := min(hw, p.log.LastStableOffset())
 	if offset == -1 {
-		offset = hw
+		offset = stable
 	}
-	if offset < 0 || offset > hw {
+	if offset < 0 || offset > stable {
 		return kerr.OffsetOutOfRange.Code, -1
 	}
 	low, err := p.log.DeleteRecordsBefore(offset)

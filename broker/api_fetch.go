@@ -605,8 +605,9 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 		b.fillCurrentLeader(out, ts, rp.Partition, sp)
 		return waitTarget{}, 0
 	}
+	lso := min(p.log.LastStableOffset(), hw)
 	sp.HighWatermark = hw
-	sp.LastStableOffset = hw
+	sp.LastStableOffset = lso
 	sp.LogStartOffset = p.log.LogStartOffset()
 	limit := int(rp.PartitionMaxBytes)
 	if limit > budget {
@@ -615,14 +616,20 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 	if limit <= 0 && !minOne {
 		return wake, 0
 	}
-	if rp.FetchOffset == hw {
+	// read_committed consumers see up to the last stable offset (KIP-98).
+	bound := hw
+	if isolation == readCommitted {
+		bound = lso
+		sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+	}
+	if rp.FetchOffset == bound {
 		return wake, 0
 	}
-	data, span, err := out.read(p.log, rp.FetchOffset, int32(max(limit, 1)), hw)
+	data, span, err := out.read(p.log, rp.FetchOffset, int32(max(limit, 1)), bound)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
-		if rp.FetchOffset > hw && rp.FetchOffset <= p.log.LogEndOffset() {
-			return wake, 0 // between the high watermark and the log end: nothing visible yet
+		if rp.FetchOffset > bound && rp.FetchOffset <= p.log.LogEndOffset() {
+			return wake, 0 // between the bound and the log end: nothing visible yet
 		}
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return waitTarget{}, 0
@@ -637,9 +644,46 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 		return wake, 0 // KIP-74: only the first partition may exceed its limit
 	}
 	if data != nil || span.Len > 0 {
+		if isolation == readCommitted {
+			sp.AbortedTransactions = abortedIn(p.log, rp.FetchOffset, fetchedEnd(data, span))
+		}
 		sp.RecordBatches = out.keep(at, data, span)
 	}
 	return wake, n
+}
+
+// readCommitted is Fetch's and ListOffsets' isolation level 1.
+const readCommitted = 1
+
+// fetchedEnd is the offset after the last batch of a partition's fetched
+// data.
+func fetchedEnd(data []byte, span storage.Span) int64 {
+	if span.Len > 0 {
+		return span.NextOffset
+	}
+	end := int64(-1)
+	for len(data) > 0 {
+		one, rest, err := batch.Next(data)
+		if err != nil {
+			break
+		}
+		if h, err := batch.ParseHeader(one); err == nil {
+			end = h.NextOffset()
+		}
+		data = rest
+	}
+	return end
+}
+
+// abortedIn lists the aborted transactions overlapping [from, to), which a
+// read_committed consumer drops from the batches it got (KIP-98).
+func abortedIn(l *storage.Log, from, to int64) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	txns := l.AbortedTransactions(from, to)
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(txns))
+	for i, t := range txns {
+		out[i] = kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset}
+	}
+	return out
 }
 
 // countFetched records bytes and records out per topic.

@@ -2,11 +2,13 @@ package broker
 
 // FindCoordinator: v0-6.
 //
-// Groups are coordinated by the leader of their __consumer_offsets
-// partition (Kafka's abs(hashCode(groupId)) % offsets.topic.num.partitions),
-// which is created on first use. v4+ asks for many keys at once (KIP-699).
-// Transaction coordinators (key type 1) do not exist yet: INVALID_REQUEST.
-// Share-group coordinators (key type 2) likewise. A key given more than
+// Groups (key type 0) are coordinated by the leader of their
+// __consumer_offsets partition (Kafka's abs(hashCode(groupId)) %
+// offsets.topic.num.partitions), transactional ids (key type 1) by the
+// leader of their __transaction_state partition (the same hash, modulo
+// transaction.state.log.num.partitions); either topic is created on first
+// use. v4+ asks for many keys at once (KIP-699). Share-group coordinators
+// (key type 2) do not exist yet: INVALID_REQUEST. A key given more than
 // once is answered once: each answer is many times the size of its key.
 
 import (
@@ -15,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicedev/sluice/coordinator/group"
+	"github.com/sluicedev/sluice/coordinator"
 	"github.com/sluicedev/sluice/internal/uniq"
 )
 
@@ -41,23 +43,29 @@ func (b *Broker) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Re
 func (b *Broker) findCoordinator(ctx context.Context, key string, typ int8) kmsg.FindCoordinatorResponseCoordinator {
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key, c.NodeID, c.Port = key, -1, -1
-	if typ != 0 {
+	var topic string
+	var ensure func(context.Context) error
+	switch typ {
+	case 0:
+		topic, ensure = offsetsTopic, b.ensureOffsetsTopic
+	case 1:
+		topic, ensure = txnStateTopic, b.ensureTxnTopic
+	default:
 		c.ErrorCode = kerr.InvalidRequest.Code
-		c.ErrorMessage = kmsg.StringPtr("only group coordinators are supported; transactions are not supported yet")
+		c.ErrorMessage = kmsg.StringPtr("share group coordinators (key type 2) are not supported")
 		return c
 	}
-	if err := b.ensureOffsetsTopic(ctx); err != nil {
-		b.log.Warn("find coordinator", "err", err)
+	if err := ensure(ctx); err != nil {
+		b.log.Warn("find coordinator", "key_type", typ, "err", err)
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return c
 	}
-	ts := b.topics.get(offsetsTopic)
+	ts := b.topics.get(topic)
 	if ts == nil {
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return c
 	}
-	p := group.PartitionFor(key, ts.meta().Partitions)
-	leader := b.leaderOf(ts.meta(), p)
+	leader := b.leaderOf(ts.meta(), coordinator.PartitionFor(key, ts.meta().Partitions))
 	for _, br := range b.liveBrokers() {
 		if br.NodeID == leader {
 			c.NodeID, c.Host, c.Port = br.NodeID, br.Host, br.Port

@@ -5,8 +5,10 @@ package broker
 // Idempotent producers get a producer id from blocks allocated in etcd, so
 // ids stay unique across restarts and brokers. A producer that presents its
 // current id and epoch (KIP-360, v3+) gets the same id with the epoch bumped,
-// or a fresh id when the epoch would overflow. Transactional ids are not
-// supported yet: INVALID_REQUEST.
+// or a fresh id when the epoch would overflow. A request with a
+// transactional id goes to the transaction coordinator (coordinator/txn),
+// which answers NOT_COORDINATOR unless this broker leads the id's
+// __transaction_state partition.
 
 import (
 	"context"
@@ -23,11 +25,10 @@ func (b *Broker) initProducerIDAPI() api {
 func (b *Broker) handleInitProducerID(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
-	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		return resp, nil
+		return b.txn.InitProducerID(ctx, req), nil
 	}
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return resp, nil

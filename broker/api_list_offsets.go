@@ -3,15 +3,15 @@ package broker
 // ListOffsets: v1-8.
 //
 // Special timestamps: -1 latest (the high watermark, or the last stable
-// offset under read_committed, which equals it without transactions), -2
-// earliest (the log start offset), -3 the record with the largest timestamp
-// (KIP-734, v7+), -4 earliest local (KIP-405, v8+; everything is local here).
-// Any other timestamp finds the first record whose timestamp is at or after
-// it, using the time index to find the batch and decoding that batch for
-// the exact record. v4+ reports the leader epoch (KIP-320) and fences stale
-// or future epochs. A partition given more than once gets INVALID_REQUEST,
-// as in Kafka (ListOffsetsRequest.duplicatePartitions), once rather than
-// for every copy, so repeats cannot multiply the response.
+// offset under read_committed, KIP-98), -2 earliest (the log start offset),
+// -3 the record with the largest timestamp (KIP-734, v7+), -4 earliest local
+// (KIP-405, v8+; everything is local here). Any other timestamp finds the
+// first record whose timestamp is at or after it below the same bound,
+// using the time index to find the batch and decoding that batch for the
+// exact record. v4+ reports the leader epoch (KIP-320) and fences stale or
+// future epochs. A partition given more than once gets INVALID_REQUEST, as
+// in Kafka (ListOffsetsRequest.duplicatePartitions), once rather than for
+// every copy, so repeats cannot multiply the response.
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 				answered[k] = true
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
-				b.listOffset(ts, rp, req.ReplicaID, &sp)
+				b.listOffset(ts, rp, req.ReplicaID, req.IsolationLevel, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -64,7 +64,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 	return resp, nil
 }
 
-func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, replicaID int32, sp *kmsg.ListOffsetsResponseTopicPartition) {
+func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicPartition, replicaID int32, isolation int8, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	if ts == nil || rp.Partition < 0 || rp.Partition >= ts.meta().Partitions {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return
@@ -86,6 +86,8 @@ func (b *Broker) listOffset(ts *topicState, rp kmsg.ListOffsetsRequestTopicParti
 	} else if code := p.rep.checkListOffsets(); code != 0 {
 		sp.ErrorCode = code
 		return
+	} else if isolation == readCommitted {
+		hw = min(hw, p.log.LastStableOffset())
 	}
 	switch rp.Timestamp {
 	case -1:

@@ -21,7 +21,14 @@ package broker
 // acknowledging (flush.messages), the wait runs as the request's finish step
 // on the connection writer: the next request is read and appended meanwhile,
 // so pipelined appends share one fsync while responses stay in order.
-// v12 only signals KIP-890 transaction support on the client side. A
+// Transactional batches (KIP-98) need the request's transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request otherwise, as
+// Kafka answers) and one producer (INVALID_PRODUCER_ID_MAPPING otherwise).
+// Before a producer's first transactional batch in a partition, the leader
+// checks with the transaction coordinator that the partition is in the
+// transaction (transaction.partition.verification.enable, KIP-890 part 1) or,
+// for v12 under transaction version 2, adds it there (part 2); the storage
+// guard refuses the append if a marker ended the transaction meanwhile. A
 // partition given more than once is produced to once, with the last batch
 // given for it, and answered once, as Kafka's per-partition map does.
 
@@ -57,15 +64,9 @@ type pendingSync struct {
 	resp  *kmsg.ProduceResponseTopicPartition
 }
 
-func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, error) {
+func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	if req.TransactionID != nil {
-		// Transactions are not supported yet; no transactional producer id
-		// can exist, so such a request cannot be valid.
-		fillProduceError(req, resp, kerr.InvalidRequest.Code)
-		return resp, nil
-	}
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		fillProduceError(req, resp, kerr.InvalidRequiredAcks.Code)
 		return resp, nil
@@ -77,6 +78,11 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			func(t *kmsg.ProduceRequestTopic) string { return t.Topic },
 			func(t *kmsg.ProduceRequestTopic) *[]kmsg.ProduceRequestTopicPartition { return &t.Partitions },
 			func(p *kmsg.ProduceRequestTopicPartition) int32 { return p.Partition })
+	}
+	tx, code := b.transactionalProduce(ctx, req)
+	if code != 0 {
+		fillProduceError(req, resp, code)
+		return resp, nil
 	}
 	var syncs []pendingSync
 	v := new(protocol.Validator)
@@ -101,7 +107,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			sp.BaseOffset = -1
 			sp.LogAppendTime = -1
 			sp.LogStartOffset = -1
-			if s, ok := b.produceOne(v, ts, rt.Topic, rp, req.Acks, timeout, now, sp); ok {
+			if s, ok := b.produceOne(v, ts, rt.Topic, rp, req.Acks, timeout, now, sp, tx); ok {
 				syncs = append(syncs, s)
 			}
 			if sp.ErrorCode == kerr.NotLeaderForPartition.Code && req.Version >= 10 {
@@ -170,11 +176,18 @@ func (b *Broker) syncProduce(ctx context.Context, c *conn, syncs []pendingSync) 
 
 // produceOne appends one partition's batch and fills sp. It returns a
 // pendingSync (and true) when the append still needs an fsync.
-func (b *Broker) produceOne(v *protocol.Validator, ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, timeout time.Duration, now time.Time, sp *kmsg.ProduceResponseTopicPartition) (pendingSync, bool) {
+func (b *Broker) produceOne(v *protocol.Validator, ts *topicState, topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16, timeout time.Duration, now time.Time, sp *kmsg.ProduceResponseTopicPartition, tx *txnProduce) (pendingSync, bool) {
 	code, msg := b.produceTarget(ts, topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode, sp.ErrorMessage = code, msg
 		return pendingSync{}, false
+	}
+	var opts storage.AppendOptions
+	if tx != nil {
+		if code, msg := tx.appendOptions(topic, rp.Partition, &opts); code != 0 {
+			sp.ErrorCode, sp.ErrorMessage = code, msg
+			return pendingSync{}, false
+		}
 	}
 	p := ts.partition(rp.Partition)
 	rules := produceRulesOf(ts, now)
@@ -184,7 +197,6 @@ func (b *Broker) produceOne(v *protocol.Validator, ts *topicState, topic string,
 		b.metrics.producedRejected.WithLabelValues(topic).Inc()
 		return pendingSync{}, false
 	}
-	var opts storage.AppendOptions
 	if rules.logAppendTime {
 		opts.LogAppendTime = now.UnixMilli()
 	}
@@ -324,8 +336,8 @@ func (b *Broker) validateProduceBatch(v *protocol.Validator, rules *produceRules
 	switch {
 	case h.Control():
 		return produceFail(h, kerr.InvalidRecord.Code, "Clients are not allowed to write control records")
-	case h.Transactional():
-		return produceFail(h, kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported yet")
+	case h.Transactional() && h.ProducerID < 0:
+		return produceFail(h, kerr.InvalidRecord.Code, "Invalid transactional record batch with no producer id")
 	case h.ProducerID >= 0 && h.BaseSequence < 0:
 		return produceFail(h, kerr.InvalidRecord.Code, "Invalid sequence number in a record batch with a producer id")
 	}
@@ -393,15 +405,19 @@ func appendErrorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, storage.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, storage.ErrCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced.Code
 	case errors.Is(err, storage.ErrFenced), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
-	case errors.Is(err, kerr.NotLeaderForPartition):
-		return kerr.NotLeaderForPartition.Code
-	case errors.Is(err, kerr.NotEnoughReplicas):
-		return kerr.NotEnoughReplicas.Code
-	default:
-		return kerr.UnknownServerError.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut.Code
 	}
+	if ke := (*kerr.Error)(nil); errors.As(err, &ke) {
+		return ke.Code // NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT from the replica
+	}
+	return kerr.UnknownServerError.Code
 }
 
 func fillProduceError(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) {

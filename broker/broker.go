@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedev/sluice/coordinator/group"
+	"github.com/sluicedev/sluice/coordinator/txn"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
 	"github.com/sluicedev/sluice/storage"
@@ -27,14 +28,16 @@ import (
 // Broker is one Sluice node: a Kafka listener, the partition logs in its data
 // directory, and its view of the cluster's metadata in etcd.
 type Broker struct {
-	cfg       Config
-	log       *slog.Logger
-	settings  *settings
-	table     *apiTable
-	metrics   *metrics
-	registry  *prometheus.Registry
-	codecs    *protocol.Codecs
-	clusterID string
+	cfg      Config
+	log      *slog.Logger
+	settings *settings
+	table    *apiTable
+	metrics  *metrics
+	// txnMetrics are the transaction series of the request path.
+	txnMetrics *txnMetrics
+	registry   *prometheus.Registry
+	codecs     *protocol.Codecs
+	clusterID  string
 
 	embedded *metadata.Embedded // nil with an external etcd
 	meta     metadata.Store
@@ -47,8 +50,12 @@ type Broker struct {
 	topicLocks nameLocks
 	brokers    *brokerCache
 	coord      *group.Coordinator
-	quotas     *quotaService
-	lock       *os.File // flock on the data directory
+	txn        *txn.Coordinator
+	// peers carries control requests to other brokers (transaction
+	// markers and verifications).
+	peers  *peerPool
+	quotas *quotaService
+	lock   *os.File // flock on the data directory
 
 	ln       net.Listener
 	httpLn   net.Listener
@@ -133,6 +140,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newMetrics(b.registry, b)
 	b.registry.MustRegister(newStateCollector(b))
+	b.txnMetrics = newTxnMetrics(b.registry)
+	b.registry.MustRegister(newTxnCollector(b))
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
@@ -180,8 +189,12 @@ func (b *Broker) start(ctx context.Context) error {
 	if err := b.listen(); err != nil {
 		return err
 	}
+	b.peers = newPeerPool(b.cfg.NodeID)
 	if b.coord, err = b.newCoordinator(); err != nil {
 		return fmt.Errorf("group coordinator: %w", err)
+	}
+	if b.txn, err = b.newTxnCoordinator(); err != nil {
+		return fmt.Errorf("transaction coordinator: %w", err)
 	}
 	if err := b.loadTopics(ctx); err != nil {
 		return err
@@ -488,8 +501,14 @@ func (b *Broker) Close() error {
 		if reg := b.reg.Load(); reg != nil {
 			_ = reg.Close()
 		}
+		if b.txn != nil {
+			b.txn.Close()
+		}
 		if b.coord != nil {
 			b.coord.Close()
+		}
+		if b.peers != nil {
+			b.peers.close()
 		}
 		if b.store != nil {
 			if err := b.store.Close(); err != nil {

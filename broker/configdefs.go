@@ -252,6 +252,7 @@ func brokerConfigDefs() []configDef {
 		{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", validate: listOf("uniform", "range"), readOnly: true, doc: "Server-side assignors of KIP-848 groups; the first is the default."},
 	}
 	defs = append(defs, produceConfigDefs()...)
+	defs = append(defs, txnConfigDefs()...)
 	defs = append(defs, compatBrokerConfigDefs()...)
 	defs = append(defs, admissionConfigDefs()...)
 	defs = append(defs, quotaConfigDefs()...)

@@ -83,7 +83,6 @@ func compatBrokerConfigDefs() []configDef {
 	noThreads := "Sluice runs one goroutine per connection and per task instead of fixed thread pools."
 	noKRaft := "Sluice keeps cluster metadata in etcd, not in a KRaft quorum."
 	noTiered := "there is no tiered storage."
-	noTxn := "transactions are not implemented; their requests are answered with Kafka's error codes."
 	defs := []configDef{
 		// Threads and buffers.
 		inert("num.io.threads", typeInt, "8", dynamic, noThreads),
@@ -155,17 +154,7 @@ func compatBrokerConfigDefs() []configDef {
 		inert("create.topic.policy.class.name", typeClass, "", static, "Java policy classes cannot be loaded."),
 		inert("alter.config.policy.class.name", typeClass, "", static, "Java policy classes cannot be loaded."),
 		inert("client.quota.callback.class", typeClass, "", static, "Java callback classes cannot be loaded."),
-		// Transactions and producers.
-		inert("transaction.max.timeout.ms", typeInt, "900000", static, noTxn),
-		inert("transactional.id.expiration.ms", typeInt, "604800000", static, noTxn),
-		inert("transaction.state.log.num.partitions", typeInt, "50", static, noTxn),
-		inert("transaction.state.log.replication.factor", typeShort, "3", static, noTxn),
-		inert("transaction.state.log.min.isr", typeInt, "2", static, noTxn),
-		inert("transaction.state.log.segment.bytes", typeInt, "104857600", static, noTxn),
-		inert("transaction.state.log.load.buffer.size", typeInt, "5242880", static, noTxn),
-		inert("transaction.abort.timed.out.transaction.cleanup.interval.ms", typeInt, "10000", static, noTxn),
-		inert("transaction.remove.expired.transaction.cleanup.interval.ms", typeInt, "3600000", static, noTxn),
-		inert("transaction.partition.verification.enable", typeBoolean, "true", dynamic, noTxn),
+		// Producers.
 		{name: "producer.id.expiration.ms", typ: typeInt, def: "86400000", validate: atLeast(1),
 			doc: "Idempotent producer state idle for this long is forgotten."},
 		inert("producer.id.expiration.check.interval.ms", typeInt, "600000", static, "producer ids are expired on every maintenance pass."),

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicedev/sluice/coordinator/group"
 	"github.com/sluicedev/sluice/protocol"
-	"github.com/sluicedev/sluice/protocol/batch"
 	"github.com/sluicedev/sluice/storage"
 )
 
@@ -42,6 +41,7 @@ func (b *Broker) newCoordinator() (*group.Coordinator, error) {
 		ConsumerAssignors:             strings.Split(b.settings.broker("group.consumer.assignors").value, ","),
 		TopicMetadata:                 b.topicMetadata,
 		ListTopics:                    b.topicNames,
+		TxnVerifier:                   groupTxnVerifier{b},
 	})
 }
 
@@ -72,26 +72,31 @@ func (b *Broker) topicNames() []string {
 // ensureOffsetsTopic creates __consumer_offsets on first use, as Kafka does
 // when the first FindCoordinator arrives.
 func (b *Broker) ensureOffsetsTopic(ctx context.Context) error {
-	if b.topics.get(offsetsTopic) != nil {
-		return nil
-	}
 	rf := int16(b.settings.brokerInt64("offsets.topic.replication.factor", 1))
-	if live := len(b.liveBrokers()); int(rf) > live {
-		rf = int16(live)
-	}
-	spec := topicSpec{
-		name:              offsetsTopic,
-		partitions:        b.offsetsPartitions(),
-		replicationFactor: rf,
-		configs: map[string]string{
+	return b.ensureInternalTopic(ctx, offsetsTopic, b.offsetsPartitions(), rf, func(int16) map[string]string {
+		return map[string]string{
 			"cleanup.policy":   "compact",
 			"segment.bytes":    b.settings.broker("offsets.topic.segment.bytes").value,
 			"compression.type": "producer",
-		},
+		}
+	})
+}
+
+// ensureInternalTopic creates an internal topic on first use, with its
+// replication factor capped at the live brokers (Kafka refuses to create it
+// instead, which leaves a single-broker cluster without coordinators).
+// configs gets the capped replication factor.
+func (b *Broker) ensureInternalTopic(ctx context.Context, name string, partitions int32, rf int16, configs func(rf int16) map[string]string) error {
+	if b.topics.get(name) != nil {
+		return nil
 	}
+	if live := len(b.liveBrokers()); int(rf) > live {
+		rf = int16(live)
+	}
+	spec := topicSpec{name: name, partitions: partitions, replicationFactor: rf, configs: configs(rf)}
 	_, code, msg := b.createTopicFromSpec(ctx, spec, false)
-	if code != 0 && b.topics.get(offsetsTopic) == nil {
-		return fmt.Errorf("create %s: error code %d: %v", offsetsTopic, code, derefString(msg))
+	if code != 0 && b.topics.get(name) == nil {
+		return fmt.Errorf("create %s: error code %d: %v", name, code, derefString(msg))
 	}
 	return nil
 }
@@ -150,43 +155,22 @@ func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token grou
 	}
 }
 
-// offsetsLogSource streams the records of a __consumer_offsets partition,
-// from its log start to the log end offset it sees when it starts, one
-// read of at most 1 MiB (and one decoded batch) in memory at a time.
+// offsetsLogSource streams the records of a __consumer_offsets partition
+// (see scanInternalLog), with the producer of transactional batches and one
+// record per transaction marker, so the coordinator can keep transactional
+// offset commits pending until their marker.
 func offsetsLogSource(codecs *protocol.Codecs, l *storage.Log) group.RecordSource {
 	return func(yield func(group.Record) bool) error {
-		off, end := l.LogStartOffset(), l.LogEndOffset()
-		for off < end {
-			data, err := l.Read(off, 1<<20, end)
-			if err != nil {
-				return fmt.Errorf("read offset %d: %w", off, err)
+		return scanInternalLog(codecs, l, func(r internalRecord) bool {
+			gr := group.Record{Key: r.key, Value: r.value, Transactional: r.transactional, ProducerID: r.producerID}
+			switch r.marker {
+			case markerCommit:
+				gr.Marker = group.CommitMarker
+			case markerAbort:
+				gr.Marker = group.AbortMarker
 			}
-			if len(data) == 0 {
-				return nil
-			}
-			for len(data) > 0 {
-				one, rest, err := batch.Next(data)
-				if err != nil {
-					return fmt.Errorf("batch at %d: %w", off, err)
-				}
-				data = rest
-				h, _ := batch.ParseHeader(one)
-				off = h.NextOffset()
-				if h.Control() {
-					continue
-				}
-				_, recs, err := protocol.DecodeCompactedRecords(one, codecs, maxDecodedBatch)
-				if err != nil {
-					return fmt.Errorf("decode batch at %d: %w", h.BaseOffset, err)
-				}
-				for _, r := range recs {
-					if !yield(group.Record{Key: r.Key, Value: r.Value}) {
-						return nil
-					}
-				}
-			}
-		}
-		return nil
+			return yield(gr)
+		})
 	}
 }
 
@@ -212,9 +196,16 @@ func (op offsetsPersister) PersistTxn(ctx context.Context, partition int32, prod
 }
 
 func groupRecords(records []group.Record) []kmsg.Record {
+	return numberedRecords(records, func(r group.Record) ([]byte, []byte) { return r.Key, r.Value })
+}
+
+// numberedRecords turns a coordinator's records into one batch's records,
+// with offset deltas 0..n-1.
+func numberedRecords[R any](records []R, kv func(R) (key, value []byte)) []kmsg.Record {
 	recs := make([]kmsg.Record, len(records))
 	for i, r := range records {
-		recs[i] = kmsg.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
+		k, v := kv(r)
+		recs[i] = kmsg.Record{OffsetDelta: int32(i), Key: k, Value: v}
 	}
 	return recs
 }

@@ -145,16 +145,7 @@ func (b *Broker) applyPartitionState(topic string, p int32) {
 	if part == nil {
 		return
 	}
-	t := part.rep.applyState(st, replicasFor(ts.meta(), p))
-	if topic != offsetsTopic || b.coord == nil {
-		return
-	}
-	switch t {
-	case becameLeader:
-		b.loadOffsetsPartition(part)
-	case stoppedLeading:
-		b.coord.Unload(p)
-	}
+	b.coordinatorsOnTransition(part, part.rep.applyState(st, replicasFor(ts.meta(), p)))
 }
 
 // applyHostedStates applies the cached records of every hosted partition,

@@ -72,10 +72,7 @@ func (b *Broker) stepDownStaleLeaders() {
 				continue
 			}
 			b.transitions.Lock()
-			t := part.rep.stepDownIfBefore(epoch)
-			if t == stoppedLeading && part.log.Topic() == offsetsTopic && b.coord != nil {
-				b.coord.Unload(part.index)
-			}
+			b.coordinatorsOnTransition(part, part.rep.stepDownIfBefore(epoch))
 			b.transitions.Unlock()
 		}
 	}

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/coordinator/txn"
+)
+
+// verifyTxn asks the coordinator of transactionalID, in process or over a
+// peer connection, whether tps are part of the producer's ongoing
+// transaction (add false: AddPartitionsToTxn v4, verify only, KIP-890 part
+// 1), or adds them to it (add true: v5, for produce v12 and TxnOffsetCommit
+// v5 under transaction version 2). It returns the coordinator's error code
+// for each partition, in tps order; a coordinator that cannot be reached
+// answers COORDINATOR_NOT_AVAILABLE or NETWORK_EXCEPTION.
+func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) []int16 {
+	codes := make([]int16, len(tps))
+	fill := func(code int16) []int16 {
+		for i := range codes {
+			codes[i] = code
+		}
+		b.txnMetrics.verifications.WithLabelValues(resultLabel(code)).Add(float64(len(codes)))
+		return codes
+	}
+	ts := b.topics.get(txnStateTopic)
+	if ts == nil {
+		return fill(kerr.CoordinatorNotAvailable.Code)
+	}
+	leader := b.leaderOf(ts.meta(), txn.PartitionFor(transactionalID, ts.meta().Partitions))
+	if leader < 0 {
+		return fill(kerr.CoordinatorNotAvailable.Code)
+	}
+	req := addPartitionsRequest(transactionalID, producerID, producerEpoch, tps, add)
+	var resp *kmsg.AddPartitionsToTxnResponse
+	if leader == b.cfg.NodeID {
+		resp = b.txn.AddPartitionsToTxn(ctx, req)
+	} else {
+		raw, err := b.peers.roundTrip(ctx, b, leader, req)
+		if err != nil {
+			b.log.Debug("AddPartitionsToTxn round trip failed", "node", leader, "err", err)
+			return fill(kerr.NetworkException.Code)
+		}
+		resp = raw.(*kmsg.AddPartitionsToTxnResponse)
+	}
+	if resp.ErrorCode != 0 {
+		return fill(resp.ErrorCode)
+	}
+	got := map[txn.TopicPartition]int16{}
+	for _, tr := range resp.Transactions {
+		for _, t := range tr.Topics {
+			for _, p := range t.Partitions {
+				got[txn.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.ErrorCode
+			}
+		}
+	}
+	for i, tp := range tps {
+		code, ok := got[tp]
+		if !ok {
+			code = kerr.UnknownServerError.Code
+		}
+		codes[i] = code
+		b.txnMetrics.verifications.WithLabelValues(resultLabel(code)).Inc()
+	}
+	return codes
+}
+
+// txnVerification is transaction.partition.verification.enable (dynamic).
+func (b *Broker) txnVerification() bool {
+	return b.settings.brokerBool("transaction.partition.verification.enable")
+}
+
+// addPartitionsRequest is the broker-to-coordinator form of
+// AddPartitionsToTxn (v4+): one transaction, verify only unless add.
+func addPartitionsRequest(transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) *kmsg.AddPartitionsToTxnRequest {
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 4
+	if add {
+		req.Version = 5
+	}
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = transactionalID, producerID, producerEpoch, !add
+	idx := map[string]int{}
+	for _, tp := range tps {
+		i, ok := idx[tp.Topic]
+		if !ok {
+			i = len(tx.Topics)
+			idx[tp.Topic] = i
+			t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			t.Topic = tp.Topic
+			tx.Topics = append(tx.Topics, t)
+		}
+		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
+	}
+	req.Transactions = append(req.Transactions, tx)
+	return req
+}
+
+// groupTxnVerifier is the group coordinator's check of TxnOffsetCommit
+// with the transaction coordinator.
+type groupTxnVerifier struct{ b *Broker }
+
+// VerifyTxn verifies (or adds) the group's __consumer_offsets partition.
+// Verification alone is skipped while
+// transaction.partition.verification.enable is false; adding never is.
+func (v groupTxnVerifier) VerifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, partition int32, add bool) int16 {
+	if !add && !v.b.txnVerification() {
+		return 0
+	}
+	tp := []txn.TopicPartition{{Topic: offsetsTopic, Partition: partition}}
+	return v.b.verifyTxn(ctx, transactionalID, producerID, producerEpoch, tp, add)[0]
+}
+
+// produceVerifyCode turns a coordinator's answer to a produce verification
+// into what the producer is told, as Kafka's ReplicaManager does: errors a
+// client might not retry become NOT_ENOUGH_REPLICAS (retriable, and no
+// metadata refresh), PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, and
+// TRANSACTION_ABORTABLE reaches only Produce v11+, which knows it.
+func produceVerifyCode(code, version int16) int16 {
+	switch code {
+	case kerr.ConcurrentTransactions.Code, kerr.NetworkException.Code, kerr.CoordinatorLoadInProgress.Code,
+		kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code:
+		return kerr.NotEnoughReplicas.Code
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	case kerr.TransactionAbortable.Code:
+		if version <= 10 {
+			return kerr.InvalidTxnState.Code
+		}
+	}
+	return code
+}
