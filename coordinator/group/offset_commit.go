@@ -281,6 +281,8 @@ func (c *Coordinator) applyCommitLocked(plan commitPlan, err error) {
 		return // unloaded meanwhile; the records are durable and the next owner loads them
 	}
 	for _, e := range plan.entries {
-		g.offsets[e.tp] = e.o
+		o := e.o
+		o.pos = c.nextPosLocked(g.partition)
+		g.offsets[e.tp] = o
 	}
 }

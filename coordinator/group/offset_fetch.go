@@ -147,7 +147,7 @@ func (c *Coordinator) fetchGroupLocked(groupID string, topics []fetchTopic, requ
 		if g == nil {
 			return out
 		}
-		if requireStable && g.inflight[tp] > 0 {
+		if requireStable && (g.inflight[tp] > 0 || g.txn.has(tp)) {
 			out.code = kerr.UnstableOffsetCommit.Code
 			return out
 		}
