@@ -30,6 +30,9 @@ package group
 //   - v10 names topics by id; it is not supported (UNSUPPORTED_VERSION).
 //   - A partition given more than once is answered for every entry and its
 //     last entry wins, as in Kafka; only that last offset is written.
+//   - A commit written after a TxnOffsetCommit of the same partition stays
+//     when that transaction commits; one written before is replaced (the
+//     later record wins, as Kafka compares log offsets).
 
 import (
 	"context"
