@@ -347,3 +347,28 @@ func TestGroupTxnConcurrent(t *testing.T) {
 	}
 	checkTxnInvariants(t, h.c)
 }
+
+// FuzzGroupLoadTxnRecords replays a record as a transactional one, around
+// markers of its producer, and checks that loading never panics and keeps
+// the pending offsets consistent.
+func FuzzGroupLoadTxnRecords(f *testing.F) {
+	f.Add(offsetKey("g", "t", 0), offsetValue(committedOffset{offset: 1, leaderEpoch: -1, expireTime: -1}), int64(5), int8(CommitMarker))
+	f.Add(offsetKey("g", "t", 0), []byte(nil), int64(-1), int8(AbortMarker))
+	f.Add(groupMetadataKey("g"), []byte{0, 3}, int64(0), int8(7))
+	f.Fuzz(func(t *testing.T, key, value []byte, pid int64, marker int8) {
+		h := newHarness(t)
+		p := PartitionFor("g", testPartitions)
+		h.c.Load(p, []Record{
+			{Key: key, Value: value, Transactional: true, ProducerID: pid},
+			{Key: key, Value: value, Transactional: true, ProducerID: pid + 1},
+			{Marker: Marker(marker), ProducerID: pid},
+			{Key: key, Value: value},
+			{Key: key, Value: value, Transactional: true, ProducerID: pid},
+		})
+		checkTxnInvariants(t, h.c)
+		h.endTxn("g", pid+1, marker%2 == 0)
+		h.endTxn("g", pid, true)
+		checkTxnInvariants(t, h.c)
+		h.c.Stats()
+	})
+}
