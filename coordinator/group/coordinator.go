@@ -100,7 +100,11 @@ type Config struct {
 	// TxnVerifier, when set, checks every TxnOffsetCommit with the
 	// transaction coordinator before writing it
 	// (transaction.partition.verification.enable); TxnOffsetCommit v5+
-	// under transaction version 2 needs it to add the partition.
+	// under transaction version 2 needs it to add the partition. Without
+	// it a v5 commit is written but never added to its transaction, so no
+	// marker ever ends it: a broker that serves v5 sets it even with
+	// verification disabled, and answers 0 itself when add is false (Kafka
+	// 4 adds for transaction version 2 whatever that setting says).
 	TxnVerifier TxnVerifier
 }
 
