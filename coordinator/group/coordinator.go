@@ -100,7 +100,11 @@ type Config struct {
 	// TxnVerifier, when set, checks every TxnOffsetCommit with the
 	// transaction coordinator before writing it
 	// (transaction.partition.verification.enable); TxnOffsetCommit v5+
-	// under transaction version 2 needs it to add the partition.
+	// under transaction version 2 needs it to add the partition. Without
+	// it a v5 commit is written but never added to its transaction, so no
+	// marker ever ends it: a broker that serves v5 sets it even with
+	// verification disabled, and answers 0 itself when add is false (Kafka
+	// 4 adds for transaction version 2 whatever that setting says).
 	TxnVerifier TxnVerifier
 }
 
@@ -150,6 +154,26 @@ type Record struct {
 // true (TxnOffsetCommit v5+ under transaction version 2) it adds it. It
 // returns a Kafka error code, 0 when the commit may be written. It must not
 // call back into the Coordinator.
+//
+// It is called without any coordinator lock, before the commit is
+// validated, as Kafka verifies before running the commit. A non-zero code
+// answers every partition of the request, adapted as Kafka adapts it:
+// NETWORK_EXCEPTION (no answer from the transaction coordinator) becomes
+// COORDINATOR_LOAD_IN_PROGRESS so clients retry without a coordinator
+// lookup; NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT and
+// UNKNOWN_TOPIC_OR_PARTITION become COORDINATOR_NOT_AVAILABLE;
+// NOT_LEADER_OR_FOLLOWER and KAFKA_STORAGE_ERROR become NOT_COORDINATOR;
+// PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH; TRANSACTION_ABORTABLE
+// becomes INVALID_TXN_STATE for clients older than v4. Every other code is
+// answered as is (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
+// INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS, ...).
+//
+// The broker may answer 0 without asking when its log shows a transaction
+// of the producer, at this epoch, already ongoing in the partition, as
+// Kafka does: a marker of
+// the producer written while a verification is in flight makes the
+// coordinator verify again, so a transaction that ends meanwhile is never
+// written after its marker.
 type TxnVerifier interface {
 	VerifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, partition int32, add bool) int16
 }
@@ -192,6 +216,17 @@ type Coordinator struct {
 		seq    uint64 // join order of classic members, for determinism
 		stats  counters
 		expiry Timer
+
+		// Transactions (txn_offsets.go), per partition: the position
+		// of the latest offset write applied, the groups holding
+		// pending offsets of each producer, and the markers written
+		// while the partition loads (producer -> commit).
+		offsetPos   []uint64
+		openTxns    []map[int64]map[string]struct{}
+		loadMarkers []map[int64]bool
+		// markerWatch follows markers of producers whose
+		// TxnOffsetCommit is being verified.
+		markerWatch map[txnKey]*markerWatch
 	}
 }
 
@@ -225,6 +260,10 @@ func New(cfg Config) (*Coordinator, error) {
 	c.mu.loads = make([]uint64, cfg.NumPartitions)
 	c.mu.groups = make(map[string]*group)
 	c.mu.stats.rebalances = make(map[RebalanceReason]uint64)
+	c.mu.offsetPos = make([]uint64, cfg.NumPartitions)
+	c.mu.openTxns = make([]map[int64]map[string]struct{}, cfg.NumPartitions)
+	c.mu.loadMarkers = make([]map[int64]bool, cfg.NumPartitions)
+	c.mu.markerWatch = make(map[txnKey]*markerWatch)
 	c.mu.Lock()
 	c.scheduleExpiryLocked()
 	c.mu.Unlock()

@@ -5,9 +5,12 @@ package group
 // Deletes groups with no members, together with their committed offsets:
 // tombstones for every offset and metadata record are written before the
 // answer. A group with members gets NON_EMPTY_GROUP, a missing one
-// GROUP_ID_NOT_FOUND. The empty group id is a valid (if odd) group here, as
-// in Kafka, for backwards compatibility. v3 adds an error message. A group
-// id given more than once is deleted and answered once, as Kafka does.
+// GROUP_ID_NOT_FOUND. Pending transactional offsets do not keep a group
+// from being deleted (Kafka deletes them with it): their partitions get
+// tombstones too, and their transaction's marker then finds nothing. The
+// empty group id is a valid (if odd) group here, as in Kafka, for backwards
+// compatibility. v3 adds an error message. A group id given more than once
+// is deleted and answered once, as Kafka does.
 
 import (
 	"context"

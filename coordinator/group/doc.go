@@ -6,17 +6,22 @@
 // LeaveGroup, with KIP-345 static membership and KIP-394 member ids), the
 // KIP-848 consumer protocol (ConsumerGroupHeartbeat, ConsumerGroupDescribe,
 // with the server-side "uniform" and "range" assignors), committed offsets
-// (OffsetCommit, OffsetFetch, OffsetDelete, KIP-211 expiry) and group
-// administration (DescribeGroups, ListGroups, DeleteGroups). Each handler
-// takes the decoded kmsg request and returns the kmsg response with Kafka's
-// error codes filled in; it never returns a Go error. Each lives in its own
-// file whose header lists versions and KIPs.
+// (OffsetCommit, OffsetFetch, OffsetDelete, KIP-211 expiry), transactional
+// offsets (TxnOffsetCommit, with KIP-447 fencing and KIP-890 verification,
+// and CompleteTxn for the transaction markers) and group administration
+// (DescribeGroups, ListGroups, DeleteGroups). Each handler takes the
+// decoded kmsg request and returns the kmsg response with Kafka's error
+// codes filled in; it never returns a Go error. Each lives in its own file
+// whose header lists versions and KIPs.
 //
 // The broker owns everything around it: it forwards requests, implements
-// Persister by appending to __consumer_offsets with acks=all, answers
-// FindCoordinator with PartitionFor (Kafka's exact hash, so Sluice and Kafka
-// agree on where a group lives), and calls BeginLoad/Load/Unload as
-// leadership of __consumer_offsets partitions moves. A request for a group
+// Persister by appending to __consumer_offsets with acks=all (PersistTxn as
+// a transactional batch of the producer), implements TxnVerifier by asking
+// the transaction coordinator, answers FindCoordinator with PartitionFor
+// (Kafka's exact hash, so Sluice and Kafka agree on where a group lives),
+// calls BeginLoad/Load/Unload as leadership of __consumer_offsets
+// partitions moves, and writes every transaction marker bound for a
+// __consumer_offsets partition through CompleteTxn. A request for a group
 // whose partition is not loaded gets NOT_COORDINATOR; while it loads,
 // COORDINATOR_LOAD_IN_PROGRESS; after Close, COORDINATOR_NOT_AVAILABLE.
 //
@@ -89,8 +94,9 @@
 //
 //	type    key                          value                           written
 //	------  ---------------------------  ------------------------------  ----------------------------------
-//	0, 1    OffsetCommitKey v1           OffsetCommitValue v3 (v1 when   each acknowledged commit; nil by
-//	        group, topic, partition      a v2-v4 commit set retention)   OffsetDelete, DeleteGroups, expiry
+//	0, 1    OffsetCommitKey v1           OffsetCommitValue v3 (v1 when   each acknowledged commit, also
+//	        group, topic, partition      a v2-v4 commit set retention)   transactional ones; nil by
+//	                                                                     OffsetDelete, DeleteGroups, expiry
 //	2       GroupMetadataKey v2: group   GroupMetadataValue v3           classic: the leader's assignment,
 //	                                                                     becoming Empty, a static member
 //	                                                                     replaced; nil when deleted
@@ -114,19 +120,52 @@
 //	    int32 n, n x (16-byte topic id | int32 partition)                revoking |
 //	    int32 n, n x (16-byte topic id | int32 partition)                target
 //
+// TxnOffsetCommit writes the same offset records in a transactional batch
+// of the producer. A transaction marker (a control batch) has no record of
+// this package's: the RecordSource yields it as a Record with Marker and
+// ProducerID set.
+//
 // Load replays a partition in log order: later records replace earlier ones
-// and nil values delete. Records of other types (transactions, Kafka's own
-// KIP-848 records) are ignored; records that do not parse are skipped and
-// counted in the load log line. A group whose classic and KIP-848 records
-// are both live (a switch of kind whose tombstone was lost) loads as KIP-848
-// and tombstones the other on its next write.
+// and nil values delete. Records of other types (Kafka's own KIP-848
+// records) are ignored; records that do not parse are skipped and counted
+// in the load log line. A group whose classic and KIP-848 records are both
+// live (a switch of kind whose tombstone was lost) loads as KIP-848 and
+// tombstones the other on its next write.
+//
+// # Transactional offsets
+//
+// Offsets of a transactional batch are pending, per group, producer id and
+// partition, until a marker of that producer follows in the same partition:
+// COMMIT makes each the committed offset unless the partition's committed
+// offset was written after it (Kafka compares the two records' log
+// offsets, so the outcome survives compaction), ABORT drops them. An offset
+// tombstone drops every producer's pending offset for the partition too
+// (OffsetDelete, DeleteGroups: the marker then brings nothing back).
+// Pending offsets still open when a load ends stay pending; their markers
+// come later through CompleteTxn. A marker of a producer with nothing
+// pending changes nothing.
+//
+// Memory keeps the same order: every offset record applied gets the next
+// position of its partition (a load numbers the records it replays, and
+// later writes continue from there; writes to one partition are
+// serialized), and a COMMIT compares positions. OffsetFetch with
+// require_stable answers UNSTABLE_OFFSET_COMMIT for a partition with a
+// pending offset of any producer, or a commit still being written; without
+// it, the last committed offset. A pending offset keeps its partition's
+// committed offset from expiring and its group from being deleted by
+// expiry; a committed transactional offset ages from its TxnOffsetCommit,
+// whose time its record carries. DeleteGroups does not wait for pending
+// offsets (Kafka neither): it tombstones their partitions.
 //
 // # Durability
 //
 // OffsetCommit, OffsetDelete and DeleteGroups answer after Persist returned
-// nil; on an error every affected partition or group gets the mapped code
-// (Kafka's mapping: COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-// INVALID_COMMIT_OFFSET_SIZE). A classic generation's assignment is written
+// nil, TxnOffsetCommit after PersistTxn did (its offsets are then pending,
+// not committed), and CompleteTxn applies a marker to memory only after its
+// write returned nil; on an error every affected partition or group gets
+// the mapped code (Kafka's mapping: COORDINATOR_NOT_AVAILABLE,
+// NOT_COORDINATOR, INVALID_COMMIT_OFFSET_SIZE; see txn_offset_commit.go
+// for TxnOffsetCommit's). A classic generation's assignment is written
 // before any SyncGroup is answered; if that fails the members get the error
 // and the group rebalances. KIP-848 heartbeats that change the group answer
 // after the change is written. Changes made by timers (sessions expiring,
@@ -150,6 +189,13 @@
 //     result, so the log and memory agree on their order. Lock order: the
 //     partition's write mutex, then Coordinator.mu. Persist calls for one
 //     partition never overlap; calls for different partitions may.
+//   - CompleteTxn holds the partition's write mutex across the marker
+//     write and applies the marker before releasing it, so no offset write
+//     of the partition can fall between the marker in the log and the
+//     marker in memory. TxnVerifier is called with no lock held; a marker
+//     of the producer written to the partition meanwhile makes the commit
+//     verify again, so its offsets never land after a marker of the
+//     transaction the verification saw (KIP-890's verification guard).
 //   - Group metadata is written as a snapshot taken under the write mutex,
 //     so concurrent changes to one group coalesce into one write and the
 //     log always ends with the newest state.
@@ -157,9 +203,9 @@
 //     deadline; a firing handles every deadline that has passed. Handling is
 //     keyed on deadlines stored in the group, so late or duplicate callbacks
 //     are harmless. Close waits for callbacks that are running.
-//   - Persister, TopicMetadata and ListTopics must not call into the
-//     Coordinator; TopicMetadata and ListTopics are called with the lock
-//     held.
+//   - Persister, TxnVerifier, TopicMetadata, ListTopics and CompleteTxn's
+//     write must not call into the Coordinator; TopicMetadata and
+//     ListTopics are called with the lock held.
 //   - Requests must not alias buffers the broker reuses after the handler
 //     returns (decode with ReadFrom, not UnsafeReadFrom); byte slices that
 //     are kept are copied anyway.
@@ -177,8 +223,20 @@
 //     online migration of a group with members.
 //   - Writes are one Persist per change, not batched across groups; the
 //     "uniform" assignor is sticky but not rack-aware; "range" is not sticky.
-//   - Transactional offset commits belong to the transaction coordinator and
-//     are not handled here.
+//   - CompleteTxn writes a marker whether or not the partition is loaded
+//     here, and applies a marker written while the partition loads when the
+//     load completes; Kafka's coordinator refuses markers for a shard it
+//     has not loaded, and the transaction coordinator retries.
+//   - A marker that races a TxnOffsetCommit's verification makes it verify
+//     again (at most three times, then COORDINATOR_LOAD_IN_PROGRESS);
+//     Kafka invalidates the verification guard in the log instead.
+//   - TxnOffsetCommit is checked for NOT_COORDINATOR and
+//     COORDINATOR_LOAD_IN_PROGRESS, and unknown topics, before it is
+//     verified; Kafka verifies first. A negative producer id gets
+//     INVALID_PRODUCER_ID_MAPPING even without a TxnVerifier.
+//   - An oversized TxnOffsetCommit write gets INVALID_COMMIT_OFFSET_SIZE, as
+//     OffsetCommit does (the old coordinator's mapping); Kafka 4's
+//     coordinator answers UNKNOWN_SERVER_ERROR.
 //
 // # Example
 //
@@ -194,4 +252,9 @@
 //	...
 //	ctx = group.WithClient(ctx, hdr.ClientID, conn.RemoteAddr().String())
 //	resp := c.JoinGroup(ctx, req.(*kmsg.JoinGroupRequest))
+//	...
+//	// WriteTxnMarkers for __consumer_offsets-p:
+//	err = c.CompleteTxn(ctx, p, m.ProducerID, m.Committed, func(ctx context.Context) error {
+//		return appendMarker(ctx, p, m) // the control batch, acks=all
+//	})
 package group

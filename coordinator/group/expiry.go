@@ -14,7 +14,12 @@ package group
 //   - KIP-848 groups: offsets of topics no member subscribes to, from their
 //     commit time;
 //   - commits made with an explicit v2-v4 retention expire at that time;
-//   - a commit still being written never expires.
+//   - a commit still being written never expires, nor does an offset while
+//     a transaction has a pending offset for its partition, nor is a group
+//     with pending transactional offsets deleted (Kafka's
+//     OffsetMetadataManager.cleanupExpiredOffsets). A transactional offset
+//     that its COMMIT made the committed one ages from its TxnOffsetCommit,
+//     whose time its record carries.
 
 import (
 	"slices"
@@ -74,7 +79,7 @@ func (c *Coordinator) expirePartition(p int32) {
 		if len(expired) > 0 {
 			c.log.Info("expired committed offsets", "group", g.id, "offsets", len(expired))
 		}
-		if !g.hasMembers() && len(g.offsets) == 0 && len(g.inflight) == 0 && (g.kind == kindConsumer || g.state == stateEmpty) {
+		if !g.hasMembers() && len(g.offsets) == 0 && len(g.inflight) == 0 && g.txn.empty() && (g.kind == kindConsumer || g.state == stateEmpty) {
 			records = append(records, metadataTombstonesLocked(g)...)
 			stopTimerLocked(g)
 			delete(c.mu.groups, id)
@@ -119,7 +124,7 @@ func (c *Coordinator) expiredOffsetsLocked(g *group, now time.Time) []topicParti
 	var out []topicPartition
 	for _, tp := range sortedOffsets(g.offsets) {
 		o := g.offsets[tp]
-		if subscribed[tp.topic] || g.inflight[tp] > 0 {
+		if subscribed[tp.topic] || g.inflight[tp] > 0 || g.txn.has(tp) {
 			continue
 		}
 		if o.expireTime >= 0 {

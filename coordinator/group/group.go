@@ -64,6 +64,14 @@ type committedOffset struct {
 	metadata    string
 	commitTime  int64 // unix ms
 	expireTime  int64 // unix ms from a v1-v4 explicit retention, else -1
+	// pos orders the records that wrote offsets to one __consumer_offsets
+	// partition: its index in the log on load, and after that one more
+	// than the previous offset write applied (writes to a partition are
+	// serialized). A transaction's COMMIT marker compares positions, as
+	// Kafka compares record offsets, so a later plain commit is not
+	// overwritten by an earlier transactional one. Never written to the
+	// log.
+	pos uint64
 }
 
 // group is one consumer group of either kind plus its committed offsets.
@@ -75,6 +83,7 @@ type group struct {
 
 	offsets  map[topicPartition]committedOffset
 	inflight map[topicPartition]int // commits being written; RequireStable reports them unstable
+	txn      txnOffsets             // TxnOffsetCommit offsets waiting for their transaction's marker
 
 	// dirty means the group's metadata record(s) differ from what was last
 	// written; flush writes them. persisted* say whether a live (non
@@ -245,8 +254,8 @@ func earliest(a, b time.Time) time.Time {
 
 func millis(d time.Duration) int32 { return int32(d / time.Millisecond) }
 
-// sortedOffsets returns the committed partitions ordered by topic, partition.
-func sortedOffsets(m map[topicPartition]committedOffset) []topicPartition {
+// sortedOffsets returns the partitions of m ordered by topic, partition.
+func sortedOffsets[V any](m map[topicPartition]V) []topicPartition {
 	out := make([]topicPartition, 0, len(m))
 	for tp := range m {
 		out = append(out, tp)

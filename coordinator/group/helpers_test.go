@@ -67,6 +67,19 @@ func (p *memPersister) PersistTxn(ctx context.Context, partition int32, producer
 	return p.Persist(ctx, partition, txn)
 }
 
+// markerWriter returns the write of a CompleteTxn: it appends producerID's
+// COMMIT or ABORT control record to partition's log, as the broker appends
+// the marker batch, so a reload replays it as a Record with Marker set.
+func (p *memPersister) markerWriter(partition int32, producerID int64, commit bool) func(context.Context) error {
+	m := AbortMarker
+	if commit {
+		m = CommitMarker
+	}
+	return func(ctx context.Context) error {
+		return p.Persist(ctx, partition, []Record{{Marker: m, ProducerID: producerID}})
+	}
+}
+
 func (p *memPersister) setFail(err error) {
 	p.mu.Lock()
 	p.fail = err
@@ -100,11 +113,12 @@ type harness struct {
 	mu     sync.Mutex
 	topics map[string]topicMeta
 	ctx    context.Context
+	mutate []func(*Config) // newHarness's, for reload
 }
 
 func newHarness(t *testing.T, mutate ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), store: newMemPersister(), topics: make(map[string]topicMeta)}
+	h := &harness{t: t, clock: newFakeClock(), store: newMemPersister(), topics: make(map[string]topicMeta), mutate: mutate}
 	h.ctx = WithClient(context.Background(), "client", "/127.0.0.1")
 	h.c = h.newCoordinator(mutate...)
 	for p := range int32(testPartitions) {
@@ -133,6 +147,19 @@ func (h *harness) newCoordinator(mutate ...func(*Config)) *Coordinator {
 	}
 	h.t.Cleanup(c.Close)
 	return c
+}
+
+// reload replaces h.c with a coordinator configured as newHarness's that
+// loads every partition from the log (a restart, or a move to another
+// broker), and closes the old one.
+func (h *harness) reload() {
+	h.t.Helper()
+	old := h.c
+	h.c = h.newCoordinator(h.mutate...)
+	for p := range int32(testPartitions) {
+		h.c.Load(p, h.store.records(p))
+	}
+	old.Close()
 }
 
 func (h *harness) topicMetadata(name string) ([16]byte, int32, bool) {

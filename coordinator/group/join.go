@@ -303,7 +303,7 @@ func (c *Coordinator) replaceStaticLocked(ctx context.Context, g *group, old *me
 // dropIfUnusedLocked forgets a group that a failed request created: no
 // members, no offsets, nothing in the log.
 func (c *Coordinator) dropIfUnusedLocked(g *group) {
-	if g.hasMembers() || len(g.offsets) > 0 || len(g.inflight) > 0 || g.persistedClassic || g.persistedConsumer || g.dirty {
+	if g.hasMembers() || len(g.offsets) > 0 || len(g.inflight) > 0 || !g.txn.empty() || g.persistedClassic || g.persistedConsumer || g.dirty {
 		return
 	}
 	if g.kind == kindClassic && g.protocolType != "" {

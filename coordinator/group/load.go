@@ -99,8 +99,12 @@ func (c *Coordinator) LoadFrom(token LoadToken, src RecordSource) error {
 			continue
 		}
 		c.mu.groups[id] = g
+		for _, pid := range g.txn.producers() {
+			c.trackTxnLocked(g, pid)
+		}
 		c.rearmLocked(g)
 	}
+	c.finishLoadTxnsLocked(p, n)
 	c.mu.parts[p] = partitionLoaded
 	c.log.Info("loaded __consumer_offsets partition", "partition", p, "records", n,
 		"groups", len(replayed), "skipped", skipped)
@@ -142,6 +146,8 @@ func (c *Coordinator) Unload(partition int32) {
 }
 
 func (c *Coordinator) dropPartitionLocked(partition int32, code int16) {
+	c.mu.openTxns[partition] = nil
+	c.mu.loadMarkers[partition] = nil
 	for id, g := range c.mu.groups {
 		if g.partition == partition {
 			c.dropGroupLocked(g, code)
@@ -167,6 +173,7 @@ func (c *Coordinator) dropGroupLocked(g *group, code int16) {
 // replayedGroup accumulates one group's live records during replay.
 type replayedGroup struct {
 	offsets  map[topicPartition]committedOffset
+	txn      txnOffsets // offsets of transactions without a marker yet
 	classic  *kmsg.GroupMetadataValue
 	consumer *consumerGroupRecord
 	members  map[string]*cmember
@@ -175,6 +182,11 @@ type replayedGroup struct {
 // replay folds the records of src into per-group state, one record at a
 // time. It touches no coordinator state, so it runs without the lock. It
 // returns the groups, the records read and skipped, and src's error.
+//
+// Offsets of transactional records stay pending per producer until a marker
+// of that producer commits or drops them, in log order; a record's
+// position is its index in src. Offsets still pending at the end stay
+// pending: their markers are still to come.
 func (c *Coordinator) replay(partition int32, src RecordSource) (map[string]*replayedGroup, int, int, error) {
 	out := make(map[string]*replayedGroup)
 	get := func(id string) *replayedGroup {
@@ -185,10 +197,17 @@ func (c *Coordinator) replay(partition int32, src RecordSource) (map[string]*rep
 		}
 		return rg
 	}
+	open := make(map[int64]map[string]struct{}) // producer -> groups with its pending offsets
 	n, skipped := 0, 0
 	err := src(func(r Record) bool {
 		n++
-		id, err := c.replayOne(r, get)
+		if r.Marker != NoMarker {
+			if err := replayMarker(r, out, open); err != nil {
+				skipped++
+			}
+			return true
+		}
+		id, err := c.replayOne(r, uint64(n), get, open)
 		if err == nil && id != "" && PartitionFor(id, c.cfg.NumPartitions) != partition {
 			err = errShortRecord
 			delete(out, id)
@@ -201,15 +220,33 @@ func (c *Coordinator) replay(partition int32, src RecordSource) (map[string]*rep
 	return out, n, skipped, err
 }
 
-// replayOne applies one record; it returns the group id it touched ("" for
-// record types this package does not own).
-func (c *Coordinator) replayOne(r Record, get func(string) *replayedGroup) (string, error) {
+// replayMarker applies a COMMIT or ABORT marker to the groups holding
+// pending offsets of its producer. A marker of a producer with none (its
+// transaction wrote no offsets here, or they were deleted) changes nothing.
+func replayMarker(r Record, out map[string]*replayedGroup, open map[int64]map[string]struct{}) error {
+	if r.Marker != CommitMarker && r.Marker != AbortMarker {
+		return errShortRecord
+	}
+	for id := range open[r.ProducerID] {
+		if rg := out[id]; rg != nil {
+			rg.txn.end(r.ProducerID, r.Marker == CommitMarker, rg.offsets)
+		}
+	}
+	delete(open, r.ProducerID)
+	return nil
+}
+
+// replayOne applies one record at position pos; it returns the group id it
+// touched ("" for record types this package does not own). Transactional
+// records of other types than offsets are applied as they come, as Kafka
+// does.
+func (c *Coordinator) replayOne(r Record, pos uint64, get func(string) *replayedGroup, open map[int64]map[string]struct{}) (string, error) {
 	if len(r.Key) < 2 {
 		return "", errShortRecord
 	}
 	switch int16(binary.BigEndian.Uint16(r.Key)) {
 	case keyOffsetCommitV0, keyOffsetCommit:
-		return replayOffset(r, get)
+		return replayOffset(r, pos, get, open)
 	case keyGroupMetadata:
 		return replayClassic(r, get)
 	case keyConsumerGroup:
@@ -220,7 +257,9 @@ func (c *Coordinator) replayOne(r Record, get func(string) *replayedGroup) (stri
 	return "", nil
 }
 
-func replayOffset(r Record, get func(string) *replayedGroup) (string, error) {
+// replayOffset applies an offset record. A tombstone deletes the committed
+// offset and every producer's pending one.
+func replayOffset(r Record, pos uint64, get func(string) *replayedGroup, open map[int64]map[string]struct{}) (string, error) {
 	var k kmsg.OffsetCommitKey
 	if err := k.ReadFrom(r.Key); err != nil {
 		return "", err
@@ -228,20 +267,31 @@ func replayOffset(r Record, get func(string) *replayedGroup) (string, error) {
 	rg, tp := get(k.Group), topicPartition{topic: k.Topic, partition: k.Partition}
 	if r.Value == nil {
 		delete(rg.offsets, tp)
+		rg.txn.drop(tp)
 		return k.Group, nil
 	}
 	var v kmsg.OffsetCommitValue
 	if err := v.ReadFrom(r.Value); err != nil {
 		return "", err
 	}
-	o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1}
+	o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1, pos: pos}
 	if v.Version >= 3 {
 		o.leaderEpoch = v.LeaderEpoch
 	}
 	if v.Version == 1 {
 		o.expireTime = v.ExpireTimestamp
 	}
-	rg.offsets[tp] = o
+	if !r.Transactional {
+		rg.offsets[tp] = o
+		return k.Group, nil
+	}
+	rg.txn.put(r.ProducerID, tp, o)
+	ids := open[r.ProducerID]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		open[r.ProducerID] = ids
+	}
+	ids[k.Group] = struct{}{}
 	return k.Group, nil
 }
 
@@ -304,11 +354,12 @@ func replayConsumerMember(r Record, get func(string) *replayedGroup) (string, er
 // buildGroupLocked turns replayed records into a live group (nil if nothing
 // of the group is left).
 func (c *Coordinator) buildGroupLocked(id string, partition int32, rg *replayedGroup, now time.Time) *group {
-	if rg.classic == nil && rg.consumer == nil && len(rg.offsets) == 0 {
+	if rg.classic == nil && rg.consumer == nil && len(rg.offsets) == 0 && rg.txn.empty() {
 		return nil
 	}
 	g := newGroup(id, partition)
 	g.offsets = rg.offsets
+	g.txn = rg.txn
 	g.state = stateEmpty
 	switch {
 	case rg.consumer != nil:

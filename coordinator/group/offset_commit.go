@@ -30,6 +30,9 @@ package group
 //   - v10 names topics by id; it is not supported (UNSUPPORTED_VERSION).
 //   - A partition given more than once is answered for every entry and its
 //     last entry wins, as in Kafka; only that last offset is written.
+//   - A commit written after a TxnOffsetCommit of the same partition stays
+//     when that transaction commits; one written before is replaced (the
+//     later record wins, as Kafka compares log offsets).
 
 import (
 	"context"
@@ -281,6 +284,8 @@ func (c *Coordinator) applyCommitLocked(plan commitPlan, err error) {
 		return // unloaded meanwhile; the records are durable and the next owner loads them
 	}
 	for _, e := range plan.entries {
-		g.offsets[e.tp] = e.o
+		o := e.o
+		o.pos = c.nextPosLocked(g.partition)
+		g.offsets[e.tp] = o
 	}
 }

@@ -8,7 +8,9 @@ package group
 // groups that do not use the "consumer" protocol type (so their
 // subscriptions cannot be read) get NON_EMPTY_GROUP while they have members.
 // A missing group is GROUP_ID_NOT_FOUND. Tombstones are written before the
-// answer.
+// answer, also for a partition that only has pending transactional offsets;
+// the tombstone drops those, so their transaction's COMMIT does not bring
+// the partition back (Kafka's OffsetMetadataManager.deleteOffsets).
 
 import (
 	"context"
@@ -47,6 +49,7 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 	if c.currentLocked(g) {
 		for _, tp := range deleted {
 			delete(g.offsets, tp)
+			g.txn.drop(tp)
 		}
 	}
 	c.mu.Unlock()
@@ -91,7 +94,7 @@ func (c *Coordinator) planOffsetDeleteLocked(req *kmsg.OffsetDeleteRequest, resp
 			case c.cfg.TopicMetadata != nil && !c.topicPartitionExists(t.Topic, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				if _, ok := g.offsets[tp]; ok && !queued[tp] {
+				if _, ok := g.offsets[tp]; (ok || g.txn.has(tp)) && !queued[tp] {
 					if queued == nil {
 						queued = make(map[topicPartition]bool)
 					}

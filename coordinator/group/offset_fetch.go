@@ -7,8 +7,13 @@ package group
 // either. v2+ accepts a null topic list meaning every committed partition,
 // and carries group-level errors at the top (v0-1 repeat them per
 // partition). v5+ returns the committed leader epoch (KIP-320). v7+
-// RequireStable (KIP-447): a partition whose commit is still being written
-// gets UNSTABLE_OFFSET_COMMIT, which clients retry. v8+ fetches many groups
+// RequireStable (KIP-447): a partition whose commit is still being written,
+// or that has a pending transactional offset of any producer (a
+// TxnOffsetCommit whose marker has not come), gets UNSTABLE_OFFSET_COMMIT
+// with offset -1, per partition at every version, which clients retry;
+// without RequireStable the last committed offset is returned. A null topic
+// list lists committed partitions only, as Kafka's fetchAllOffsets does,
+// not those with only a pending offset. v8+ fetches many groups
 // at once (KIP-709). v9+ (KIP-848) may name a member id and epoch of a
 // consumer group; they are checked (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
 // A group, topic or partition given more than once is answered once: every
@@ -147,7 +152,7 @@ func (c *Coordinator) fetchGroupLocked(groupID string, topics []fetchTopic, requ
 		if g == nil {
 			return out
 		}
-		if requireStable && g.inflight[tp] > 0 {
+		if requireStable && (g.inflight[tp] > 0 || g.txn.has(tp)) {
 			out.code = kerr.UnstableOffsetCommit.Code
 			return out
 		}

@@ -142,11 +142,19 @@ func (s snapshot) applyFlags(g *group) {
 }
 
 // tombstonesLocked returns the records that erase g from the log: every
-// committed offset and every metadata record of either kind.
+// committed offset, every partition with a pending transactional offset
+// (one tombstone per partition; replaying it drops the pending offsets, so
+// their COMMIT brings nothing back), and every metadata record of either
+// kind.
 func tombstonesLocked(g *group) []Record {
 	var recs []Record
 	for _, tp := range sortedOffsets(g.offsets) {
 		recs = append(recs, Record{Key: offsetKey(g.id, tp.topic, tp.partition)})
+	}
+	for _, tp := range g.txn.partitions() {
+		if _, ok := g.offsets[tp]; !ok {
+			recs = append(recs, Record{Key: offsetKey(g.id, tp.topic, tp.partition)})
+		}
 	}
 	recs = append(recs, metadataTombstonesLocked(g)...)
 	return recs

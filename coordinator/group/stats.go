@@ -25,12 +25,18 @@ type Stats struct {
 	// Rebalances counts completed classic rebalances and KIP-848 group
 	// epoch bumps by reason (counter).
 	Rebalances map[RebalanceReason]uint64
-	// OffsetCommits counts partition offsets durably committed (counter).
+	// OffsetCommits counts partition offsets durably committed, by
+	// OffsetCommit or by the COMMIT marker of a TxnOffsetCommit
+	// (counter).
 	OffsetCommits uint64
 	// OffsetsExpired counts offsets removed by retention (counter).
 	OffsetsExpired uint64
 	// CommittedOffsets is the number of stored offsets (gauge).
 	CommittedOffsets int
+	// PendingTxnOffsets is the number of transactional offsets waiting
+	// for their transaction's marker (gauge). One that stays high points
+	// at transactions whose markers do not arrive.
+	PendingTxnOffsets int
 	// LoadedPartitions is how many __consumer_offsets partitions are
 	// served here (gauge).
 	LoadedPartitions int
@@ -57,6 +63,7 @@ func (c *Coordinator) Stats() Stats {
 	for _, g := range c.mu.groups {
 		s.Groups[GroupStateKey{Type: g.kind.String(), State: g.stateName()}]++
 		s.CommittedOffsets += len(g.offsets)
+		s.PendingTxnOffsets += g.txn.count()
 		if g.kind == kindConsumer {
 			s.Members += len(g.cg.members)
 		} else {
