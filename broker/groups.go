@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/coordinator/group"
@@ -191,8 +192,14 @@ func (op offsetsPersister) Persist(ctx context.Context, partition int32, records
 func (op offsetsPersister) PersistTxn(ctx context.Context, partition int32, producerID int64, producerEpoch int16, records []group.Record) error {
 	opts := protocol.DefaultBatchOptions()
 	opts.ProducerID, opts.ProducerEpoch, opts.Transactional = producerID, producerEpoch, true
-	return op.b.appendInternal(ctx, offsetsTopic, partition, groupRecords(records), opts,
+	err := op.b.appendInternal(ctx, offsetsTopic, partition, groupRecords(records), opts,
 		op.b.settings.brokerMillis("offsets.commit.timeout.ms", 5000))
+	// The log's refusals of the producer reach the client as they are.
+	switch code := appendErrorCode(err); code {
+	case kerr.InvalidProducerEpoch.Code, kerr.InvalidTxnState.Code:
+		return fmt.Errorf("%w: %w", kerr.ErrorForCode(code), err)
+	}
+	return err
 }
 
 func groupRecords(records []group.Record) []kmsg.Record {
