@@ -35,6 +35,9 @@ import (
 //	log id=                                          records of id's partition for id
 //	show id=                                         durable state and pending state
 //	unload id= | load id= [epoch=]                   id's partition
+//	begin-load id= [epoch=]                          BeginLoad only: the partition stays loading
+//	seed id= state= pid= epoch= [parts=] [tv=] [start=] [prev=] [next=] [timeout=]
+//	                                                 append a record for id and reload its partition
 //	stats
 //
 // pid and epoch default to what the last successful InitProducerId or
@@ -104,9 +107,15 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 		h.c.Unload(PartitionFor(argString(t, d, "id", ""), testPartitions))
 		h.settle()
 		return "ok"
+	case "begin-load":
+		h.c.BeginLoad(PartitionFor(argString(t, d, "id", ""), testPartitions), int32(argInt(t, d, "epoch", 2)))
+		h.settle()
+		return "ok"
 	case "load":
 		h.load(PartitionFor(argString(t, d, "id", ""), testPartitions), int32(argInt(t, d, "epoch", 2)))
 		return "ok"
+	case "seed":
+		return s.seed(t, d)
 	case "stats":
 		st := h.c.Stats()
 		return fmt.Sprintf("ongoing=%d oldest=%s committed=%d aborted=%d timed-out=%d fenced=%d ids=%d",
@@ -150,6 +159,34 @@ func (s *script) end(t *testing.T, d *datadriven.TestData) string {
 	}
 	s.prod[id] = producerRef{id: resp.ProducerID, epoch: resp.ProducerEpoch}
 	return fmt.Sprintf("NONE pid=%d epoch=%d", resp.ProducerID, resp.ProducerEpoch)
+}
+
+func (s *script) seed(t *testing.T, d *datadriven.TestData) string {
+	h := s.h
+	id := argString(t, d, "id", "")
+	state, ok := stateNames[argString(t, d, "state", "Empty")]
+	if !ok {
+		d.Fatalf(t, "unknown state")
+	}
+	m := meta{
+		producerID: argInt(t, d, "pid", 1), prevProducerID: argInt(t, d, "prev", -1),
+		nextProducerID: argInt(t, d, "next", -1), epoch: int16(argInt(t, d, "epoch", 0)), lastEpoch: -1,
+		timeoutMs: int32(argDuration(t, d, "timeout", time.Minute).Milliseconds()), state: state,
+		startMs: -1, lastUpdateMs: h.clock.Now().UnixMilli(), tv: int8(argInt(t, d, "tv", 0)),
+	}
+	if d.HasArg("start") {
+		m.startMs = testStart.Add(argDuration(t, d, "start", 0)).UnixMilli()
+	}
+	if parts := argList(t, d, "parts"); parts != nil {
+		m.partitions = unionPartitions(nil, parseTPs(parts...))
+	}
+	p := PartitionFor(id, testPartitions)
+	h.log.mu.Lock()
+	h.log.logs[p] = append(h.log.logs[p], stateRecord(id, m))
+	h.log.mu.Unlock()
+	h.load(p, int32(argInt(t, d, "coordinator-epoch", 2)))
+	s.prod[id] = producerRef{id: m.producerID, epoch: m.epoch}
+	return "ok"
 }
 
 func (s *script) producer(t *testing.T, d *datadriven.TestData) (string, int64, int16) {
