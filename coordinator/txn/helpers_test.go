@@ -45,17 +45,17 @@ func (l *memLog) Persist(ctx context.Context, partition int32, records []Record)
 	}
 	l.mu.Unlock()
 	if gate != nil {
-		var err error
+		// release zeroes blocked itself, so that settle never mistakes
+		// a released call for one still blocked on purpose.
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		l.mu.Lock()
-		l.blocked--
-		l.mu.Unlock()
-		if err != nil {
-			return err
+			l.mu.Lock()
+			if l.gate == gate {
+				l.blocked--
+			}
+			l.mu.Unlock()
+			return ctx.Err()
 		}
 	}
 	l.mu.Lock()
@@ -93,7 +93,14 @@ func (l *memLog) release() {
 	if l.gate != nil {
 		close(l.gate)
 		l.gate = nil
+		l.blocked = 0
 	}
+}
+
+func (l *memLog) callCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls
 }
 
 func (l *memLog) blockedCount() int {
@@ -145,15 +152,15 @@ func (mw *memMarkers) WriteMarkers(ctx context.Context, m Marker) error {
 	case "fence":
 		return fmt.Errorf("partition t-0: %w", ErrCoordinatorFenced)
 	case "block":
-		defer func() {
-			mw.mu.Lock()
-			mw.blocked--
-			mw.mu.Unlock()
-		}()
 		select {
 		case <-gate:
 			return nil
 		case <-ctx.Done():
+			mw.mu.Lock()
+			if mw.gate == gate && mw.mode == "block" {
+				mw.blocked--
+			}
+			mw.mu.Unlock()
 			return ctx.Err()
 		}
 	}
@@ -165,6 +172,7 @@ func (mw *memMarkers) setMode(mode string) {
 	defer mw.mu.Unlock()
 	if mw.mode == "block" && mode != "block" {
 		close(mw.gate)
+		mw.blocked = 0
 	}
 	if mode == "block" && mw.mode != "block" {
 		mw.gate = make(chan struct{})
