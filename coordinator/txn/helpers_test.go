@@ -297,7 +297,9 @@ func (h *harness) settle() {
 				return false
 			}
 		}
-		return c.mu.bg == 0 && len(c.mu.markers.queue) == 0 && c.mu.markers.running == h.markers.blockedCount()
+		q := &c.mu.markers
+		return c.mu.bg == 0 && q.running == h.markers.blockedCount() &&
+			(len(q.queue) == 0 || q.running == maxMarkerWriters)
 	})
 }
 
