@@ -167,10 +167,10 @@ type Marker struct {
 // partition's leader, acks=all). WriteMarkers returns nil once every
 // partition of m has its marker or no longer exists; it retries leader
 // moves and unavailable partitions itself until ctx ends (the coordinator
-// cancels it when the partition is unloaded or the coordinator closed). It
-// returns an error wrapping ErrCoordinatorFenced when a partition refused
-// the marker's coordinator epoch. It must not call back into the
-// Coordinator. Any other error makes the coordinator call it again later,
+// cancels it when the partition is unloaded or the coordinator closed, and
+// waits for it to return). It returns an error wrapping
+// ErrCoordinatorFenced when a partition refused the marker's coordinator
+// epoch. It must not call back into the Coordinator. Any other error makes the coordinator call it again later,
 // with backoff, for as long as the partition stays loaded here; see doc.go
 // for what each WriteTxnMarkers error code should become.
 type MarkerWriter interface {
@@ -191,8 +191,8 @@ type Coordinator struct {
 
 	// wg counts every goroutine and timer callback the coordinator runs:
 	// partition writers, marker writes, background producer id
-	// allocations. Close waits for it. Add is only called under mu while
-	// not closed, so no Add races Close's Wait.
+	// allocations, timer callbacks. Close waits for it. Add is only called
+	// under mu while not closed, so no Add races Close's Wait.
 	wg sync.WaitGroup
 
 	mu struct {
@@ -284,17 +284,15 @@ func (c *Coordinator) Close() {
 	c.mu.closed = true
 	stopTimer(c.mu.abortTimer)
 	stopTimer(c.mu.expiryTimer)
-	var writers []chan struct{}
 	for p, ps := range c.mu.parts {
 		if ps != nil {
-			writers = append(writers, c.dropPartitionLocked(ps))
+			c.dropPartitionLocked(ps)
 			c.mu.parts[p] = nil
 		}
 	}
 	c.mu.markers.queue = nil
 	c.mu.Unlock()
 	c.cancel()
-	waitAll(writers)
 	c.wg.Wait()
 }
 
@@ -340,16 +338,6 @@ func (c *Coordinator) goneCodeLocked() int16 {
 	return kerr.NotCoordinator.Code
 }
 
-// goLocked starts f on a goroutine Close waits for. The caller holds mu and
-// has checked that the coordinator is not closed.
-func (c *Coordinator) goLocked(f func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-}
-
 // afterFunc arms a clock timer whose callback is tracked for Close and
 // skipped once the coordinator is closed. f runs without mu held.
 func (c *Coordinator) afterFunc(d time.Duration, f func()) coordinator.Timer {
@@ -369,14 +357,6 @@ func (c *Coordinator) afterFunc(d time.Duration, f func()) coordinator.Timer {
 func stopTimer(t coordinator.Timer) {
 	if t != nil {
 		t.Stop()
-	}
-}
-
-func waitAll(chans []chan struct{}) {
-	for _, ch := range chans {
-		if ch != nil {
-			<-ch
-		}
 	}
 }
 

@@ -130,13 +130,15 @@
 // # Loading
 //
 // BeginLoad installs a fresh, loading state for the partition (dropping an
-// older one) and waits for a write the older one had in flight; LoadFrom
+// older one) and waits for the writes and marker writes the older one had
+// in flight; LoadFrom
 // replays the log without the lock, then, if the token is still current,
 // serves the ids: every PrepareCommit or PrepareAbort has its markers
 // written again with the new coordinator epoch and then Complete*, and every
 // Ongoing transaction already past its timeout is aborted at once. Unload
 // drops the partition, cancels its writes and marker writes (requests
-// waiting for them get NOT_COORDINATOR) and waits for the write in flight.
+// waiting for them get NOT_COORDINATOR) and waits for them to return, so
+// Persist and WriteMarkers must return soon after their context ends.
 //
 // # Timers
 //
@@ -160,7 +162,8 @@
 //   - Marker writes run on goroutines, at most 64 at once; more wait in a
 //     queue. Background producer id allocations (a timed-out transaction at
 //     an exhausted epoch) run on goroutines too. Every goroutine and timer
-//     callback is tracked; Close cancels them and waits.
+//     callback is tracked: dropping a partition (Unload, BeginLoad) cancels
+//     and waits for the goroutines of its load, Close for all of them.
 //   - A handler waiting for its write returns COORDINATOR_NOT_AVAILABLE if
 //     its context ends first; the write goes on and is applied as usual.
 //   - Persister, MarkerWriter, ProducerIDs and TopicPartitions must not

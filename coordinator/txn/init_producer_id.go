@@ -136,7 +136,11 @@ func (c *Coordinator) initTransitLocked(ps *partState, t *txn, timeoutMs int32, 
 	case isPrepare(m.state):
 		return decision{code: kerr.ConcurrentTransactions.Code}
 	case m.state == stateOngoing:
-		w := c.fenceAbortLocked(ps, t, reasonFenceAbort, newProducerID)
+		why := reasonFenceAbort
+		if expected != nil && expected.id == m.producerID && expected.epoch == m.epoch {
+			why = reasonRecoverAbort
+		}
+		w := c.fenceAbortLocked(ps, t, why, newProducerID)
 		if w == nil {
 			return decision{needProducerID: true}
 		}

@@ -24,23 +24,26 @@ func (t LoadToken) Partition() int32 { return t.partition }
 // COORDINATOR_LOAD_IN_PROGRESS until LoadFrom finishes. coordinatorEpoch is
 // the partition's leader epoch; the markers this coordinator writes carry
 // it. A previous load of the partition is dropped first, and BeginLoad
-// waits for a write it had in flight to return, so that no write of the
-// old load lands in the log after the new load starts reading it.
+// waits for the write and marker writes it had in flight to return, so
+// that no write of the old load lands in the log after the new load starts
+// reading it.
 func (c *Coordinator) BeginLoad(partition, coordinatorEpoch int32) LoadToken {
 	c.mu.Lock()
 	if c.mu.closed || !c.validPartition(partition) {
 		c.mu.Unlock()
 		return LoadToken{partition: partition}
 	}
-	var wait chan struct{}
-	if old := c.mu.parts[partition]; old != nil {
-		wait = c.dropPartitionLocked(old)
+	old := c.mu.parts[partition]
+	if old != nil {
+		c.dropPartitionLocked(old)
 	}
 	c.mu.gen++
 	ps := newPartState(c.ctx, partition, c.mu.gen, coordinatorEpoch)
 	c.mu.parts[partition] = ps
 	c.mu.Unlock()
-	waitAll([]chan struct{}{wait})
+	if old != nil {
+		old.goroutines.Wait()
+	}
 	return LoadToken{partition: partition, gen: ps.gen}
 }
 
@@ -139,17 +142,18 @@ func (c *Coordinator) replay(partition int32, src RecordSource) (map[string]meta
 }
 
 // Unload stops serving partition: its transactions are dropped from memory
-// (their state stays in the log), marker writes in flight are cancelled,
-// and requests waiting for a write get NOT_COORDINATOR. It waits for a
-// write in flight to return.
+// (their state stays in the log), the write and marker writes in flight
+// are cancelled and waited for, and requests waiting for a write get
+// NOT_COORDINATOR.
 func (c *Coordinator) Unload(partition int32) {
 	c.mu.Lock()
 	if c.mu.closed || !c.validPartition(partition) || c.mu.parts[partition] == nil {
 		c.mu.Unlock()
 		return
 	}
-	wait := c.dropPartitionLocked(c.mu.parts[partition])
+	ps := c.mu.parts[partition]
+	c.dropPartitionLocked(ps)
 	c.mu.parts[partition] = nil
 	c.mu.Unlock()
-	waitAll([]chan struct{}{wait})
+	ps.goroutines.Wait()
 }

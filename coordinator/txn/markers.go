@@ -78,7 +78,7 @@ func (c *Coordinator) pumpMarkersLocked() {
 			continue
 		}
 		q.running++
-		c.goLocked(func() { c.writeMarkers(job) })
+		c.goLocked(job.ps, func() { c.writeMarkers(job) })
 	}
 	if len(q.queue) == 0 {
 		q.queue = nil

@@ -5,6 +5,7 @@ package txn
 
 import (
 	"context"
+	"sync"
 
 	"github.com/sluicedev/sluice/coordinator"
 )
@@ -35,9 +36,11 @@ type partState struct {
 	queue   []*write
 	writing bool
 	wake    chan struct{}
-	// writerDone is closed when the writer goroutine exits; nil until
-	// LoadFrom starts it.
-	writerDone chan struct{}
+	// goroutines counts the goroutines working for this load: its writer,
+	// its marker writes and producer id allocations. Dropping the load
+	// cancels ctx and waits for them. Add is only called under
+	// Coordinator.mu while the load is current, so no Add races the Wait.
+	goroutines sync.WaitGroup
 }
 
 func newPartState(parent context.Context, partition int32, gen uint64, coordinatorEpoch int32) *partState {
@@ -118,14 +121,25 @@ func (ps *partState) removeLocked(t *txn) {
 }
 
 // dropPartitionLocked stops serving ps: its context is cancelled (writes
-// and marker writes in flight end), its retry timers stopped. It returns
-// the channel the caller waits on, without the lock, for its writer to
-// exit; the caller removes ps from the partition table.
-func (c *Coordinator) dropPartitionLocked(ps *partState) chan struct{} {
+// and marker writes in flight end), its retry timers stopped. The caller
+// removes ps from the partition table and then, without the lock, waits
+// for ps.goroutines.
+func (c *Coordinator) dropPartitionLocked(ps *partState) {
 	ps.cancel()
 	for _, t := range ps.txns {
 		stopTimer(t.retry)
 		t.retry = nil
 	}
-	return ps.writerDone
+}
+
+// goLocked starts f on a goroutine that both Close and the drop of ps wait
+// for. The caller holds mu, and ps is current.
+func (c *Coordinator) goLocked(ps *partState, f func()) {
+	c.wg.Add(1)
+	ps.goroutines.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer ps.goroutines.Done()
+		f()
+	}()
 }

@@ -264,3 +264,51 @@ func TestTxnInitProducerIDRequiresTransactionalID(t *testing.T) {
 		t.Fatalf("empty id add: %v", got)
 	}
 }
+
+// Unload cancels the marker writes of the partition and returns only once
+// they have returned; the transaction is completed by the next load.
+func TestTxnUnloadWaitsForMarkerWrites(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	pid, epoch := h.mustInit("a")
+	h.mustAdd("a", pid, epoch, "t-0")
+	h.markers.setMode("block")
+	expectCode(t, "end", h.end(4, "a", pid, epoch, true).ErrorCode, nil)
+	if h.markers.blockedCount() != 1 {
+		t.Fatal("no marker write in flight")
+	}
+	h.c.Unload(PartitionFor("a", testPartitions))
+	h.c.mu.Lock()
+	running := h.c.mu.markers.running
+	h.c.mu.Unlock()
+	if running != 0 || h.markers.blockedCount() != 0 {
+		t.Fatalf("after Unload: %d marker writes running, %d blocked", running, h.markers.blockedCount())
+	}
+	h.markers.setMode("ok")
+	h.load(PartitionFor("a", testPartitions), 2)
+	if m, _, _ := h.state("a"); m.state != stateCompleteCommit {
+		t.Fatalf("after the reload: %s", m.state)
+	}
+}
+
+// KIP-360 from the producer whose own transaction is ongoing aborts it
+// (CONCURRENT_TRANSACTIONS until done) without counting as a fencing
+// (Kafka's TransactionManager recovers from an abortable error this way).
+func TestTxnRecoveringProducerAbortsItsTransaction(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	pid, epoch := h.mustInit("a")
+	h.mustAdd("a", pid, epoch, "t-0")
+	expectCode(t, "recover", h.initRecover("a", time.Minute, pid, epoch).ErrorCode, kerr.ConcurrentTransactions)
+	// The client retries with the same epoch: the abort's bump counts as
+	// its bump (the epoch before it is the last epoch), so it gets the
+	// abort's epoch, with no second bump.
+	resp := h.initRecover("a", time.Minute, pid, epoch)
+	expectCode(t, "retry", resp.ErrorCode, nil)
+	if resp.ProducerID != pid || resp.ProducerEpoch != epoch+1 {
+		t.Fatalf("retry got %d/%d, want %d/%d", resp.ProducerID, resp.ProducerEpoch, pid, epoch+1)
+	}
+	if st := h.c.Stats(); st.Fenced != 0 || st.Aborted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

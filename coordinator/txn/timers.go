@@ -93,7 +93,7 @@ func (c *Coordinator) fenceAbortLocked(ps *partState, t *txn, why reason, newPro
 func (c *Coordinator) allocateThenLocked(ps *partState, t *txn, then func(producerID int64)) {
 	t.pending = pendingWrite
 	c.mu.bg++
-	c.goLocked(func() {
+	c.goLocked(ps, func() {
 		id, code := c.allocateProducerID(ps.ctx)
 		c.mu.Lock()
 		defer c.mu.Unlock()

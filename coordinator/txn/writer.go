@@ -37,12 +37,13 @@ const (
 type reason uint8
 
 const (
-	reasonRequest    reason = iota // an ordinary request
-	reasonInit                     // InitProducerId: the client gets the new epoch
-	reasonFenceInit                // InitProducerId bumped the epoch of another producer instance
-	reasonFenceAbort               // InitProducerId aborts the ongoing transaction of another instance
-	reasonTimeout                  // the transaction timed out
-	reasonEnd                      // EndTxn v5: the client gets the bumped epoch
+	reasonRequest      reason = iota // an ordinary request
+	reasonInit                       // InitProducerId: the client gets the new epoch
+	reasonFenceInit                  // InitProducerId bumped the epoch of another producer instance
+	reasonFenceAbort                 // InitProducerId aborts the ongoing transaction of another instance
+	reasonRecoverAbort               // InitProducerId (KIP-360) aborts the producer\'s own ongoing transaction
+	reasonTimeout                    // the transaction timed out
+	reasonEnd                        // EndTxn v5: the client gets the bumped epoch
 )
 
 // write is one record waiting for, or in, its partition's writer.
@@ -98,12 +99,10 @@ func (c *Coordinator) await(ctx context.Context, w *write) int16 {
 
 // startWriterLocked starts ps's writer goroutine.
 func (c *Coordinator) startWriterLocked(ps *partState) {
-	ps.writerDone = make(chan struct{})
-	c.goLocked(func() { c.runWriter(ps) })
+	c.goLocked(ps, func() { c.runWriter(ps) })
 }
 
 func (c *Coordinator) runWriter(ps *partState) {
-	defer close(ps.writerDone)
 	for {
 		select {
 		case <-ps.ctx.Done():
@@ -253,6 +252,10 @@ func (c *Coordinator) transitionedLocked(ps *partState, w *write) {
 			c.mu.stats.fenced++
 		}
 		c.log.Info("producer fenced by a new instance; aborting its ongoing transaction", "transactional_id", t.id,
+			"producer_id", prev.producerID, "producer_epoch", prev.epoch, "abort_epoch", w.next.epoch)
+		t.issued = false
+	case reasonRecoverAbort:
+		c.log.Info("aborting the ongoing transaction of a recovering producer", "transactional_id", t.id,
 			"producer_id", prev.producerID, "producer_epoch", prev.epoch, "abort_epoch", w.next.epoch)
 		t.issued = false
 	case reasonTimeout:
