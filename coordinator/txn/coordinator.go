@@ -329,7 +329,7 @@ func (c *Coordinator) currentLocked(ps *partState, t *txn) bool {
 	return !c.mu.closed && c.mu.parts[ps.partition] == ps && ps.txns[t.id] == t
 }
 
-// goneCode is what a request gets when its transaction's partition went
+// goneCodeLocked is what a request gets when its transaction's partition went
 // away while it waited.
 func (c *Coordinator) goneCodeLocked() int16 {
 	if c.mu.closed {

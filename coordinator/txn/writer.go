@@ -223,7 +223,7 @@ func (c *Coordinator) writeFailedLocked(ps *partState, w *write, err error) {
 	if !t.durable {
 		ps.removeLocked(t)
 	}
-	if w.done == nil || w.why == reasonTimeout {
+	if w.done == nil {
 		c.log.Warn("writing transaction state failed", "transactional_id", t.id,
 			"partition", ps.partition, "err", err)
 	}
