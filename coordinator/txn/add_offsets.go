@@ -20,7 +20,8 @@ import (
 // partitions AddOffsetsToTxn adds.
 const OffsetsTopic = "__consumer_offsets"
 
-// AddOffsetsToTxn handles AddOffsetsToTxn v0-4.
+// AddOffsetsToTxn handles AddOffsetsToTxn v0-4. It returns once the
+// group's __consumer_offsets partition is durably in the transaction.
 func (c *Coordinator) AddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 	tp := TopicPartition{Topic: OffsetsTopic, Partition: coordinator.PartitionFor(req.Group, c.cfg.OffsetsPartitions)}

@@ -52,7 +52,10 @@ func (r addResult) codeAt(i int) int16 {
 
 // AddPartitionsToTxn handles AddPartitionsToTxn v0-5: v0-3 from clients,
 // v4+ batched from partition leaders, verify-only (KIP-890 part 1) or
-// adding (part 2, for produce v12).
+// adding (part 2, for produce v12). The broker authorizes the request
+// first (WRITE on the transactional id and topics for v0-3, CLUSTER_ACTION
+// for v4+). It returns once the added partitions are durable; a
+// verification never writes.
 func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	if req.Version <= 3 {

@@ -23,7 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// EndTxn handles EndTxn v0-5.
+// EndTxn handles EndTxn v0-5. It returns once PrepareCommit or
+// PrepareAbort is durable; the markers and Complete* follow in the
+// background.
 func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	tv := int8(0)

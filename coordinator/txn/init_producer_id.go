@@ -29,7 +29,10 @@ import (
 const maxAllocationRounds = 3
 
 // InitProducerID handles InitProducerId v0-5 for a transactional id
-// (req.TransactionalID non-nil; idempotent producers are the broker's).
+// (req.TransactionalID non-nil; idempotent producers are the broker's, and
+// a request without an id gets INVALID_REQUEST here). It returns once the
+// new epoch is durable, or with COORDINATOR_NOT_AVAILABLE when ctx ends
+// first; it may call Config.ProducerIDs.
 func (c *Coordinator) InitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	code, producerID, epoch := c.initProducerID(ctx, req)
