@@ -142,3 +142,50 @@ func TestTxnMarkerWritesBounded(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// In a v4+ batch each transaction stands alone: one naming an unknown
+// partition fails by itself while the others are verified or added; a v4
+// add keeps transaction version 0, a v5 add marks version 2.
+func TestTxnLeaderBatchTransactionsIndependent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	pa, ea := h.mustInit("a")
+	pb, eb := h.mustInit("b")
+	pc, ec := h.mustInit("c")
+	h.mustAdd("c", pc, ec, "t-0")
+	r := kmsg.NewPtrAddPartitionsToTxnRequest()
+	r.Version = 4
+	for _, tx := range []struct {
+		id     string
+		pid    int64
+		epoch  int16
+		verify bool
+		topic  string
+	}{{"a", pa, ea, false, "t"}, {"b", pb, eb, false, "missing"}, {"c", pc, ec, true, "t"}} {
+		x := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = tx.id, tx.pid, tx.epoch, tx.verify
+		x.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: tx.topic, Partitions: []int32{0}}}
+		r.Transactions = append(r.Transactions, x)
+	}
+	resp := h.c.AddPartitionsToTxn(h.ctx, r)
+	h.settle()
+	got := make(map[string]int16)
+	for _, rt := range resp.Transactions {
+		got[rt.TransactionalID] = rt.Topics[0].Partitions[0].ErrorCode
+	}
+	if got["a"] != 0 || got["b"] != kerr.UnknownTopicOrPartition.Code || got["c"] != 0 {
+		t.Fatalf("codes %v", got)
+	}
+	if m, _, _ := h.state("a"); m.state != stateOngoing || m.tv != 0 {
+		t.Fatalf("a after a v4 add: %s tv=%d", m.state, m.tv)
+	}
+	if _, _, ok := h.state("b"); !ok {
+		t.Fatal("b lost")
+	}
+	if got := h.leader(5, false, "b", pb, eb, "u-1"); got[0] != "u-1:NONE" {
+		t.Fatalf("v5 add: %v", got)
+	}
+	if m, _, _ := h.state("b"); m.tv != 2 {
+		t.Fatalf("b after a v5 add: tv=%d", m.tv)
+	}
+}
