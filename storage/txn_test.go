@@ -285,14 +285,14 @@ func TestTxnVerificationGuard(t *testing.T) {
 	if err := appendTxn(verified(0)); !errors.Is(err, ErrInvalidTxnState) {
 		t.Fatalf("no guard: %v", err)
 	}
-	g, needed := l.BeginVerification(1)
+	g, needed := beginVerification(t, l, 1)
 	if !needed || g == 0 {
 		t.Fatalf("BeginVerification = %d %v", g, needed)
 	}
-	if g2, _ := l.BeginVerification(1); g2 != g {
+	if g2, _ := beginVerification(t, l, 1); g2 != g {
 		t.Fatalf("outstanding guard not shared: %d then %d", g, g2)
 	}
-	if other, _ := l.BeginVerification(2); other == g {
+	if other, _ := beginVerification(t, l, 2); other == g {
 		t.Fatal("two producers got the same guard")
 	}
 	if err := appendTxn(verified(g + 1)); !errors.Is(err, ErrInvalidTxnState) {
@@ -306,12 +306,12 @@ func TestTxnVerificationGuard(t *testing.T) {
 	if err := appendTxn(verified(g)); !errors.Is(err, ErrInvalidTxnState) {
 		t.Fatalf("guard survived a marker: %v", err)
 	}
-	g, _ = l.BeginVerification(1)
+	g, _ = beginVerification(t, l, 1)
 	if err := appendTxn(verified(g)); err != nil {
 		t.Fatalf("verified first batch: %v", err)
 	}
 	// Ongoing: no verification needed; later batches need no guard.
-	if g2, needed := l.BeginVerification(1); needed || g2 != 0 {
+	if g2, needed := beginVerification(t, l, 1); needed || g2 != 0 {
 		t.Fatalf("ongoing transaction still asks for verification: %d %v", g2, needed)
 	}
 	if err := appendTxn(verified(0)); err != nil {
@@ -332,13 +332,45 @@ func TestTxnVerificationGuard(t *testing.T) {
 	}
 }
 
+// TestTxnVerificationNextEpoch: under transaction version 2 a batch of the
+// next epoch before the previous transaction's marker is told to retry, and
+// verified normally once the marker is in.
+func TestTxnVerificationNextEpoch(t *testing.T) {
+	t.Parallel()
+	l := newEnv(t, nil, Config{}).open()
+	r := newTxnRunner(t, l)
+	r.run([]txnStep{txnData(1, 1).producerEpoch(1)})
+	next := func() []byte { return mkBatch(t, spec{records: 1, pid: 1, epoch: 2, seq: 0, txn: true, ts: r.ts}) }
+	if _, err := l.Append(next(), leader); !errors.Is(err, ErrTxnCompleting) {
+		t.Fatalf("next epoch's batch during the transaction: %v", err)
+	}
+	if _, _, err := l.BeginVerification(1, 2); !errors.Is(err, ErrTxnCompleting) {
+		t.Fatalf("BeginVerification at the next epoch during a transaction: %v", err)
+	}
+	if _, needed, err := l.BeginVerification(1, 1); err != nil || needed {
+		t.Fatalf("BeginVerification at the transaction's epoch: needed %v, %v", needed, err)
+	}
+	r.run([]txnStep{commitOf(1).producerEpoch(2).lso(2)})
+	g, needed, err := l.BeginVerification(1, 2)
+	if err != nil || !needed || g == 0 {
+		t.Fatalf("BeginVerification after the marker: %d %v %v", g, needed, err)
+	}
+	res, err := l.Append(next(), AppendOptions{AssignOffsets: true, RequireVerification: true, Verification: g})
+	if err != nil || res.BaseOffset != 2 {
+		t.Fatalf("next transaction's first batch after the marker: %+v %v", res, err)
+	}
+	if lso := l.LastStableOffset(); lso != 2 {
+		t.Fatalf("LSO %d, want 2 (the new transaction's first offset)", lso)
+	}
+}
+
 func TestTxnGuardsExpire(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, Config{ProducerIDExpirationMs: 1000})
 	l := e.open()
-	g, _ := l.BeginVerification(7)
+	g, _ := beginVerification(t, l, 7)
 	l.ExpireProducers(e.clock.Now().Add(2 * time.Second))
-	if g2, _ := l.BeginVerification(7); g2 == g {
+	if g2, _ := beginVerification(t, l, 7); g2 == g {
 		t.Fatal("expired guard still outstanding")
 	}
 }
@@ -528,4 +560,15 @@ func TestTxnTruncate(t *testing.T) {
 func describeTxns(l *Log) string {
 	return fmt.Sprintf("LSO %d HW %d LEO %d start %d producers %+v aborted %+v", l.LastStableOffset(),
 		l.HighWatermark(), l.LogEndOffset(), l.LogStartOffset(), l.Producers(), l.AbortedTransactions(0, math.MaxInt64))
+}
+
+// beginVerification calls BeginVerification at epoch 0, the epoch of the
+// test batches, failing on an error.
+func beginVerification(t *testing.T, l *Log, pid int64) (VerificationGuard, bool) {
+	t.Helper()
+	g, needed, err := l.BeginVerification(pid, 0)
+	if err != nil {
+		t.Fatalf("BeginVerification(%d): %v", pid, err)
+	}
+	return g, needed
 }
