@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -19,9 +20,10 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 	c.createTopic("txn-cluster", 6, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	prod := c.client(kgo.TransactionalID("txn-cluster-p"), kgo.DefaultProduceTopic("txn-cluster"),
+	prod := c.client(kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)), kgo.TransactionalID("txn-cluster-p"), kgo.DefaultProduceTopic("txn-cluster"),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	committed := 0
+	start := time.Now()
 	for i := range 10 {
 		if err := prod.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -40,6 +42,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 			committed += 12
 		}
 	}
+	t.Logf("10 transactions of 12 records in %v", time.Since(start))
 	cons := c.client(kgo.ConsumeTopics("txn-cluster"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
