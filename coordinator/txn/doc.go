@@ -208,6 +208,8 @@
 //   - ListTransactions bounds the pattern's size and sorts its answer by
 //     transactional id.
 //   - InitProducerId v6 (KIP-939, two-phase commit) is not supported.
+//   - EndTxn waits for the markers (Config.CompletionWait) before it
+//     answers; Kafka answers at Prepare*.
 //
 // # Example
 //
