@@ -82,9 +82,11 @@ func compareFile(path, subject, reference string, w io.Writer) error {
 	return writeComparison(w, pairResults(results, subject, reference), subject, reference)
 }
 
-// writeComparison prints three tables (produce throughput, consume
-// throughput, produce latency) with subject/reference ratios, then the
-// failures and notes. It returns errCompareFailed if any cell failed.
+// writeComparison prints the tables (produce throughput, consume
+// throughput, produce latency, and when such cells ran: transactions,
+// end-to-end latency, flood, ratios to baseline cells) with
+// subject/reference ratios, then the failures and notes. It returns
+// errCompareFailed if any cell failed or missed a check.
 func writeComparison(w io.Writer, pairs []*pair, subject, reference string) error {
 	t := &table{s: short(subject), r: short(reference), width: len(latencyTitle)}
 	for _, p := range pairs {
@@ -94,12 +96,21 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 	t.throughput("PRODUCE THROUGHPUT", pairs, produceOf)
 	t.throughput("CONSUME THROUGHPUT", pairs, consumeOf)
 	t.latency(pairs)
+	t.transactions(pairs)
+	t.e2e(pairs)
 	t.flood(pairs)
+	t.baselines(pairs)
 	if err := t.tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
 	fmt.Fprintf(w, "\nratio = %s / %s. Throughput: higher is better. CPU per record and latency: lower is better.\n", subject, reference)
 	fmt.Fprintln(w, "CPU is the broker process's utime+stime from /proc/PID/stat (10 ms ticks) over the phase.")
+	if anyPair(pairs, func(x *result) bool { return x.RatioTo != "" }) {
+		fmt.Fprintln(w, "Ratio to baseline cell = the cell's figure / the baseline cell's, both against the same broker.")
+	}
+	if anyPair(pairs, func(x *result) bool { return x.Txn != nil }) {
+		fmt.Fprintln(w, "Transactional cells count committed records only; end p50/p99 is EndTransaction in ms.")
+	}
 	return writeFailures(w, pairs, subject)
 }
 
@@ -139,7 +150,7 @@ func (t *table) latency(pairs []*pair) {
 	s, r := t.s, t.r
 	t.row(latencyTitle, s+" p50", s+" p99", s+" p99.9", r+" p50", r+" p99", r+" p99.9", "p99 ratio", "rec/req", "check")
 	for _, p := range pairs {
-		if !p.has(func(x *result) bool { return x.Produce != nil && x.Rate > 0 }) {
+		if !p.has(func(x *result) bool { return x.Produce != nil && x.Rate > 0 && !isE2E(x) }) {
 			continue
 		}
 		sp, rp := pick(p.sub, produceOf), pick(p.ref, produceOf)
@@ -151,7 +162,8 @@ func (t *table) latency(pairs []*pair) {
 }
 
 // writeFailures lists failed cells and notes; it returns errCompareFailed
-// when any cell failed or missed its check.
+// when any cell failed or missed its check (--max-p99, the consumed-records
+// check, or the subject's --min-ratio).
 func writeFailures(w io.Writer, pairs []*pair, subject string) error {
 	failed := 0
 	for _, p := range pairs {
@@ -173,6 +185,10 @@ func writeFailures(w io.Writer, pairs []*pair, subject string) error {
 		if p.sub == nil {
 			fmt.Fprintf(w, "missing: no %s result for %s\n", subject, p.label)
 		}
+	}
+	for _, line := range ratioFailures(pairs, subject) {
+		failed++
+		fmt.Fprintln(w, line)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d", errCompareFailed, failed)
