@@ -107,7 +107,7 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 		if err := b.produce(ctx); err != nil {
-			return err
+			return b.afterFailedTxns(ctx, err, b.consume)
 		}
 	}
 	if b.cfg.mode != modeProduce {
@@ -116,6 +116,19 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	return b.checkP99()
+}
+
+// afterFailedTxns runs check (the consume phase) after transactional
+// produce failed with err, so the run still reports what a consumer reads:
+// the transactions that committed, and none of those that failed or were
+// aborted. A broker that fails a commit but makes its records readable
+// anyway shows up here. It returns err joined with check's error.
+func (b *bench) afterFailedTxns(ctx context.Context, err error, check func(context.Context) error) error {
+	if b.cfg.txnRecords == 0 || b.cfg.mode == modeProduce || !b.verifies() || ctx.Err() != nil {
+		return err
+	}
+	b.res.Notes = append(b.res.Notes, "produce failed; the consumer still checked what it read against the committed transactions")
+	return errors.Join(err, check(ctx))
 }
 
 // checkP99 applies --max-p99 and returns errP99Exceeded if it failed.
@@ -332,9 +345,9 @@ func (b *bench) consume(ctx context.Context) error {
 
 // verifies reports whether the consume phase checks what it read: for
 // idempotent and transactional producers, on a topic this run created and
-// produced into.
+// produced into (even if producing failed part way).
 func (b *bench) verifies() bool {
-	return b.cfg.idempotent && b.createdTopic && b.produced != nil
+	return b.cfg.idempotent && b.createdTopic && b.res.Produce != nil
 }
 
 // expected is the sequence numbers the consumer should read: with

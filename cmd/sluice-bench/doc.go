@@ -82,7 +82,13 @@
 // produced: every acknowledged record, or with read_committed every record
 // of a committed transaction and none of an aborted one. The throughput
 // runs compare counts; --mode e2e compares sequence numbers (missing,
-// unexpected and duplicate records). A mismatch fails the run.
+// unexpected and duplicate records). A mismatch fails the run. When a
+// transaction fails (a record or the commit is refused) the run stops
+// producing, aborts it, and still consumes and checks: the records of the
+// failed transaction must not be readable with read_committed. A
+// transaction a failed commit leaves open on the broker holds a
+// read_committed consumer back until the broker aborts it after
+// --txn-timeout (10s).
 //
 // # End-to-end latency
 //

@@ -42,18 +42,24 @@ func (b *bench) e2e(ctx context.Context) error {
 	defer cl.Close()
 	c := newE2EConsumer(cl)
 	consCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- c.run(consCtx) }()
-
-	err = b.produce(ctx)
-	var ranges map[int32]consumeRange
-	if err == nil {
-		ranges, err = listRanges(ctx, b.adm, b.cfg.topic)
-	}
-	if err != nil {
+	go func() { done <- c.run(consCtx); close(done) }()
+	defer func() { // stop the consumer if finishE2E did not wait for it
 		cancel()
 		<-done
+	}()
+
+	if err := b.produce(ctx); err != nil {
+		return b.afterFailedTxns(ctx, err, func(ctx context.Context) error { return b.finishE2E(ctx, c, done) })
+	}
+	return b.finishE2E(ctx, c, done)
+}
+
+// finishE2E lets the consumer read to the topic's current end offsets,
+// waits for it (done), and checks what it read.
+func (b *bench) finishE2E(ctx context.Context, c *e2eConsumer, done <-chan error) error {
+	ranges, err := listRanges(ctx, b.adm, b.cfg.topic)
+	if err != nil {
 		return err
 	}
 	c.ends <- ranges

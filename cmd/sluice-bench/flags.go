@@ -64,6 +64,7 @@ type config struct {
 	compression   string // producer batch codec: none, lz4 or zstd
 	txnRecords    int    // records per transaction; 0: not transactional
 	txnAbortEvery int    // abort every Nth transaction; 0: commit all
+	txnTimeout    time.Duration
 	isolation     string // consumer isolation level, readCommitted or readUncommitted
 	deleteTopic   bool
 	timeout       time.Duration
@@ -143,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.compression, "compression", "none", "producer batch compression: none, lz4 or zstd (the broker validates every record inside)")
 	fs.IntVar(&c.txnRecords, "txn-records", 0, "produce in transactions of this many records, committing each (0: no transactions; needs --acks all, implies --idempotent)")
 	fs.IntVar(&c.txnAbortEvery, "txn-abort-every", 0, "with --txn-records: abort every Nth transaction instead of committing it (0: commit all)")
+	fs.DurationVar(&c.txnTimeout, "txn-timeout", 10*time.Second, "with --txn-records: the producer's transaction timeout, after which the broker aborts a transaction a failed commit left open (so the consumer behind it can finish)")
 	fs.StringVar(&c.isolation, "isolation", "", "consumer isolation level, read_committed or read_uncommitted (default: read_committed with --txn-records)")
 	fs.BoolVar(&c.deleteTopic, "delete-topic", false, "delete the topic when done")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up on the whole benchmark after this long")
@@ -254,6 +256,8 @@ func (c *config) validateTxn() error {
 	switch {
 	case c.txnRecords < 0 || c.txnAbortEvery < 0:
 		return errors.New("--txn-records and --txn-abort-every cannot be negative")
+	case c.txnTimeout < time.Millisecond || c.txnTimeout > time.Duration(1<<31-1)*time.Millisecond:
+		return fmt.Errorf("--txn-timeout %s out of range", c.txnTimeout)
 	case c.txnRecords > 0 && c.acks != "all":
 		return errors.New("--txn-records needs --acks all")
 	case c.txnRecords > 0 && c.maxInflight != 5:

@@ -135,6 +135,7 @@ func TestFlagsParseInvalid(t *testing.T) {
 		{"txn negative", []string{"--fake", "--acks", "all", "--txn-records", "-1"}},
 		{"txn with inflight", []string{"--fake", "--acks", "all", "--txn-records", "10", "--max-inflight", "8"}},
 		{"txn flood", []string{"--fake", "--acks", "all", "--txn-records", "10", "--mode", "flood", "--duration", "1s"}},
+		{"txn timeout zero", []string{"--fake", "--acks", "all", "--txn-records", "10", "--txn-timeout", "0s"}},
 		{"abort every without txn", []string{"--fake", "--acks", "all", "--txn-abort-every", "2"}},
 		{"bad isolation", []string{"--fake", "--isolation", "serializable"}},
 		{"e2e without rate", []string{"--fake", "--mode", "e2e"}},

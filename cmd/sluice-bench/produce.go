@@ -62,7 +62,7 @@ func producerOpts(c *config, hooks kgo.Hook) []kgo.Opt {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInflight))
 	}
 	if c.txnRecords > 0 {
-		opts = append(opts, kgo.TransactionalID(transactionalID(c.topic)))
+		opts = append(opts, kgo.TransactionalID(transactionalID(c.topic)), kgo.TransactionTimeout(c.txnTimeout))
 	}
 	if c.onePerRequest {
 		topic, limit := c.topic, oneRecordBatchLimit(c.recordSize)

@@ -106,8 +106,14 @@ func oneTxn(ctx context.Context, cl *kgo.Client, c *config, snd *sender, ts *txn
 	err := cl.EndTransaction(endCtx, kgo.TransactionEndTry(commit))
 	ts.endTxn.Record(time.Since(began))
 	switch {
+	case err != nil && commit:
+		// kgo's advice for a failed commit: end it with an abort, which
+		// reloads the producer id if need be. The consume phase then shows
+		// whether the broker kept the transaction's records out.
+		abortErr := cl.EndTransaction(endCtx, kgo.TryAbort)
+		return fmt.Errorf("end (commit): %w; abort after it: %v", err, abortErr)
 	case err != nil:
-		return fmt.Errorf("end (commit %v): %w", commit, err)
+		return fmt.Errorf("end (abort): %w", err)
 	case failed > 0:
 		return fmt.Errorf("%w: %d, aborted", errTxnRecordsFailed, failed)
 	case !commit:

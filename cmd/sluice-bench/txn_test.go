@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -272,5 +274,64 @@ func TestStampRoundTrip(t *testing.T) {
 	}
 	if _, _, ok := readStamp(value[:stampSize-1]); ok {
 		t.Error("a value shorter than the stamp was read")
+	}
+}
+
+// failThirdCommit answers the third EndTxn commit with INVALID_TXN_STATE
+// without kfake seeing it, so the transaction stays open until the
+// producer aborts it.
+func failThirdCommit(cluster *kfake.Cluster) {
+	var mu sync.Mutex
+	commits := 0
+	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		if !r.Commit {
+			return nil, nil, false
+		}
+		if commits++; commits != 3 {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+}
+
+// TestTxnFailedCommitStillChecked fails the third commit: the run reports
+// that, and its consumer still checks that it reads the two committed
+// transactions and nothing of the failed one, in both modes that consume.
+// With aborted records leaking to the consumer the check fails as well.
+func TestTxnFailedCommitStillChecked(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{modeBoth, modeE2E} {
+		for _, leak := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s leak=%v", mode, leak), func(t *testing.T) {
+				t.Parallel()
+				cluster := newTestCluster(t)
+				failThirdCommit(cluster)
+				if leak {
+					leakAborted(cluster)
+				}
+				args := []string{"--acks", "all", "--txn-records", "10", "--records", "100", "--record-size", "64", "--mode", mode,
+					"--txn-timeout", "1s"} // kfake aborts the transaction the failed commit left open
+				if mode == modeE2E {
+					args = append(args, "--rate", "1000")
+				}
+				res, err := runAgainst(t, cluster, args...)
+				if !errors.Is(err, kerr.InvalidTxnState) {
+					t.Fatalf("err = %v, want the failed commit's INVALID_TXN_STATE", err)
+				}
+				v := res.Verify
+				if v == nil || v.Expected != 20 || res.Txn.Committed != 2 {
+					t.Fatalf("verify %+v, txn %+v, err %v: want 2 committed transactions checked", v, res.Txn, err)
+				}
+				if leak != errors.Is(err, errVerifyFailed) || v.OK == leak || (leak && v.Consumed != 30) {
+					t.Errorf("leak %v: err %v, verify %+v", leak, err, v)
+				}
+			})
+		}
 	}
 }
