@@ -66,6 +66,9 @@
 #                          between cells (0: it keeps it; see below)
 #   BENCH_TXN_MIN_RATIO=0.8  least records/s of transactions of 1,000 records
 #                          relative to the idempotent producer, on Sluice
+#   BENCH_TXN_ROUNDS=3     rounds of the idempotent and transactional throughput
+#                          cells, interleaved; the comparison uses each cell's
+#                          median run (and reports every failed one)
 #   BENCH_E2E_RATE=1000    records/s of the end-to-end latency cells
 #   BENCH_QUICK=1          the acks x size x partitions matrix shrinks to its 1 KiB,
 #                          1-partition cells, and the transaction cells to the
@@ -87,6 +90,7 @@ SYNC_INFLIGHT="${BENCH_SYNC_INFLIGHT:-64}"
 FLOOD_DURATION="${BENCH_FLOOD_DURATION:-5s}"
 FLOOD_PRODUCERS="${BENCH_FLOOD_PRODUCERS:-64}"
 TXN_MIN_RATIO="${BENCH_TXN_MIN_RATIO:-0.8}"
+TXN_ROUNDS="${BENCH_TXN_ROUNDS:-3}"
 E2E_RATE="${BENCH_E2E_RATE:-1000}"
 FAKE_FLAGS=()
 if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
@@ -272,19 +276,24 @@ for size in "${sizes[@]}"; do
 done
 # Transactions beside the idempotent producer they are measured against
 # (--ratio-to; --compare prints the ratios and applies --min-ratio to Sluice).
+# They run in BENCH_TXN_ROUNDS interleaved rounds and --compare takes each
+# cell's median run, so load from other processes that drifts over the run
+# does not decide a ratio on its own.
 IDEM_LABEL="1KiB idempotent acks=all p=1"
-both "$IDEM_LABEL" --mode both --record-size 1024 --acks all --idempotent --partitions 1 --duration "$DURATION"
 txn_sizes=(1000 10)
 if [[ -n "${BENCH_QUICK:-}" ]]; then
 	txn_sizes=(1000)
 fi
-for n in "${txn_sizes[@]}"; do
-	min_ratio=()
-	if [[ $n == 1000 ]]; then
-		min_ratio=(--min-ratio "$TXN_MIN_RATIO")
-	fi
-	both "1KiB txn ${n}/txn p=1" --mode both --record-size 1024 --acks all --txn-records "$n" \
-		--partitions 1 --duration "$DURATION" --ratio-to "$IDEM_LABEL" ${min_ratio[@]+"${min_ratio[@]}"}
+for ((round = 1; round <= TXN_ROUNDS; round++)); do
+	both "$IDEM_LABEL" --mode both --record-size 1024 --acks all --idempotent --partitions 1 --duration "$DURATION"
+	for n in "${txn_sizes[@]}"; do
+		min_ratio=()
+		if [[ $n == 1000 ]]; then
+			min_ratio=(--min-ratio "$TXN_MIN_RATIO")
+		fi
+		both "1KiB txn ${n}/txn p=1" --mode both --record-size 1024 --acks all --txn-records "$n" \
+			--partitions 1 --duration "$DURATION" --ratio-to "$IDEM_LABEL" ${min_ratio[@]+"${min_ratio[@]}"}
+	done
 done
 for codec in lz4 zstd; do
 	both "1KiB acks=1 p=1 $codec" --mode both --compression "$codec" \

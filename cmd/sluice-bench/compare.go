@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -18,9 +20,13 @@ var errCompareFailed = errors.New("sluice-bench: comparison has failures")
 const maxResultLine = 1 << 20
 
 // pair is one benchmark cell as run against the subject and the reference.
+// A cell run more than once against a broker is represented in the tables
+// by its median run (see medianRun); subRuns and refRuns hold every run,
+// whose failures are all reported.
 type pair struct {
-	label    string
-	sub, ref *result
+	label            string
+	sub, ref         *result
+	subRuns, refRuns []*result
 }
 
 // readResults parses a file of --json results, one per line; blank lines
@@ -46,8 +52,11 @@ func readResults(r io.Reader) ([]*result, error) {
 	return out, nil
 }
 
-// pairResults groups results by label in order of first appearance. A later
-// result for the same label and target replaces an earlier one.
+// pairResults groups results by label in order of first appearance. A cell
+// with several results for the same target (bench/run.sh repeats the
+// transaction cells, interleaved with their baseline, so that load from
+// other processes drifting over the run does not decide a ratio) is
+// represented by its median run.
 func pairResults(results []*result, subject, reference string) []*pair {
 	var pairs []*pair
 	byLabel := make(map[string]*pair)
@@ -60,12 +69,35 @@ func pairResults(results []*result, subject, reference string) []*pair {
 		}
 		switch r.Target {
 		case subject:
-			p.sub = r
+			p.subRuns = append(p.subRuns, r)
 		case reference:
-			p.ref = r
+			p.refRuns = append(p.refRuns, r)
 		}
 	}
+	for _, p := range pairs {
+		p.sub, p.ref = medianRun(p.subRuns), medianRun(p.refRuns)
+	}
 	return pairs
+}
+
+// medianRun picks the run with the median produce records/s, the lower
+// middle one of an even count; nil for none. A failed run counts as the
+// slowest, so it is the median only when at least half the runs failed.
+func medianRun(rs []*result) *result {
+	if len(rs) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b *result) int { return cmp.Compare(runSpeed(a), runSpeed(b)) })
+	return sorted[(len(sorted)-1)/2]
+}
+
+// runSpeed orders runs for medianRun: produce records/s, -1 for a failed run.
+func runSpeed(r *result) float64 {
+	if r.Error != "" || r.Produce == nil {
+		return -1
+	}
+	return r.Produce.RecordsPS
 }
 
 // compareFile prints the comparison tables for the results in path.
@@ -167,10 +199,7 @@ func (t *table) latency(pairs []*pair) {
 func writeFailures(w io.Writer, pairs []*pair, subject string) error {
 	failed := 0
 	for _, p := range pairs {
-		for _, x := range []*result{p.sub, p.ref} {
-			if x == nil {
-				continue
-			}
+		for _, x := range slices.Concat(p.subRuns, p.refRuns) {
 			if x.Error != "" {
 				failed++
 				fmt.Fprintf(w, "FAILED %s %s: %s\n", x.Target, p.label, x.Error)

@@ -176,16 +176,16 @@ func TestCompareBaselineRatios(t *testing.T) {
 			}
 			// Rows: label, figure, baseline, subject ratio, reference ratio, check.
 			ratios := s[strings.Index(s, "RATIO TO BASELINE CELL"):]
-			if got := rowOf(t, ratios, "txn1000 "); strings.Join(got, " ") != "rec/s idem "+tt.wantRatio+" 0.25x "+tt.wantCheck+" >=0.8x" {
+			if got := rowOf(t, ratios, "txn1000 "); strings.Join(got, " ") != "rec/s idem "+tt.wantRatio+" 0.25x "+tt.wantCheck+" >=0.8x 1/1" {
 				t.Errorf("txn1000 ratio row %q", got)
 			}
-			if got := rowOf(t, ratios, "txn10 "); strings.Join(got, " ") != "rec/s idem 0.10x 0.10x -" {
+			if got := rowOf(t, ratios, "txn10 "); strings.Join(got, " ") != "rec/s idem 0.10x 0.10x - 1/1" {
 				t.Errorf("txn10 ratio row %q", got)
 			}
 			if got := rowOf(t, s[strings.Index(s, "TRANSACTIONS"):], "txn1000 "); got[2] != fmt.Sprintf("%.2fx", tt.subTxnPS/50000) || got[8] != "PASS" {
 				t.Errorf("txn1000 transactions row %q", got)
 			}
-			for _, want := range []string{"e2e p50 e2e-idem 3.00x 1.50x -", "e2e p99 e2e-idem 3.00x 1.50x -"} {
+			for _, want := range []string{"e2e p50 e2e-idem 3.00x 1.50x - 1/1", "e2e p99 e2e-idem 3.00x 1.50x - 1/1"} {
 				if !strings.Contains(strings.Join(strings.Fields(s), " "), "e2e-txn "+want) {
 					t.Errorf("no e2e ratio row %q in:\n%s", want, s)
 				}
@@ -212,5 +212,35 @@ func TestCompareBaselineMissing(t *testing.T) {
 	err := writeComparison(&out, pairResults(results, "sluice", "reference"), "sluice", "reference")
 	if !errors.Is(err, errCompareFailed) || !strings.Contains(out.String(), "unknown (baseline missing or failed)") {
 		t.Fatalf("err %v, output:\n%s", err, out.String())
+	}
+}
+
+// TestCompareRepeatedRunsMedian repeats a cell and its baseline: ratios use
+// the median run of each, and a failed run among them is still reported.
+func TestCompareRepeatedRunsMedian(t *testing.T) {
+	t.Parallel()
+	failed := txnResult("sluice", "txn", 1, "idem", 0.8)
+	failed.Error = "verify: consumed 9 records, want 10"
+	results := []*result{
+		throughputResult("sluice", "idem", 100000, 1), txnResult("sluice", "txn", 90000, "idem", 0.8),
+		throughputResult("sluice", "idem", 300000, 1), txnResult("sluice", "txn", 10000, "idem", 0.8),
+		throughputResult("sluice", "idem", 200000, 1), failed,
+		txnResult("sluice", "txn", 170000, "idem", 0.8),
+	}
+	pairs := pairResults(results, "sluice", "reference")
+	// txn: the failed run counts as the slowest of four, so the lower
+	// middle one is 10000.
+	if len(pairs) != 2 || pairs[0].sub.Produce.RecordsPS != 200000 || pairs[1].sub.Produce.RecordsPS != 10000 ||
+		len(pairs[1].subRuns) != 4 {
+		t.Fatalf("medians: idem %v, txn %v over %d runs", pairs[0].sub.Produce.RecordsPS, pairs[1].sub.Produce.RecordsPS, len(pairs[1].subRuns))
+	}
+	var out bytes.Buffer
+	err := writeComparison(&out, pairs, "sluice", "reference")
+	s := out.String()
+	if got := rowOf(t, s[strings.Index(s, "RATIO TO BASELINE CELL"):], "txn "); strings.Join(got, " ") != "rec/s idem 0.05x - FAIL >=0.8x 4/3" {
+		t.Errorf("ratio row %q", got)
+	}
+	if !errors.Is(err, errCompareFailed) || !strings.Contains(s, "FAILED sluice txn: verify: consumed 9 records") {
+		t.Errorf("err %v; the failed run is not reported:\n%s", err, s)
 	}
 }

@@ -43,15 +43,16 @@ func (t *table) e2e(pairs []*pair) {
 }
 
 // baselines writes, for every cell with --ratio-to, its figures divided by
-// those of its baseline cell against the same broker, and the subject's
-// --min-ratio verdict.
+// those of its baseline cell against the same broker (median runs), the
+// subject's --min-ratio verdict, and how many runs of the cell and of the
+// baseline the subject had.
 func (t *table) baselines(pairs []*pair) {
 	byLabel := labelIndex(pairs)
 	if !anyPair(pairs, func(x *result) bool { return x.RatioTo != "" }) {
 		return
 	}
 	t.row("")
-	t.row("RATIO TO BASELINE CELL", "figure", "baseline (same broker, same run)", t.s, t.r, "check")
+	t.row("RATIO TO BASELINE CELL", "figure", "baseline (same broker, same run)", t.s, t.r, "check", "runs")
 	for _, p := range pairs {
 		x := p.sub
 		if x == nil {
@@ -61,9 +62,13 @@ func (t *table) baselines(pairs []*pair) {
 			continue
 		}
 		base := byLabel[x.RatioTo]
+		baseRuns := 0
+		if base != nil {
+			baseRuns = len(base.subRuns)
+		}
 		for _, f := range baselineFigures(x) {
 			t.row(p.label, f.name, x.RatioTo, baselineRatio(p.sub, base, subSide, f), baselineRatio(p.ref, base, refSide, f),
-				minRatioCheck(p, base, f))
+				minRatioCheck(p, base, f), fmt.Sprintf("%d/%d", len(p.subRuns), baseRuns))
 		}
 	}
 }
