@@ -141,7 +141,7 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 		fmt.Fprintln(w, "Ratio to baseline cell = the cell's figure / the baseline cell's, both against the same broker.")
 	}
 	if anyPair(pairs, func(x *result) bool { return x.Txn != nil }) {
-		fmt.Fprintln(w, "Transactional cells count committed records only; end p50/p99 is EndTransaction in ms.")
+		fmt.Fprintln(w, "Transactional cells count committed records only; flush and end are the Flush and EndTransaction waits per transaction, in ms.")
 	}
 	return writeFailures(w, pairs, subject)
 }

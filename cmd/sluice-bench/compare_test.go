@@ -130,7 +130,8 @@ func TestCompareFileRoundTrip(t *testing.T) {
 func txnResult(target, label string, recPS float64, baseline string, minRatio float64) *result {
 	r := throughputResult(target, label, recPS, 2)
 	r.TxnRecords, r.RatioTo, r.MinRatio = 1000, baseline, minRatio
-	r.Txn = &txnStats{RecordsPerTxn: 1000, Committed: 1, TxnPS: recPS / 1000, EndTxn: &latency{P50Ms: 1, P99Ms: 3}}
+	r.Txn = &txnStats{RecordsPerTxn: 1000, Committed: 1, TxnPS: recPS / 1000, EndTxn: &latency{P50Ms: 1, P99Ms: 3},
+		Flush: &latency{P50Ms: 2}}
 	r.Verify = &verification{Isolation: readCommitted, Expected: 1000, Consumed: 1000, OK: true}
 	return r
 }
@@ -182,7 +183,7 @@ func TestCompareBaselineRatios(t *testing.T) {
 			if got := rowOf(t, ratios, "txn10 "); strings.Join(got, " ") != "rec/s idem 0.10x 0.10x - 1/1" {
 				t.Errorf("txn10 ratio row %q", got)
 			}
-			if got := rowOf(t, s[strings.Index(s, "TRANSACTIONS"):], "txn1000 "); got[2] != fmt.Sprintf("%.2fx", tt.subTxnPS/50000) || got[8] != "PASS" {
+			if got := rowOf(t, s[strings.Index(s, "TRANSACTIONS"):], "txn1000 "); got[2] != fmt.Sprintf("%.2fx", tt.subTxnPS/50000) || got[3] != "2.00" || got[10] != "PASS" {
 				t.Errorf("txn1000 transactions row %q", got)
 			}
 			for _, want := range []string{"e2e p50 e2e-idem 3.00x 1.50x - 1/1", "e2e p99 e2e-idem 3.00x 1.50x - 1/1"} {

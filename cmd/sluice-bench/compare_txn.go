@@ -5,19 +5,22 @@ import (
 )
 
 // transactions writes the rows of --txn-records cells: transactions/s,
-// EndTransaction latency and the consumed-records check of each broker.
+// Flush and EndTransaction latency (the two waits every transaction has)
+// and the consumed-records check of each broker.
 func (t *table) transactions(pairs []*pair) {
 	if !anyPair(pairs, func(x *result) bool { return x.Txn != nil }) {
 		return
 	}
 	s, r := t.s, t.r
 	t.row("")
-	t.row("TRANSACTIONS", s+" txn/s", r+" txn/s", "ratio", s+" end p50", s+" end p99", r+" end p50", r+" end p99", s+" verify", r+" verify")
+	t.row("TRANSACTIONS", s+" txn/s", r+" txn/s", "ratio", s+" flush p50", r+" flush p50",
+		s+" end p50", s+" end p99", r+" end p50", r+" end p99", s+" verify", r+" verify")
 	for _, p := range pairs {
 		if !p.has(func(x *result) bool { return x.Txn != nil }) {
 			continue
 		}
 		t.row(p.label, txnNum(p.sub, txnPS, "%.0f"), txnNum(p.ref, txnPS, "%.0f"), txnRatio(p.sub, p.ref),
+			txnNum(p.sub, flushP50, "%.2f"), txnNum(p.ref, flushP50, "%.2f"),
 			txnNum(p.sub, endP50, "%.2f"), txnNum(p.sub, endP99, "%.2f"),
 			txnNum(p.ref, endP50, "%.2f"), txnNum(p.ref, endP99, "%.2f"), verdict(p.sub), verdict(p.ref))
 	}
@@ -203,6 +206,12 @@ func verdict(x *result) string {
 }
 
 func txnPS(t *txnStats) (float64, bool) { return t.TxnPS, t.Committed > 0 }
+func flushP50(t *txnStats) (float64, bool) {
+	if t.Flush == nil {
+		return 0, false
+	}
+	return t.Flush.P50Ms, true
+}
 func endP50(t *txnStats) (float64, bool) {
 	if t.EndTxn == nil {
 		return 0, false

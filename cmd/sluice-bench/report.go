@@ -246,6 +246,9 @@ func writeText(w io.Writer, r *result) error {
 func writeTxnText(b *strings.Builder, t *txnStats) {
 	fmt.Fprintf(b, "  txns      %d committed (%d records each, %.1f/s), %d aborted (%d records)\n",
 		t.Committed, t.RecordsPerTxn, t.TxnPS, t.Aborted, t.AbortedRecords)
+	if l := t.Flush; l != nil {
+		fmt.Fprintf(b, "  flush     p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", l.P50Ms, l.P99Ms, l.MaxMs)
+	}
 	if l := t.EndTxn; l != nil {
 		fmt.Fprintf(b, "  end txn   p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", l.P50Ms, l.P99Ms, l.MaxMs)
 	}

@@ -29,17 +29,20 @@ type txnStats struct {
 	// EndTxn is the time EndTransaction took (the EndTxn round trip; kgo
 	// does not flush in it), commits and aborts alike.
 	EndTxn *latency `json:"end_txn_latency,omitempty"`
+	// Flush is the time Flush waited before EndTransaction: the produce
+	// pipeline draining, which no transaction can skip.
+	Flush *latency `json:"flush_latency,omitempty"`
 
 	records, bytes int64      // of committed transactions
 	committedSeqs  []seqRange // sequence numbers of committed records, in order
-	endTxn         *histogram
+	endTxn, flush  *histogram
 }
 
 // seqRange is the sequence numbers [from, to) of one transaction's records.
 type seqRange struct{ from, to int64 }
 
 func newTxnStats(recordsPerTxn int) *txnStats {
-	return &txnStats{RecordsPerTxn: recordsPerTxn, endTxn: newHistogram()}
+	return &txnStats{RecordsPerTxn: recordsPerTxn, endTxn: newHistogram(), flush: newHistogram()}
 }
 
 // transactionalID is the producer's transactional id: one per topic, so
@@ -93,9 +96,11 @@ func oneTxn(ctx context.Context, cl *kgo.Client, c *config, snd *sender, ts *txn
 	acked, bytes, errs := snd.stats.acked.Load(), snd.stats.bytes.Load(), snd.stats.errs.Load()
 	for snd.sent-from < n && snd.next(ctx, time.Time{}) {
 	}
+	flushing := time.Now()
 	if err := cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
+	ts.flush.Record(time.Since(flushing))
 	failed := snd.stats.errs.Load() - errs
 	commit = commit && failed == 0 && ctx.Err() == nil
 	// kgo advises against cancelling EndTransaction (the outcome would be
@@ -136,5 +141,5 @@ func (ts *txnStats) finish(p *phase, start, end time.Time) {
 	if p.Seconds > 0 {
 		ts.TxnPS = float64(ts.Committed) / p.Seconds
 	}
-	ts.EndTxn = latencyOf(ts.endTxn)
+	ts.EndTxn, ts.Flush = latencyOf(ts.endTxn), latencyOf(ts.flush)
 }

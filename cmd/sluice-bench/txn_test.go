@@ -76,7 +76,7 @@ func TestTxnCommitsAndVerifies(t *testing.T) {
 		t.Errorf("broker saw %d commits and %d aborts, want 11 and 0", commits, aborts)
 	}
 	tx, p, v := res.Txn, res.Produce, res.Verify
-	if tx == nil || tx.Committed != 11 || tx.Aborted != 0 || tx.TxnPS <= 0 || tx.EndTxn == nil {
+	if tx == nil || tx.Committed != 11 || tx.Aborted != 0 || tx.TxnPS <= 0 || tx.EndTxn == nil || tx.Flush == nil {
 		t.Errorf("txn stats %+v", tx)
 	}
 	if p == nil || p.Records != 1050 || p.Bytes != 1050*200 || p.RecordsPS <= 0 {
