@@ -13,9 +13,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/storage"
 )
 
 func (b *Broker) deleteRecordsAPI() api {
@@ -77,6 +80,9 @@ func (b *Broker) deleteRecords(ts *topicState, part int32, offset int64) (int16,
 		return kerr.OffsetOutOfRange.Code, -1
 	}
 	low, err := p.log.DeleteRecordsBefore(offset)
+	if errors.Is(err, storage.ErrBeyondStableOffset) || errors.Is(err, storage.ErrOffsetOutOfRange) {
+		return kerr.OffsetOutOfRange.Code, -1 // a transaction began or the log moved since the check
+	}
 	if err != nil {
 		b.log.Error("delete records", "topic", ts.meta().Name, "partition", part, "err", err)
 		return kerr.KafkaStorageError.Code, -1

@@ -645,7 +645,18 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 	}
 	if data != nil || span.Len > 0 {
 		if isolation == readCommitted {
-			sp.AbortedTransactions = abortedIn(p.log, rp.FetchOffset, fetchedEnd(data, span))
+			end := fetchedEnd(data, span)
+			if end <= rp.FetchOffset {
+				end = bound // unknown: every transaction up to the bound
+			}
+			if sp.AbortedTransactions, err = abortedIn(p.log, rp.FetchOffset, end); err != nil {
+				// Without the aborted transactions a read_committed
+				// consumer would take aborted records for committed.
+				span.Release()
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				b.log.Error("fetch: aborted transactions unreadable", "topic", ts.meta().Name, "partition", rp.Partition, "err", err)
+				return waitTarget{}, 0
+			}
 		}
 		sp.RecordBatches = out.keep(at, data, span)
 	}
@@ -677,13 +688,16 @@ func fetchedEnd(data []byte, span storage.Span) int64 {
 
 // abortedIn lists the aborted transactions overlapping [from, to), which a
 // read_committed consumer drops from the batches it got (KIP-98).
-func abortedIn(l *storage.Log, from, to int64) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
-	txns := l.AbortedTransactions(from, to)
+func abortedIn(l *storage.Log, from, to int64) ([]kmsg.FetchResponseTopicPartitionAbortedTransaction, error) {
+	txns, err := l.AppendAbortedTransactions(nil, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions in [%d, %d): %w", from, to, err)
+	}
 	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(txns))
 	for i, t := range txns {
 		out[i] = kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset}
 	}
-	return out
+	return out, nil
 }
 
 // countFetched records bytes and records out per topic.

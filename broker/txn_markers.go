@@ -43,7 +43,8 @@ type markerWriter struct{ b *Broker }
 
 // WriteMarkers returns nil once every partition of m has its marker or its
 // topic is gone, ErrCoordinatorFenced (wrapped) when a leader refused the
-// marker's epochs, or ctx's error.
+// marker's epochs, another error for an answer that retrying cannot fix
+// (the coordinator logs it and tries again later), or ctx's error.
 func (w markerWriter) WriteMarkers(ctx context.Context, m txn.Marker) error {
 	b := w.b
 	spec := markerSpec{producerID: m.ProducerID, producerEpoch: m.ProducerEpoch, commit: m.Commit, coordinatorEpoch: m.CoordinatorEpoch}
@@ -81,7 +82,7 @@ func (b *Broker) markersRound(ctx context.Context, spec markerSpec, version int8
 	var (
 		mu     sync.Mutex
 		left   []txn.TopicPartition
-		fenced error
+		failed error
 		wg     sync.WaitGroup
 	)
 	for leader, tps := range byLeader {
@@ -94,18 +95,41 @@ func (b *Broker) markersRound(ctx context.Context, spec markerSpec, version int8
 			mu.Lock()
 			defer mu.Unlock()
 			for i, tp := range tps {
-				switch codes[i] {
-				case 0:
-				case kerr.TransactionCoordinatorFenced.Code, kerr.InvalidProducerEpoch.Code:
-					fenced = fmt.Errorf("marker for %s-%d refused with error %d: %w", tp.Topic, tp.Partition, codes[i], txn.ErrCoordinatorFenced)
-				default:
+				switch code := codes[i]; {
+				case markerDone(code):
+				case code == kerr.TransactionCoordinatorFenced.Code || code == kerr.InvalidProducerEpoch.Code:
+					failed = fmt.Errorf("marker for %s-%d refused with error %d: %w", tp.Topic, tp.Partition, code, txn.ErrCoordinatorFenced)
+				case markerRetriable(code):
 					left = append(left, tp)
+				case failed == nil:
+					failed = fmt.Errorf("marker for %s-%d failed with error %d", tp.Topic, tp.Partition, code)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return left, fenced
+	return left, failed
+}
+
+// markerDone reports whether a partition's answer ends its marker: written,
+// or a partition that cannot hold one (Kafka's TransactionMarkerChannelManager).
+func markerDone(code int16) bool {
+	return code == 0 || code == kerr.UnsupportedForMessageFormat.Code || code == kerr.UnsupportedVersion.Code
+}
+
+// markerRetriable reports whether a partition's answer means trying again,
+// with the leader of the moment: leadership moving, replicas or the log
+// directory unavailable, the connection lost, the group coordinator
+// loading, or a topic this broker has not seen deleted yet.
+func markerRetriable(code int16) bool {
+	switch code {
+	case kerr.NotLeaderForPartition.Code, kerr.NotEnoughReplicas.Code, kerr.NotEnoughReplicasAfterAppend.Code,
+		kerr.RequestTimedOut.Code, kerr.KafkaStorageError.Code, kerr.NetworkException.Code,
+		kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code,
+		kerr.UnknownTopicOrPartition.Code:
+		return true
+	}
+	return false
 }
 
 // markersVia has broker node write the marker to tps and returns one error

@@ -11,9 +11,9 @@ import (
 
 // verifyTxn asks the coordinator of transactionalID, in process or over a
 // peer connection, whether tps are part of the producer's ongoing
-// transaction (add false: AddPartitionsToTxn v4, verify only, KIP-890 part
-// 1), or adds them to it (add true: v5, for produce v12 and TxnOffsetCommit
-// v5 under transaction version 2). It returns the coordinator's error code
+// transaction (add false: verify only, KIP-890 part 1), or adds them to it
+// (add true: for produce v12 and TxnOffsetCommit v5 under transaction
+// version 2), with AddPartitionsToTxn v5. It returns the coordinator's error code
 // for each partition, in tps order; a coordinator that cannot be reached
 // answers COORDINATOR_NOT_AVAILABLE or NETWORK_EXCEPTION.
 func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) []int16 {
@@ -76,10 +76,7 @@ func (b *Broker) txnVerification() bool {
 // AddPartitionsToTxn (v4+): one transaction, verify only unless add.
 func addPartitionsRequest(transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) *kmsg.AddPartitionsToTxnRequest {
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 4
-	if add {
-		req.Version = 5
-	}
+	req.Version = 5 // as Kafka's brokers send it, verifying or adding
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = transactionalID, producerID, producerEpoch, !add
 	idx := map[string]int{}

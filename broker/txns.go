@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -156,5 +157,9 @@ type txnPersister struct{ b *Broker }
 // request.timeout.ms as Kafka's TransactionStateManager appends.
 func (tp txnPersister) Persist(ctx context.Context, partition int32, records []txn.Record) error {
 	recs := numberedRecords(records, func(r txn.Record) ([]byte, []byte) { return r.Key, r.Value })
-	return tp.b.appendInternal(ctx, txnStateTopic, partition, recs, protocol.DefaultBatchOptions(), peerRequestTimeout)
+	err := tp.b.appendInternal(ctx, txnStateTopic, partition, recs, protocol.DefaultBatchOptions(), peerRequestTimeout)
+	if errors.Is(err, errNoInternalPartition) {
+		return fmt.Errorf("%w: %w", txn.ErrNotCoordinator, err)
+	}
+	return err
 }

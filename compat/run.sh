@@ -4,10 +4,8 @@
 # go.mod, fetched through the Go module proxy) against a fresh Sluice broker.
 #
 # Every test must pass, except those listed in compat/expected-failures.txt,
-# each of which needs a feature Sluice does not have yet. Tests that need
-# transactions are skipped (COMPAT_SKIP): without a transaction coordinator
-# franz-go's transactional client retries until the test times out. Share
-# group and SASL tests skip themselves when the broker lacks the feature.
+# each of which needs a feature Sluice does not have yet. Share group and
+# SASL tests skip themselves when the broker lacks the feature.
 # The script fails if a listed test passes (so the list shrinks as features
 # land) or if any other test fails.
 #
@@ -15,7 +13,7 @@
 #   KGO_TEST_RECORDS  records per ETL test (franz-go's default 500000; CI uses less)
 #   COMPAT_RUN        a go test -run filter (default: everything)
 #   COMPAT_TIMEOUT    go test -timeout (default 12m)
-#   COMPAT_SKIP       a go test -skip filter (default: the transaction tests)
+#   COMPAT_SKIP       a go test -skip filter (default: none)
 #   COMPAT_CLUSTER=1  run against three replicating brokers (scripts/cluster.sh on
 #                     private ports, Debian's etcd) with KGO_TEST_RF=3 instead of
 #                     one broker (make compat-cluster; not in CI)
@@ -54,7 +52,7 @@ if [ -n "${COMPAT_CLUSTER:-}" ]; then
 	echo "compat: franz-go $version pkg/kgo against three Sluice brokers ($seeds), replication factor 3"
 	set +e
 	(cd "$TMP/franz-go" && KGO_SEEDS="$seeds" KGO_TEST_RF=3 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-500000}" \
-		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" -skip "${COMPAT_SKIP:-^TestTxnEtl\$}" ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
+		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" ${COMPAT_SKIP:+-skip "$COMPAT_SKIP"} ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
 	status=$?
 	set -e
 else
@@ -73,7 +71,7 @@ else
 	echo "compat: franz-go $version pkg/kgo against Sluice on 127.0.0.1:$port"
 	set +e
 	(cd "$TMP/franz-go" && KGO_SEEDS="127.0.0.1:$port" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-500000}" \
-		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" -skip "${COMPAT_SKIP:-^TestTxnEtl\$}" ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
+		$GO test -count=1 -v -timeout "${COMPAT_TIMEOUT:-12m}" -run "${COMPAT_RUN:-.}" ${COMPAT_SKIP:+-skip "$COMPAT_SKIP"} ./pkg/kgo/) >"$TMP/kgo.log" 2>&1
 	status=$?
 	set -e
 fi

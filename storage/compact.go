@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,11 +183,15 @@ func (l *Log) stopCleaner() {
 // log's cleanup.policy includes compact (otherwise it does nothing). It
 // rewrites the closed segments from the log start up to the first segment
 // not yet eligible (the active one, one with records newer than
-// min.compaction.lag.ms, or, when the high watermark is known, one holding
-// an offset at or above it), keeping for every key only its latest record,
+// min.compaction.lag.ms, or one holding an offset at or above the last
+// stable offset; see EnforceRetention for the bound without a known high
+// watermark), keeping for every key only its latest record,
 // tombstones until delete.retention.ms after they were first compacted,
-// records with a null key, control batches and the last batch of every
-// live idempotent producer. Offsets never change. Readers keep working
+// records with a null key and the last batch of every live idempotent
+// producer. Records of aborted transactions are removed; a transaction
+// marker stays while its transaction has records left, then, once a pass
+// finds it alone, for delete.retention.ms more (Kafka's two-phase marker
+// removal: the pass stamps the batch with a KIP-534 delete horizon). Offsets never change. Readers keep working
 // throughout and never see a half-written segment; a crash at any point
 // leaves either the old or the new segments (see doc.go). Store.Maintain
 // calls it for the dirtiest log.
@@ -226,14 +232,41 @@ type cleanPlan struct {
 	// lastOfProducer maps each live producer id to the last offset of its
 	// newest batch, which is kept for idempotence state.
 	lastOfProducer map[int64]int64
-	gen            uint64 // Log.truncGen when planned
+	// markerEpoch maps each live producer whose newest batch is a marker
+	// (no data batch since its epoch changed) to that epoch: its markers
+	// of that epoch are kept, as they carry the producer's epoch (Kafka's
+	// isBatchLastRecordOfProducer).
+	markerEpoch map[int64]int16
+	// txnViews are the aborted-transaction indexes of every segment from
+	// the first planned one on that may name a transaction with records in
+	// the pass, with references held; runPlan reads them into aborted.
+	txnViews []segView
+	aborted  []AbortedTxn // sorted by FirstOffset
+	gen      uint64       // Log.truncGen when planned
 }
 
 func (p *cleanPlan) release() {
 	for _, v := range p.views {
 		v.seg.release()
 	}
-	p.views = nil
+	for _, v := range p.txnViews {
+		v.seg.release()
+	}
+	p.views, p.txnViews = nil, nil
+}
+
+// readAborted loads the aborted transactions that may have records in the
+// planned segments, without locks.
+func (p *cleanPlan) readAborted() error {
+	start, end := p.views[0].base, p.next.base
+	for _, v := range p.txnViews {
+		var err error
+		if p.aborted, _, err = v.txn.collect(p.aborted, start, end); err != nil {
+			return &CorruptionError{Path: v.seg.txn.path, Offset: 0, Err: err}
+		}
+	}
+	slices.SortFunc(p.aborted, func(a, b AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return nil
 }
 
 // segEnd is the first offset after views[i]: the next segment's base.
@@ -264,15 +297,17 @@ func (l *Log) cleanRangeLocked(nowMs int64) cleanRange {
 	}
 	r := cleanRange{s0: l.segIndexLocked(l.mu.lso), d: l.segIndexLocked(fd), firstDirty: fd}
 	// Records at or above the high watermark may still be truncated away,
-	// so they neither supersede older ones nor get rewritten (Kafka's
-	// cleaner stops at min(high watermark, last stable offset, active
-	// segment base)). The HW can have dropped below earlier passes.
-	hw := l.hwBoundLocked()
+	// and those at or above the last stable offset belong to transactions
+	// not yet decided (or whose markers may still be truncated), so they
+	// neither supersede older ones nor get rewritten (Kafka's cleaner stops
+	// at min(high watermark, last stable offset, active segment base)).
+	// The bound can have dropped below earlier passes.
+	bound := l.stableBoundLocked()
 	r.u = r.d
-	for r.u > r.s0 && segs[r.u].base > hw {
+	for r.u > r.s0 && segs[r.u].base > bound {
 		r.u--
 	}
-	for r.u < len(segs)-1 && segs[r.u+1].base <= hw &&
+	for r.u < len(segs)-1 && segs[r.u+1].base <= bound &&
 		(cfg.MinCompactionLagMs <= 0 || l.largestTs(segs[r.u]) <= nowMs-cfg.MinCompactionLagMs) {
 		r.u++
 	}
@@ -314,10 +349,18 @@ func (l *Log) plan(now time.Time, force bool) (*cleanPlan, error) {
 	for _, s := range segs[r.s0:r.u] {
 		p.views = append(p.views, s.viewLocked())
 	}
+	for _, s := range segs[r.s0:] {
+		if s.txn.n > 0 && s.txn.minFirst < p.next.base {
+			p.txnViews = append(p.txnViews, s.viewLocked())
+		}
+	}
 	p.lastOfProducer = make(map[int64]int64, len(l.mu.producers.m))
+	p.markerEpoch = map[int64]int16{}
 	for id, e := range l.mu.producers.m {
 		if e.N > 0 {
 			p.lastOfProducer[id] = e.Recent[e.N-1].LastOffset
+		} else {
+			p.markerEpoch[id] = e.Epoch
 		}
 	}
 	return p, nil

@@ -47,8 +47,12 @@ func (m *offsetMap) hash(key []byte) [2]uint64 {
 // mapDirty records the latest offset of every key from firstDirty on, and
 // returns the offset it covered up to (exclusive): the end of the last
 // eligible segment, or earlier, at a batch boundary, when the map is full.
+//
+// Records of aborted transactions are not mapped: they are about to be
+// removed and must not supersede older records of their keys.
 func (l *Log) mapDirty(p *cleanPlan, om *offsetMap) (int64, error) {
 	end := p.firstDirty
+	txns := newCleanTxns(p.aborted, p.firstDirty)
 	for i := p.dirty; i < len(p.views); i++ {
 		v := p.views[i]
 		pos := int64(0)
@@ -66,7 +70,11 @@ func (l *Log) mapDirty(p *cleanPlan, om *offsetMap) (int64, error) {
 			if h.LastOffset() < p.firstDirty {
 				continue
 			}
-			if !h.Control() {
+			if h.Control() {
+				if commit, _, err := batch.ParseMarker(sc.raw); err == nil && h.ProducerID >= 0 {
+					txns.endTxn(&h, commit)
+				}
+			} else if txns.abortedData(&h) == nil {
 				if len(om.m) > 0 && len(om.m)+int(h.NumRecords) > om.max {
 					return end, nil
 				}
@@ -99,6 +107,10 @@ type cleanOutput struct {
 	seg  *segment
 	buf  []byte // batches not yet written to seg
 	same bool   // byte-identical to its single victim so far
+	// txns are the aborted transactions whose markers stay in the output
+	// with records of theirs: its aborted-transaction index.
+	txns  []AbortedTxn
+	first segView // the first victim's view, to compare indexes
 }
 
 // changed reports whether the output replaces its victims.
@@ -114,6 +126,7 @@ type cleaner struct {
 	kept     []int64 // scratch: offsets kept in the current batch
 	res      CompactResult
 	outs     []*cleanOutput
+	txns     *cleanTxns
 }
 
 // groupViews splits views[:n] into runs whose total size fits
@@ -161,7 +174,7 @@ func (c *cleaner) rewrite() error {
 			}
 			pending, victims = first, nil
 		}
-		out := &cleanOutput{base: pending, end: gEnd, same: pending == first && g[1]-g[0] == 1}
+		out := &cleanOutput{base: pending, end: gEnd, same: pending == first && g[1]-g[0] == 1, first: c.p.views[g[0]]}
 		c.outs = append(c.outs, out)
 		for i := g[0]; i < g[1]; i++ {
 			victims = append(victims, c.p.views[i].seg)
@@ -193,6 +206,13 @@ func (c *cleaner) rewrite() error {
 		}
 	}
 	for _, out := range c.outs {
+		if out.same {
+			old, err := out.first.txn.all()
+			if err != nil {
+				return &CorruptionError{Path: out.first.seg.txn.path, Err: err}
+			}
+			out.same = slices.Equal(old, out.txns)
+		}
 		if out.same {
 			if err := c.keepUnchanged(out); err != nil {
 				return err
@@ -240,7 +260,7 @@ func (c *cleaner) cleanSegment(out *cleanOutput, v segView) (bool, error) {
 			return false, ErrClosed
 		}
 		h := sc.h
-		b, err := c.cleanBatch(sc.raw, &h)
+		b, err := c.cleanBatch(out, sc.raw, &h)
 		if err != nil {
 			return false, &CorruptionError{Path: v.seg.logPath, Offset: sc.pos, Err: err}
 		}
@@ -263,12 +283,30 @@ func (c *cleaner) cleanSegment(out *cleanOutput, v segView) (bool, error) {
 }
 
 // cleanBatch returns what remains of one batch: raw itself when every
-// record stays, nil when none does, else a rewritten batch. Control
-// batches and a live producer's newest batch are never dropped whole.
-func (c *cleaner) cleanBatch(raw []byte, h *batch.Header) ([]byte, error) {
+// record stays, nil when none does, else a rewritten batch. A live
+// producer's newest batch is never dropped whole; a batch of an aborted
+// transaction goes whole; control batches are decided by cleanMarker.
+func (c *cleaner) cleanBatch(out *cleanOutput, raw []byte, h *batch.Header) ([]byte, error) {
 	if h.Control() {
-		return raw, nil
+		return c.cleanMarker(out, raw, h), nil
 	}
+	if o := c.txns.abortedData(h); o != nil {
+		if last, ok := c.p.lastOfProducer[h.ProducerID]; ok && last == h.LastOffset() {
+			o.kept = true // keeps the producer's sequence state, so also its marker and index entry
+			return raw, nil
+		}
+		c.res.RecordsRemoved += int64(h.NumRecords)
+		return nil, nil
+	}
+	b, err := c.cleanRecords(raw, h)
+	if err == nil && b != nil && h.Transactional() {
+		c.txns.keptData(h.ProducerID)
+	}
+	return b, err
+}
+
+// cleanRecords applies the key rules to the records of a data batch.
+func (c *cleaner) cleanRecords(raw []byte, h *batch.Header) ([]byte, error) {
 	c.kept = c.kept[:0]
 	n := 0
 	err := c.l.cleaner.filter.Records(raw, func(off int64, key []byte, tomb bool, _ int64) {
@@ -389,7 +427,12 @@ func (c *cleaner) finishOutput(out *cleanOutput) error {
 		}
 		ix.evict()
 	}
-	for _, f := range []vfs.File{s.log, s.offIdx.f, s.timeIdx.f} {
+	if _, err := s.txn.rewrite(c.l.fs, out.txns); err != nil {
+		return err
+	}
+	s.txn.evict()
+	s.txn.dirty = false // synced just below
+	for _, f := range []vfs.File{s.log, s.offIdx.f, s.timeIdx.f, s.txn.f} {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("fsync cleaned segment %d: %w", s.base, err)
 		}
@@ -406,6 +449,10 @@ func createCleaned(fsys vfs.FS, dir string, base int64) (*segment, error) {
 	s.logPath = filepath.Join(dir, segmentName(base, logSuffix)+cleanedSuffix)
 	s.offIdx = index{path: filepath.Join(dir, segmentName(base, indexSuffix)+cleanedSuffix), entrySize: offsetEntrySize}
 	s.timeIdx = index{path: filepath.Join(dir, segmentName(base, timeIndexSuffix)+cleanedSuffix), entrySize: timeEntrySize}
+	// The aborted-transaction index always gets a file, even empty, so that
+	// recovery can tell which index a half-finished swap left in place.
+	s.txn = txnIndex{path: filepath.Join(dir, segmentName(base, txnIndexSuffix)+cleanedSuffix)}
+	s.txn.clear()
 	flag := os.O_RDWR | os.O_APPEND | os.O_CREATE | os.O_TRUNC
 	var err error
 	if s.log, err = fsys.OpenFile(s.logPath, flag, 0o644); err != nil {
@@ -416,6 +463,10 @@ func createCleaned(fsys vfs.FS, dir string, base int64) (*segment, error) {
 			_ = discardCleaned(fsys, s)
 			return nil, fmt.Errorf("create %s: %w", ix.path, err)
 		}
+	}
+	if s.txn.f, err = fsys.OpenFile(s.txn.path, flag, 0o644); err != nil {
+		_ = discardCleaned(fsys, s)
+		return nil, fmt.Errorf("create %s: %w", s.txn.path, err)
 	}
 	s.offIdx.reset()
 	s.timeIdx.reset()

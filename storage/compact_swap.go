@@ -147,12 +147,16 @@ func (l *Log) truncateCleanerLocked() error {
 // runPlan maps the dirty range, writes the cleaned segments and swaps them
 // in. cleaner.run is held.
 func (l *Log) runPlan(p *cleanPlan) (CompactResult, error) {
+	if err := p.readAborted(); err != nil {
+		return CompactResult{}, err
+	}
 	om := newOffsetMap(l.cleaner.maxKeys)
 	end, err := l.mapDirty(p, om)
 	if err != nil {
 		return CompactResult{}, err
 	}
-	c := &cleaner{l: l, p: p, om: om, end: end, interval: int64(p.cfg.IndexIntervalBytes)}
+	c := &cleaner{l: l, p: p, om: om, end: end, interval: int64(p.cfg.IndexIntervalBytes),
+		txns: newCleanTxns(p.aborted, p.views[0].base)}
 	if err := c.rewrite(); err != nil {
 		c.discard()
 		return CompactResult{}, err
@@ -195,7 +199,7 @@ func (l *Log) validateLocked(c *cleaner) (int, error) {
 			return 0, errLogChanged
 		}
 	}
-	if n := c.res.Segments; n > 0 && p.segEnd(n-1) > l.hwBoundLocked() {
+	if n := c.res.Segments; n > 0 && p.segEnd(n-1) > l.stableBoundLocked() {
 		return 0, errLogChanged
 	}
 	victims := 0
@@ -279,6 +283,7 @@ func (l *Log) commitClean(c *cleaner) (bool, error) {
 	}
 	l.mu.segs = append(out, segs[idx+c.res.Segments:]...)
 	l.cleaner.ck = ck
+	l.recountAbortedLocked()
 	l.mu.Unlock()
 	for _, o := range changed {
 		for _, v := range o.victims {
@@ -308,7 +313,7 @@ func (l *Log) swapFiles(outs []*cleanOutput) error {
 		s := o.seg
 		s.next = o.end
 		rows[i] = [2]int64{o.base, o.end}
-		for _, p := range []string{s.timeIdx.path, s.offIdx.path, s.logPath} {
+		for _, p := range []string{s.txn.path, s.timeIdx.path, s.offIdx.path, s.logPath} {
 			if err := l.fs.Rename(p, finalName(p)+swapSuffix); err != nil {
 				return err
 			}
@@ -328,7 +333,7 @@ func (l *Log) swapFiles(outs []*cleanOutput) error {
 				}
 			}
 		}
-		for _, p := range []string{o.seg.timeIdx.path, o.seg.offIdx.path} {
+		for _, p := range []string{o.seg.txn.path, o.seg.timeIdx.path, o.seg.offIdx.path} {
 			if err := l.fs.Rename(finalName(p)+swapSuffix, finalName(p)); err != nil {
 				return err
 			}
@@ -348,6 +353,7 @@ func (l *Log) swapFiles(outs []*cleanOutput) error {
 	for _, o := range outs {
 		s := o.seg
 		s.logPath, s.offIdx.path, s.timeIdx.path = finalName(s.logPath), finalName(s.offIdx.path), finalName(s.timeIdx.path)
+		s.txn.path = finalName(s.txn.path)
 	}
 	return nil
 }
@@ -429,17 +435,26 @@ func (l *Log) readSwapManifest() ([][2]int64, error) {
 
 // finishSwap completes the committed swap of the segment at base: the
 // original segments in [base, end) go and the swap file takes base's name;
-// recovery then rebuilds its indexes.
+// recovery then rebuilds its offset and time indexes. Its
+// aborted-transaction index cannot be rebuilt from the segment alone, so
+// it is kept: every output of a pass has a .txnindex swap file, so a
+// remaining "<base>.txnindex.swap" is the new index (renamed into place
+// here), and without one the file at base's name already is.
 func (l *Log) finishSwap(base, end int64, names []string) error {
 	swapPath := filepath.Join(l.dir, segmentName(base, logSuffix)+swapSuffix)
 	for _, name := range names {
-		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-			if b, ok := parseSegmentName(name, suf); ok && (b == base && suf != logSuffix || b > base && b < end) {
+		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
+			b, ok := parseSegmentName(name, suf)
+			if ok && (b == base && suf != logSuffix && suf != txnIndexSuffix || b > base && b < end) {
 				if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return fmt.Errorf("remove replaced %s: %w", name, err)
 				}
 			}
 		}
+	}
+	txnSwap := filepath.Join(l.dir, segmentName(base, txnIndexSuffix)+swapSuffix)
+	if err := l.fs.Rename(txnSwap, filepath.Join(l.dir, segmentName(base, txnIndexSuffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("finish compaction swap %s: %w", txnSwap, err)
 	}
 	if err := l.fs.Rename(swapPath, filepath.Join(l.dir, segmentName(base, logSuffix))); err != nil {
 		return fmt.Errorf("finish compaction swap %s: %w", swapPath, err)

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -104,7 +105,16 @@ func runCrashScenario(t *testing.T, seed uint64) {
 			trace = append(trace, fmt.Sprintf("retention lso=%d", m.minLSO))
 		case r < 85:
 			to := l.LogStartOffset() + rng.Int64N(l.LogEndOffset()-l.LogStartOffset()+1)
+			stable, start := l.LastStableOffset(), l.LogStartOffset()
 			lso, err := l.DeleteRecordsBefore(to)
+			if to > stable {
+				// Beyond the LSO (so beyond a known HW): refused, nothing moves.
+				if !errors.Is(err, ErrBeyondStableOffset) || l.LogStartOffset() != start {
+					t.Fatalf("delete-records %d past LSO %d: %v, log start %d", to, stable, err, l.LogStartOffset())
+				}
+				trace = append(trace, fmt.Sprintf("delete-records %d refused (LSO %d)", to, stable))
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

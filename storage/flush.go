@@ -105,7 +105,7 @@ func (l *Log) flushRoundLocked() error {
 	var files []vfs.File
 	var held []*segment
 	for _, s := range l.mu.segs {
-		if !s.dirty && !s.idxDirty {
+		if !s.dirty && !s.idxDirty && !s.txn.dirty {
 			continue
 		}
 		s.acquire()
@@ -116,8 +116,14 @@ func (l *Log) flushRoundLocked() error {
 		if s.idxDirty {
 			files = append(files, s.offIdx.f, s.timeIdx.f)
 		}
-		s.dirty, s.idxDirty = false, false
+		if s.txn.dirty && s.txn.f != nil {
+			files = append(files, s.txn.f)
+		}
+		s.dirty, s.idxDirty, s.txn.dirty = false, false, false
 	}
+	// Roll snapshots become durable before the recovery point can pass
+	// them (recovery replays from one at or below it).
+	snaps := l.takeUnsyncedSnapshotsLocked()
 	dirDirty := l.mu.dirDirty
 	l.mu.dirDirty = false
 	writeEpochs := l.mu.epochsDirty
@@ -134,6 +140,9 @@ func (l *Log) flushRoundLocked() error {
 		for _, s := range held {
 			s.release()
 		}
+		for _, f := range snaps {
+			_ = f.Close() // synced below, or the log is fenced
+		}
 	}()
 
 	if writeEpochs {
@@ -149,6 +158,11 @@ func (l *Log) flushRoundLocked() error {
 	}
 	if l.onSync != nil && len(files) > 0 {
 		l.onSync(time.Since(start))
+	}
+	for _, f := range snaps {
+		if err := f.Sync(); err != nil {
+			return l.fence(fmt.Errorf("fsync producer snapshot: %w", err))
+		}
 	}
 	if dirDirty {
 		if err := l.fs.SyncDir(l.dir); err != nil {

@@ -26,8 +26,11 @@ type spec struct {
 	pid       int64 // 0 means no producer id (-1 on the wire)
 	epoch     int16
 	seq       int32
-	control   bool
-	fill      byte // value bytes, so batches are distinguishable
+	control   bool  // a transaction marker (ABORT unless commit) instead of records
+	commit    bool  // with control: a COMMIT marker
+	coord     int32 // with control: the coordinator epoch
+	txn       bool  // the transactional attribute
+	fill      byte  // value bytes, so batches are distinguishable
 }
 
 // mkBatch builds a v2 batch with kmsg, with Length and CRC computed the way
@@ -40,6 +43,14 @@ func mkBatch(t testing.TB, s spec) []byte {
 	var recs []byte
 	for i := range s.records {
 		r := kmsg.Record{TimestampDelta64: int64(i), OffsetDelta: int32(i), Value: bytes.Repeat([]byte{s.fill}, s.valueSize)}
+		if s.control {
+			typ := kmsg.ControlRecordKeyTypeAbort
+			if s.commit {
+				typ = kmsg.ControlRecordKeyTypeCommit
+			}
+			r.Key = (&kmsg.ControlRecordKey{Type: typ}).AppendTo(nil)
+			r.Value = (&kmsg.EndTxnMarker{CoordinatorEpoch: s.coord}).AppendTo(nil)
+		}
 		r.Length = int32(len(r.AppendTo(nil)) - 1)
 		recs = r.AppendTo(recs)
 	}
@@ -54,7 +65,10 @@ func mkBatch(t testing.TB, s spec) []byte {
 		rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = s.pid, s.epoch, s.seq
 	}
 	if s.control {
-		rb.Attributes |= 0x20
+		rb.Attributes |= 0x30 // control batches are transactional
+	}
+	if s.txn {
+		rb.Attributes |= 0x10
 	}
 	raw := rb.AppendTo(nil)
 	rb.Length = int32(len(raw) - 12)

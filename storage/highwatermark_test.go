@@ -92,8 +92,11 @@ func TestLogHighWatermarkFollowsLogStart(t *testing.T) {
 		moveTo func(t *testing.T, l *Log) // raises the log start offset
 		want   int64
 	}{
-		{"DeleteRecordsBefore above", 4, func(t *testing.T, l *Log) {
-			if _, err := l.DeleteRecordsBefore(7); err != nil {
+		{"AdvanceLogStartOffset above", 4, func(t *testing.T, l *Log) {
+			if _, err := l.DeleteRecordsBefore(7); !errors.Is(err, ErrBeyondStableOffset) {
+				t.Fatalf("DeleteRecordsBefore past the HW: %v", err)
+			}
+			if _, err := l.AdvanceLogStartOffset(7); err != nil {
 				t.Fatal(err)
 			}
 		}, 7},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+
+	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // snapshotsKept is how many producer-state snapshots stay on disk; the
@@ -94,6 +96,9 @@ func (l *Log) shutLocked() {
 		poke(c)
 	}
 	l.mu.watchers = nil // later Watch calls get their token at once
+	for _, f := range l.takeUnsyncedSnapshotsLocked() {
+		_ = f.Close() // a close flushes nothing more; Close already synced what it must
+	}
 	l.releaseSegments()
 }
 
@@ -125,12 +130,13 @@ func (l *Log) detachFromStore() {
 }
 
 // writeSnapshotLocked saves producer state as of the log end offset in
-// "<offset>.snapshot". At roll it is written without fsync (its checksum
-// rejects a torn file and recovery falls back to the older one); at Close
-// it is written atomically and durably.
+// "<offset>.snapshot". At roll it is written without fsync and kept open
+// (its checksum rejects a torn file, recovery falls back to an older one,
+// and the next flush round fsyncs it before the recovery point passes
+// it); at Close it is written atomically and durably.
 func (l *Log) writeSnapshotLocked(durable bool) error {
 	off := l.mu.leo
-	data := l.mu.producers.encode(off)
+	data := l.mu.producers.encode(off, l.txns.unreplicated())
 	name := segmentName(off, snapshotSuffix)
 	if durable {
 		if err := writeFileAtomic(l.fs, l.dir, name, data); err != nil {
@@ -141,21 +147,41 @@ func (l *Log) writeSnapshotLocked(durable bool) error {
 		if err != nil {
 			return fmt.Errorf("create snapshot: %w", err)
 		}
-		_, werr := f.Write(data)
-		if err := errors.Join(werr, f.Close()); err != nil {
-			return fmt.Errorf("write snapshot: %w", err)
+		if _, err := f.Write(data); err != nil {
+			return errors.Join(fmt.Errorf("write snapshot: %w", err), f.Close())
 		}
+		l.mu.unsyncedSnaps = append(l.mu.unsyncedSnaps, f)
 		l.mu.dirDirty = true
 	}
 	if !slices.Contains(l.mu.snapshots, off) {
 		l.mu.snapshots = append(l.mu.snapshots, off)
 		slices.Sort(l.mu.snapshots)
 	}
-	for len(l.mu.snapshots) > snapshotsKept {
-		l.removeSnapshotLocked(l.mu.snapshots[0])
-		l.mu.snapshots = l.mu.snapshots[1:]
-	}
+	l.pruneSnapshotsLocked()
 	return nil
+}
+
+// pruneSnapshotsLocked keeps the newest snapshotsKept snapshots and the
+// newest one at or below the recovery point: recovery replays from that
+// one to rebuild the aborted-transaction indexes of the segments it
+// scans (everything at or above the recovery point).
+func (l *Log) pruneSnapshotsLocked() {
+	anchor := int64(-1)
+	for _, off := range l.mu.snapshots {
+		if off <= l.mu.recoveryPt {
+			anchor = off
+		}
+	}
+	n := len(l.mu.snapshots)
+	kept := l.mu.snapshots[:0]
+	for i, off := range l.mu.snapshots {
+		if i >= n-snapshotsKept || off == anchor {
+			kept = append(kept, off)
+		} else {
+			l.removeSnapshotLocked(off)
+		}
+	}
+	l.mu.snapshots = kept
 }
 
 func (l *Log) removeSnapshotLocked(off int64) {
@@ -163,66 +189,10 @@ func (l *Log) removeSnapshotLocked(off int64) {
 	l.mu.dirDirty = true
 }
 
-// rebuildProducersLocked restores producer state: the newest valid
-// snapshot at or below the log end offset, then every batch header from
-// the snapshot's offset to the end. Snapshots past the end or damaged are
-// removed.
-func (l *Log) rebuildProducersLocked(snapshots []int64) error {
-	state, from := producerState{}, int64(-1)
-	var kept []int64
-	for i := len(snapshots) - 1; i >= 0; i-- {
-		off := snapshots[i]
-		if off > l.mu.leo {
-			l.removeSnapshotLocked(off)
-			continue
-		}
-		if from >= 0 {
-			kept = append(kept, off)
-			continue
-		}
-		path := filepath.Join(l.dir, segmentName(off, snapshotSuffix))
-		b, err := readFile(l.fs, path, maxSnapshotSize)
-		if err == nil {
-			var at int64
-			if state, at, err = decodeProducerSnapshot(b); err == nil && at != off {
-				err = fmt.Errorf("%w: snapshot says offset %d", errCheckpoint, at)
-			}
-		}
-		if err != nil {
-			l.logger.Warn("storage: ignoring damaged producer snapshot", "path", path, "err", err)
-			l.removeSnapshotLocked(off)
-			continue
-		}
-		from = off
-		kept = append(kept, off)
-	}
-	if from < 0 {
-		state, from = newProducerState(), l.mu.segs[0].base
-	}
-	slices.Sort(kept)
-	l.mu.snapshots = kept
-	for _, s := range l.mu.segs {
-		if s.next <= from && s != l.mu.segs[len(l.mu.segs)-1] {
-			continue
-		}
-		var pos int64
-		if from > s.base {
-			var err error
-			if pos, _, err = s.offIdx.view().lookupOffset(from - s.base); err != nil {
-				pos = 0
-			}
-		}
-		sc := newScanner(s.log, pos, s.size, false, 0)
-		for sc.next() {
-			if sc.h.BaseOffset >= from && sc.h.ProducerID >= 0 {
-				state.update(sc.h)
-			}
-		}
-		if sc.err != nil {
-			l.logger.Warn("storage: unreadable batch while rebuilding producer state",
-				"path", s.logPath, "at_byte", sc.stop, "err", sc.err)
-		}
-	}
-	l.mu.producers = state
-	return nil
+// takeUnsyncedSnapshotsLocked hands the open roll snapshots to a flush
+// round, which fsyncs and closes them.
+func (l *Log) takeUnsyncedSnapshotsLocked() []vfs.File {
+	fs := l.mu.unsyncedSnaps
+	l.mu.unsyncedSnaps = nil
+	return fs
 }

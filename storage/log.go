@@ -108,6 +108,13 @@ type Log struct {
 	hw       atomic.Int64  // high watermark as last set or clamped, -1 unknown; see highwatermark.go
 	hwDirty  atomic.Bool   // hw changed since its checkpoint was last written
 	cleaner  cleanerState  // log compaction; see compact.go
+	logStart atomic.Int64  // mirror of mu.lso for lock-free readers
+	// txns tracks ongoing and unreplicated transactions for the last
+	// stable offset; its own leaf lock (see txntrack.go).
+	txns txnTracker
+	// aborted counts the entries of every segment's aborted-transaction
+	// index, so AbortedTransactions answers logs without any at once.
+	aborted atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -129,6 +136,10 @@ type Log struct {
 		recoveryPt  int64   // last recovery point written
 		hwWritten   int64   // last high watermark written (or read at Open), -1 if none
 		snapshots   []int64 // offsets of producer snapshot files, ascending
+		// unsyncedSnaps are snapshots written at roll, still open; the
+		// next flush round fsyncs them before the recovery point passes
+		// them, so recovery always finds one at or below it.
+		unsyncedSnaps []vfs.File
 	}
 }
 
@@ -178,6 +189,7 @@ func newLog(dir string, opts Options) *Log {
 	l.mu.changed = make(chan struct{})
 	l.mu.lastFlush = l.clock()
 	l.hw.Store(-1)
+	l.logStart.Store(0)
 	l.mu.hwWritten = -1
 	l.cleaner.init(opts)
 	return l
@@ -196,6 +208,12 @@ func (l *Log) Append(b []byte, o AppendOptions) (AppendResult, error) {
 		h.LastOffsetDelta < 0 || h.NumRecords < 0 {
 		return AppendResult{}, fmt.Errorf("%w: %d bytes do not hold exactly one v2 batch", ErrInvalidBatch, len(b))
 	}
+	var mk marker
+	if h.Control() && h.ProducerID >= 0 {
+		if mk, err = parseMarker(b, &h); err != nil && o.AssignOffsets {
+			return AppendResult{}, err
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
@@ -213,6 +231,9 @@ func (l *Log) Append(b []byte, o AppendOptions) (AppendResult, error) {
 				res.NeedsSync = l.mu.cfg.FlushMessages != math.MaxInt64 && dup.LastOffset >= l.syncedTo.Load()
 				return res, nil
 			}
+			if err := l.mu.producers.checkTxn(h, mk, o); err != nil {
+				return AppendResult{}, err
+			}
 		}
 		h.BaseOffset, h.PartitionLeaderEpoch = l.mu.leo, o.LeaderEpoch
 		batch.SetBaseOffset(b, h.BaseOffset)
@@ -224,7 +245,7 @@ func (l *Log) Append(b []byte, o AppendOptions) (AppendResult, error) {
 		batch.SetLogAppendTime(b, o.LogAppendTime)
 		h.MaxTimestamp, res.LogAppendTime = o.LogAppendTime, o.LogAppendTime
 	}
-	if err := l.writeLocked(b, &h); err != nil {
+	if err := l.writeLocked(b, &h, mk); err != nil {
 		return AppendResult{}, err
 	}
 	res.BaseOffset, res.LastOffset = h.BaseOffset, h.LastOffset()
@@ -232,9 +253,10 @@ func (l *Log) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	return res, nil
 }
 
-// writeLocked rolls if needed, writes b and updates all in-memory state.
-// Any I/O error fences the log.
-func (l *Log) writeLocked(b []byte, h *batch.Header) error {
+// writeLocked rolls if needed, writes b and updates all in-memory state;
+// mk is b's marker when b is a control batch. Any I/O error fences the
+// log.
+func (l *Log) writeLocked(b []byte, h *batch.Header, mk marker) error {
 	now := l.clock()
 	if err := l.maybeRollLocked(h, now); err != nil {
 		return l.fenceLocked(err)
@@ -246,16 +268,45 @@ func (l *Log) writeLocked(b []byte, h *batch.Header) error {
 	}
 	seg.trackBatch(h, pos, int64(l.mu.cfg.IndexIntervalBytes), now.UnixMilli())
 	seg.dirty = true
+	// Producer and transaction state change before the new log end
+	// offset is published: a lock-free LastStableOffset that sees the
+	// new end also sees a transaction this batch started.
+	if h.ProducerID >= 0 {
+		if err := l.applyTxnLocked(seg, l.mu.producers.update(*h, mk), h.ProducerID); err != nil {
+			return l.fenceLocked(err)
+		}
+	}
 	l.mu.leo = h.NextOffset()
 	l.leo.Store(l.mu.leo)
 	if l.mu.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 		l.mu.epochsDirty = true
 	}
-	if h.ProducerID >= 0 {
-		l.mu.producers.update(*h)
-	}
 	l.mu.unflushed += int64(h.NumRecords)
 	l.notifyLocked()
+	return nil
+}
+
+// applyTxnLocked keeps the transaction tracker in step with what an
+// append did to producer pid's transaction, and indexes an aborted one in
+// seg, the segment holding its marker.
+func (l *Log) applyTxnLocked(seg *segment, ev txnEvent, pid int64) error {
+	switch {
+	case ev.started:
+		l.txns.start(ev.first)
+	case ev.ended:
+		lso := l.txns.end(ev.first, ev.last)
+		if !ev.aborted {
+			return nil
+		}
+		created, err := seg.txn.append(l.fs, AbortedTxn{ProducerID: pid, FirstOffset: ev.first, LastOffset: ev.last, LastStableOffset: lso})
+		if created {
+			l.mu.dirDirty = true
+		}
+		if err != nil {
+			return err
+		}
+		l.aborted.Add(1)
+	}
 	return nil
 }
 
@@ -289,8 +340,7 @@ func (l *Log) rollLocked() error {
 	if err != nil {
 		return err
 	}
-	seg.offIdx.reset()
-	seg.timeIdx.reset()
+	seg.resetActive()
 	l.mu.segs = append(l.mu.segs, seg)
 	l.mu.dirDirty = true
 	if err := l.writeSnapshotLocked(false); err != nil {
@@ -460,7 +510,10 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 }
 
 // ExpireProducers drops idempotent producer state idle for longer than
-// producer.id.expiration.ms and returns how many producers it dropped.
+// producer.id.expiration.ms and returns how many producers it dropped. A
+// producer with an ongoing transaction is never dropped (its marker must
+// find the transaction), and verification guards older than the same
+// setting are forgotten (Kafka's removeExpiredProducers).
 func (l *Log) ExpireProducers(now time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -1,11 +1,9 @@
 package storage
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
-	"slices"
 
 	"github.com/sluicedev/sluice/protocol/batch"
 )
@@ -22,12 +20,22 @@ type batchMeta struct {
 }
 
 // producerEntry is the state kept per producer id (Kafka's
-// ProducerStateEntry without the transaction fields).
+// ProducerStateEntry).
 type producerEntry struct {
 	Epoch  int16
 	LastTs int64 // MaxTimestamp of the newest batch, for expiration
 	N      int   // batches in use, oldest first
 	Recent [producerWindow]batchMeta
+	// CoordEpoch is the coordinator epoch of the producer's newest marker,
+	// -1 before any.
+	CoordEpoch int32
+	// TxnFirst is the offset of the first batch of the producer's ongoing
+	// transaction in this log, -1 when none is ongoing.
+	TxnFirst int64
+}
+
+func newProducerEntry(epoch int16) *producerEntry {
+	return &producerEntry{Epoch: epoch, CoordEpoch: -1, TxnFirst: -1}
 }
 
 func (e *producerEntry) push(m batchMeta) {
@@ -39,13 +47,66 @@ func (e *producerEntry) push(m batchMeta) {
 	e.N++
 }
 
-// producerState validates and records idempotent appends. It is a plain
-// value guarded by Log.mu, with no I/O.
-type producerState struct {
-	m map[int64]*producerEntry
+// guardEntry is a verification guard handed out by BeginVerification and
+// when (Unix ms), for expiry.
+type guardEntry struct {
+	guard VerificationGuard
+	at    int64
 }
 
-func newProducerState() producerState { return producerState{m: map[int64]*producerEntry{}} }
+// producerState validates and records idempotent and transactional
+// appends. It is a plain value guarded by Log.mu, with no I/O; the
+// transactions it starts and ends are reported to the caller (txnEvent),
+// which keeps the Log's txnTracker in step.
+type producerState struct {
+	m map[int64]*producerEntry
+	// guards are the outstanding verification guards (KIP-890), one per
+	// producer at most; a separate map so a producer that never appends
+	// leaves nothing in m or in snapshots.
+	guards    map[int64]guardEntry
+	nextGuard VerificationGuard
+}
+
+func newProducerState() producerState {
+	return producerState{m: map[int64]*producerEntry{}, guards: map[int64]guardEntry{}}
+}
+
+// marker is what a control batch says for producer state: a COMMIT or
+// ABORT (ok) and its coordinator epoch. Other control batches (unknown
+// types, empty or unreadable ones on the follower path) have ok false and
+// do not touch producer state.
+type marker struct {
+	ok         bool
+	commit     bool
+	coordEpoch int32
+}
+
+// parseMarker reads the marker of control batch b. On the leader path a
+// damaged marker is an error; unknown and empty control batches are
+// ignored everywhere, as Kafka ignores control records it does not know.
+func parseMarker(b []byte, h *batch.Header) (marker, error) {
+	if !h.Control() || h.ProducerID < 0 {
+		return marker{}, nil
+	}
+	commit, epoch, err := batch.ParseMarker(b)
+	switch {
+	case err == nil:
+		return marker{ok: true, commit: commit, coordEpoch: epoch}, nil
+	case errors.Is(err, batch.ErrUnknownControlType), errors.Is(err, batch.ErrEmptyControl):
+		return marker{}, nil
+	default:
+		return marker{}, fmt.Errorf("%w: control batch: %w", ErrInvalidBatch, err)
+	}
+}
+
+// txnEvent is what one append did to its producer's transaction.
+type txnEvent struct {
+	started bool // a transaction began at first
+	ended   bool // the transaction that began at first ended at last
+	aborted bool // ... with an ABORT marker
+	first   int64
+	last    int64
+}
 
 // inSequence reports whether next directly follows last, wrapping at
 // math.MaxInt32 (Kafka's ProducerAppendInfo.inSequence).
@@ -95,127 +156,142 @@ func (p *producerState) check(h batch.Header) (dup batchMeta, isDup bool, err er
 	return batchMeta{}, false, nil
 }
 
+// checkTxn applies the transaction rules of a leader append after check
+// passed (Kafka's UnifiedLog.analyzeAndValidateProducerState and
+// ProducerAppendInfo): a marker from a coordinator older than the last one
+// seen is fenced; a transactional batch that would start a transaction
+// needs the producer's verification guard when o.RequireVerification is
+// set (KIP-890); a non-transactional batch cannot join an ongoing
+// transaction.
+func (p *producerState) checkTxn(h batch.Header, mk marker, o AppendOptions) error {
+	e := p.m[h.ProducerID]
+	ongoing := e != nil && e.TxnFirst >= 0
+	switch {
+	case h.Control():
+		if mk.ok && e != nil && mk.coordEpoch < e.CoordEpoch {
+			return fmt.Errorf("%w: producer %d marker from coordinator epoch %d, already saw %d",
+				ErrCoordinatorFenced, h.ProducerID, mk.coordEpoch, e.CoordEpoch)
+		}
+	case h.Transactional():
+		if !ongoing && o.RequireVerification {
+			g := p.guards[h.ProducerID].guard
+			if g == 0 || g != o.Verification {
+				return fmt.Errorf("%w: producer %d has no verified transaction in this partition",
+					ErrInvalidTxnState, h.ProducerID)
+			}
+		}
+	case ongoing:
+		return fmt.Errorf("%w: non-transactional batch from producer %d during its transaction at offset %d",
+			ErrInvalidTxnState, h.ProducerID, e.TxnFirst)
+	}
+	return nil
+}
+
 // update records an appended batch whose final offsets are known. It runs
 // for leader and follower appends and during recovery; a new epoch clears
-// the remembered batches, as Kafka's maybeUpdateProducerEpoch does.
-func (p *producerState) update(h batch.Header) {
+// the remembered batches, as Kafka's maybeUpdateProducerEpoch does. A
+// transactional batch starts the producer's transaction if none is
+// ongoing; a marker (mk.ok) ends it and records its coordinator epoch.
+// Either clears the producer's verification guard (Kafka's
+// UnifiedLog.updateProducers). Control batches that are not markers change
+// nothing.
+func (p *producerState) update(h batch.Header, mk marker) txnEvent {
+	if h.Control() && !mk.ok {
+		return txnEvent{}
+	}
 	e := p.m[h.ProducerID]
 	if e == nil {
-		e = &producerEntry{Epoch: h.ProducerEpoch}
+		e = newProducerEntry(h.ProducerEpoch)
 		p.m[h.ProducerID] = e
 	}
 	if h.ProducerEpoch != e.Epoch {
 		e.Epoch, e.N = h.ProducerEpoch, 0
 	}
-	if !h.Control() && h.BaseSequence != batch.NoSequence {
+	e.LastTs = h.MaxTimestamp
+	var ev txnEvent
+	if h.Control() {
+		delete(p.guards, h.ProducerID)
+		e.CoordEpoch = mk.coordEpoch
+		if e.TxnFirst >= 0 {
+			ev = txnEvent{ended: true, aborted: !mk.commit, first: e.TxnFirst, last: h.BaseOffset}
+		}
+		e.TxnFirst = -1
+		return ev
+	}
+	if h.BaseSequence != batch.NoSequence {
 		e.push(batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: h.BaseOffset, LastOffset: h.LastOffset()})
 	}
-	e.LastTs = h.MaxTimestamp
+	if h.Transactional() {
+		delete(p.guards, h.ProducerID)
+		if e.TxnFirst < 0 {
+			e.TxnFirst = h.BaseOffset
+			ev = txnEvent{started: true, first: h.BaseOffset}
+		}
+	}
+	return ev
+}
+
+// beginVerification returns the producer's outstanding guard, creating one
+// at nowMs if it has none; needed is false when the producer's transaction
+// is already ongoing here. A guard still outstanding is shared, as Kafka's
+// maybeCreateVerificationStateEntry does, so pipelined requests of one
+// producer verify once.
+func (p *producerState) beginVerification(pid, nowMs int64, seed func() VerificationGuard) (VerificationGuard, bool) {
+	if e := p.m[pid]; e != nil && e.TxnFirst >= 0 {
+		return 0, false
+	}
+	if g, ok := p.guards[pid]; ok {
+		return g.guard, true
+	}
+	if p.nextGuard == 0 {
+		p.nextGuard = seed()
+	}
+	p.nextGuard++
+	if p.nextGuard == 0 {
+		p.nextGuard++
+	}
+	p.guards[pid] = guardEntry{guard: p.nextGuard, at: nowMs}
+	return p.nextGuard, true
 }
 
 // evictBelow forgets producers whose newest batch lies below the log start
-// offset (Kafka's ProducerStateManager.truncateHead).
+// offset (Kafka's ProducerStateManager.truncateHead), except those with an
+// ongoing transaction: its marker is still to come and must find the
+// transaction, or the aborted-transaction index would miss it.
 func (p *producerState) evictBelow(lso int64) {
 	for id, e := range p.m {
-		if e.N == 0 || e.Recent[e.N-1].LastOffset < lso {
+		if e.TxnFirst < 0 && (e.N == 0 || e.Recent[e.N-1].LastOffset < lso) {
 			delete(p.m, id)
 		}
 	}
 }
 
-// expire forgets producers idle since before cutoff (milliseconds) and
-// returns how many it dropped.
+// expire forgets producers idle since before cutoff (milliseconds), except
+// those with an ongoing transaction (Kafka's isProducerExpired), and
+// verification guards handed out before cutoff. It returns how many
+// producers it dropped.
 func (p *producerState) expire(cutoff int64) int {
 	n := 0
 	for id, e := range p.m {
-		if e.LastTs < cutoff {
+		if e.LastTs < cutoff && e.TxnFirst < 0 {
 			delete(p.m, id)
 			n++
+		}
+	}
+	for id, g := range p.guards {
+		if g.at < cutoff {
+			delete(p.guards, id)
 		}
 	}
 	return n
 }
 
-// Producer snapshot encoding; see doc.go.
-const (
-	snapshotMagic    = "SPS1"
-	snapshotSuffix   = ".snapshot"
-	snapshotEntryMin = 8 + 2 + 8 + 1
-	snapshotBatch    = 4 + 4 + 8 + 8
-)
-
-// encode serializes the state as of offset, sorted by producer id so equal
-// states give equal bytes.
-func (p *producerState) encode(offset int64) []byte {
-	ids := make([]int64, 0, len(p.m))
-	for id := range p.m {
-		ids = append(ids, id)
+// info describes one producer for Producers.
+func (e *producerEntry) info(id int64) ProducerInfo {
+	pi := ProducerInfo{ProducerID: id, ProducerEpoch: e.Epoch, LastSequence: -1, LastTimestamp: e.LastTs,
+		CoordinatorEpoch: e.CoordEpoch, TxnStartOffset: e.TxnFirst}
+	if e.N > 0 {
+		pi.LastSequence = e.Recent[e.N-1].LastSeq
 	}
-	slices.Sort(ids)
-	be := binary.BigEndian
-	b := make([]byte, 0, 16+len(ids)*(snapshotEntryMin+producerWindow*snapshotBatch)+4)
-	b = append(b, snapshotMagic...)
-	b = be.AppendUint64(b, uint64(offset))
-	b = be.AppendUint32(b, uint32(len(ids)))
-	for _, id := range ids {
-		e := p.m[id]
-		b = be.AppendUint64(b, uint64(id))
-		b = be.AppendUint16(b, uint16(e.Epoch))
-		b = be.AppendUint64(b, uint64(e.LastTs))
-		b = append(b, byte(e.N))
-		for _, m := range e.Recent[:e.N] {
-			b = be.AppendUint32(b, uint32(m.FirstSeq))
-			b = be.AppendUint32(b, uint32(m.LastSeq))
-			b = be.AppendUint64(b, uint64(m.BaseOffset))
-			b = be.AppendUint64(b, uint64(m.LastOffset))
-		}
-	}
-	return be.AppendUint32(b, crc32.Checksum(b, crcTable))
-}
-
-// decodeProducerSnapshot parses encode's output, checking every length
-// against the input so damaged files cannot cause panics or huge
-// allocations.
-func decodeProducerSnapshot(b []byte) (producerState, int64, error) {
-	bad := func(why string) (producerState, int64, error) {
-		return producerState{}, 0, fmt.Errorf("%w: producer snapshot: %s", errCheckpoint, why)
-	}
-	be := binary.BigEndian
-	if len(b) < len(snapshotMagic)+8+4+4 || string(b[:4]) != snapshotMagic {
-		return bad("bad header")
-	}
-	body := b[:len(b)-4]
-	if crc32.Checksum(body, crcTable) != be.Uint32(b[len(b)-4:]) {
-		return bad("checksum mismatch")
-	}
-	offset := int64(be.Uint64(body[4:]))
-	count := int(be.Uint32(body[12:]))
-	rest := body[16:]
-	if count > len(rest)/snapshotEntryMin {
-		return bad("entry count exceeds size")
-	}
-	p := producerState{m: make(map[int64]*producerEntry, count)}
-	for range count {
-		if len(rest) < snapshotEntryMin {
-			return bad("truncated entry")
-		}
-		id := int64(be.Uint64(rest))
-		e := &producerEntry{Epoch: int16(be.Uint16(rest[8:])), LastTs: int64(be.Uint64(rest[10:])), N: int(rest[18])}
-		rest = rest[snapshotEntryMin:]
-		if e.N > producerWindow || len(rest) < e.N*snapshotBatch {
-			return bad("truncated batches")
-		}
-		for i := range e.N {
-			e.Recent[i] = batchMeta{
-				FirstSeq: int32(be.Uint32(rest)), LastSeq: int32(be.Uint32(rest[4:])),
-				BaseOffset: int64(be.Uint64(rest[8:])), LastOffset: int64(be.Uint64(rest[16:])),
-			}
-			rest = rest[snapshotBatch:]
-		}
-		p.m[id] = e
-	}
-	if len(rest) != 0 {
-		return bad("trailing bytes")
-	}
-	return p, offset, nil
+	return pi
 }

@@ -141,16 +141,16 @@ func TestProducerSnapshotCodecRejectsDamage(t *testing.T) {
 	t.Parallel()
 	p := newProducerState()
 	for i := range 10 {
-		p.update(mkHeader(int64(i), int16(i), int32(i*3)))
+		p.update(mkHeader(int64(i), int16(i), int32(i*3)), marker{})
 	}
-	b := p.encode(123)
-	got, off, err := decodeProducerSnapshot(b)
-	if err != nil || off != 123 || len(got.m) != 10 {
-		t.Fatalf("round trip: %v %d %d", err, off, len(got.m))
+	b := p.encode(123, []completedTxn{{first: 5, last: 9}})
+	got, err := decodeProducerSnapshot(b)
+	if err != nil || got.offset != 123 || len(got.state.m) != 10 || len(got.unrepl) != 1 {
+		t.Fatalf("round trip: %v %d %d", err, got.offset, len(got.state.m))
 	}
 	for i := range b {
 		c := append([]byte(nil), b[:i]...)
-		if _, _, err := decodeProducerSnapshot(c); err == nil {
+		if _, err := decodeProducerSnapshot(c); err == nil {
 			t.Fatalf("truncated to %d accepted", i)
 		}
 	}

@@ -37,7 +37,7 @@ func (l *Log) listDir() (dirListing, error) {
 		return dirListing{}, fmt.Errorf("list %s: %w", l.dir, err)
 	}
 	d := dirListing{hasIndex: map[int64]bool{}}
-	idx, tidx := map[int64]bool{}, map[int64]bool{}
+	idx, tidx, txn := map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, tmpSuffix) {
@@ -52,6 +52,8 @@ func (l *Log) listDir() (dirListing, error) {
 			tidx[b] = true
 		} else if b, ok := parseSegmentName(name, snapshotSuffix); ok {
 			d.snapshots = append(d.snapshots, b)
+		} else if b, ok := parseSegmentName(name, txnIndexSuffix); ok {
+			txn[b] = true
 		}
 	}
 	slices.Sort(d.logs)
@@ -60,10 +62,11 @@ func (l *Log) listDir() (dirListing, error) {
 		d.hasIndex[b] = idx[b] && tidx[b]
 		delete(idx, b)
 		delete(tidx, b)
+		delete(txn, b)
 	}
-	for _, orphans := range []map[int64]bool{idx, tidx} {
+	for _, orphans := range []map[int64]bool{idx, tidx, txn} {
 		for b := range orphans {
-			for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 				_ = l.fs.Remove(filepath.Join(l.dir, segmentName(b, suf)))
 			}
 		}
@@ -154,7 +157,7 @@ func (l *Log) load() error {
 		l.mu.segs = l.mu.segs[1:]
 		l.mu.dirDirty = true
 	}
-	l.mu.lso = max(lso, l.mu.segs[0].base)
+	l.setLogStartLocked(max(lso, l.mu.segs[0].base))
 	l.mu.recoveryPt = rp
 	l.mu.snapshots = listing.snapshots
 	if err := l.recoverSegments(rp, listing); err != nil {
@@ -169,10 +172,10 @@ func (l *Log) initFresh(base int64) error {
 	if err != nil {
 		return err
 	}
-	seg.offIdx.reset()
-	seg.timeIdx.reset()
+	seg.resetActive()
 	l.mu.segs = []*segment{seg}
-	l.mu.lso, l.mu.leo, l.mu.recoveryPt = base, base, base
+	l.mu.leo, l.mu.recoveryPt = base, base
+	l.setLogStartLocked(base)
 	l.leo.Store(base)
 	l.syncedTo.Store(base)
 	l.mu.epochsDirty, l.mu.dirDirty = true, true
@@ -380,10 +383,11 @@ func (l *Log) finishLoad(hw int64) error {
 	if l.mu.epochs.truncateFromStart(l.mu.lso) {
 		l.mu.epochsDirty = true
 	}
-	if err := l.rebuildProducersLocked(l.mu.snapshots); err != nil {
+	if err := l.loadProducersLocked(true); err != nil {
 		return err
 	}
 	l.mu.producers.evictBelow(l.mu.lso)
+	l.txns.dropUnreplicated(l.mu.lso)
 	if l.mu.recoveryPt > l.mu.leo {
 		// The checkpoint claims more than survived; force the next flush
 		// round (just below) to rewrite it, or a later crash could trust
@@ -424,14 +428,16 @@ func (l *Log) replaceAllSegmentsLocked(base int64) error {
 	}
 	l.mu.snapshots = nil
 	l.mu.producers = newProducerState()
+	l.txns.install(&txnTracker{})
+	l.aborted.Store(0)
 	seg, err := openSegmentFiles(l.fs, l.dir, base, true)
 	if err != nil {
 		return err
 	}
-	seg.offIdx.reset()
-	seg.timeIdx.reset()
+	seg.resetActive()
 	l.mu.segs = []*segment{seg}
-	l.mu.lso, l.mu.leo = base, base
+	l.mu.leo = base
+	l.setLogStartLocked(base)
 	l.leo.Store(base)
 	l.mu.dirDirty = true
 	return nil

@@ -12,10 +12,14 @@ import (
 // has one), or beyond retention.bytes; the last two only when
 // cleanup.policy includes delete. The active segment is never deleted,
 // nor, when the high watermark is known, a segment holding any offset at
-// or above it (Kafka's UnifiedLog.deleteOldSegments): records not yet
-// committed are kept whatever their age or the log's size. The log start
-// offset moves to the new first segment and is persisted before files are
-// removed. It returns how many segments it deleted.
+// or above the last stable offset (Kafka's UnifiedLog.deleteOldSegments
+// stops at the high watermark; the LSO is at or below it): records not
+// yet committed, or of transactions not yet decided and replicated, are
+// kept whatever their age or the log's size. Without a known high
+// watermark the first offset of the earliest ongoing transaction bounds it
+// instead. The log start offset moves to the new first segment and is
+// persisted before files are removed. It returns how many segments it
+// deleted.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
@@ -24,9 +28,9 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
-	segs, cfg, hw := l.mu.segs, l.mu.cfg, l.hwBoundLocked()
-	// deletable: segment n is closed and ends at or below the HW.
-	deletable := func(n int) bool { return n < len(segs)-1 && segs[n+1].base <= hw }
+	segs, cfg, bound := l.mu.segs, l.mu.cfg, l.stableBoundLocked()
+	// deletable: segment n is closed and ends at or below the LSO.
+	deletable := func(n int) bool { return n < len(segs)-1 && segs[n+1].base <= bound }
 	n := 0
 	for n < len(segs)-1 && segs[n+1].base <= l.mu.lso {
 		n++
@@ -72,19 +76,28 @@ func (l *Log) largestTs(s *segment) int64 {
 }
 
 // advanceStartLocked raises the log start offset to off if that is higher
-// and trims the epoch cache, producer state and high watermark to match.
+// and trims the epoch cache, producer state, completed transactions and
+// high watermark to match. Ongoing transactions are kept even if they
+// began below off (Kafka's onLogStartOffsetIncremented).
 func (l *Log) advanceStartLocked(off int64) bool {
 	if off <= l.mu.lso {
 		return false
 	}
-	l.mu.lso = off
+	l.setLogStartLocked(off)
 	l.clampHighWatermarkLocked()
 	if l.mu.epochs.truncateFromStart(off) {
 		l.mu.epochsDirty = true
 	}
 	l.mu.producers.evictBelow(off)
+	l.txns.dropUnreplicated(off)
 	l.notifyLocked()
 	return true
+}
+
+// setLogStartLocked sets the log start offset and its lock-free mirror.
+func (l *Log) setLogStartLocked(off int64) {
+	l.mu.lso = off
+	l.logStart.Store(off)
 }
 
 // dropSegments persists a moved log start offset, then removes the
@@ -113,9 +126,26 @@ func (l *Log) dropSegments(victims []*segment, moved bool, lso int64) error {
 // DeleteRecordsBefore advances the log start offset to offset (the
 // DeleteRecords API), persists it, and deletes closed segments wholly
 // below it. It returns the resulting log start offset; an offset at or
-// below the current one changes nothing. The broker checks offset against
-// the high watermark; storage only requires offset <= LogEndOffset.
+// below the current one changes nothing. An offset above the last stable
+// offset (so also above a known high watermark) fails with
+// ErrBeyondStableOffset and changes nothing; one outside [0,
+// LogEndOffset] with ErrOffsetOutOfRange. A follower following its
+// leader's log start uses AdvanceLogStartOffset instead.
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	return l.moveStart(offset, true)
+}
+
+// AdvanceLogStartOffset is DeleteRecordsBefore for a follower adopting its
+// leader's log start offset (Kafka's LeaderOffsetIncremented): the leader
+// already bounded it by its own last stable offset, and the follower's
+// high watermark and transactions may lag behind the leader's, so only
+// offset <= LogEndOffset is required. Transactions of this log that began
+// below the new start stay ongoing until their markers arrive.
+func (l *Log) AdvanceLogStartOffset(offset int64) (int64, error) {
+	return l.moveStart(offset, false)
+}
+
+func (l *Log) moveStart(offset int64, stable bool) (int64, error) {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
@@ -127,6 +157,10 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 		leo := l.mu.leo
 		l.mu.Unlock()
 		return 0, fmt.Errorf("%w: delete before %d, log end offset %d", ErrOffsetOutOfRange, offset, leo)
+	}
+	if lso := l.lastStableLocked(); stable && offset > lso {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("%w: delete before %d, last stable offset %d", ErrBeyondStableOffset, offset, lso)
 	}
 	if !l.advanceStartLocked(offset) {
 		lso := l.mu.lso

@@ -120,6 +120,16 @@ func (s *scanner) next() bool {
 	return true
 }
 
+// whole returns the current batch's bytes, reading past its header when
+// the scanner does not verify (and so only read the header). They are
+// valid until the next call.
+func (s *scanner) whole() ([]byte, error) {
+	if len(s.raw) == s.h.Size() {
+		return s.raw, nil
+	}
+	return s.window(s.pos, s.h.Size())
+}
+
 // bytes returns file bytes [from, to) when the scanner's buffer still holds
 // them, so a reader can return them without a second read.
 func (s *scanner) bytes(from, to int64) ([]byte, bool) {

@@ -47,6 +47,7 @@ type segment struct {
 	log     vfs.File
 	offIdx  index
 	timeIdx index
+	txn     txnIndex // aborted transactions whose markers are in this segment
 	// refs counts holders: the Log's segment list holds one, and every
 	// reader or flush round in flight holds one. The files close when it
 	// reaches zero, so a segment deleted by retention stays readable by
@@ -89,13 +90,23 @@ func openSegmentFiles(fsys vfs.FS, dir string, base int64, create bool) (*segmen
 			return nil, fmt.Errorf("open index %s: %w", ix.path, err)
 		}
 	}
+	s.txn = txnIndex{path: filepath.Join(dir, segmentName(base, txnIndexSuffix))}
+	s.txn.clear()
+	if create {
+		// A new segment has no aborted transactions; a file left by an
+		// earlier segment at this base must not be taken for its index.
+		if err := fsys.Remove(s.txn.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.closeFiles()
+			return nil, fmt.Errorf("remove stale %s: %w", s.txn.path, err)
+		}
+	}
 	s.refs.Store(1)
 	return s, nil
 }
 
 func (s *segment) closeFiles() error {
 	var errs []error
-	for _, f := range []vfs.File{s.log, s.offIdx.f, s.timeIdx.f} {
+	for _, f := range []vfs.File{s.log, s.offIdx.f, s.timeIdx.f, s.txn.f} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
@@ -117,12 +128,20 @@ func (s *segment) release() {
 // removeFiles unlinks the segment's files; open handles keep working.
 func (s *segment) removeFiles(fsys vfs.FS) error {
 	var errs []error
-	for _, p := range []string{s.logPath, s.offIdx.path, s.timeIdx.path} {
+	for _, p := range []string{s.logPath, s.offIdx.path, s.timeIdx.path, s.txn.path} {
 		if err := fsys.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// resetActive makes a new, empty segment's indexes resident, as for the
+// active segment.
+func (s *segment) resetActive() {
+	s.offIdx.reset()
+	s.timeIdx.reset()
+	s.txn.resident, s.txn.mem = true, nil
 }
 
 // resetState clears what trackBatch accumulates, before a rebuild.
@@ -182,6 +201,7 @@ func (s *segment) deactivate() error {
 		}
 		ix.evict()
 	}
+	s.txn.evict()
 	s.idxDirty = true
 	return nil
 }

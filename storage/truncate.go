@@ -99,7 +99,7 @@ func (l *Log) afterTruncateLocked() error {
 	if l.mu.epochs.truncateFromEnd(l.mu.leo) {
 		l.mu.epochsDirty = true
 	}
-	if err := l.rebuildProducersLocked(l.mu.snapshots); err != nil {
+	if err := l.loadProducersLocked(false); err != nil {
 		return l.fenceLocked(err)
 	}
 	if l.mu.recoveryPt > l.mu.leo {
@@ -139,6 +139,21 @@ func (l *Log) truncateSegmentsLocked(i int, cut int64) error {
 	if err := l.rebuildActive(s, cut); err != nil {
 		return err
 	}
+	// Aborted transactions whose markers were cut go with them (Kafka's
+	// TransactionIndex.truncateTo), durably like the cut itself.
+	if err := s.txn.truncateTo(l.fs, s.next); err != nil {
+		return err
+	}
+	if s.txn.dirty && s.txn.f != nil {
+		if err := s.txn.f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", s.txn.path, err)
+		}
+		s.txn.dirty = false
+	}
+	if err := s.txn.makeResident(); err != nil {
+		return err
+	}
+	l.recountAbortedLocked()
 	l.mu.leo = s.next
 	l.leo.Store(s.next)
 	return nil

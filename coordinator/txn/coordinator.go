@@ -3,10 +3,12 @@ package txn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluicedev/sluice/coordinator"
 )
@@ -18,21 +20,42 @@ const (
 	DefaultAbortTimedOutInterval = 10 * time.Second // transaction.abort.timed.out.transaction.cleanup.interval.ms
 	DefaultIDExpiration          = 7 * 24 * time.Hour
 	DefaultRemoveExpiredInterval = time.Hour // transaction.remove.expired.transaction.cleanup.interval.ms
+	// DefaultOffsetsPartitions is offsets.topic.num.partitions, used for
+	// AddOffsetsToTxn when Config.OffsetsPartitions is zero.
+	DefaultOffsetsPartitions = 50
 )
 
-// Sentinel errors.
+// serverTransactionVersion is the transaction.version Sluice finalizes
+// (ApiVersions advertises 2). The coordinator's own aborts (timeouts, a new
+// producer fencing an ongoing transaction) follow its rules, as Kafka's use
+// the cluster's finalized level: they bump the epoch, and the markers carry
+// the bumped epoch.
+const serverTransactionVersion int8 = 2
+
+// maxNumPartitions bounds NumPartitions: the coordinator keeps state per
+// __transaction_state partition, and Kafka clusters use tens to hundreds.
+const maxNumPartitions = 1 << 16
+
+// Sentinel errors. Handlers never return Go errors (outcomes are Kafka error
+// codes in the responses); these come from New, LoadFrom and the plumbing
+// between the coordinator and the broker.
 var (
 	// ErrInvalidConfig is returned by New for a missing Persister,
 	// MarkerWriter or ProducerIDs.
 	ErrInvalidConfig = errors.New("txn: invalid config")
-	// ErrNotCoordinator means the transactional id's partition was unloaded
-	// while a write was in flight.
+	// ErrNotCoordinator means the transactional id's partition was
+	// unloaded while a write was in flight. A Persister may also return an
+	// error wrapping it when the broker no longer leads the partition; the
+	// client then gets NOT_COORDINATOR and looks the coordinator up again.
 	ErrNotCoordinator = errors.New("txn: partition not loaded here")
 	// ErrLoadSuperseded is returned by LoadFrom when the partition was
 	// unloaded or loaded again meanwhile.
 	ErrLoadSuperseded = errors.New("txn: partition load superseded")
 	// ErrCoordinatorFenced is returned by a MarkerWriter when a partition
-	// refused a marker because a newer coordinator epoch wrote there.
+	// refused a marker because a newer coordinator epoch wrote there
+	// (TRANSACTION_COORDINATOR_FENCED), or a newer producer epoch
+	// (INVALID_PRODUCER_EPOCH): a newer coordinator owns the transaction,
+	// so this one stops completing it.
 	ErrCoordinatorFenced = errors.New("txn: coordinator epoch fenced")
 )
 
@@ -51,7 +74,10 @@ type Config struct {
 	// transaction; required.
 	Markers MarkerWriter
 	// ProducerIDs allocates a producer id never handed out before, in the
-	// whole cluster; required.
+	// whole cluster; required. It is called with no coordinator lock held
+	// and may block (an etcd round trip); an error that wraps a *kerr.Error
+	// reaches the client as that code, any other as
+	// COORDINATOR_NOT_AVAILABLE, which clients retry.
 	ProducerIDs func(ctx context.Context) (int64, error)
 	// NumPartitions is transaction.state.log.num.partitions: the modulus of
 	// PartitionFor. It must match __transaction_state's partition count.
@@ -63,7 +89,8 @@ type Config struct {
 	// TopicPartitions reports a topic's partition count, so
 	// AddPartitionsToTxn refuses partitions that do not exist
 	// (UNKNOWN_TOPIC_OR_PARTITION). Nil accepts every partition. Called
-	// with no coordinator lock held.
+	// with no coordinator lock held. It must report internal topics too:
+	// the group coordinator verifies __consumer_offsets partitions.
 	TopicPartitions func(topic string) (partitions int32, ok bool)
 	// MaxTimeout is transaction.max.timeout.ms: InitProducerId with a
 	// larger transaction timeout gets INVALID_TRANSACTION_TIMEOUT.
@@ -86,7 +113,16 @@ type Config struct {
 // order, to the partition and returning once it is durable under the
 // acks=all rule. An error means the write may or may not have happened.
 // Persist must not call back into the Coordinator. Calls for one partition
-// never overlap.
+// never overlap. It must return soon after ctx ends: unloading a partition
+// cancels the write in flight and waits for it.
+//
+// Errors reach clients as Kafka's TransactionStateManager maps append
+// errors: an error wrapping ErrNotCoordinator, NOT_LEADER_OR_FOLLOWER or
+// KAFKA_STORAGE_ERROR gives NOT_COORDINATOR; UNKNOWN_TOPIC_OR_PARTITION,
+// NOT_ENOUGH_REPLICAS(_AFTER_APPEND) and REQUEST_TIMED_OUT give
+// COORDINATOR_NOT_AVAILABLE; MESSAGE_TOO_LARGE and RECORD_LIST_TOO_LARGE
+// give UNKNOWN_SERVER_ERROR; another *kerr.Error passes through; any other
+// error gives COORDINATOR_NOT_AVAILABLE.
 type Persister interface {
 	Persist(ctx context.Context, partition int32, records []Record) error
 }
@@ -131,45 +167,104 @@ type Marker struct {
 // partition's leader, acks=all). WriteMarkers returns nil once every
 // partition of m has its marker or no longer exists; it retries leader
 // moves and unavailable partitions itself until ctx ends (the coordinator
-// cancels it when the partition is unloaded or the coordinator closed). It
-// returns an error wrapping ErrCoordinatorFenced when a partition refused
-// the marker's coordinator epoch. It must not call back into the
-// Coordinator.
+// cancels it when the partition is unloaded or the coordinator closed, and
+// waits for it to return). It returns an error wrapping
+// ErrCoordinatorFenced when a partition refused the marker's coordinator
+// epoch. It must not call back into the Coordinator. Any other error makes the coordinator call it again later,
+// with backoff, for as long as the partition stays loaded here; see doc.go
+// for what each WriteTxnMarkers error code should become.
 type MarkerWriter interface {
 	WriteMarkers(ctx context.Context, m Marker) error
 }
 
-// LoadToken names one BeginLoad of a partition; a load that finishes after
-// leadership moved on carries a stale token and is discarded.
-type LoadToken struct {
-	partition int32
-	gen       uint64
-}
-
-// Stats is a snapshot of the coordinator's counters for metrics.
-type Stats struct {
-	// Ongoing is the number of transactions in Ongoing, PrepareCommit or
-	// PrepareAbort; OldestOngoing the age of the oldest of them.
-	Ongoing       int
-	OldestOngoing time.Duration
-	// Committed, Aborted and TimedOut count transactions completed since
-	// New; TimedOut ones are also counted in Aborted.
-	Committed, Aborted, TimedOut uint64
-	// Fenced counts producers fenced by a newer epoch.
-	Fenced uint64
-	// TransactionalIDs is the number of ids the loaded partitions hold.
-	TransactionalIDs int
-}
-
 // Coordinator is the transaction coordinator for the __transaction_state
-// partitions loaded into it. It is safe for concurrent use.
+// partitions loaded into it. It is safe for concurrent use; see doc.go for
+// the concurrency contract.
 type Coordinator struct {
-	cfg Config
+	cfg   Config
+	log   *slog.Logger
+	clock coordinator.Clock
+
+	// ctx is the parent of every partition's context; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// wg counts every goroutine and timer callback the coordinator runs:
+	// partition writers, marker writes, background producer id
+	// allocations, timer callbacks. Close waits for it. Add is only called
+	// under mu while not closed, so no Add races Close's Wait.
+	wg sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		// parts[p] is the state of __transaction_state partition p while
+		// it is loading or loaded here, nil otherwise. Each BeginLoad
+		// installs a fresh partState, so anything holding an old one can
+		// tell it is stale by comparing pointers.
+		parts   []*partState
+		gen     uint64 // the generation of the latest BeginLoad
+		markers markerQueue
+		stats   counters
+		// bg counts background producer id allocations running.
+		bg          int
+		abortTimer  coordinator.Timer
+		expiryTimer coordinator.Timer
+	}
 }
 
 // New validates cfg, fills defaults and returns a Coordinator that owns no
-// partitions yet.
-func New(cfg Config) (*Coordinator, error) { return &Coordinator{cfg: cfg}, nil }
+// partitions yet: for every __transaction_state partition this broker
+// leads, call BeginLoad and then LoadFrom.
+func New(cfg Config) (*Coordinator, error) {
+	switch {
+	case cfg.Persister == nil:
+		return nil, fmt.Errorf("%w: Persister is required", ErrInvalidConfig)
+	case cfg.Markers == nil:
+		return nil, fmt.Errorf("%w: Markers is required", ErrInvalidConfig)
+	case cfg.ProducerIDs == nil:
+		return nil, fmt.Errorf("%w: ProducerIDs is required", ErrInvalidConfig)
+	}
+	fillDefaults(&cfg)
+	if cfg.NumPartitions > maxNumPartitions {
+		return nil, fmt.Errorf("%w: NumPartitions %d > %d", ErrInvalidConfig, cfg.NumPartitions, maxNumPartitions)
+	}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.mu.parts = make([]*partState, cfg.NumPartitions)
+	c.mu.Lock()
+	c.armAbortTimerLocked()
+	c.armExpiryTimerLocked()
+	c.mu.Unlock()
+	return c, nil
+}
+
+func fillDefaults(cfg *Config) {
+	if cfg.Clock == nil {
+		cfg.Clock = coordinator.SystemClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NumPartitions <= 0 {
+		cfg.NumPartitions = DefaultNumPartitions
+	}
+	if cfg.OffsetsPartitions <= 0 {
+		cfg.OffsetsPartitions = DefaultOffsetsPartitions
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = DefaultMaxTimeout
+	}
+	if cfg.AbortTimedOutInterval <= 0 {
+		cfg.AbortTimedOutInterval = DefaultAbortTimedOutInterval
+	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = DefaultIDExpiration
+	}
+	if cfg.RemoveExpiredInterval <= 0 {
+		cfg.RemoveExpiredInterval = DefaultRemoveExpiredInterval
+	}
+}
 
 // PartitionFor returns the __transaction_state partition that owns
 // transactionalID (Kafka's TransactionStateManager.partitionFor).
@@ -177,69 +272,134 @@ func PartitionFor(transactionalID string, numPartitions int32) int32 {
 	return coordinator.PartitionFor(transactionalID, numPartitions)
 }
 
-// BeginLoad marks partition as loading: requests for its ids get
-// COORDINATOR_LOAD_IN_PROGRESS until LoadFrom finishes. coordinatorEpoch is
-// the partition's leader epoch; the markers this coordinator writes carry
-// it.
-func (c *Coordinator) BeginLoad(partition, coordinatorEpoch int32) LoadToken {
-	return LoadToken{partition: partition}
+// Close stops every timer and marker write and waits for them. Requests
+// waiting for a write are answered COORDINATOR_NOT_AVAILABLE, as are all
+// later requests. Close is idempotent.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.closed = true
+	stopTimer(c.mu.abortTimer)
+	stopTimer(c.mu.expiryTimer)
+	for p, ps := range c.mu.parts {
+		if ps != nil {
+			c.dropPartitionLocked(ps)
+			c.mu.parts[p] = nil
+		}
+	}
+	c.mu.markers.queue = nil
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
 }
-
-// Loading reports whether token's load is still wanted.
-func (c *Coordinator) Loading(token LoadToken) bool { return false }
-
-// LoadFrom replays src into the transactions of token's partition and
-// starts serving them: transactions found in PrepareCommit or PrepareAbort
-// get their markers written again, ongoing ones past their timeout are
-// aborted. It returns ErrLoadSuperseded when the partition was unloaded or
-// loaded again meanwhile; another error leaves it loading, for the caller
-// to retry.
-func (c *Coordinator) LoadFrom(token LoadToken, src RecordSource) error { return nil }
-
-// Unload stops serving partition: its transactions are dropped from memory
-// (their state stays in the log) and marker writes in flight are
-// cancelled.
-func (c *Coordinator) Unload(partition int32) {}
 
 // Owns reports whether partition is loaded or loading here.
-func (c *Coordinator) Owns(partition int32) bool { return false }
-
-// Close stops every timer and marker write and waits for them.
-func (c *Coordinator) Close() {}
-
-// Stats returns the current counters.
-func (c *Coordinator) Stats() Stats { return Stats{} }
-
-// InitProducerID handles InitProducerId v0-5 for a transactional id
-// (req.TransactionalID non-nil; idempotent producers are the broker's).
-func (c *Coordinator) InitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
-	return req.ResponseKind().(*kmsg.InitProducerIDResponse)
+func (c *Coordinator) Owns(partition int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.mu.closed && c.validPartition(partition) && c.mu.parts[partition] != nil
 }
 
-// AddPartitionsToTxn handles AddPartitionsToTxn v0-5: v0-3 from clients,
-// v4+ batched from partition leaders, verify-only (KIP-890 part 1) or
-// adding (part 2, for produce v12).
-func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
-	return req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+func (c *Coordinator) validPartition(p int32) bool { return p >= 0 && p < c.cfg.NumPartitions }
+
+// servableLocked returns the loaded partition state of transactionalID, or
+// the error code a request for it gets when this coordinator cannot serve
+// it right now.
+func (c *Coordinator) servableLocked(transactionalID string) (*partState, int16) {
+	if c.mu.closed {
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	ps := c.mu.parts[PartitionFor(transactionalID, c.cfg.NumPartitions)]
+	switch {
+	case ps == nil:
+		return nil, kerr.NotCoordinator.Code
+	case !ps.loaded:
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
+	return ps, 0
 }
 
-// AddOffsetsToTxn handles AddOffsetsToTxn v0-4.
-func (c *Coordinator) AddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
-	return req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+// currentLocked reports whether t is still the live transaction of its id
+// in the live state of its partition: not unloaded, reloaded or expired
+// since the caller last looked.
+func (c *Coordinator) currentLocked(ps *partState, t *txn) bool {
+	return !c.mu.closed && c.mu.parts[ps.partition] == ps && ps.txns[t.id] == t
 }
 
-// EndTxn handles EndTxn v0-5.
-func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
-	return req.ResponseKind().(*kmsg.EndTxnResponse)
+// goneCodeLocked is what a request gets when its transaction's partition went
+// away while it waited.
+func (c *Coordinator) goneCodeLocked() int16 {
+	if c.mu.closed {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return kerr.NotCoordinator.Code
 }
 
-// DescribeTransactions handles DescribeTransactions v0.
-func (c *Coordinator) DescribeTransactions(ctx context.Context, req *kmsg.DescribeTransactionsRequest) *kmsg.DescribeTransactionsResponse {
-	return req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+// afterFunc arms a clock timer whose callback is tracked for Close and
+// skipped once the coordinator is closed. f runs without mu held.
+func (c *Coordinator) afterFunc(d time.Duration, f func()) coordinator.Timer {
+	return c.clock.AfterFunc(d, func() {
+		c.mu.Lock()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return
+		}
+		c.wg.Add(1)
+		c.mu.Unlock()
+		defer c.wg.Done()
+		f()
+	})
 }
 
-// ListTransactions handles ListTransactions v0-2 for the partitions loaded
-// here.
-func (c *Coordinator) ListTransactions(ctx context.Context, req *kmsg.ListTransactionsRequest) *kmsg.ListTransactionsResponse {
-	return req.ResponseKind().(*kmsg.ListTransactionsResponse)
+func stopTimer(t coordinator.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// nowMs is the clock's time in Kafka's unit.
+func (c *Coordinator) nowMs() int64 { return c.clock.Now().UnixMilli() }
+
+// allocateProducerID asks Config.ProducerIDs for a new id and maps its
+// failure to the code the client gets.
+func (c *Coordinator) allocateProducerID(ctx context.Context) (int64, int16) {
+	id, err := c.cfg.ProducerIDs(ctx)
+	if err != nil {
+		c.log.Warn("allocating a producer id failed", "err", err)
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			return -1, ke.Code
+		}
+		return -1, kerr.CoordinatorNotAvailable.Code
+	}
+	if id < 0 {
+		c.log.Error("producer id allocator returned a negative id", "producer_id", id)
+		return -1, kerr.UnknownServerError.Code
+	}
+	return id, 0
+}
+
+// persistErrorCode maps a Persist error to the code a client sees, as
+// Kafka's TransactionStateManager.appendTransactionToLog maps append
+// errors.
+func persistErrorCode(err error) int16 {
+	if errors.Is(err, ErrNotCoordinator) {
+		return kerr.NotCoordinator.Code
+	}
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	switch ke {
+	case kerr.UnknownTopicOrPartition, kerr.NotEnoughReplicas, kerr.NotEnoughReplicasAfterAppend, kerr.RequestTimedOut:
+		return kerr.CoordinatorNotAvailable.Code
+	case kerr.NotLeaderForPartition, kerr.KafkaStorageError:
+		return kerr.NotCoordinator.Code
+	case kerr.MessageTooLarge, kerr.RecordListTooLarge:
+		return kerr.UnknownServerError.Code
+	}
+	return ke.Code
 }

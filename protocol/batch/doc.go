@@ -34,7 +34,30 @@
 //
 // Attributes: bits 0-2 compression codec, bit 3 timestamp type
 // (1 = LogAppendTime), bit 4 transactional, bit 5 control, bit 6 delete
-// horizon set (KIP-534).
+// horizon set (KIP-534: FirstTimestamp is then the time after which the log
+// cleaner may drop the batch's tombstones, or a control batch itself; see
+// Header.DeleteHorizon and SetDeleteHorizon).
+//
+// # Control batches (transaction markers)
+//
+// A control batch (bit 5) is never compressed and holds one record, laid
+// out as every v2 record (varints are zigzag, as in protobuf's sint):
+//
+//	varint  length of the rest of the record
+//	int8    attributes (unused)
+//	varint  timestamp delta      (from FirstTimestamp)
+//	varint  offset delta
+//	varint  key length, then the key, a ControlRecordKey:
+//	          int16 version (0; later versions only append fields)
+//	          int16 type: 0 ABORT, 1 COMMIT (other values: other control
+//	                records, e.g. KRaft's; ParseMarker reports
+//	                ErrUnknownControlType so callers ignore them)
+//	varint  value length, then the value, an EndTxnMarker:
+//	          int16 version (0)
+//	          int32 coordinator epoch
+//	varint  header count, then the headers (none in practice)
+//
+// ParseMarker reads it without kmsg, bounds-checking every length.
 //
 // # Invariants
 //
