@@ -191,6 +191,19 @@ func (s *txnScript) produce(txn string, partitions ...int32) {
 	s.steps = append(s.steps, st)
 }
 
+// end adds a committed transaction of txn with a record of value "end" in
+// each of partitions 0..n-1: consumers that read while the script runs
+// stop once they have it from every partition.
+func (s *txnScript) end(txn string, n int32) {
+	s.op(txn, "begin")
+	st := txnStep{Op: "produce", Txn: txn, Topic: s.topic}
+	for p := range n {
+		st.Records = append(st.Records, txnRecord{P: p, K: "end", V: "end"})
+	}
+	s.steps = append(s.steps, st)
+	s.op(txn, "commit")
+}
+
 func (s *txnScript) sendOffsets(txn, group string, offsets ...txnOffset) {
 	s.steps = append(s.steps, txnStep{Op: "offsets", Txn: txn, Group: group, Offsets: offsets})
 }

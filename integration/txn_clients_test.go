@@ -44,8 +44,8 @@ func confluentConsume(t *testing.T, addr, topic, level string) map[int32][]strin
 // producers: committed and aborted ones, an abort after producing to every
 // partition, and an aborted transaction interleaved with a committed one in
 // the same partitions. A read_committed consumer must return exactly the
-// committed records, in order, each once; a read_uncommitted one every
-// record.
+// committed records, in order, each once, both when it reads while the
+// transactions run and afterwards; a read_uncommitted one every record.
 func TestTxnConfluentCommitAbort(t *testing.T) {
 	t.Parallel()
 	requireConfluentKafka(t)
@@ -75,13 +75,20 @@ func TestTxnConfluentCommitAbort(t *testing.T) {
 	s.op("a", "begin")
 	s.produce("a", 2, 2, 2)
 	s.op("a", "commit")
+	s.end("b", 3)
 
+	// A read_committed consumer that reads while the transactions run sees
+	// the last stable offset move and aborted transactions end in fetches
+	// that cover part of a transaction.
+	live := startClient(t, "", python3, confluentTxnProg, "consume", env.addr, topic, "read_committed", "end")
 	lines := runClient(t, clientTimeout, s.json(t), python3, confluentTxnProg, "steps", env.addr, env.name("cf-txn"))
 	if len(lines) != len(s.steps) {
 		t.Fatalf("client confirmed %d of %d steps:\n%s", len(lines), len(s.steps), strings.Join(lines, "\n"))
 	}
-	waitTxnsSettled(t, env.addr, topic)
 	all, committed, _ := s.expect()
+	requireSameLogs(t, "read_committed during the transactions",
+		byPartition(t, decodeLines[txnRecord](t, live.wait(t, clientTimeout))), committed)
+	waitTxnsSettled(t, env.addr, topic)
 	requireSameLogs(t, "read_committed", confluentConsume(t, env.addr, topic, "read_committed"), committed)
 	requireSameLogs(t, "read_uncommitted", confluentConsume(t, env.addr, topic, "read_uncommitted"), all)
 }

@@ -43,7 +43,8 @@ func kafkajsConsume(t *testing.T, node string, env *txnEnv, topic, level, end st
 // commit, abort (after producing to every partition, and interleaved with
 // another producer's committed transaction) and send consumer group offsets
 // with sendOffsets in committed and aborted transactions. A read_committed
-// kafkajs consumer must return exactly the committed records in order, a
+// kafkajs consumer must return exactly the committed records in order
+// (one reading while the transactions run, one started afterwards), a
 // read_uncommitted one every record, and the group must hold exactly the
 // offsets of the committed transactions.
 func TestTxnKafkaJSCommitAbort(t *testing.T) {
@@ -75,20 +76,17 @@ func TestTxnKafkaJSCommitAbort(t *testing.T) {
 	s.op("b", "begin") // a producer that aborted goes on committing
 	s.produce("b", 2, 0)
 	s.op("b", "commit")
-	s.op("a", "begin") // the end marker the consumers stop at
-	st := txnStep{Op: "produce", Txn: "a", Topic: topic}
-	for p := range int32(3) {
-		st.Records = append(st.Records, txnRecord{P: p, K: "end", V: "end"})
-	}
-	s.steps = append(s.steps, st)
-	s.op("a", "commit")
+	s.end("a", 3)
 
+	live := startClient(t, "", node, filepath.Join(kafkajsDir, "txn.js"), "consume", env.addr, topic, env.name("js-live"), "read_committed", "end")
 	lines := runClient(t, clientTimeout, s.json(t), node, filepath.Join(kafkajsDir, "txn.js"), "steps", env.addr, env.name("js-txn"))
 	if len(lines) != len(s.steps) {
 		t.Fatalf("client confirmed %d of %d steps:\n%s", len(lines), len(s.steps), strings.Join(lines, "\n"))
 	}
 	all, committed, offsets := s.expect()
 	waitGroupOffsets(t, env.addr, group, in, offsets[in])
+	requireSameLogs(t, "kafkajs read_committed during the transactions",
+		byPartition(t, decodeLines[txnRecord](t, live.wait(t, clientTimeout))), committed)
 	requireSameLogs(t, "kafkajs read_committed", kafkajsConsume(t, node, env, topic, "read_committed", "end"), committed)
 	requireSameLogs(t, "kafkajs read_uncommitted", kafkajsConsume(t, node, env, topic, "read_uncommitted", "end"), all)
 }

@@ -5,7 +5,9 @@ mode prints one JSON object per line on stdout and exits non-zero on any
 client error, so the Go test can assert on exactly what the client saw.
 
   steps     BOOTSTRAP PREFIX        run the JSON step list on stdin
-  consume   BOOTSTRAP TOPIC LEVEL   read every partition to its end
+  consume   BOOTSTRAP TOPIC LEVEL [END]
+                                    read every partition to its end, or
+                                    until a record with value END in each
   process   BOOTSTRAP IN OUT GROUP TXNID BATCH ABORT_EVERY HANG_AT
                                     a consume-transform-produce loop
 """
@@ -88,12 +90,14 @@ def steps(bootstrap, prefix):
         emit(op=op, txn=name)
 
 
-def consume(bootstrap, topic, level):
+def consume(bootstrap, topic, level, end=None):
     """Reads every partition of topic from the beginning to its end.
 
-    The end is the high watermark for read_uncommitted and the last stable
-    offset for read_committed (librdkafka's partition EOF); the caller makes
-    sure no transaction is open, so nothing arrives after it.
+    Without `end`, the end is the high watermark for read_uncommitted and
+    the last stable offset for read_committed (librdkafka's partition EOF);
+    the caller makes sure no transaction is open, so nothing arrives after
+    it. With `end`, a partition ends after a record whose value is `end`, so
+    the consumer can run while transactions are produced.
     """
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-" + topic,
                   "enable.auto.commit": False, "enable.partition.eof": True,
@@ -108,10 +112,14 @@ def consume(bootstrap, topic, level):
             continue
         if m.error():
             if m.error().code() == KafkaError._PARTITION_EOF:
-                at_end.add(m.partition())
+                if end is None:
+                    at_end.add(m.partition())
                 continue
             raise KafkaException(m.error())
-        emit(p=m.partition(), o=m.offset(), k=m.key().decode(), v=m.value().decode())
+        v = m.value().decode()
+        emit(p=m.partition(), o=m.offset(), k=m.key().decode(), v=v)
+        if v == end:
+            at_end.add(m.partition())
     c.close()
 
 
@@ -198,7 +206,7 @@ def main(argv):
     if mode == "steps":
         steps(argv[2], argv[3])
     elif mode == "consume":
-        consume(argv[2], argv[3], argv[4])
+        consume(argv[2], argv[3], argv[4], *argv[5:6])
     elif mode == "process":
         process(argv[2], argv[3], argv[4], argv[5], argv[6], int(argv[7]), int(argv[8]), int(argv[9]))
     else:
