@@ -295,9 +295,17 @@ func requireSameLogs(t *testing.T, what string, got, want map[int32][]string) {
 		}
 	}
 	for _, p := range parts {
-		if !slices.Equal(got[p], want[p]) {
-			diffs = append(diffs, fmt.Sprintf("partition %d:\n  got  %v\n  want %v", p, got[p], want[p]))
+		g, w := got[p], want[p]
+		if slices.Equal(g, w) {
+			continue
 		}
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		from := max(i-2, 0)
+		diffs = append(diffs, fmt.Sprintf("partition %d: %d records, want %d; first difference at #%d:\n  got  ...%v\n  want ...%v",
+			p, len(g), len(w), i, g[from:min(i+5, len(g))], w[from:min(i+5, len(w))]))
 	}
 	if len(diffs) > 0 {
 		t.Fatalf("%s differs:\n%s", what, strings.Join(diffs, "\n"))
