@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,6 +100,8 @@ type processorEvent struct {
 	Batch   int             `json:"batch"`
 	Records int             `json:"records"`
 	Offsets map[int32]int64 `json:"offsets"`
+	// What a zombie tried, in order, and what it got: "ok" or an error name.
+	Outcomes [][2]string `json:"outcomes"`
 }
 
 // TestTxnConfluentSendOffsetsLoop runs a confluent-kafka
@@ -114,9 +117,30 @@ type processorEvent struct {
 // committed offsets are the input's end offsets.
 func TestTxnConfluentSendOffsetsLoop(t *testing.T) {
 	t.Parallel()
+	runProcessors(t, "cf", false)
+}
+
+// TestTxnConfluentZombieFenced is TestTxnConfluentSendOffsetsLoop with the
+// first processor stalled instead of killed: it wakes up after its
+// replacement has processed everything and tries to produce and commit
+// with its old producer epoch (and, if an error is only abortable, to abort
+// and try again). No produce or commit may succeed, the producer must end
+// fenced for good (librdkafka's fatal _FENCED), its record must not reach
+// the log (read_uncommitted has exactly the records of the input and of the
+// aborted transactions), and the output is still exactly once.
+func TestTxnConfluentZombieFenced(t *testing.T) {
+	t.Parallel()
+	runProcessors(t, "zb", true)
+}
+
+// runProcessors runs the processor scenario of
+// TestTxnConfluentSendOffsetsLoop (or, with zombie, of
+// TestTxnConfluentZombieFenced) with names starting with prefix.
+func runProcessors(t *testing.T, prefix string, zombie bool) {
 	requireConfluentKafka(t)
 	env := newTxnEnv(t)
-	in, out, group, txnID := env.name("cf-in"), env.name("cf-out"), env.name("cf-etl"), env.name("cf-etl-tx")
+	in, out := env.name(prefix+"-in"), env.name(prefix+"-out")
+	group, txnID := env.name(prefix+"-etl"), env.name(prefix+"-etl-tx")
 	createTopic(t, env.addr, in, 3, nil)
 	createTopic(t, env.addr, out, 3, nil)
 
@@ -158,9 +182,17 @@ func TestTxnConfluentSendOffsetsLoop(t *testing.T) {
 		}
 		return fmt.Errorf("processor has not reached batch 4: %v", first.lines.snapshot())
 	})
-	first.kill()
-	events := decodeLines[processorEvent](t, first.lines.snapshot())
-	events = append(events, decodeLines[processorEvent](t, process(-1).wait(t, clientTimeout))...)
+	if !zombie {
+		first.kill()
+	}
+	second := decodeLines[processorEvent](t, process(-1).wait(t, clientTimeout))
+	if zombie {
+		if err := first.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		first.wait(t, clientTimeout)
+	}
+	events := append(decodeLines[processorEvent](t, first.lines.snapshot()), second...)
 
 	aborted, committedBatches := hung.Records, 0
 	for _, ev := range events {
@@ -171,11 +203,26 @@ func TestTxnConfluentSendOffsetsLoop(t *testing.T) {
 			committedBatches++
 		}
 	}
-	if last := events[len(events)-1]; last.Event != "done" {
+	if last := second[len(second)-1]; last.Event != "done" {
 		t.Fatalf("second processor did not finish: last event %+v", last)
 	}
 	if aborted <= hung.Records || committedBatches == 0 {
-		t.Fatalf("want committed and deliberately aborted batches besides the killed one: %+v", events)
+		t.Fatalf("want committed and deliberately aborted batches besides the hung one: %+v", events)
+	}
+	if zombie {
+		z := events[len(events)-len(second)-1]
+		if z.Event != "zombie" || len(z.Outcomes) == 0 {
+			t.Fatalf("fenced processor did not report: %+v", z)
+		}
+		for _, o := range z.Outcomes {
+			if (o[0] == "produce" || o[0] == "commit") && o[1] == "ok" {
+				t.Fatalf("fenced processor: %s succeeded: %v", o[0], z.Outcomes)
+			}
+		}
+		// librdkafka names the fatal error of a fenced producer _FENCED.
+		if last := z.Outcomes[len(z.Outcomes)-1]; last[1] != "_FENCED" {
+			t.Fatalf("fenced processor was not fenced for good: %v", z.Outcomes)
+		}
 	}
 
 	end := map[int32]int64{}
@@ -301,4 +348,59 @@ func TestTxnKcatReadCommitted(t *testing.T) {
 	_, committed, _ = s.expect()
 	requireSameLogs(t, "kcat read_committed after the open transaction commits",
 		kcatConsume(t, kcat, env.addr, topic, "-X", "isolation.level=read_committed"), committed)
+}
+
+// TestTxnKcatBackToBackTransactions has a franz-go producer alternate
+// aborted and committed transactions, each writing one record to each of
+// 16 partitions and begun as soon as the previous EndTxn returns. With
+// transaction version 2 (franz-go's produce v12 and EndTxn v5) every EndTxn
+// bumps the producer epoch and answers before the markers are written, so
+// the next transaction's first record can reach a partition while the
+// previous one's marker is still pending there. The leader must then have
+// the coordinator add the partition, which answers CONCURRENT_TRANSACTIONS
+// until the marker is written (KIP-890), instead of appending the record
+// to the previous transaction. Every produce and EndTxn must succeed, kcat
+// read_committed must return exactly the committed records and
+// read_uncommitted all of them, in order.
+func TestTxnKcatBackToBackTransactions(t *testing.T) {
+	t.Parallel()
+	kcat := requireTool(t, "kcat")
+	env := newTxnEnv(t)
+	topic := env.name("kcat-b2b")
+	const parts = 16
+	createTopic(t, env.addr, topic, parts, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := client(t, env.addr, kgo.TransactionalID(env.name("kcat-b2b")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+
+	all, committed := map[int32][]string{}, map[int32][]string{}
+	for i := range 20 {
+		commit := i%2 == 1
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for p := range int32(parts) {
+			v := fmt.Sprintf("aborted-%d", i)
+			if commit {
+				v = fmt.Sprintf("committed-%d", i)
+			}
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)})
+			all[p] = append(all[p], v)
+			if commit {
+				committed[p] = append(committed[p], v)
+			}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("transaction %d: produce: %v", i, err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("transaction %d: end (commit %v): %v", i, commit, err)
+		}
+	}
+	waitTxnsSettled(t, env.addr, topic)
+	requireSameLogs(t, "kcat read_committed",
+		kcatConsume(t, kcat, env.addr, topic, "-X", "isolation.level=read_committed"), committed)
+	requireSameLogs(t, "kcat read_uncommitted",
+		kcatConsume(t, kcat, env.addr, topic, "-X", "isolation.level=read_uncommitted"), all)
 }

@@ -13,8 +13,8 @@ client error, so the Go test can assert on exactly what the client saw.
 """
 
 import json
+import signal
 import sys
-import threading
 import time
 
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
@@ -41,14 +41,14 @@ class Delivery:
 
     def __call__(self, err, msg):
         if err is not None:
-            self.errors.append("%s [%s]: %s" % (msg.topic(), msg.partition(), err))
+            self.errors.append(err)
 
     def flush(self, producer):
         remaining = producer.flush(TIMEOUT)
         if remaining:
             sys.exit("%d records not delivered within %ds" % (remaining, TIMEOUT))
         if self.errors:
-            sys.exit("delivery failed: " + "; ".join(self.errors))
+            sys.exit("delivery failed: " + "; ".join(str(e) for e in self.errors))
 
 
 def steps(bootstrap, prefix):
@@ -144,10 +144,14 @@ def process(bootstrap, in_topic, out_topic, group, txnid, batch, abort_every, ha
     records go to the same partition of out_topic with "out:" before the
     value, the consumer's positions are sent to the transaction, then it is
     committed; every abort_every-th batch is aborted instead and the consumer
-    seeks back to the group's committed offsets to process it again. With
-    hang_at >= 0 the program stops inside that batch's transaction (records
-    flushed, offsets sent) and waits to be killed. It exits once the group's
-    committed offsets reach the input's end.
+    seeks back to the group's committed offsets to process it again. It exits
+    once the group's committed offsets reach the input's end.
+
+    With hang_at >= 0 the program stops inside that batch's transaction
+    (records flushed, offsets sent), prints a "hang" event and waits: to be
+    killed, or for SIGUSR1, after which it acts as a zombie that a newer
+    instance has fenced meanwhile: it produces one more record (value
+    "zombie") and tries to commit, prints what both got, and exits.
 
     The consumer is a static member (group.instance.id) so that a restarted
     processor takes the killed one's place without waiting for its session
@@ -186,7 +190,9 @@ def process(bootstrap, in_topic, out_topic, group, txnid, batch, abort_every, ha
         sent = {tp.partition: tp.offset for tp in positions}
         if batch_no == hang_at:
             emit(event="hang", batch=batch_no, records=len(msgs), offsets=sent)
-            threading.Event().wait()
+            signal.sigwait({signal.SIGUSR1})
+            zombie(p, out_topic)
+            return
         if abort_every > 0 and batch_no % abort_every == abort_every - 1:
             p.abort_transaction(TIMEOUT)
             back = committed_offsets(c, in_topic, nparts)
@@ -201,7 +207,49 @@ def process(bootstrap, in_topic, out_topic, group, txnid, batch, abort_every, ha
     c.close()
 
 
+def zombie(p, out_topic):
+    """Acts as a processor whose producer epoch was bumped meanwhile.
+
+    It produces one record (value "zombie") and commits; if the error it
+    gets is not fatal, it aborts as librdkafka asks and tries once more in
+    a new transaction. Every produce and commit must be refused, and no
+    zombie record may reach the log. Prints each outcome, "ok" or the
+    error's name.
+    """
+    outcomes = []
+
+    def attempt(what, fn):
+        try:
+            fn()
+            outcomes.append([what, "ok"])
+            return True
+        except KafkaException as e:
+            outcomes.append([what, e.args[0].name()])
+            return not e.args[0].fatal()
+
+    def produce():
+        delivery = Delivery()
+        p.produce(out_topic, key=b"zombie", value=b"zombie", partition=0, on_delivery=delivery)
+        if p.flush(15):
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+        if delivery.errors:
+            raise KafkaException(delivery.errors[0])
+
+    for i in range(2):
+        if i > 0 and not (attempt("abort", lambda: p.abort_transaction(TIMEOUT)) and
+                          attempt("begin", p.begin_transaction)):
+            break
+        if not attempt("produce", produce):
+            break
+        if not attempt("commit", lambda: p.commit_transaction(TIMEOUT)):
+            break
+    emit(event="zombie", outcomes=outcomes)
+
+
 def main(argv):
+    # SIGUSR1 wakes a hung processor; blocked in every thread (librdkafka's
+    # inherit the mask) so that only sigwait takes it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     mode = argv[1]
     if mode == "steps":
         steps(argv[2], argv[3])
