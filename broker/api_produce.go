@@ -405,6 +405,9 @@ func appendErrorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, storage.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrTxnCompleting):
+		// Retriable: the previous transaction's marker is on its way.
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, storage.ErrInvalidTxnState):
 		return kerr.InvalidTxnState.Code
 	case errors.Is(err, storage.ErrCoordinatorFenced):

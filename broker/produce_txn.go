@@ -91,7 +91,11 @@ func (b *Broker) transactionalProduce(ctx context.Context, req *kmsg.ProduceRequ
 		if code, _ := b.produceTarget(ts, t.Topic, t.Partition); code != 0 {
 			continue // answered by produceOne
 		}
-		guard, needed := ts.partition(t.Partition).log.BeginVerification(pid)
+		guard, needed, err := ts.partition(t.Partition).log.BeginVerification(pid, epoch)
+		if err != nil {
+			tx.fail(t, appendErrorCode(err))
+			continue
+		}
 		if needed {
 			tx.guards[tp{t.Topic, t.Partition}] = guard
 			verify = append(verify, t)
@@ -102,13 +106,17 @@ func (b *Broker) transactionalProduce(ctx context.Context, req *kmsg.ProduceRequ
 	}
 	codes := b.verifyTxn(ctx, *req.TransactionID, pid, epoch, verify, add)
 	for i, t := range verify {
-		if codes[i] == 0 {
-			continue
+		if codes[i] != 0 {
+			tx.fail(t, produceVerifyCode(codes[i], req.Version))
 		}
-		if tx.failed == nil {
-			tx.failed = map[tp]int16{}
-		}
-		tx.failed[tp{t.Topic, t.Partition}] = produceVerifyCode(codes[i], req.Version)
 	}
 	return tx, 0
+}
+
+// fail records the error a partition of the request is answered with.
+func (t *txnProduce) fail(p txn.TopicPartition, code int16) {
+	if t.failed == nil {
+		t.failed = map[tp]int16{}
+	}
+	t.failed[tp{p.Topic, p.Partition}] = code
 }

@@ -32,6 +32,7 @@ func (b *Broker) newTxnCoordinator() (*txn.Coordinator, error) {
 		AbortTimedOutInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000),
 		IDExpiration:          ms("transactional.id.expiration.ms", 604800000),
 		RemoveExpiredInterval: ms("transaction.remove.expired.transaction.cleanup.interval.ms", 3600000),
+		CompletionWait:        txn.DefaultCompletionWait,
 	})
 }
 

@@ -93,9 +93,14 @@ func (l *Log) fencedErr() error {
 // (taking references so retention cannot close them), then without Log.mu
 // it writes a changed epoch checkpoint, fsyncs the files and, if a
 // directory entry changed, the directory, and finally moves the recovery
-// point when a segment boundary was crossed. Only then does syncedTo
-// advance. Any failure fences the log.
-func (l *Log) flushRoundLocked() error {
+// point when a segment boundary was crossed, after writing a durable
+// producer snapshot at the new point. Only then does syncedTo advance. Any
+// failure fences the log.
+func (l *Log) flushRoundLocked() error { return l.flushRound(false) }
+
+// flushRound is flushRoundLocked; force moves the recovery point even
+// within the active segment.
+func (l *Log) flushRound(force bool) error {
 	l.mu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.mu.Unlock()
@@ -121,9 +126,6 @@ func (l *Log) flushRoundLocked() error {
 		}
 		s.dirty, s.idxDirty, s.txn.dirty = false, false, false
 	}
-	// Roll snapshots become durable before the recovery point can pass
-	// them (recovery replays from one at or below it).
-	snaps := l.takeUnsyncedSnapshotsLocked()
 	dirDirty := l.mu.dirDirty
 	l.mu.dirDirty = false
 	writeEpochs := l.mu.epochsDirty
@@ -132,16 +134,19 @@ func (l *Log) flushRoundLocked() error {
 		epochRows, l.mu.epochsDirty = l.mu.epochs.rows(), false
 	}
 	active := l.mu.segs[len(l.mu.segs)-1]
-	advanceRP := l.mu.recoveryPt < active.base
+	advanceRP := force || l.mu.recoveryPt < active.base
+	var snapshot []byte
+	if advanceRP {
+		// The producer state as of the new recovery point, written durably
+		// before the point moves: recovery replays from it.
+		snapshot = l.mu.producers.encode(target, l.txns.unreplicated())
+	}
 	l.mu.unflushed = 0
 	l.mu.lastFlush = l.clock()
 	l.mu.Unlock()
 	defer func() {
 		for _, s := range held {
 			s.release()
-		}
-		for _, f := range snaps {
-			_ = f.Close() // synced below, or the log is fenced
 		}
 	}()
 
@@ -159,22 +164,22 @@ func (l *Log) flushRoundLocked() error {
 	if l.onSync != nil && len(files) > 0 {
 		l.onSync(time.Since(start))
 	}
-	for _, f := range snaps {
-		if err := f.Sync(); err != nil {
-			return l.fence(fmt.Errorf("fsync producer snapshot: %w", err))
-		}
-	}
+
 	if dirDirty {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return l.fence(fmt.Errorf("fsync dir: %w", err))
 		}
 	}
 	if advanceRP {
+		if err := writeFileAtomic(l.fs, l.dir, segmentName(target, snapshotSuffix), snapshot); err != nil {
+			return l.fence(err)
+		}
 		if err := writeOffsetCheckpoint(l.fs, l.dir, recoveryCheckpoint, target); err != nil {
 			return l.fence(err)
 		}
 		l.mu.Lock()
 		l.mu.recoveryPt = target
+		l.addSnapshotLocked(target)
 		l.mu.Unlock()
 	}
 	l.syncedTo.Store(target)

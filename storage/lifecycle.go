@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-
-	"github.com/sluicedev/sluice/storage/vfs"
 )
 
 // snapshotsKept is how many producer-state snapshots stay on disk; the
@@ -96,9 +94,6 @@ func (l *Log) shutLocked() {
 		poke(c)
 	}
 	l.mu.watchers = nil // later Watch calls get their token at once
-	for _, f := range l.takeUnsyncedSnapshotsLocked() {
-		_ = f.Close() // a close flushes nothing more; Close already synced what it must
-	}
 	l.releaseSegments()
 }
 
@@ -130,10 +125,10 @@ func (l *Log) detachFromStore() {
 }
 
 // writeSnapshotLocked saves producer state as of the log end offset in
-// "<offset>.snapshot". At roll it is written without fsync and kept open
-// (its checksum rejects a torn file, recovery falls back to an older one,
-// and the next flush round fsyncs it before the recovery point passes
-// it); at Close it is written atomically and durably.
+// "<offset>.snapshot". At roll it is written without fsync (its checksum
+// rejects a torn file and recovery falls back to an older one); at Close
+// and when a truncation lowers the recovery point it is written atomically
+// and durably.
 func (l *Log) writeSnapshotLocked(durable bool) error {
 	off := l.mu.leo
 	data := l.mu.producers.encode(off, l.txns.unreplicated())
@@ -147,24 +142,30 @@ func (l *Log) writeSnapshotLocked(durable bool) error {
 		if err != nil {
 			return fmt.Errorf("create snapshot: %w", err)
 		}
-		if _, err := f.Write(data); err != nil {
-			return errors.Join(fmt.Errorf("write snapshot: %w", err), f.Close())
+		_, werr := f.Write(data)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
 		}
-		l.mu.unsyncedSnaps = append(l.mu.unsyncedSnaps, f)
 		l.mu.dirDirty = true
 	}
+	l.addSnapshotLocked(off)
+	return nil
+}
+
+// addSnapshotLocked records a snapshot file written at off.
+func (l *Log) addSnapshotLocked(off int64) {
 	if !slices.Contains(l.mu.snapshots, off) {
 		l.mu.snapshots = append(l.mu.snapshots, off)
 		slices.Sort(l.mu.snapshots)
 	}
 	l.pruneSnapshotsLocked()
-	return nil
 }
 
 // pruneSnapshotsLocked keeps the newest snapshotsKept snapshots and the
-// newest one at or below the recovery point: recovery replays from that
-// one to rebuild the aborted-transaction indexes of the segments it
-// scans (everything at or above the recovery point).
+// newest one at or below the recovery point (written durably by the flush
+// round that moved the recovery point there): recovery replays from that
+// one to rebuild the aborted-transaction index entries at or above the
+// recovery point.
 func (l *Log) pruneSnapshotsLocked() {
 	anchor := int64(-1)
 	for _, off := range l.mu.snapshots {
@@ -187,12 +188,4 @@ func (l *Log) pruneSnapshotsLocked() {
 func (l *Log) removeSnapshotLocked(off int64) {
 	_ = l.fs.Remove(filepath.Join(l.dir, segmentName(off, snapshotSuffix))) // stale; harmless if left
 	l.mu.dirDirty = true
-}
-
-// takeUnsyncedSnapshotsLocked hands the open roll snapshots to a flush
-// round, which fsyncs and closes them.
-func (l *Log) takeUnsyncedSnapshotsLocked() []vfs.File {
-	fs := l.mu.unsyncedSnaps
-	l.mu.unsyncedSnaps = nil
-	return fs
 }

@@ -136,10 +136,6 @@ type Log struct {
 		recoveryPt  int64   // last recovery point written
 		hwWritten   int64   // last high watermark written (or read at Open), -1 if none
 		snapshots   []int64 // offsets of producer snapshot files, ascending
-		// unsyncedSnaps are snapshots written at roll, still open; the
-		// next flush round fsyncs them before the recovery point passes
-		// them, so recovery always finds one at or below it.
-		unsyncedSnaps []vfs.File
 	}
 }
 

@@ -173,6 +173,10 @@ func (p *producerState) checkTxn(h batch.Header, mk marker, o AppendOptions) err
 				ErrCoordinatorFenced, h.ProducerID, mk.coordEpoch, e.CoordEpoch)
 		}
 	case h.Transactional():
+		if ongoing && h.ProducerEpoch > e.Epoch {
+			return fmt.Errorf("%w: producer %d epoch %d, its transaction at epoch %d began at offset %d",
+				ErrTxnCompleting, h.ProducerID, h.ProducerEpoch, e.Epoch, e.TxnFirst)
+		}
 		if !ongoing && o.RequireVerification {
 			g := p.guards[h.ProducerID].guard
 			if g == 0 || g != o.Verification {
@@ -233,15 +237,20 @@ func (p *producerState) update(h batch.Header, mk marker) txnEvent {
 
 // beginVerification returns the producer's outstanding guard, creating one
 // at nowMs if it has none; needed is false when the producer's transaction
-// is already ongoing here. A guard still outstanding is shared, as Kafka's
+// is already ongoing here at epoch, and ErrTxnCompleting when one of an older
+// epoch is. A guard still outstanding is shared, as Kafka's
 // maybeCreateVerificationStateEntry does, so pipelined requests of one
 // producer verify once.
-func (p *producerState) beginVerification(pid, nowMs int64, seed func() VerificationGuard) (VerificationGuard, bool) {
+func (p *producerState) beginVerification(pid int64, epoch int16, nowMs int64, seed func() VerificationGuard) (VerificationGuard, bool, error) {
 	if e := p.m[pid]; e != nil && e.TxnFirst >= 0 {
-		return 0, false
+		if epoch > e.Epoch {
+			return 0, false, fmt.Errorf("%w: producer %d epoch %d, its transaction at epoch %d began at offset %d",
+				ErrTxnCompleting, pid, epoch, e.Epoch, e.TxnFirst)
+		}
+		return 0, false, nil
 	}
 	if g, ok := p.guards[pid]; ok {
-		return g.guard, true
+		return g.guard, true, nil
 	}
 	if p.nextGuard == 0 {
 		p.nextGuard = seed()
@@ -251,7 +260,7 @@ func (p *producerState) beginVerification(pid, nowMs int64, seed func() Verifica
 		p.nextGuard++
 	}
 	p.guards[pid] = guardEntry{guard: p.nextGuard, at: nowMs}
-	return p.nextGuard, true
+	return p.nextGuard, true, nil
 }
 
 // evictBelow forgets producers whose newest batch lies below the log start

@@ -52,7 +52,10 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error
 // otherwise a larger buffer is allocated. It returns the batches and
 // the whole buffer they alias (buf, or the one allocated), so the caller can
 // reuse that buffer once it is done with the batches; buf's previous
-// contents are overwritten either way.
+// contents are overwritten either way. A read_committed fetch passes the
+// last stable offset as maxOffset and asks AbortedTransactions(offset,
+// end) with end = batch.EndOffset(data), the equivalent of
+// Span.NextOffset for this inline path.
 func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int32, maxOffset int64) (data, used []byte, err error) {
 	for attempt := 0; ; attempt++ {
 		gen := l.truncGen.Load()
@@ -260,7 +263,8 @@ type Span struct {
 	Pos, Len int64
 	// Records is the sum of the batches' record counts.
 	Records int64
-	// NextOffset is the offset after the span's last batch.
+	// NextOffset is the offset after the span's last batch: the upper
+	// bound to pass to AbortedTransactions for a read_committed fetch.
 	NextOffset int64
 
 	seg *segment
@@ -362,13 +366,13 @@ func (l *Log) spanSegment(v segView, scratch *[]byte, offset int64, maxBytes int
 		return Span{}, true, nil
 	}
 	limit := max(int64(maxBytes), 1)
-	start, stop, records := sc.pos, sc.next0, int64(sc.h.NumRecords)
+	start, stop, records, next := sc.pos, sc.next0, int64(sc.h.NumRecords), sc.h.NextOffset()
 	for stop-start+batch.HeaderSize <= limit && sc.next() {
 		if sc.h.LastOffset() >= maxOffset || sc.next0-start > limit {
 			break
 		}
-		stop, records = sc.next0, records+int64(sc.h.NumRecords)
+		stop, records, next = sc.next0, records+int64(sc.h.NumRecords), sc.h.NextOffset()
 	}
 	v.seg.acquire() // the span's own reference; the view's is released by the caller
-	return Span{File: v.seg.log, Pos: start, Len: stop - start, Records: records, seg: v.seg, log: l}, true, nil
+	return Span{File: v.seg.log, Pos: start, Len: stop - start, Records: records, NextOffset: next, seg: v.seg, log: l}, true, nil
 }

@@ -57,6 +57,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	victims := slices.Clone(segs[:n])
 	l.mu.segs = slices.Clone(segs[n:])
 	l.mu.dirDirty = true
+	l.recountAbortedLocked()
 	moved := l.advanceStartLocked(l.mu.segs[0].base)
 	lso := l.mu.lso
 	l.mu.Unlock()
@@ -104,7 +105,22 @@ func (l *Log) setLogStartLocked(off int64) {
 // victims' files. flushMu is held, Log.mu is not. The directory change is
 // made durable by the next flush round; a segment that reappears after a
 // crash lies below the persisted start offset and is deleted again.
+//
+// When the recovery point lags behind the new first segment, a flush round
+// first moves it (with the durable producer snapshot every such move
+// writes) to the log end: recovery rebuilds producer and transaction state
+// from a snapshot at or below the recovery point, and one below the first
+// segment would miss the batches deleted here. This costs one flush per
+// retention pass that deletes segments while nothing else flushed.
 func (l *Log) dropSegments(victims []*segment, moved bool, lso int64) error {
+	l.mu.Lock()
+	behind := len(victims) > 0 && l.mu.recoveryPt < l.mu.segs[0].base
+	l.mu.Unlock()
+	if behind {
+		if err := l.flushRound(true); err != nil {
+			return err
+		}
+	}
 	if moved {
 		if err := writeOffsetCheckpoint(l.fs, l.dir, logStartCheckpoint, lso); err != nil {
 			return l.fence(err)
@@ -175,6 +191,7 @@ func (l *Log) moveStart(offset int64, stable bool) (int64, error) {
 	victims := slices.Clone(segs[:n])
 	l.mu.segs = slices.Clone(segs[n:])
 	l.mu.dirDirty = l.mu.dirDirty || n > 0
+	l.recountAbortedLocked()
 	l.mu.Unlock()
 	return offset, l.dropSegments(victims, true, offset)
 }

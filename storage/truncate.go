@@ -104,7 +104,11 @@ func (l *Log) afterTruncateLocked() error {
 	}
 	if l.mu.recoveryPt > l.mu.leo {
 		// Lower the recovery point durably, or a crash could leave
-		// unscanned segments that were rewritten after this call.
+		// unscanned segments that were rewritten after this call; with a
+		// durable snapshot at it, as every recovery point has one.
+		if err := l.writeSnapshotLocked(true); err != nil {
+			return l.fenceLocked(err)
+		}
 		if err := writeOffsetCheckpoint(l.fs, l.dir, recoveryCheckpoint, l.mu.leo); err != nil {
 			return l.fenceLocked(err)
 		}

@@ -26,6 +26,14 @@ var (
 	// (a deposed transaction coordinator). Maps to
 	// TRANSACTION_COORDINATOR_FENCED.
 	ErrCoordinatorFenced = errors.New("storage: transaction coordinator fenced")
+	// ErrTxnCompleting is returned by Append and BeginVerification for a
+	// transactional batch of a newer producer epoch than the producer's
+	// transaction ongoing in this log: under transaction version 2 that is
+	// the next transaction arriving before the previous one's marker.
+	// Retrying after the marker succeeds; the broker answers
+	// NOT_ENOUGH_REPLICAS, as Kafka answers a verification that cannot
+	// complete yet.
+	ErrTxnCompleting = errors.New("storage: the producer's previous transaction is still completing here")
 	// ErrBeyondStableOffset is returned by DeleteRecordsBefore for an
 	// offset above the last stable offset: records a read_committed
 	// consumer cannot see yet (undecided, or decided by a marker not yet
@@ -222,21 +230,28 @@ func (l *Log) Producers() []ProducerInfo {
 	return out
 }
 
-// BeginVerification prepares a transactional append by producerID. When
-// the producer has no ongoing transaction in this log, the first batch it
-// appends would start one, so the caller must verify with the transaction
-// coordinator first: needed is true, and guard must be passed in
-// AppendOptions.Verification. When a transaction is already ongoing here,
-// needed is false and no guard is required. A guard stays valid until a
-// batch or marker of the producer is appended (a marker voids it; the
-// batch that starts the transaction uses it up) or it expires with
-// producer.id.expiration.ms; calls while one is outstanding return the
-// same guard, so pipelined requests of one producer verify once (Kafka's
+// BeginVerification prepares a transactional append by producerID at
+// epoch. When the producer has no ongoing transaction in this log, the first
+// batch it appends would start one, so the caller must verify with the
+// transaction coordinator first: needed is true, and guard must be passed in
+// AppendOptions.Verification. When a transaction of that epoch is already
+// ongoing here, needed is false and no guard is required. A guard stays
+// valid until a batch or marker of the producer is appended (a marker voids
+// it; the batch that starts the transaction uses it up) or it expires with
+// producer.id.expiration.ms; calls while one is outstanding return the same
+// guard, so pipelined requests of one producer verify once (Kafka's
 // maybeStartTransactionVerification).
-func (l *Log) BeginVerification(producerID int64) (guard VerificationGuard, needed bool) {
+//
+// With transaction version 2 every transaction has its own producer epoch
+// (KIP-890), and a producer may begin the next one before the marker of the
+// last reaches this partition. BeginVerification then returns
+// ErrTxnCompleting: the batch cannot be told apart from the previous
+// transaction's until that marker is written, and verifying it now could be
+// voided by the marker's arrival. The caller answers a retriable error.
+func (l *Log) BeginVerification(producerID int64, epoch int16) (guard VerificationGuard, needed bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.mu.producers.beginVerification(producerID, l.clock().UnixMilli(), randomGuard)
+	return l.mu.producers.beginVerification(producerID, epoch, l.clock().UnixMilli(), randomGuard)
 }
 
 // randomGuard seeds a log's guard sequence, so guards from different

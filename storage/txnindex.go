@@ -284,8 +284,10 @@ func (x *txnIndex) truncateTo(fsys vfs.FS, off int64) error {
 
 // load opens and validates an existing .txnindex of the segment [base,
 // next). A missing file means no entries. A file that fails validation is
-// reported with errTxnIndex (the handle stays open, so a rebuild can
-// rewrite it); it is never trusted.
+// reported with errTxnIndex and never trusted beyond its valid prefix:
+// n and the summary then describe the entries before the first invalid
+// one (or before a torn partial entry), and the handle stays open so a
+// rebuild can rewrite the file.
 func (x *txnIndex) load(fsys vfs.FS, base, next int64) error {
 	x.clear()
 	if x.f == nil {
@@ -302,35 +304,47 @@ func (x *txnIndex) load(fsys vfs.FS, base, next int64) error {
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", x.path, err)
 	}
-	if st.Size()%abortedTxnSize != 0 || st.Size()/abortedTxnSize > math.MaxInt32 {
-		return fmt.Errorf("%w: %s is %d bytes", errTxnIndex, x.path, st.Size())
-	}
-	n := int(st.Size() / abortedTxnSize)
+	n := int(min(st.Size()/abortedTxnSize, math.MaxInt32))
 	prev := AbortedTxn{LastOffset: base - 1}
 	var chunk [256 * abortedTxnSize]byte
-	for i := 0; i < n; {
+	var bad error
+	for i := 0; i < n && bad == nil; {
 		k := min(n-i, 256)
 		raw := chunk[:k*abortedTxnSize]
 		if got, err := x.f.ReadAt(raw, int64(i)*abortedTxnSize); got < len(raw) && err != nil && !errors.Is(err, io.EOF) {
+			x.clear()
 			return fmt.Errorf("read %s: %w", x.path, err)
 		} else if got < len(raw) {
-			return fmt.Errorf("%w: %s shrank while read", errTxnIndex, x.path)
+			bad = fmt.Errorf("%w: %s shrank while read", errTxnIndex, x.path)
+			break
 		}
 		for j := range k {
 			a, version := decodeAbortedTxn(raw[j*abortedTxnSize:])
 			if !validAbortedTxn(a, prev, version, base, next) {
-				x.clear()
-				return fmt.Errorf("%w: %s entry %d %+v (version %d) invalid for segment [%d, %d)",
+				bad = fmt.Errorf("%w: %s entry %d %+v (version %d) invalid for segment [%d, %d)",
 					errTxnIndex, x.path, i+j, a, version, base, next)
+				break
 			}
 			x.minFirst = min(x.minFirst, a.FirstOffset)
+			x.n++
 			prev = a
 		}
 		i += k
 	}
-	x.n, x.last = n, prev
-	if n == 0 {
-		x.last = AbortedTxn{}
+	if x.n > 0 {
+		x.last = prev
 	}
-	return nil
+	if bad == nil && st.Size() != int64(x.n)*abortedTxnSize {
+		bad = fmt.Errorf("%w: %s is %d bytes, torn after %d entries", errTxnIndex, x.path, st.Size(), x.n)
+	}
+	return bad
+}
+
+// validEnd is the offset up to which a loaded index's entries are known
+// complete: after its last valid entry's marker, or its segment's base.
+func (x *txnIndex) validEnd(base int64) int64 {
+	if x.n == 0 {
+		return base
+	}
+	return x.last.LastOffset + 1
 }

@@ -106,7 +106,21 @@ type Config struct {
 	// RemoveExpiredInterval is
 	// transaction.remove.expired.transaction.cleanup.interval.ms.
 	RemoveExpiredInterval time.Duration
+	// CompletionWait is how long EndTxn waits, once Prepare* is durable,
+	// for the markers and Complete* before it answers. The outcome is
+	// decided at Prepare*, where Kafka answers; waiting a little more for
+	// the markers, which normally take a replication round trip, spares the
+	// client's next transaction CONCURRENT_TRANSACTIONS answers and, under
+	// transaction version 2, produce retries while the previous marker is
+	// on its way. Zero answers at Prepare*, as Kafka; brokers pass
+	// DefaultCompletionWait.
+	CompletionWait time.Duration
 }
+
+// DefaultCompletionWait bounds EndTxn's wait for the markers (see
+// Config.CompletionWait): long enough for markers to replicate, short
+// enough that a partition without a leader does not hold the client.
+const DefaultCompletionWait = 5 * time.Second
 
 // Persister makes transaction state durable in __transaction_state. The
 // broker implements it by appending one record batch holding records, in

@@ -97,9 +97,13 @@
 // CONCURRENT_TRANSACTIONS, which clients retry. An id seen for the first
 // time exists only as pending until its first record is durable.
 //
-// EndTxn is answered once Prepare* is durable. The markers follow in the
-// background (MarkerWriter), then Complete* is written; the id stays
-// pending meanwhile. A failed marker write or Complete* write is retried
+// EndTxn's outcome is decided once Prepare* is durable. The markers follow
+// in the background (MarkerWriter), then Complete* is written; the id stays
+// pending meanwhile. EndTxn is answered when Complete* is durable, or
+// Config.CompletionWait after Prepare* at the latest (Kafka answers at
+// Prepare*, and the client's next transaction then meets
+// CONCURRENT_TRANSACTIONS, or under transaction version 2 produce retries,
+// until the markers are in; with the wait it normally meets neither). A failed marker write or Complete* write is retried
 // with a backoff on the clock (100ms doubling to 10s) while the partition
 // stays loaded. A MarkerWriter error wrapping ErrCoordinatorFenced stops the
 // completion: a newer coordinator owns the transaction, so this one leaves
@@ -204,6 +208,8 @@
 //   - ListTransactions bounds the pattern's size and sorts its answer by
 //     transactional id.
 //   - InitProducerId v6 (KIP-939, two-phase commit) is not supported.
+//   - EndTxn waits for the markers (Config.CompletionWait) before it
+//     answers; Kafka answers at Prepare*.
 //
 // # Example
 //

@@ -2,8 +2,10 @@ package txn
 
 // EndTxn: v0-5 (KIP-98, KIP-890 part 2).
 //
-//   - The request is answered once Prepare* is durable; the markers and
-//     Complete* follow in the background.
+//   - The outcome is decided once Prepare* is durable; the markers and
+//     Complete* follow in the background. The request is answered when
+//     they are done, or Config.CompletionWait after Prepare* at the latest
+//     (Kafka answers at Prepare*; see CompletionWait for why).
 //   - v2+ get PRODUCER_FENCED, v0-1 INVALID_PRODUCER_EPOCH.
 //   - v0-4 (transaction version 0/1): the epoch stays; a retry after the
 //     transaction completed the same way is answered NONE.
@@ -24,8 +26,8 @@ import (
 )
 
 // EndTxn handles EndTxn v0-5. It returns once PrepareCommit or
-// PrepareAbort is durable; the markers and Complete* follow in the
-// background.
+// PrepareAbort is durable and the markers and Complete* followed, or
+// Config.CompletionWait passed.
 func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	tv := int8(0)
@@ -64,6 +66,7 @@ func (c *Coordinator) endTxn(ctx context.Context, req *kmsg.EndTxnRequest, tv in
 		if code := c.await(ctx, d.w); code != 0 {
 			return code, -1, -1
 		}
+		c.awaitCompletion(ctx, d.w.t)
 		producerID, epoch = d.w.next.clientProducer()
 		return 0, producerID, epoch
 	}
@@ -201,4 +204,26 @@ func (c *Coordinator) decideEndV2Locked(ps *partState, t *txn, req *kmsg.EndTxnR
 func (c *Coordinator) invalidEndLocked(t *txn, req *kmsg.EndTxnRequest) {
 	c.log.Debug("EndTxn in an invalid state", "transactional_id", t.id, "state", t.m.state.String(),
 		"commit", req.Commit, "version", req.Version)
+}
+
+// awaitCompletion waits, at most Config.CompletionWait, for the completion
+// that t's durable Prepare* started; the answer is the same either way.
+func (c *Coordinator) awaitCompletion(ctx context.Context, t *txn) {
+	if c.cfg.CompletionWait <= 0 {
+		return
+	}
+	c.mu.Lock()
+	done := t.completed
+	c.mu.Unlock()
+	if done == nil {
+		return
+	}
+	expired := make(chan struct{})
+	timer := c.clock.AfterFunc(c.cfg.CompletionWait, func() { close(expired) })
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-expired:
+	case <-ctx.Done():
+	}
 }

@@ -92,6 +92,18 @@ type txn struct {
 	// success, for the retry backoff; retry is the armed retry timer.
 	attempts int
 	retry    coordinator.Timer
+	// completed is closed once the transaction being completed (Prepare*
+	// durable) has its Complete* durable, or is forgotten; nil when none
+	// is being completed. EndTxn waits on it (Config.CompletionWait).
+	completed chan struct{}
+}
+
+// closeCompleted releases the EndTxn waiting for t's completion, if any.
+func (t *txn) closeCompleted() {
+	if t.completed != nil {
+		close(t.completed)
+		t.completed = nil
+	}
 }
 
 // setMetaLocked makes next durable in memory and keeps the active set in
@@ -117,6 +129,7 @@ func (ps *partState) removeLocked(t *txn) {
 	delete(ps.txns, t.id)
 	delete(ps.active, t)
 	stopTimer(t.retry)
+	t.closeCompleted()
 	t.retry = nil
 }
 

@@ -312,3 +312,53 @@ func TestTxnRecoveringProducerAbortsItsTransaction(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// With Config.CompletionWait, EndTxn answers once the markers and
+// Complete* are done, or when the wait runs out if the markers are stuck;
+// the answer is success either way, the outcome being durable at Prepare*.
+func TestTxnEndWaitsForCompletion(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.CompletionWait = 5 * time.Second })
+	pid, epoch := h.mustInit("a")
+	h.mustAdd("a", pid, epoch, "t-0")
+	h.markers.setMode("block")
+	r := kmsg.NewPtrEndTxnRequest()
+	r.Version = 4
+	r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = "a", pid, epoch, true
+	answered := make(chan *kmsg.EndTxnResponse, 1)
+	go func() { answered <- h.c.EndTxn(h.ctx, r) }()
+	waitFor(t, "the markers to be asked for", func() bool { return h.markers.blockedCount() == 1 })
+	select {
+	case resp := <-answered:
+		t.Fatalf("EndTxn answered (%s) before the markers were written", codeName(resp.ErrorCode))
+	default:
+	}
+	h.markers.setMode("ok")
+	resp := <-answered
+	expectCode(t, "end", resp.ErrorCode, nil)
+	if m, pending, _ := h.state("a"); m.state != stateCompleteCommit || pending != pendingNone {
+		t.Fatalf("when EndTxn answered: %s (pending %v), want CompleteCommit", m.state, pending)
+	}
+
+	h.mustAdd("a", pid, epoch, "t-1")
+	h.markers.setMode("block")
+	go func() { answered <- h.c.EndTxn(h.ctx, r) }()
+	waitFor(t, "the markers to be asked for", func() bool { return h.markers.blockedCount() == 1 })
+	// The wait's timer may be armed a moment after the markers are asked
+	// for: move the clock in steps until EndTxn answers.
+	resp = nil
+	waitFor(t, "EndTxn to give up waiting", func() bool {
+		select {
+		case resp = <-answered:
+			return true
+		default:
+			h.advance(time.Second)
+			return false
+		}
+	})
+	expectCode(t, "end with stuck markers", resp.ErrorCode, nil)
+	if m, _, _ := h.state("a"); m.state != statePrepareCommit {
+		t.Fatalf("after the wait ran out: %s, want PrepareCommit", m.state)
+	}
+	h.markers.setMode("ok")
+}

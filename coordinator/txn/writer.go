@@ -199,6 +199,7 @@ func (c *Coordinator) finishWriteLocked(ps *partState, w *write, err error) {
 	case writeComplete:
 		t.pending, t.attempts = pendingNone, 0
 		ps.setMetaLocked(t, w.next)
+		t.closeCompleted()
 		if w.next.state == stateCompleteCommit {
 			c.mu.stats.committed++
 		} else {
@@ -267,6 +268,8 @@ func (c *Coordinator) transitionedLocked(ps *partState, w *write) {
 	}
 	if isPrepare(w.next.state) {
 		t.pending = pendingComplete
+		t.closeCompleted()
+		t.completed = make(chan struct{})
 		c.startCompletionLocked(ps, t)
 	}
 }
