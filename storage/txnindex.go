@@ -29,8 +29,14 @@ const (
 const maxResidentTxns = 1 << 15
 
 // errTxnIndex marks a .txnindex file that fails validation; recovery
-// rebuilds it from the log and never returns this error.
-var errTxnIndex = errors.New("storage: bad transaction index")
+// rebuilds it from the log and never returns this error. errTxnIndexTorn
+// (which wraps it) marks one whose damage is only a torn tail: a partial
+// last entry or zero bytes after the valid entries, as a crash during an
+// unsynced append leaves.
+var (
+	errTxnIndex     = errors.New("storage: bad transaction index")
+	errTxnIndexTorn = fmt.Errorf("%w: torn tail", errTxnIndex)
+)
 
 func encodeAbortedTxn(b []byte, a AbortedTxn) []byte {
 	be := binary.BigEndian
@@ -334,10 +340,38 @@ func (x *txnIndex) load(fsys vfs.FS, base, next int64) error {
 	if x.n > 0 {
 		x.last = prev
 	}
-	if bad == nil && st.Size() != int64(x.n)*abortedTxnSize {
-		bad = fmt.Errorf("%w: %s is %d bytes, torn after %d entries", errTxnIndex, x.path, st.Size(), x.n)
+	if bad == nil && st.Size() == int64(x.n)*abortedTxnSize {
+		return nil
+	}
+	if x.tornTail(int64(x.n)*abortedTxnSize, st.Size(), prev, next) {
+		return fmt.Errorf("%w: %s is %d bytes, %d valid entries", errTxnIndexTorn, x.path, st.Size(), x.n)
+	}
+	if bad == nil {
+		bad = fmt.Errorf("%w: %s is %d bytes, %d valid entries", errTxnIndex, x.path, st.Size(), x.n)
 	}
 	return bad
+}
+
+// tornTail reports whether file bytes [from, to), after the valid entries
+// (the last one prev), are what a crash during unsynced appends leaves: a
+// partial entry, zero bytes, or well-formed entries for markers at or
+// beyond the segment's recovered end next (whose batches the crash lost).
+func (x *txnIndex) tornTail(from, to int64, prev AbortedTxn, next int64) bool {
+	var buf [abortedTxnSize]byte
+	for at := from; to-at >= abortedTxnSize; at += abortedTxnSize {
+		if got, err := x.f.ReadAt(buf[:], at); got < len(buf) && err != nil {
+			return false
+		}
+		if buf == [abortedTxnSize]byte{} {
+			continue
+		}
+		a, version := decodeAbortedTxn(buf[:])
+		if !validAbortedTxn(a, prev, version, math.MinInt64, math.MaxInt64) || a.LastOffset < next {
+			return false
+		}
+		prev = a
+	}
+	return true
 }
 
 // validEnd is the offset up to which a loaded index's entries are known
