@@ -124,11 +124,14 @@ func (v txnIndexView) entry(i int, buf []byte) (AbortedTxn, error) {
 // firstAtOrAfter returns the index of the first entry with LastOffset >=
 // off (n if none), by binary search.
 func (v txnIndexView) firstAtOrAfter(off int64) (int, error) {
-	var buf [abortedTxnSize]byte
+	var buf []byte
+	if v.mem == nil {
+		buf = make([]byte, abortedTxnSize) // ReadAt's argument escapes
+	}
 	lo, hi := 0, v.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		a, err := v.entry(mid, buf[:])
+		a, err := v.entry(mid, buf)
 		if err != nil {
 			return 0, err
 		}
@@ -150,14 +153,20 @@ func (v txnIndexView) collect(dst []AbortedTxn, from, to int64) ([]AbortedTxn, b
 	if err != nil {
 		return dst, false, err
 	}
-	var chunk [64 * abortedTxnSize]byte
+	var chunk []byte
+	if v.mem == nil && i < v.n {
+		chunk = make([]byte, min(v.n-i, 64)*abortedTxnSize)
+	}
 	for i < v.n {
 		k := min(v.n-i, 64)
-		raw := chunk[:k*abortedTxnSize]
+		var raw []byte
 		if v.mem != nil {
 			raw = v.mem[i*abortedTxnSize : (i+k)*abortedTxnSize]
-		} else if _, err := v.f.ReadAt(raw, int64(i)*abortedTxnSize); err != nil {
-			return dst, false, fmt.Errorf("read transaction index: %w", err)
+		} else {
+			raw = chunk[:k*abortedTxnSize]
+			if _, err := v.f.ReadAt(raw, int64(i)*abortedTxnSize); err != nil {
+				return dst, false, fmt.Errorf("read transaction index: %w", err)
+			}
 		}
 		for j := range k {
 			a, _ := decodeAbortedTxn(raw[j*abortedTxnSize:])
