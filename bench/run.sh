@@ -31,6 +31,23 @@
 #   acknowledgement waits for an fsync, so the rate needs rate x latency requests
 #   pipelined (10000/s x 5 ms = 50); with the default 5 the client, not the
 #   broker, caps the rate near 5 / fsync time.
+#   transactions (KIP-98, franz-go's transactional producer): 1 KiB records,
+#   1 partition, produce+consume, beside the idempotent acks=all producer as the
+#   in-run baseline: transactions of 1,000 records and of 10 records, each
+#   committed, records pipelined inside a transaction (Flush, then
+#   EndTransaction). The consume phase reads them back with read_committed and
+#   checks it read exactly the committed records (the idempotent cell checks
+#   its own count too); a mismatch fails the cell. The comparison prints each
+#   transactional cell's records/s as a ratio to the idempotent cell's on the
+#   same broker; transactions of 1,000 records must reach BENCH_TXN_MIN_RATIO of
+#   it on Sluice (the script fails otherwise, as for the flush.messages cell)
+#   end-to-end latency of a read_committed consumer: a transactional producer at
+#   BENCH_E2E_RATE records/s (1 KiB) in transactions of 10, each committed, and a
+#   consumer timing every record from just before Produce to the poll that
+#   returned it (fetch.max.wait 100 ms), checked by sequence number at the end;
+#   beside it, as the in-run reference, the same with an idempotent producer
+#   and a read_uncommitted consumer. A record of a transaction is readable only
+#   after the commit, so its latency includes the rest of its transaction.
 #   end-to-end latency through librdkafka (bench/rdkafka_latency.py): producer
 #   with linger.ms=0 and acks=all, consumer with fetch.wait.max.ms=100, in
 #   separate processes, against both brokers (needs python3-confluent-kafka)
@@ -47,7 +64,16 @@
 #   BENCH_FLOOD_PRODUCERS=64 producer clients of the flooded cell
 #   BENCH_FAKE_RELEASE=1   the reference returns deleted topics' heap to the OS
 #                          between cells (0: it keeps it; see below)
-#   BENCH_QUICK=1          only the 1 KiB, 1-partition throughput cells
+#   BENCH_TXN_MIN_RATIO=0.8  least records/s of transactions of 1,000 records
+#                          relative to the idempotent producer, on Sluice
+#   BENCH_TXN_ROUNDS=3     rounds of the idempotent and transactional throughput
+#                          cells, interleaved; the comparison uses each cell's
+#                          median run (and reports every failed one)
+#   BENCH_E2E_RATE=1000    records/s of the end-to-end latency cells
+#   BENCH_QUICK=1          the acks x size x partitions matrix shrinks to its 1 KiB,
+#                          1-partition cells, and the transaction cells to the
+#                          idempotent baseline and transactions of 1,000 records
+#                          (no 10-record or end-to-end cells); the other cells run
 #   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
 #   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
 #   GO=go                  the go command
@@ -63,6 +89,9 @@ MAX_P99="${BENCH_MAX_P99:-20ms}"
 SYNC_INFLIGHT="${BENCH_SYNC_INFLIGHT:-64}"
 FLOOD_DURATION="${BENCH_FLOOD_DURATION:-5s}"
 FLOOD_PRODUCERS="${BENCH_FLOOD_PRODUCERS:-64}"
+TXN_MIN_RATIO="${BENCH_TXN_MIN_RATIO:-0.8}"
+TXN_ROUNDS="${BENCH_TXN_ROUNDS:-3}"
+E2E_RATE="${BENCH_E2E_RATE:-1000}"
 FAKE_FLAGS=()
 if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
 	FAKE_FLAGS=(--fake-release-memory)
@@ -245,6 +274,27 @@ for size in "${sizes[@]}"; do
 		done
 	done
 done
+# Transactions beside the idempotent producer they are measured against
+# (--ratio-to; --compare prints the ratios and applies --min-ratio to Sluice).
+# They run in BENCH_TXN_ROUNDS interleaved rounds and --compare takes each
+# cell's median run, so load from other processes that drifts over the run
+# does not decide a ratio on its own.
+IDEM_LABEL="1KiB idempotent acks=all p=1"
+txn_sizes=(1000 10)
+if [[ -n "${BENCH_QUICK:-}" ]]; then
+	txn_sizes=(1000)
+fi
+for ((round = 1; round <= TXN_ROUNDS; round++)); do
+	both "$IDEM_LABEL" --mode both --record-size 1024 --acks all --idempotent --partitions 1 --duration "$DURATION"
+	for n in "${txn_sizes[@]}"; do
+		min_ratio=()
+		if [[ $n == 1000 ]]; then
+			min_ratio=(--min-ratio "$TXN_MIN_RATIO")
+		fi
+		both "1KiB txn ${n}/txn p=1" --mode both --record-size 1024 --acks all --txn-records "$n" \
+			--partitions 1 --duration "$DURATION" --ratio-to "$IDEM_LABEL" ${min_ratio[@]+"${min_ratio[@]}"}
+	done
+done
 for codec in lz4 zstd; do
 	both "1KiB acks=1 p=1 $codec" --mode both --compression "$codec" \
 		--record-size 1024 --acks 1 --partitions 1 --duration "$DURATION"
@@ -253,6 +303,14 @@ for acks in "${acks_list[@]}"; do
 	both "1KiB acks=$acks p=1 @${RATE}/s" --mode produce \
 		--record-size 1024 --acks "$acks" --partitions 1 --rate "$RATE" --duration "$LAT_DURATION"
 done
+if [[ -z "${BENCH_QUICK:-}" ]]; then
+	E2E_IDEM_LABEL="e2e 1KiB idempotent read_uncommitted @${E2E_RATE}/s"
+	both "$E2E_IDEM_LABEL" --mode e2e --record-size 1024 --acks all --idempotent --partitions 1 \
+		--rate "$E2E_RATE" --duration "$LAT_DURATION"
+	both "e2e 1KiB txn 10/txn read_committed @${E2E_RATE}/s" --mode e2e --record-size 1024 --acks all \
+		--txn-records 10 --isolation read_committed --partitions 1 --rate "$E2E_RATE" --duration "$LAT_DURATION" \
+		--ratio-to "$E2E_IDEM_LABEL"
+fi
 settle
 # The throughput cells leave gigabytes of dirty page cache behind; writing it
 # back competes with this cell's fsyncs for the disk. Flush it first, so the

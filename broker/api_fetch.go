@@ -667,23 +667,15 @@ func (b *Broker) fetchPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartit
 const readCommitted = 1
 
 // fetchedEnd is the offset after the last batch of a partition's fetched
-// data.
+// data, or -1 when it cannot be read.
 func fetchedEnd(data []byte, span storage.Span) int64 {
 	if span.Len > 0 {
 		return span.NextOffset
 	}
-	end := int64(-1)
-	for len(data) > 0 {
-		one, rest, err := batch.Next(data)
-		if err != nil {
-			break
-		}
-		if h, err := batch.ParseHeader(one); err == nil {
-			end = h.NextOffset()
-		}
-		data = rest
+	if end, ok := batch.EndOffset(data); ok {
+		return end
 	}
-	return end
+	return -1
 }
 
 // abortedIn lists the aborted transactions overlapping [from, to), which a

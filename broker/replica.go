@@ -143,7 +143,7 @@ func (r *replica) applyFollowerLocked(rd replication.FollowerReady) {
 		r.publishHWLocked(rd.HighWatermark)
 	}
 	if rd.LogStartOffsetAdvanced {
-		if _, err := l.DeleteRecordsBefore(rd.LogStartOffset); err != nil {
+		if _, err := l.AdvanceLogStartOffset(rd.LogStartOffset); err != nil {
 			r.b.log.Warn("follower log start offset", "topic", l.Topic(), "partition", l.Partition(), "err", err)
 		}
 	}

@@ -55,8 +55,8 @@ func resultLabel(code int16) string {
 }
 
 // txnCollector reports the transaction coordinator's state and, for every
-// partition led here with a transaction open, its last stable offset and
-// how far it trails the high watermark.
+// partition led here, its last stable offset and how far it trails the
+// high watermark.
 type txnCollector struct {
 	b                                   *Broker
 	ongoing, oldest, ids                *prometheus.Desc
@@ -77,7 +77,7 @@ func newTxnCollector(b *Broker) *txnCollector {
 		aborted:   d("sluice_txn_aborted_total", "Transactions aborted by this coordinator, timed-out ones included."),
 		timedOut:  d("sluice_txn_timed_out_total", "Transactions this coordinator aborted because they passed their timeout."),
 		fence:     d("sluice_txn_producers_fenced_total", "Producers fenced by a newer epoch of their transactional id."),
-		lso: d("sluice_partition_last_stable_offset", "Last stable offset of partitions led here whose transactions keep it below the high watermark.",
+		lso: d("sluice_partition_last_stable_offset", "Last stable offset of partitions led here: what read_committed consumers can read up to.",
 			"topic", "partition"),
 		gap: d("sluice_partition_unstable_records", "High watermark minus last stable offset of partitions led here (records read_committed consumers cannot see yet).",
 			"topic", "partition"),
@@ -113,10 +113,8 @@ func (c *txnCollector) Collect(ch chan<- prometheus.Metric) {
 			if p == nil || !p.rep.leading.Load() {
 				continue
 			}
-			hw, lso := p.rep.hw.Load(), p.log.LastStableOffset()
-			if lso >= hw {
-				continue
-			}
+			hw := p.rep.hw.Load()
+			lso := min(p.log.LastStableOffset(), hw)
 			part := strconv.Itoa(int(p.index))
 			ch <- prometheus.MustNewConstMetric(c.lso, prometheus.GaugeValue, float64(lso), ts.meta().Name, part)
 			ch <- prometheus.MustNewConstMetric(c.gap, prometheus.GaugeValue, float64(hw-lso), ts.meta().Name, part)

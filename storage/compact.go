@@ -237,10 +237,12 @@ type cleanPlan struct {
 	// of that epoch are kept, as they carry the producer's epoch (Kafka's
 	// isBatchLastRecordOfProducer).
 	markerEpoch map[int64]int16
+	// txnOf are the aborted-transaction indexes of views, in step.
+	txnOf []txnIndexView
 	// txnViews are the aborted-transaction indexes of every segment from
 	// the first planned one on that may name a transaction with records in
 	// the pass, with references held; runPlan reads them into aborted.
-	txnViews []segView
+	txnViews []txnSegView
 	aborted  []AbortedTxn // sorted by FirstOffset
 	gen      uint64       // Log.truncGen when planned
 }
@@ -261,7 +263,7 @@ func (p *cleanPlan) readAborted() error {
 	start, end := p.views[0].base, p.next.base
 	for _, v := range p.txnViews {
 		var err error
-		if p.aborted, _, err = v.txn.collect(p.aborted, start, end); err != nil {
+		if p.aborted, _, err = v.v.collect(p.aborted, start, end); err != nil {
 			return &CorruptionError{Path: v.seg.txn.path, Offset: 0, Err: err}
 		}
 	}
@@ -348,10 +350,12 @@ func (l *Log) plan(now time.Time, force bool) (*cleanPlan, error) {
 		gen: l.truncGen.Load(), horizon: l.cleaner.ck.horizon(nowMs - max(cfg.DeleteRetentionMs, 0))}
 	for _, s := range segs[r.s0:r.u] {
 		p.views = append(p.views, s.viewLocked())
+		p.txnOf = append(p.txnOf, s.txn.view())
 	}
 	for _, s := range segs[r.s0:] {
 		if s.txn.n > 0 && s.txn.minFirst < p.next.base {
-			p.txnViews = append(p.txnViews, s.viewLocked())
+			s.acquire()
+			p.txnViews = append(p.txnViews, txnSegView{seg: s, v: s.txn.view()})
 		}
 	}
 	p.lastOfProducer = make(map[int64]int64, len(l.mu.producers.m))

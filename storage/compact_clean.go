@@ -110,7 +110,7 @@ type cleanOutput struct {
 	// txns are the aborted transactions whose markers stay in the output
 	// with records of theirs: its aborted-transaction index.
 	txns  []AbortedTxn
-	first segView // the first victim's view, to compare indexes
+	first int // index in the plan's views of the first victim, to compare indexes
 }
 
 // changed reports whether the output replaces its victims.
@@ -174,7 +174,7 @@ func (c *cleaner) rewrite() error {
 			}
 			pending, victims = first, nil
 		}
-		out := &cleanOutput{base: pending, end: gEnd, same: pending == first && g[1]-g[0] == 1, first: c.p.views[g[0]]}
+		out := &cleanOutput{base: pending, end: gEnd, same: pending == first && g[1]-g[0] == 1, first: g[0]}
 		c.outs = append(c.outs, out)
 		for i := g[0]; i < g[1]; i++ {
 			victims = append(victims, c.p.views[i].seg)
@@ -207,9 +207,9 @@ func (c *cleaner) rewrite() error {
 	}
 	for _, out := range c.outs {
 		if out.same {
-			old, err := out.first.txn.all()
+			old, err := c.p.txnOf[out.first].all()
 			if err != nil {
-				return &CorruptionError{Path: out.first.seg.txn.path, Err: err}
+				return &CorruptionError{Path: c.p.views[out.first].seg.txn.path, Err: err}
 			}
 			out.same = slices.Equal(old, out.txns)
 		}

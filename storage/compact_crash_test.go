@@ -43,20 +43,48 @@ func compactCrashSetup(t *testing.T, fsys vfs.FS) (*env, *Log) {
 // afterwards.
 func TestCompactCrashAtEveryStepRecovers(t *testing.T) {
 	t.Parallel()
-	_, ref := compactCrashSetup(t, vfs.NewMem())
-	before := readRecords(t, ref)
+	runCompactCrashSteps(t, compactCrashSetup)
+}
+
+// compactState is what a compaction pass must leave all or nothing of:
+// the records and the aborted-transaction index.
+type compactState struct {
+	recs    []rec
+	aborted []AbortedTxn
+}
+
+func readCompactState(t testing.TB, l *Log) compactState {
+	t.Helper()
+	aborted, err := l.AppendAbortedTransactions(nil, 0, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return compactState{recs: readRecords(t, l), aborted: aborted}
+}
+
+func (s compactState) equal(o compactState) bool {
+	return slices.Equal(s.recs, o.recs) && slices.Equal(s.aborted, o.aborted)
+}
+
+// runCompactCrashSteps fails each kind of file operation of a pass over
+// the log setup builds, at every position in turn (see
+// compactCrashOnce).
+func runCompactCrashSteps(t *testing.T, setup func(*testing.T, vfs.FS) (*env, *Log)) {
+	t.Helper()
+	_, ref := setup(t, vfs.NewMem())
+	before := readCompactState(t, ref)
 	if _, err := ref.Compact(ref.clock()); err != nil {
 		t.Fatal(err)
 	}
-	after := readRecords(t, ref)
-	if len(after) >= len(before) {
-		t.Fatalf("reference pass removed nothing: %d records", len(after))
+	after := readCompactState(t, ref)
+	if len(after.recs) >= len(before.recs) {
+		t.Fatalf("reference pass removed nothing: %d records", len(after.recs))
 	}
 	for _, op := range []vfs.Op{vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpRename, vfs.OpSyncDir, vfs.OpRemove} {
 		t.Run(fmt.Sprint("op", op), func(t *testing.T) {
 			t.Parallel()
 			for nth := 1; nth < 500; nth++ {
-				if !compactCrashOnce(t, op, nth, before, after) {
+				if !compactCrashOnce(t, setup, op, nth, before, after) {
 					if nth == 1 && op != vfs.OpRemove {
 						t.Fatalf("a pass never uses op %d", op)
 					}
@@ -70,11 +98,11 @@ func TestCompactCrashAtEveryStepRecovers(t *testing.T) {
 
 // compactCrashOnce runs one failure point and reports whether the
 // failure was hit (false: the pass completed without reaching it).
-func compactCrashOnce(t *testing.T, op vfs.Op, nth int, before, after []rec) bool {
+func compactCrashOnce(t *testing.T, setup func(*testing.T, vfs.FS) (*env, *Log), op vfs.Op, nth int, before, after compactState) bool {
 	t.Helper()
 	mem := vfs.NewCrashableMem()
 	efs := vfs.NewErrorFS(mem)
-	e, l := compactCrashSetup(t, efs)
+	e, l := setup(t, efs)
 	start := efs.Count(op)
 	efs.FailNth(op, nth, nil)
 	_, cerr := l.Compact(e.clock.Now())
@@ -83,13 +111,13 @@ func compactCrashOnce(t *testing.T, op vfs.Op, nth int, before, after []rec) boo
 		// Only removals of stale files may fail without failing the pass.
 		t.Fatalf("op %d #%d failed but Compact succeeded", op, nth)
 	}
-	either := func(what string, got []rec) {
+	either := func(what string, got compactState) {
 		t.Helper()
-		if !slices.Equal(got, before) && !slices.Equal(got, after) {
+		if !got.equal(before) && !got.equal(after) {
 			t.Fatalf("op %d #%d (%v): %s is neither the old nor the compacted log:\n%+v", op, nth, cerr, what, got)
 		}
 	}
-	either("the live log", readRecords(t, l))
+	either("the live log", readCompactState(t, l))
 	crashes := []*vfs.MemFS{mem.CrashClone()}
 	if !logSwapRenamePending(t, mem, e.dir) {
 		crashes = append(crashes, mem.CrashCloneRandom(rand.New(rand.NewPCG(uint64(nth), uint64(op)))))
@@ -98,19 +126,19 @@ func compactCrashOnce(t *testing.T, op vfs.Op, nth int, before, after []rec) boo
 		e2 := *e
 		e2.fs = crashed
 		l2 := e2.open()
-		got := readRecords(t, l2)
+		got := readCompactState(t, l2)
 		either(fmt.Sprintf("crash %d", i), got)
 		// Recovery is idempotent.
 		e3 := *e
 		e3.fs = crashed.CrashClone()
-		if again := readRecords(t, e3.open()); !slices.Equal(again, got) {
+		if again := readCompactState(t, e3.open()); !again.equal(got) {
 			t.Fatalf("op %d #%d: second recovery differs", op, nth)
 		}
 		// And the recovered log compacts to the same records.
 		if _, err := l2.Compact(e.clock.Now()); err != nil {
 			t.Fatalf("op %d #%d: compaction after recovery: %v", op, nth, err)
 		}
-		if got := readRecords(t, l2); !slices.Equal(got, after) {
+		if got := readCompactState(t, l2); !got.equal(after) {
 			t.Fatalf("op %d #%d: recovered log compacted to\n%+v\nwant\n%+v", op, nth, got, after)
 		}
 	}
@@ -235,13 +263,14 @@ func TestCompactConcurrentReadsSeeConsistentData(t *testing.T) {
 	assertCompacted(t, got, l.Segments()[len(l.Segments())-1])
 }
 
-// logSwapRenamePending reports whether a "<base>.log.swap" file was renamed
-// over its segment without the directory being fsynced since. Like Kafka
-// (and the checkpoint files here), the swap relies on rename(2) replacing
-// the target atomically, so a power loss leaves either the old or the new
-// file under the name. CrashCloneRandom keeps or drops the two directory
-// entries a rename touches independently, which can lose both; such a
-// state cannot arise on a POSIX file system and is not tested.
+// logSwapRenamePending reports whether a "<base>.log.swap" or
+// "<base>.txnindex.swap" file was renamed over its segment's file without
+// the directory being fsynced since. Like Kafka (and the checkpoint files
+// here), the swap relies on rename(2) replacing the target atomically, so
+// a power loss leaves either the old or the new file under the name.
+// CrashCloneRandom keeps or drops the two directory entries a rename
+// touches independently, which can lose both; such a state cannot arise
+// on a POSIX file system and is not tested.
 func logSwapRenamePending(t *testing.T, mem *vfs.MemFS, dir string) bool {
 	t.Helper()
 	list := func(fsys vfs.FS) map[string]bool {
@@ -257,7 +286,7 @@ func logSwapRenamePending(t *testing.T, mem *vfs.MemFS, dir string) bool {
 	}
 	live, synced := list(mem), list(mem.CrashClone())
 	for name := range synced {
-		if strings.HasSuffix(name, logSuffix+swapSuffix) && !live[name] {
+		if (strings.HasSuffix(name, logSuffix+swapSuffix) || strings.HasSuffix(name, txnIndexSuffix+swapSuffix)) && !live[name] {
 			return true
 		}
 	}

@@ -140,6 +140,12 @@ func (l *Log) flushRound(force bool) error {
 		// The producer state as of the new recovery point, written durably
 		// before the point moves: recovery replays from it.
 		snapshot = l.mu.producers.encode(target, l.txns.unreplicated())
+		l.mu.durableSnap = target
+		defer func() {
+			l.mu.Lock()
+			l.mu.durableSnap = -1
+			l.mu.Unlock()
+		}()
 	}
 	l.mu.unflushed = 0
 	l.mu.lastFlush = l.clock()

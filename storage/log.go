@@ -136,6 +136,9 @@ type Log struct {
 		recoveryPt  int64   // last recovery point written
 		hwWritten   int64   // last high watermark written (or read at Open), -1 if none
 		snapshots   []int64 // offsets of producer snapshot files, ascending
+		// durableSnap is the offset a flush round is writing a durable
+		// snapshot at (-1 none); a roll there leaves the file to it.
+		durableSnap int64
 	}
 }
 
@@ -187,6 +190,7 @@ func newLog(dir string, opts Options) *Log {
 	l.hw.Store(-1)
 	l.logStart.Store(0)
 	l.mu.hwWritten = -1
+	l.mu.durableSnap = -1
 	l.cleaner.init(opts)
 	return l
 }
@@ -339,6 +343,9 @@ func (l *Log) rollLocked() error {
 	seg.resetActive()
 	l.mu.segs = append(l.mu.segs, seg)
 	l.mu.dirDirty = true
+	if l.mu.leo == l.mu.durableSnap {
+		return nil // a flush round is writing this snapshot durably
+	}
 	if err := l.writeSnapshotLocked(false); err != nil {
 		l.logger.Warn("storage: producer snapshot at roll failed", "err", err)
 	}

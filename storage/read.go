@@ -18,12 +18,11 @@ type segView struct {
 	end  int64 // bytes of the file that belong to complete batches
 	off  indexView
 	tim  indexView
-	txn  txnIndexView
 }
 
 func (s *segment) viewLocked() segView {
 	s.acquire()
-	return segView{seg: s, base: s.base, end: s.size, off: s.offIdx.view(), tim: s.timeIdx.view(), txn: s.txn.view()}
+	return segView{seg: s, base: s.base, end: s.size, off: s.offIdx.view(), tim: s.timeIdx.view()}
 }
 
 // segIndexLocked returns the index of the segment holding offset: the last

@@ -314,6 +314,7 @@ func (l *Log) truncateDamaged(i int, fileSize int64, cerr *CorruptionError) erro
 	if err := s.log.Truncate(s.size); err != nil {
 		return fmt.Errorf("truncate %s: %w", s.logPath, err)
 	}
+	s.recoveryCut = true
 	l.recovery.TruncatedBytes += fileSize - s.size
 	if middle {
 		l.dropFrom(i+1, "follows corruption")

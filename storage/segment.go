@@ -62,6 +62,9 @@ type segment struct {
 	sinceIndex  int64 // bytes appended since the last offset index entry
 	dirty       bool  // .log has writes not yet fsynced
 	idxDirty    bool  // index files have writes not yet fsynced
+	// recoveryCut is set when Open truncated this segment's data: before
+	// the crash it held more (possibly past the recovery point).
+	recoveryCut bool
 }
 
 // openSegmentFiles opens (creating with create) the three files of a

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -571,4 +573,80 @@ func beginVerification(t *testing.T, l *Log, pid int64) (VerificationGuard, bool
 		t.Fatalf("BeginVerification(%d): %v", pid, err)
 	}
 	return g, needed
+}
+
+// TestTxnConcurrentReaders runs LastStableOffset and AbortedTransactions
+// readers against an appender of transactions, a HW updater and
+// truncations. Under -race this checks the lock-free paths; always, that
+// the LSO stays within [log start, log end] and that a transaction known
+// to be open (its first batch appended, its marker not yet) bounds it.
+func TestTxnConcurrentReaders(t *testing.T) {
+	t.Parallel()
+	l := newEnv(t, nil, Config{SegmentBytes: 2000}).open()
+	r := newTxnRunner(t, l)
+	var open atomic.Int64 // first offset of producer 1's open transaction, -1 none
+	open.Store(-1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				before := open.Load()
+				lso := l.LastStableOffset()
+				start, leo := l.LogStartOffset(), l.LogEndOffset()
+				if lso < 0 || lso > max(leo, start) {
+					t.Errorf("LSO %d outside [.., %d]", lso, leo)
+				}
+				if before >= 0 && open.Load() == before && lso > before {
+					t.Errorf("LSO %d passed the open transaction at %d", lso, before)
+				}
+				got, err := l.AppendAbortedTransactions(nil, 0, math.MaxInt64)
+				if err != nil {
+					t.Error(err)
+				}
+				for i := 1; i < len(got); i++ {
+					if got[i-1].FirstOffset > got[i].FirstOffset {
+						t.Errorf("unsorted %+v", got)
+					}
+				}
+			}
+		})
+	}
+	for i := range 300 {
+		res, err := r.step(txnData(1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if open.Load() < 0 {
+			open.Store(res.BaseOffset)
+		}
+		r.run([]txnStep{txnData(2, 1), plain(1), abortOf(2)})
+		if i%3 == 0 {
+			open.Store(-1)
+			r.run([]txnStep{commitOf(1)})
+		}
+		if i%7 == 0 {
+			l.SetHighWatermark(l.LogEndOffset() - 1)
+		}
+		if i%50 == 49 {
+			open.Store(-1)
+			r.run([]txnStep{abortOf(1)})
+			if err := l.TruncateTo(l.LogEndOffset() - 2); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range l.Producers() {
+				r.seq[p.ProducerID] = p.LastSequence + 1
+			}
+			if ps := l.Producers(); len(ps) > 0 && ps[0].TxnStartOffset >= 0 {
+				open.Store(ps[0].TxnStartOffset)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
 }

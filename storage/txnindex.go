@@ -29,8 +29,14 @@ const (
 const maxResidentTxns = 1 << 15
 
 // errTxnIndex marks a .txnindex file that fails validation; recovery
-// rebuilds it from the log and never returns this error.
-var errTxnIndex = errors.New("storage: bad transaction index")
+// rebuilds it from the log and never returns this error. errTxnIndexTorn
+// (which wraps it) marks one whose damage is only a torn tail: a partial
+// last entry or zero bytes after the valid entries, as a crash during an
+// unsynced append leaves.
+var (
+	errTxnIndex     = errors.New("storage: bad transaction index")
+	errTxnIndexTorn = fmt.Errorf("%w: torn tail", errTxnIndex)
+)
 
 func encodeAbortedTxn(b []byte, a AbortedTxn) []byte {
 	be := binary.BigEndian
@@ -118,11 +124,14 @@ func (v txnIndexView) entry(i int, buf []byte) (AbortedTxn, error) {
 // firstAtOrAfter returns the index of the first entry with LastOffset >=
 // off (n if none), by binary search.
 func (v txnIndexView) firstAtOrAfter(off int64) (int, error) {
-	var buf [abortedTxnSize]byte
+	var buf []byte
+	if v.mem == nil {
+		buf = make([]byte, abortedTxnSize) // ReadAt's argument escapes
+	}
 	lo, hi := 0, v.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		a, err := v.entry(mid, buf[:])
+		a, err := v.entry(mid, buf)
 		if err != nil {
 			return 0, err
 		}
@@ -144,14 +153,20 @@ func (v txnIndexView) collect(dst []AbortedTxn, from, to int64) ([]AbortedTxn, b
 	if err != nil {
 		return dst, false, err
 	}
-	var chunk [64 * abortedTxnSize]byte
+	var chunk []byte
+	if v.mem == nil && i < v.n {
+		chunk = make([]byte, min(v.n-i, 64)*abortedTxnSize)
+	}
 	for i < v.n {
 		k := min(v.n-i, 64)
-		raw := chunk[:k*abortedTxnSize]
+		var raw []byte
 		if v.mem != nil {
 			raw = v.mem[i*abortedTxnSize : (i+k)*abortedTxnSize]
-		} else if _, err := v.f.ReadAt(raw, int64(i)*abortedTxnSize); err != nil {
-			return dst, false, fmt.Errorf("read transaction index: %w", err)
+		} else {
+			raw = chunk[:k*abortedTxnSize]
+			if _, err := v.f.ReadAt(raw, int64(i)*abortedTxnSize); err != nil {
+				return dst, false, fmt.Errorf("read transaction index: %w", err)
+			}
 		}
 		for j := range k {
 			a, _ := decodeAbortedTxn(raw[j*abortedTxnSize:])
@@ -334,10 +349,38 @@ func (x *txnIndex) load(fsys vfs.FS, base, next int64) error {
 	if x.n > 0 {
 		x.last = prev
 	}
-	if bad == nil && st.Size() != int64(x.n)*abortedTxnSize {
-		bad = fmt.Errorf("%w: %s is %d bytes, torn after %d entries", errTxnIndex, x.path, st.Size(), x.n)
+	if bad == nil && st.Size() == int64(x.n)*abortedTxnSize {
+		return nil
+	}
+	if x.tornTail(int64(x.n)*abortedTxnSize, st.Size(), prev, next) {
+		return fmt.Errorf("%w: %s is %d bytes, %d valid entries", errTxnIndexTorn, x.path, st.Size(), x.n)
+	}
+	if bad == nil {
+		bad = fmt.Errorf("%w: %s is %d bytes, %d valid entries", errTxnIndex, x.path, st.Size(), x.n)
 	}
 	return bad
+}
+
+// tornTail reports whether file bytes [from, to), after the valid entries
+// (the last one prev), are what a crash during unsynced appends leaves: a
+// partial entry, zero bytes, or well-formed entries for markers at or
+// beyond the segment's recovered end next (whose batches the crash lost).
+func (x *txnIndex) tornTail(from, to int64, prev AbortedTxn, next int64) bool {
+	var buf [abortedTxnSize]byte
+	for at := from; to-at >= abortedTxnSize; at += abortedTxnSize {
+		if got, err := x.f.ReadAt(buf[:], at); got < len(buf) && err != nil {
+			return false
+		}
+		if buf == [abortedTxnSize]byte{} {
+			continue
+		}
+		a, version := decodeAbortedTxn(buf[:])
+		if !validAbortedTxn(a, prev, version, math.MinInt64, math.MaxInt64) || a.LastOffset < next {
+			return false
+		}
+		prev = a
+	}
+	return true
 }
 
 // validEnd is the offset up to which a loaded index's entries are known

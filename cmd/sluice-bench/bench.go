@@ -36,6 +36,17 @@ type bench struct {
 	admCl   *kgo.Client
 	res     *result
 	cluster *kfake.Cluster // --fake only
+
+	// produced holds the sequence numbers of the records the produce phase
+	// wrote (with --txn-records: those of committed transactions; without,
+	// every record handed to the client, as a failed one fails the run
+	// before the check), for the consume phase's check.
+	produced []seqRange
+	// sent is how many records the produce phase handed to the client.
+	sent int64
+	// createdTopic is whether this run created the topic, so that what the
+	// consume phase reads is what the produce phase wrote.
+	createdTopic bool
 }
 
 // runBench runs the benchmark c describes. The returned result is filled as
@@ -58,6 +69,8 @@ func newResult(c *config) *result {
 		Topic: c.topic, TopicConfigs: c.topicConfigs, Partitions: c.partitions, RecordSize: c.recordSize,
 		Acks: c.acks, Rate: c.rate, Linger: c.linger.String(), MaxInflight: c.maxInflight,
 		Idempotent: c.idempotent, OnePerRequest: c.onePerRequest, Mode: c.mode,
+		TxnRecords: c.txnRecords, TxnAbortEvery: c.txnAbortEvery, Isolation: c.isolation,
+		RatioTo: c.ratioTo, MinRatio: c.minRatio,
 	}
 }
 
@@ -81,12 +94,21 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return b.flood(ctx)
 	}
+	if b.cfg.mode == modeE2E {
+		if err := b.ensureTopic(ctx); err != nil {
+			return err
+		}
+		if err := b.e2e(ctx); err != nil {
+			return err
+		}
+		return b.checkP99()
+	}
 	if b.cfg.mode != modeConsume {
 		if err := b.ensureTopic(ctx); err != nil {
 			return err
 		}
 		if err := b.produce(ctx); err != nil {
-			return err
+			return b.afterFailedTxns(ctx, err, b.consume)
 		}
 	}
 	if b.cfg.mode != modeProduce {
@@ -94,6 +116,27 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
+	return b.checkP99()
+}
+
+// afterFailedTxns runs check (the consume phase) after transactional
+// produce failed with err, so the run still reports what a consumer reads:
+// the transactions that committed, and none of those that failed or were
+// aborted. A broker that fails a commit but makes its records readable
+// anyway shows up here. It returns err joined with check's error.
+func (b *bench) afterFailedTxns(ctx context.Context, err error, check func(context.Context) error) error {
+	// Only read_committed has a known answer here: read_uncommitted would
+	// read the failed transaction's appended records but not its refused ones.
+	if b.cfg.txnRecords == 0 || b.cfg.isolation != readCommitted || b.cfg.mode == modeProduce ||
+		!b.verifies() || ctx.Err() != nil {
+		return err
+	}
+	b.res.Notes = append(b.res.Notes, "produce failed; the consumer still checked what it read against the committed transactions")
+	return errors.Join(err, check(ctx))
+}
+
+// checkP99 applies --max-p99 and returns errP99Exceeded if it failed.
+func (b *bench) checkP99() error {
 	b.check()
 	if b.res.P99OK != nil && !*b.res.P99OK {
 		return fmt.Errorf("%w: %.3f ms, limit %.3f ms", errP99Exceeded, b.res.Produce.Latency.P99Ms, b.res.MaxP99Ms)
@@ -158,6 +201,7 @@ func (b *bench) ensureTopic(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("create topic %q: %w", c.topic, err)
 	default:
+		b.createdTopic = true
 		b.log.Info("created topic", "topic", c.topic, "partitions", c.partitions, "configs", c.topicConfigs)
 	}
 	return b.waitTopicReady(ctx)
@@ -234,7 +278,7 @@ func (b *bench) topicLeaders(ctx context.Context) (int32, error) {
 	return int32(len(td.Partitions)), nil
 }
 
-// produce runs the produce phase into b.res.Produce.
+// produce runs the produce phase into b.res.Produce (and b.res.Txn).
 func (b *bench) produce(ctx context.Context) error {
 	stats := newProducerStats()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.seeds...)}, producerOpts(b.cfg, stats)...)...)
@@ -242,11 +286,26 @@ func (b *bench) produce(ctx context.Context) error {
 		return fmt.Errorf("producer client: %w", err)
 	}
 	defer cl.Close()
-	b.log.Info("producing", "topic", b.cfg.topic, "records", b.cfg.records, "duration", b.cfg.duration, "rate", b.cfg.rate)
+	b.log.Info("producing", "topic", b.cfg.topic, "records", b.cfg.records, "duration", b.cfg.duration,
+		"rate", b.cfg.rate, "txn_records", b.cfg.txnRecords)
 	spans := b.startCPU()
-	start, err := produceLoop(ctx, cl, b.cfg, stats)
-	end := time.Now()
-	p := stats.phase(start, end)
+	var start, end time.Time
+	var p *phase
+	if b.cfg.txnRecords > 0 {
+		ts := newTxnStats(b.cfg.txnRecords)
+		b.res.Txn = ts
+		start, end, err = txnLoop(ctx, cl, b.cfg, stats, ts)
+		p = stats.phase(start, end)
+		b.sent = p.Records + p.Errors
+		ts.finish(p, start, end)
+		b.produced = ts.committedSeqs
+	} else {
+		start, err = produceLoop(ctx, cl, b.cfg, stats)
+		end = time.Now()
+		p = stats.phase(start, end)
+		b.sent = p.Records + p.Errors
+		b.produced = []seqRange{{0, b.sent}}
+	}
 	p.TargetRate = b.cfg.rate
 	b.stopCPU(spans, p, end.Sub(start))
 	b.res.Produce = p
@@ -256,28 +315,54 @@ func (b *bench) produce(ctx context.Context) error {
 	if p.Errors > 0 {
 		return fmt.Errorf("%d of %d records failed, first: %s", p.Errors, p.Errors+p.Records, p.FirstError)
 	}
-	if b.cfg.rate > 0 && p.RecordsPS < 0.95*b.cfg.rate {
+	if b.cfg.rate > 0 && p.RecordsPS < 0.95*b.cfg.rate && (b.res.Txn == nil || b.res.Txn.Aborted == 0) {
 		b.res.Notes = append(b.res.Notes, fmt.Sprintf("achieved %.0f rec/s, below the target %.0f: latency was measured under less load than asked", p.RecordsPS, b.cfg.rate))
 	}
 	return nil
 }
 
-// consume runs the consume phase into b.res.Consume.
+// consume runs the consume phase into b.res.Consume, then checks what it
+// read when the run produced into a topic it created (see verification).
 func (b *bench) consume(ctx context.Context) error {
 	ranges, err := listRanges(ctx, b.adm, b.cfg.topic)
 	if err != nil {
 		return err
 	}
 	b.res.Partitions = int32(len(ranges))
-	b.log.Info("consuming", "topic", b.cfg.topic, "partitions", len(ranges))
+	b.log.Info("consuming", "topic", b.cfg.topic, "partitions", len(ranges), "isolation", b.cfg.isolation)
 	spans := b.startCPU()
 	start := time.Now()
-	p, err := consumeAll(ctx, b.seeds, b.cfg.topic, ranges)
+	p, err := consumeAll(ctx, b.seeds, b.cfg.topic, b.cfg.isolation, ranges)
 	if p != nil {
 		b.stopCPU(spans, p, time.Since(start))
 		b.res.Consume = p
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if b.verifies() {
+		b.res.Verify = verifyCount(b.cfg.isolation, b.expected(), p.Records)
+		return b.res.Verify.err()
+	}
+	return nil
+}
+
+// verifies reports whether the consume phase checks what it read: for
+// idempotent and transactional producers, on a topic this run created and
+// produced into (even if producing failed part way).
+func (b *bench) verifies() bool {
+	return b.cfg.idempotent && b.createdTopic && b.res.Produce != nil
+}
+
+// expected is the sequence numbers the consumer should read: with
+// read_committed those of committed transactions, otherwise every record
+// handed to the producer (the run fails before the check if any of them
+// was not acknowledged).
+func (b *bench) expected() []seqRange {
+	if b.cfg.isolation == readCommitted || b.res.Txn == nil {
+		return b.produced
+	}
+	return []seqRange{{0, b.sent}}
 }
 
 type cpuSpans struct{ broker, client *cpuSpan }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -18,9 +20,13 @@ var errCompareFailed = errors.New("sluice-bench: comparison has failures")
 const maxResultLine = 1 << 20
 
 // pair is one benchmark cell as run against the subject and the reference.
+// A cell run more than once against a broker is represented in the tables
+// by its median run (see medianRun); subRuns and refRuns hold every run,
+// whose failures are all reported.
 type pair struct {
-	label    string
-	sub, ref *result
+	label            string
+	sub, ref         *result
+	subRuns, refRuns []*result
 }
 
 // readResults parses a file of --json results, one per line; blank lines
@@ -46,8 +52,11 @@ func readResults(r io.Reader) ([]*result, error) {
 	return out, nil
 }
 
-// pairResults groups results by label in order of first appearance. A later
-// result for the same label and target replaces an earlier one.
+// pairResults groups results by label in order of first appearance. A cell
+// with several results for the same target (bench/run.sh repeats the
+// transaction cells, interleaved with their baseline, so that load from
+// other processes drifting over the run does not decide a ratio) is
+// represented by its median run.
 func pairResults(results []*result, subject, reference string) []*pair {
 	var pairs []*pair
 	byLabel := make(map[string]*pair)
@@ -60,12 +69,35 @@ func pairResults(results []*result, subject, reference string) []*pair {
 		}
 		switch r.Target {
 		case subject:
-			p.sub = r
+			p.subRuns = append(p.subRuns, r)
 		case reference:
-			p.ref = r
+			p.refRuns = append(p.refRuns, r)
 		}
 	}
+	for _, p := range pairs {
+		p.sub, p.ref = medianRun(p.subRuns), medianRun(p.refRuns)
+	}
 	return pairs
+}
+
+// medianRun picks the run with the median produce records/s, the lower
+// middle one of an even count; nil for none. A failed run counts as the
+// slowest, so it is the median only when at least half the runs failed.
+func medianRun(rs []*result) *result {
+	if len(rs) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b *result) int { return cmp.Compare(runSpeed(a), runSpeed(b)) })
+	return sorted[(len(sorted)-1)/2]
+}
+
+// runSpeed orders runs for medianRun: produce records/s, -1 for a failed run.
+func runSpeed(r *result) float64 {
+	if r.Error != "" || r.Produce == nil {
+		return -1
+	}
+	return r.Produce.RecordsPS
 }
 
 // compareFile prints the comparison tables for the results in path.
@@ -82,9 +114,11 @@ func compareFile(path, subject, reference string, w io.Writer) error {
 	return writeComparison(w, pairResults(results, subject, reference), subject, reference)
 }
 
-// writeComparison prints three tables (produce throughput, consume
-// throughput, produce latency) with subject/reference ratios, then the
-// failures and notes. It returns errCompareFailed if any cell failed.
+// writeComparison prints the tables (produce throughput, consume
+// throughput, produce latency, and when such cells ran: transactions,
+// end-to-end latency, flood, ratios to baseline cells) with
+// subject/reference ratios, then the failures and notes. It returns
+// errCompareFailed if any cell failed or missed a check.
 func writeComparison(w io.Writer, pairs []*pair, subject, reference string) error {
 	t := &table{s: short(subject), r: short(reference), width: len(latencyTitle)}
 	for _, p := range pairs {
@@ -94,12 +128,21 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 	t.throughput("PRODUCE THROUGHPUT", pairs, produceOf)
 	t.throughput("CONSUME THROUGHPUT", pairs, consumeOf)
 	t.latency(pairs)
+	t.transactions(pairs)
+	t.e2e(pairs)
 	t.flood(pairs)
+	t.baselines(pairs)
 	if err := t.tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
 	fmt.Fprintf(w, "\nratio = %s / %s. Throughput: higher is better. CPU per record and latency: lower is better.\n", subject, reference)
 	fmt.Fprintln(w, "CPU is the broker process's utime+stime from /proc/PID/stat (10 ms ticks) over the phase.")
+	if anyPair(pairs, func(x *result) bool { return x.RatioTo != "" }) {
+		fmt.Fprintln(w, "Ratio to baseline cell = the cell's figure / the baseline cell's, both against the same broker.")
+	}
+	if anyPair(pairs, func(x *result) bool { return x.Txn != nil }) {
+		fmt.Fprintln(w, "Transactional cells count committed records only; flush and end are the Flush and EndTransaction waits per transaction, in ms.")
+	}
 	return writeFailures(w, pairs, subject)
 }
 
@@ -139,7 +182,7 @@ func (t *table) latency(pairs []*pair) {
 	s, r := t.s, t.r
 	t.row(latencyTitle, s+" p50", s+" p99", s+" p99.9", r+" p50", r+" p99", r+" p99.9", "p99 ratio", "rec/req", "check")
 	for _, p := range pairs {
-		if !p.has(func(x *result) bool { return x.Produce != nil && x.Rate > 0 }) {
+		if !p.has(func(x *result) bool { return x.Produce != nil && x.Rate > 0 && !isE2E(x) }) {
 			continue
 		}
 		sp, rp := pick(p.sub, produceOf), pick(p.ref, produceOf)
@@ -151,14 +194,12 @@ func (t *table) latency(pairs []*pair) {
 }
 
 // writeFailures lists failed cells and notes; it returns errCompareFailed
-// when any cell failed or missed its check.
+// when any cell failed or missed its check (--max-p99, the consumed-records
+// check, or the subject's --min-ratio).
 func writeFailures(w io.Writer, pairs []*pair, subject string) error {
 	failed := 0
 	for _, p := range pairs {
-		for _, x := range []*result{p.sub, p.ref} {
-			if x == nil {
-				continue
-			}
+		for _, x := range slices.Concat(p.subRuns, p.refRuns) {
 			if x.Error != "" {
 				failed++
 				fmt.Fprintf(w, "FAILED %s %s: %s\n", x.Target, p.label, x.Error)
@@ -173,6 +214,10 @@ func writeFailures(w io.Writer, pairs []*pair, subject string) error {
 		if p.sub == nil {
 			fmt.Fprintf(w, "missing: no %s result for %s\n", subject, p.label)
 		}
+	}
+	for _, line := range ratioFailures(pairs, subject) {
+		failed++
+		fmt.Fprintln(w, line)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d", errCompareFailed, failed)

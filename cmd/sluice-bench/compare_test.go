@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -123,5 +124,124 @@ func TestCompareFileRoundTrip(t *testing.T) {
 	}
 	if err := compareFile(path, "sluice", "reference", &out); err == nil {
 		t.Error("a malformed results file was accepted")
+	}
+}
+
+func txnResult(target, label string, recPS float64, baseline string, minRatio float64) *result {
+	r := throughputResult(target, label, recPS, 2)
+	r.TxnRecords, r.RatioTo, r.MinRatio = 1000, baseline, minRatio
+	r.Txn = &txnStats{RecordsPerTxn: 1000, Committed: 1, TxnPS: recPS / 1000, EndTxn: &latency{P50Ms: 1, P99Ms: 3},
+		Flush: &latency{P50Ms: 2}}
+	r.Verify = &verification{Isolation: readCommitted, Expected: 1000, Consumed: 1000, OK: true}
+	return r
+}
+
+func e2eResult(target, label string, p99ms float64, baseline string) *result {
+	r := latencyResult(target, label, 1)
+	r.Mode, r.RatioTo = modeE2E, baseline
+	r.E2E, r.E2ERecords = &latency{P50Ms: p99ms / 2, P99Ms: p99ms, P999Ms: 2 * p99ms}, 1000
+	return r
+}
+
+// TestCompareBaselineRatios checks the ratio-to-baseline rows, the
+// --min-ratio verdicts and that a missed bound fails the comparison while
+// the reference's ratio is only shown.
+func TestCompareBaselineRatios(t *testing.T) {
+	t.Parallel()
+	const idem, e2eIdem = "idem", "e2e-idem"
+	tests := []struct {
+		name      string
+		subTxnPS  float64
+		wantRatio string
+		wantCheck string
+		wantFail  bool
+	}{
+		{"meets the bound", 90000, "0.90x", "PASS", false},
+		{"misses the bound", 70000, "0.70x", "FAIL", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			results := []*result{
+				throughputResult("sluice", idem, 100000, 1), throughputResult("reference", idem, 200000, 1),
+				txnResult("sluice", "txn1000", tt.subTxnPS, idem, 0.8), txnResult("reference", "txn1000", 50000, idem, 0.8),
+				txnResult("sluice", "txn10", 10000, idem, 0), txnResult("reference", "txn10", 20000, idem, 0),
+				e2eResult("sluice", e2eIdem, 4, ""), e2eResult("reference", e2eIdem, 2, ""),
+				e2eResult("sluice", "e2e-txn", 12, e2eIdem), e2eResult("reference", "e2e-txn", 3, e2eIdem),
+			}
+			var out bytes.Buffer
+			err := writeComparison(&out, pairResults(results, "sluice", "reference"), "sluice", "reference")
+			s := out.String()
+			if tt.wantFail != errors.Is(err, errCompareFailed) {
+				t.Fatalf("err = %v, want failure %v:\n%s", err, tt.wantFail, s)
+			}
+			// Rows: label, figure, baseline, subject ratio, reference ratio, check.
+			ratios := s[strings.Index(s, "RATIO TO BASELINE CELL"):]
+			if got := rowOf(t, ratios, "txn1000 "); strings.Join(got, " ") != "rec/s idem "+tt.wantRatio+" 0.25x "+tt.wantCheck+" >=0.8x 1/1" {
+				t.Errorf("txn1000 ratio row %q", got)
+			}
+			if got := rowOf(t, ratios, "txn10 "); strings.Join(got, " ") != "rec/s idem 0.10x 0.10x - 1/1" {
+				t.Errorf("txn10 ratio row %q", got)
+			}
+			if got := rowOf(t, s[strings.Index(s, "TRANSACTIONS"):], "txn1000 "); got[2] != fmt.Sprintf("%.2fx", tt.subTxnPS/50000) || got[3] != "2.00" || got[10] != "PASS" {
+				t.Errorf("txn1000 transactions row %q", got)
+			}
+			for _, want := range []string{"e2e p50 e2e-idem 3.00x 1.50x - 1/1", "e2e p99 e2e-idem 3.00x 1.50x - 1/1"} {
+				if !strings.Contains(strings.Join(strings.Fields(s), " "), "e2e-txn "+want) {
+					t.Errorf("no e2e ratio row %q in:\n%s", want, s)
+				}
+			}
+			failLine := `FAILED sluice txn1000: rec/s of "idem" is 0.70x, want >= 0.8x`
+			if strings.Contains(s, failLine) != tt.wantFail {
+				t.Errorf("failure line %q present %v, want %v:\n%s", failLine, !tt.wantFail, tt.wantFail, s)
+			}
+			for _, section := range []string{"TRANSACTIONS", "END-TO-END LATENCY (ms)", "RATIO TO BASELINE CELL"} {
+				if !strings.Contains(s, section) {
+					t.Errorf("no %s section:\n%s", section, s)
+				}
+			}
+		})
+	}
+}
+
+// TestCompareBaselineMissing fails a --min-ratio cell whose baseline did
+// not run, rather than passing it for want of a figure.
+func TestCompareBaselineMissing(t *testing.T) {
+	t.Parallel()
+	results := []*result{txnResult("sluice", "txn1000", 90000, "idem", 0.8)}
+	var out bytes.Buffer
+	err := writeComparison(&out, pairResults(results, "sluice", "reference"), "sluice", "reference")
+	if !errors.Is(err, errCompareFailed) || !strings.Contains(out.String(), "unknown (baseline missing or failed)") {
+		t.Fatalf("err %v, output:\n%s", err, out.String())
+	}
+}
+
+// TestCompareRepeatedRunsMedian repeats a cell and its baseline: ratios use
+// the median run of each, and a failed run among them is still reported.
+func TestCompareRepeatedRunsMedian(t *testing.T) {
+	t.Parallel()
+	failed := txnResult("sluice", "txn", 1, "idem", 0.8)
+	failed.Error = "verify: consumed 9 records, want 10"
+	results := []*result{
+		throughputResult("sluice", "idem", 100000, 1), txnResult("sluice", "txn", 90000, "idem", 0.8),
+		throughputResult("sluice", "idem", 300000, 1), txnResult("sluice", "txn", 10000, "idem", 0.8),
+		throughputResult("sluice", "idem", 200000, 1), failed,
+		txnResult("sluice", "txn", 170000, "idem", 0.8),
+	}
+	pairs := pairResults(results, "sluice", "reference")
+	// txn: the failed run counts as the slowest of four, so the lower
+	// middle one is 10000.
+	if len(pairs) != 2 || pairs[0].sub.Produce.RecordsPS != 200000 || pairs[1].sub.Produce.RecordsPS != 10000 ||
+		len(pairs[1].subRuns) != 4 {
+		t.Fatalf("medians: idem %v, txn %v over %d runs", pairs[0].sub.Produce.RecordsPS, pairs[1].sub.Produce.RecordsPS, len(pairs[1].subRuns))
+	}
+	var out bytes.Buffer
+	err := writeComparison(&out, pairs, "sluice", "reference")
+	s := out.String()
+	if got := rowOf(t, s[strings.Index(s, "RATIO TO BASELINE CELL"):], "txn "); strings.Join(got, " ") != "rec/s idem 0.05x - FAIL >=0.8x 4/3" {
+		t.Errorf("ratio row %q", got)
+	}
+	if !errors.Is(err, errCompareFailed) || !strings.Contains(s, "FAILED sluice txn: verify: consumed 9 records") {
+		t.Errorf("err %v; the failed run is not reported:\n%s", err, s)
 	}
 }

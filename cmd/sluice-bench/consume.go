@@ -54,8 +54,12 @@ func listRanges(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 }
 
 // consumeAll reads every partition of topic from its start offset to the end
-// offset it had when this began, with a fresh consumer (no group).
-func consumeAll(ctx context.Context, seeds []string, topic string, ranges map[int32]consumeRange) (*phase, error) {
+// offset it had when this began, with a fresh consumer (no group) at the
+// given isolation level. The consumer keeps control records (transaction
+// markers): they are not counted, but a partition whose last offset is a
+// marker is finished when the marker arrives. A read_committed consumer
+// gets no records of aborted transactions, only their markers.
+func consumeAll(ctx context.Context, seeds []string, topic, isolation string, ranges map[int32]consumeRange) (*phase, error) {
 	offsets := make(map[int32]kgo.Offset)
 	pending := make(map[int32]int64) // partition -> end offset still to reach
 	for p, r := range ranges {
@@ -68,8 +72,8 @@ func consumeAll(ctx context.Context, seeds []string, topic string, ranges map[in
 	if len(pending) == 0 {
 		return p, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	cl, err := kgo.NewClient(append(consumerOpts(isolation), kgo.SeedBrokers(seeds...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer client: %w", err)
 	}
@@ -84,6 +88,15 @@ func consumeAll(ctx context.Context, seeds []string, topic string, ranges map[in
 	}
 	p.fillRates(time.Since(start))
 	return p, nil
+}
+
+// consumerOpts are the kgo options every benchmark consumer shares.
+func consumerOpts(isolation string) []kgo.Opt {
+	level := kgo.ReadUncommitted()
+	if isolation == readCommitted {
+		level = kgo.ReadCommitted()
+	}
+	return []kgo.Opt{kgo.FetchIsolationLevel(level), kgo.KeepControlRecords()}
 }
 
 // pollOnce runs one poll, counting records and retiring partitions that
@@ -110,8 +123,10 @@ func pollOnce(ctx context.Context, cl *kgo.Client, p *phase, pending map[int32]i
 		}
 	})
 	fetches.EachRecord(func(r *kgo.Record) {
-		p.Records++
-		p.Bytes += int64(len(r.Key) + len(r.Value))
+		if !r.Attrs.IsControl() {
+			p.Records++
+			p.Bytes += int64(len(r.Key) + len(r.Value))
+		}
 		if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
 			delete(pending, r.Partition)
 		}

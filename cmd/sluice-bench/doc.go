@@ -23,8 +23,8 @@
 // every partition has a leader, produces --records records or for
 // --duration, and with --mode both then consumes the topic from its start to
 // the end offsets it had when consuming began. --mode consume only consumes.
-// The consumer stops at those end offsets, so a partition whose last offset
-// is a transaction marker would never finish; benchmark topics have none.
+// The consumer keeps control records (transaction markers) without counting
+// them, so a partition whose last offset is a marker still finishes.
 //
 // Example, the reference as its own process and a latency run against it:
 //
@@ -60,6 +60,54 @@
 // exactly one record, while up to --max-inflight requests stay pipelined on
 // the producer's one connection to the leader. A flush per record would also
 // give one record per request but would allow only one request in flight.
+//
+// # Transactions
+//
+// --txn-records N produces with kgo's transactional producer
+// (kgo.TransactionalID, one id per topic) in transactions of N records:
+// BeginTransaction, N records handed to the client without waiting (so
+// produce requests stay pipelined inside the transaction, five in flight as
+// for any idempotent producer), Flush, EndTransaction(commit), repeated
+// until --records or --duration; --txn-abort-every K aborts every Kth
+// transaction instead. A record counts once its transaction has committed:
+// produce records/s are committed records over the time from the first
+// Produce call to the end of the last EndTransaction, and the result adds
+// transactions/s and EndTransaction latency. The consumer then defaults to
+// --isolation read_committed.
+//
+// # Checking what was consumed
+//
+// For idempotent and transactional producers writing to a topic the run
+// created, the consume phase checks that it read exactly the records
+// produced: every acknowledged record, or with read_committed every record
+// of a committed transaction and none of an aborted one. The throughput
+// runs compare counts; --mode e2e compares sequence numbers (missing,
+// unexpected and duplicate records). A mismatch fails the run. When a
+// transaction fails (a record or the commit is refused) the run stops
+// producing, aborts it, and still consumes and checks: the records of the
+// failed transaction must not be readable with read_committed. A
+// transaction a failed commit leaves open on the broker holds a
+// read_committed consumer back until the broker aborts it after
+// --txn-timeout (10s).
+//
+// # End-to-end latency
+//
+// --mode e2e (needs --rate) runs a consumer at --isolation, from the topic's
+// start, beside the producer; every value starts with the time the record
+// was handed to the client and its sequence number, and the consumer times
+// each record to the poll that returned it (fetch.max.wait 100 ms). With
+// --txn-records a record is readable to read_committed only after its
+// transaction commits, so the figure includes the rest of its transaction,
+// the commit and the marker.
+//
+// # Ratios between cells
+//
+// --ratio-to LABEL makes --compare divide this cell's produce records/s
+// (--mode e2e: its end-to-end p50 and p99) by those of the cell labelled
+// LABEL against the same broker in the same results file, for the subject
+// and the reference alike; --min-ratio fails the subject's cell when its
+// records/s ratio is below the bound (bench/run.sh: transactions of 1,000
+// records must reach 0.8 of the idempotent producer's records/s).
 //
 // # Idempotence
 //

@@ -18,6 +18,13 @@ const (
 	modeConsume = "consume"
 	modeBoth    = "both"
 	modeFlood   = "flood"
+	modeE2E     = "e2e"
+)
+
+// Consumer isolation levels for --isolation.
+const (
+	readCommitted   = "read_committed"
+	readUncommitted = "read_uncommitted"
 )
 
 // defaultDuration applies when neither --records nor --duration is given.
@@ -55,6 +62,10 @@ type config struct {
 	idempotent    bool
 	onePerRequest bool
 	compression   string // producer batch codec: none, lz4 or zstd
+	txnRecords    int    // records per transaction; 0: not transactional
+	txnAbortEvery int    // abort every Nth transaction; 0: commit all
+	txnTimeout    time.Duration
+	isolation     string // consumer isolation level, readCommitted or readUncommitted
 	deleteTopic   bool
 	timeout       time.Duration
 
@@ -68,6 +79,12 @@ type config struct {
 	label, target string
 	maxP99        time.Duration
 	verbose       bool
+
+	// ratioTo names the cell (--label, same --target) whose produce
+	// records/s, or with --mode e2e whose end-to-end latency, this cell's is
+	// divided by in --compare; minRatio is the least acceptable quotient.
+	ratioTo  string
+	minRatio float64
 }
 
 // kvFlag collects repeated --topic-config name=value pairs.
@@ -117,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&c.records, "records", 0, "records to produce (0: bounded by --duration)")
 	fs.DurationVar(&c.duration, "duration", 0, "how long to produce (default 10s when --records is not set either)")
 	fs.Float64Var(&c.rate, "rate", 0, "records per second to produce at (0: as fast as possible)")
-	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, or flood (--producers clients flooding the broker beside a fixed-rate probe)")
+	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, flood (--producers clients flooding the broker beside a fixed-rate probe), or e2e (produce at --rate while a consumer times each record end to end)")
 	fs.IntVar(&c.producers, "producers", 64, "--mode flood: producer clients, each as fast as the broker takes records (0: the probe alone, on an idle broker)")
 	fs.Float64Var(&c.probeRate, "probe-rate", 1000, "--mode flood: records per second of the probe producer, timed end to end by the probe consumer")
 	fs.DurationVar(&c.linger, "linger", 0, "producer linger per partition")
@@ -125,6 +142,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.idempotent, "idempotent", false, "use the idempotent producer (acks=all only; in-flight then fixed at 5)")
 	fs.BoolVar(&c.onePerRequest, "one-per-request", false, "one record per produce request (per partition), requests still pipelined")
 	fs.StringVar(&c.compression, "compression", "none", "producer batch compression: none, lz4 or zstd (the broker validates every record inside)")
+	fs.IntVar(&c.txnRecords, "txn-records", 0, "produce in transactions of this many records, committing each (0: no transactions; needs --acks all, implies --idempotent)")
+	fs.IntVar(&c.txnAbortEvery, "txn-abort-every", 0, "with --txn-records: abort every Nth transaction instead of committing it (0: commit all)")
+	fs.DurationVar(&c.txnTimeout, "txn-timeout", 10*time.Second, "with --txn-records: the producer's transaction timeout, after which the broker aborts a transaction a failed commit left open (so the consumer behind it can finish)")
+	fs.StringVar(&c.isolation, "isolation", "", "consumer isolation level, read_committed or read_uncommitted (default: read_committed with --txn-records)")
 	fs.BoolVar(&c.deleteTopic, "delete-topic", false, "delete the topic when done")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up on the whole benchmark after this long")
 
@@ -133,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.label, "label", "", "name of this benchmark cell, copied into the result")
 	fs.StringVar(&c.target, "target", "", "name of the broker being measured, copied into the result")
 	fs.DurationVar(&c.maxP99, "max-p99", 0, "fail the run if produce p99 latency is not below this (0: no check)")
+	fs.StringVar(&c.ratioTo, "ratio-to", "", "--compare divides this cell's produce records/s (--mode e2e: its end-to-end latency) by that of the cell with this --label on the same --target")
+	fs.Float64Var(&c.minRatio, "min-ratio", 0, "with --ratio-to: --compare fails the subject's cell if its records/s ratio is below this (0: no check)")
 	fs.BoolVar(&c.verbose, "v", false, "log progress to stderr")
 
 	if err := fs.Parse(args); err != nil {
@@ -156,8 +179,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.onePerRequest {
 		c.linger = 0
 	}
+	switch {
+	case c.isolation != "":
+	case c.txnRecords > 0:
+		c.isolation = readCommitted
+	default:
+		c.isolation = readUncommitted
+	}
 	if err := c.validate(partitions, replication); err != nil {
 		return config{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if c.txnRecords > 0 {
+		c.idempotent = true // kgo's transactional producer is idempotent
 	}
 	return c, nil
 }
@@ -196,8 +229,8 @@ func (c *config) validateWorkload(partitions, replication int) error {
 		return fmt.Errorf("--acks %q: want 1 or all", c.acks)
 	case c.records < 0 || c.duration < 0 || c.rate < 0 || c.linger < 0 || c.timeout < 0 || c.maxP99 < 0:
 		return errors.New("--records, --duration, --rate, --linger, --timeout and --max-p99 cannot be negative")
-	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth && c.mode != modeFlood:
-		return fmt.Errorf("--mode %q: want produce, consume, both or flood", c.mode)
+	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth && c.mode != modeFlood && c.mode != modeE2E:
+		return fmt.Errorf("--mode %q: want produce, consume, both, flood or e2e", c.mode)
 	case c.mode == modeFlood && (c.duration <= 0 || c.records > 0 || c.rate > 0):
 		return errors.New("--mode flood runs for --duration; --records and --rate do not apply")
 	case c.producers < 0 || c.producers > 4096 || c.probeRate <= 0:
@@ -214,6 +247,37 @@ func (c *config) validateWorkload(partitions, replication int) error {
 		return errors.New("--idempotent fixes in-flight requests at 5; drop --max-inflight")
 	case c.brokerPID < 0:
 		return fmt.Errorf("--broker-pid %d out of range", c.brokerPID)
+	}
+	return c.validateTxn()
+}
+
+// validateTxn checks the transaction, isolation, end-to-end and ratio flags.
+func (c *config) validateTxn() error {
+	switch {
+	case c.txnRecords < 0 || c.txnAbortEvery < 0:
+		return errors.New("--txn-records and --txn-abort-every cannot be negative")
+	case c.txnTimeout < time.Millisecond || c.txnTimeout > time.Duration(1<<31-1)*time.Millisecond:
+		return fmt.Errorf("--txn-timeout %s out of range", c.txnTimeout)
+	case c.txnRecords > 0 && c.acks != "all":
+		return errors.New("--txn-records needs --acks all")
+	case c.txnRecords > 0 && c.maxInflight != 5:
+		return errors.New("--txn-records fixes in-flight requests at 5, as --idempotent does; drop --max-inflight")
+	case c.txnRecords > 0 && (c.mode == modeConsume || c.mode == modeFlood):
+		return fmt.Errorf("--txn-records does not apply to --mode %s", c.mode)
+	case c.txnAbortEvery > 0 && c.txnRecords == 0:
+		return errors.New("--txn-abort-every needs --txn-records")
+	case c.isolation != readCommitted && c.isolation != readUncommitted:
+		return fmt.Errorf("--isolation %q: want %s or %s", c.isolation, readCommitted, readUncommitted)
+	case c.mode == modeE2E && c.rate <= 0:
+		return errors.New("--mode e2e needs --rate")
+	case c.mode == modeE2E && c.recordSize < stampSize:
+		return fmt.Errorf("--mode e2e needs --record-size of at least %d (a timestamp and a sequence number)", stampSize)
+	case c.minRatio < 0 || (c.minRatio > 0 && c.ratioTo == ""):
+		return errors.New("--min-ratio must be positive and needs --ratio-to")
+	case c.minRatio > 0 && c.mode == modeE2E:
+		return errors.New("--min-ratio bounds a records/s ratio; --mode e2e compares latency")
+	case c.ratioTo != "" && c.ratioTo == c.label:
+		return errors.New("--ratio-to names this cell itself")
 	}
 	return nil
 }

@@ -73,6 +73,23 @@ func TestFlagsParseValid(t *testing.T) {
 				t.Errorf("compare %q subject %q reference %q", c.compare, c.subject, c.reference)
 			}
 		}},
+		{"transactions", []string{"--fake", "--acks", "all", "--txn-records", "1000", "--ratio-to", "idem", "--min-ratio", "0.8"},
+			func(t *testing.T, c config) {
+				if c.txnRecords != 1000 || !c.idempotent || c.isolation != readCommitted || c.ratioTo != "idem" || c.minRatio != 0.8 {
+					t.Errorf("txn %d idempotent %v isolation %q ratio-to %q min %g", c.txnRecords, c.idempotent, c.isolation, c.ratioTo, c.minRatio)
+				}
+			}},
+		{"isolation default and override", []string{"--fake", "--acks", "all", "--txn-records", "10", "--isolation", "read_uncommitted",
+			"--mode", "e2e", "--rate", "100", "--txn-abort-every", "4"}, func(t *testing.T, c config) {
+			if c.isolation != readUncommitted || c.mode != modeE2E || c.txnAbortEvery != 4 {
+				t.Errorf("isolation %q mode %q abort every %d", c.isolation, c.mode, c.txnAbortEvery)
+			}
+		}},
+		{"no transactions reads uncommitted", []string{"--fake"}, func(t *testing.T, c config) {
+			if c.isolation != readUncommitted || c.txnRecords != 0 || c.idempotent {
+				t.Errorf("isolation %q txn %d idempotent %v", c.isolation, c.txnRecords, c.idempotent)
+			}
+		}},
 		{"consume with topic", []string{"--fake", "--mode", "consume", "--topic", "t"}, func(t *testing.T, c config) {
 			if c.mode != modeConsume {
 				t.Errorf("mode %q", c.mode)
@@ -114,6 +131,18 @@ func TestFlagsParseInvalid(t *testing.T) {
 		{"idempotent with inflight", []string{"--fake", "--acks", "all", "--idempotent", "--max-inflight", "8"}},
 		{"topic config without =", []string{"--fake", "--topic-config", "flush.messages"}},
 		{"unknown compression", []string{"--fake", "--compression", "brotli"}},
+		{"txn acks 1", []string{"--fake", "--txn-records", "10"}},
+		{"txn negative", []string{"--fake", "--acks", "all", "--txn-records", "-1"}},
+		{"txn with inflight", []string{"--fake", "--acks", "all", "--txn-records", "10", "--max-inflight", "8"}},
+		{"txn flood", []string{"--fake", "--acks", "all", "--txn-records", "10", "--mode", "flood", "--duration", "1s"}},
+		{"txn timeout zero", []string{"--fake", "--acks", "all", "--txn-records", "10", "--txn-timeout", "0s"}},
+		{"abort every without txn", []string{"--fake", "--acks", "all", "--txn-abort-every", "2"}},
+		{"bad isolation", []string{"--fake", "--isolation", "serializable"}},
+		{"e2e without rate", []string{"--fake", "--mode", "e2e"}},
+		{"e2e tiny records", []string{"--fake", "--mode", "e2e", "--rate", "10", "--record-size", "15"}},
+		{"min ratio without ratio-to", []string{"--fake", "--min-ratio", "0.8"}},
+		{"min ratio on e2e", []string{"--fake", "--mode", "e2e", "--rate", "10", "--ratio-to", "x", "--min-ratio", "0.8"}},
+		{"ratio to itself", []string{"--fake", "--label", "x", "--ratio-to", "x"}},
 		{"stray argument", []string{"--fake", "extra"}},
 		{"unknown flag", []string{"--fake", "--no-such-flag"}},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -59,6 +60,9 @@ func producerOpts(c *config, hooks kgo.Hook) []kgo.Opt {
 	}
 	if !c.idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInflight))
+	}
+	if c.txnRecords > 0 {
+		opts = append(opts, kgo.TransactionalID(transactionalID(c.topic)), kgo.TransactionTimeout(c.txnTimeout))
 	}
 	if c.onePerRequest {
 		topic, limit := c.topic, oneRecordBatchLimit(c.recordSize)
@@ -189,35 +193,91 @@ func makeValue(valueSize int) []byte {
 // pacing them at --rate when set, then flushes. It returns when start was
 // (the first Produce call) and when producing stopped.
 func produceLoop(ctx context.Context, cl *kgo.Client, c *config, s *producerStats) (start time.Time, err error) {
-	value := makeValue(c.recordSize)
-	pace := newPacer(c.rate)
-	defer pace.stop()
-	start = time.Now()
+	snd := newSender(cl, c, s)
+	defer snd.stop()
 	var deadline time.Time
 	if c.duration > 0 {
-		deadline = start.Add(c.duration)
+		deadline = snd.start.Add(c.duration)
 	}
-	for sent := int64(0); c.records == 0 || sent < c.records; {
-		now := time.Now()
-		if !deadline.IsZero() && !now.Before(deadline) {
+	for c.records == 0 || snd.sent < c.records {
+		if !snd.next(ctx, deadline) {
 			break
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		if pace.wait(ctx, start, now, sent) {
-			continue // re-read the clock after sleeping
-		}
-		cl.Produce(ctx, &kgo.Record{Topic: c.topic, Value: value}, s.promise(now))
-		sent++
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return start, fmt.Errorf("flush: %w", err)
+		return snd.start, fmt.Errorf("flush: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return start, fmt.Errorf("produce: %w", err)
+		return snd.start, fmt.Errorf("produce: %w", err)
 	}
-	return start, nil
+	return snd.start, nil
+}
+
+// stampSize is the prefix --mode e2e writes at the start of every value:
+// the time the record was handed to the client (Unix nanoseconds) and its
+// sequence number in the run, both big-endian uint64.
+const stampSize = 16
+
+// sender hands records to a producer client one at a time, paced at --rate,
+// each with a promise into the producer's stats. Values are one shared
+// pseudo-random buffer, or with stamp a copy of it per record that starts
+// with the record's stamp (see stampSize).
+type sender struct {
+	cl    *kgo.Client
+	topic string
+	value []byte
+	stamp bool
+	pace  *pacer
+	stats *producerStats
+	start time.Time // when the sender was made: record n is due at start + n/rate
+	sent  int64     // records handed to the client; the next one's sequence number
+}
+
+func newSender(cl *kgo.Client, c *config, s *producerStats) *sender {
+	return &sender{cl: cl, topic: c.topic, value: makeValue(c.recordSize), stamp: c.mode == modeE2E,
+		pace: newPacer(c.rate), stats: s, start: time.Now()}
+}
+
+// next hands the next record to the client once it is due, unless ctx ends
+// or deadline (zero: none) passes first; it reports whether it did.
+func (s *sender) next(ctx context.Context, deadline time.Time) bool {
+	for {
+		now := time.Now()
+		if ctx.Err() != nil || (!deadline.IsZero() && !now.Before(deadline)) {
+			return false
+		}
+		if s.pace.wait(ctx, s.start, now, s.sent) {
+			continue // re-read the clock after sleeping
+		}
+		value := s.value
+		if s.stamp {
+			value = stamped(s.value, now, s.sent)
+		}
+		s.cl.Produce(ctx, &kgo.Record{Topic: s.topic, Value: value}, s.stats.promise(now))
+		s.sent++
+		return true
+	}
+}
+
+func (s *sender) stop() { s.pace.stop() }
+
+// stamped returns a copy of value that starts with the stamp of the record
+// with sequence number seq, handed to the client at now.
+func stamped(value []byte, now time.Time, seq int64) []byte {
+	v := make([]byte, len(value))
+	copy(v, value)
+	binary.BigEndian.PutUint64(v, uint64(now.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], uint64(seq))
+	return v
+}
+
+// readStamp returns the production time and sequence number a stamped
+// value starts with; ok is false for a value too short to hold them.
+func readStamp(value []byte) (at time.Time, seq int64, ok bool) {
+	if len(value) < stampSize {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(value))), int64(binary.BigEndian.Uint64(value[8:])), true
 }
 
 // pacer holds a producer to a fixed rate: record n is due at start + n/rate.

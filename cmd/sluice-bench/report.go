@@ -27,10 +27,26 @@ type result struct {
 	Idempotent    bool              `json:"idempotent,omitempty"`
 	OnePerRequest bool              `json:"one_per_request,omitempty"`
 	Mode          string            `json:"mode"`
+	TxnRecords    int               `json:"txn_records,omitempty"`
+	TxnAbortEvery int               `json:"txn_abort_every,omitempty"`
+	Isolation     string            `json:"isolation,omitempty"`
 
 	Produce *phase      `json:"produce,omitempty"`
 	Consume *phase      `json:"consume,omitempty"`
 	Flood   *floodStats `json:"flood,omitempty"`
+	Txn     *txnStats   `json:"txn,omitempty"`
+
+	// E2E is the produce-to-consume latency of --mode e2e: from just before
+	// the record was handed to the client to the poll that returned it.
+	E2E        *latency `json:"e2e_latency,omitempty"`
+	E2ERecords int64    `json:"e2e_records,omitempty"`
+
+	// Verify is the consume phase's check of what it read (see verification).
+	Verify *verification `json:"verify,omitempty"`
+
+	// RatioTo and MinRatio are --ratio-to and --min-ratio, for --compare.
+	RatioTo  string  `json:"ratio_to,omitempty"`
+	MinRatio float64 `json:"min_ratio,omitempty"`
 
 	// CPUScope says whose CPU the broker_cpu figures are: "broker pid N",
 	// "this process (broker and client)" or empty when not measured.
@@ -146,11 +162,20 @@ func summary(r *result) string {
 			fmt.Fprintf(&b, " cpu %.2f us/rec", p.BrokerCPU.MicrosPerRecord)
 		}
 	}
+	if t := r.Txn; t != nil {
+		fmt.Fprintf(&b, " %.0f txn/s", t.TxnPS)
+	}
 	if c := r.Consume; c != nil {
 		fmt.Fprintf(&b, "  consume %9.0f rec/s %7.1f MB/s", c.RecordsPS, c.MBPS)
 	}
+	if l := r.E2E; l != nil {
+		fmt.Fprintf(&b, "  e2e p50 %.2f ms p99 %.2f ms", l.P50Ms, l.P99Ms)
+	}
 	if f := r.Flood; f != nil {
 		b.WriteString("  " + f.summary())
+	}
+	if v := r.Verify; v != nil {
+		b.WriteString("  " + v.summary())
 	}
 	if r.Error != "" {
 		fmt.Fprintf(&b, "  ERROR: %s", r.Error)
@@ -182,11 +207,21 @@ func writeText(w io.Writer, r *result) error {
 			fmt.Fprintf(&b, "  rate      target %.0f rec/s, achieved %.0f rec/s\n", p.TargetRate, p.RecordsPS)
 		}
 	}
+	if t := r.Txn; t != nil {
+		writeTxnText(&b, t)
+	}
 	if c := r.Consume; c != nil {
 		writePhaseText(&b, "consume", c)
 	}
+	if l := r.E2E; l != nil {
+		fmt.Fprintf(&b, "e2e       %d records (%s)  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  mean %.3f ms\n",
+			r.E2ERecords, r.Isolation, l.P50Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.MeanMs)
+	}
 	if f := r.Flood; f != nil {
 		fmt.Fprintf(&b, "flood     %s\n", f.summary())
+	}
+	if v := r.Verify; v != nil {
+		fmt.Fprintf(&b, "check: %s\n", v.summary())
 	}
 	if r.CPUScope != "" {
 		fmt.Fprintf(&b, "cpu: %s\n", r.CPUScope)
@@ -206,6 +241,17 @@ func writeText(w io.Writer, r *result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func writeTxnText(b *strings.Builder, t *txnStats) {
+	fmt.Fprintf(b, "  txns      %d committed (%d records each, %.1f/s), %d aborted (%d records)\n",
+		t.Committed, t.RecordsPerTxn, t.TxnPS, t.Aborted, t.AbortedRecords)
+	if l := t.Flush; l != nil {
+		fmt.Fprintf(b, "  flush     p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", l.P50Ms, l.P99Ms, l.MaxMs)
+	}
+	if l := t.EndTxn; l != nil {
+		fmt.Fprintf(b, "  end txn   p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", l.P50Ms, l.P99Ms, l.MaxMs)
+	}
 }
 
 func writePhaseText(b *strings.Builder, name string, p *phase) {
