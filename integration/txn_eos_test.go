@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +57,11 @@ type txnLoop struct {
 	counts   [3]int       // by outcome
 	errs     map[string]int
 	renewals int
+
+	// beforeCommit, when set, is taken and called by the loop after a
+	// transaction's records are acknowledged and before its commit is
+	// sent, with the transaction's number.
+	beforeCommit atomic.Pointer[func(int)]
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -130,6 +136,9 @@ func (l *txnLoop) one(cl *kgo.Client, i int) bool {
 			return false
 		}
 		return true
+	}
+	if f := l.beforeCommit.Swap(nil); f != nil {
+		(*f)(i)
 	}
 	l.set(i, txnUnknown)
 	err := cl.EndTransaction(ctx, kgo.TryCommit)
@@ -252,8 +261,14 @@ func (l *txnLoop) check(t testing.TB, read map[int32][]*kgo.Record) {
 			last = i
 		}
 	}
+	var unknownIn, unknownOut int
 	for i, o := range l.outcomes {
 		n := len(seen[i])
+		if o == txnUnknown && n == txnLoopRecords {
+			unknownIn++
+		} else if o == txnUnknown && n == 0 {
+			unknownOut++
+		}
 		switch {
 		case o == txnCommitted && n != txnLoopRecords:
 			report("committed transaction %d: %d of its %d records read", i, n, txnLoopRecords)
@@ -261,6 +276,8 @@ func (l *txnLoop) check(t testing.TB, read map[int32][]*kgo.Record) {
 			report("transaction %d (outcome unknown to the client): %d of its %d records read, want all or none", i, n, txnLoopRecords)
 		}
 	}
+	t.Logf("transaction loop %s: of %d transactions whose commit failed, %d committed and %d did not",
+		l.txnID, l.counts[txnUnknown], unknownIn, unknownOut)
 	for _, p := range problems {
 		t.Error(p)
 	}

@@ -95,8 +95,9 @@ func logTxnDiagnostics(t testing.TB, adm *kadm.Client, topics []string, txnIDs .
 // sometimes aborting back to back, and a consume-transform-produce stage of
 // two GroupTransactSession members fed by an idempotent producer, while
 // kill -9 hits the transaction coordinator of the producer's id, then the
-// leader of each partition in turn, then the (new) coordinator again; each
-// broker is restarted once transactions have committed without it. Then a
+// leader of each partition in turn, then the (new) coordinator twice, most
+// of them between a transaction's last record and its commit; each broker
+// is restarted once transactions have committed without it. Then a
 // read_committed consumer reads everything: every committed transaction
 // once and whole, no record of an aborted one, a transaction whose commit
 // failed whole or not at all, the transactions in order in every
@@ -134,21 +135,40 @@ func TestTxnClusterKill9CoordinatorAndLeaders(t *testing.T) {
 		return func() int32 { return c.waitLeader(topic, p, -1, 30*time.Second).Leader }
 	}
 	coordinator := func() int32 { return c.txnCoordinator(adm, txnID) }
+	// Most kills land between a transaction's last acknowledged record and
+	// its commit, so that EndTxn and the markers meet the failover.
 	victims := []struct {
-		role string
-		find func() int32
+		role         string
+		find         func() int32
+		beforeCommit bool
 	}{
-		{"transaction coordinator", coordinator},
-		{"leader of partition 0", leaderOf(0)},
-		{"leader of partition 1", leaderOf(1)},
-		{"leader of partition 2", leaderOf(2)},
-		{"transaction coordinator", coordinator},
+		{"transaction coordinator", coordinator, true},
+		{"leader of partition 0", leaderOf(0), true},
+		{"leader of partition 1", leaderOf(1), false},
+		{"leader of partition 2", leaderOf(2), true},
+		{"transaction coordinator", coordinator, false},
+		{"transaction coordinator", coordinator, true},
 	}
 	for _, v := range victims {
 		progress(3, "before the kill")
 		id := v.find()
-		t.Logf("%s kill -9 broker %d (%s); %s", stamp(), id, v.role, loop.summary())
-		c.procs[id].kill()
+		if v.beforeCommit {
+			fired := make(chan int, 1)
+			kill := func(i int) {
+				c.procs[id].kill()
+				fired <- i
+			}
+			loop.beforeCommit.Store(&kill)
+			select {
+			case i := <-fired:
+				t.Logf("%s kill -9 broker %d (%s) before transaction %d's commit; %s", stamp(), id, v.role, i, loop.summary())
+			case <-time.After(time.Minute):
+				t.Fatalf("the transaction loop reached no commit within a minute; %s", loop.summary())
+			}
+		} else {
+			t.Logf("%s kill -9 broker %d (%s); %s", stamp(), id, v.role, loop.summary())
+			c.procs[id].kill()
+		}
 		progress(3, fmt.Sprintf("with broker %d down", id))
 		c.procs[id].restart()
 		for _, tp := range []string{topic, in, out, "__transaction_state", "__consumer_offsets"} {
