@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -597,4 +598,106 @@ func (s *eosStage) waitCaughtUp(t testing.TB, adm *kadm.Client, ends map[int32]i
 		}
 		return nil
 	})
+}
+
+// txnWorkload is a cluster's transactional workload with its checks: a
+// txnLoop on <name> and an exactly-once chain <name>-in -> <name>-out
+// (eosInput at 100 records/s, an eosStage of two members in group
+// <name>-etl), all topics with replication factor 3 and
+// min.insync.replicas=2.
+type txnWorkload struct {
+	t              *testing.T
+	c              *cluster
+	adm            *kadm.Client
+	topic, in, out string
+	parts          int32
+	loop           *txnLoop
+	input          *eosInput
+	stage          *eosStage
+	start          time.Time
+}
+
+func startTxnWorkload(t *testing.T, c *cluster, name string, parts int32) *txnWorkload {
+	t.Helper()
+	w := &txnWorkload{t: t, c: c, adm: c.admin(), topic: name, in: name + "-in", out: name + "-out", parts: parts}
+	two := "2"
+	for _, tp := range []string{w.topic, w.in, w.out} {
+		c.createTopic(tp, parts, 3, map[string]*string{"min.insync.replicas": &two})
+	}
+	w.loop = startTxnLoop(c.addrs(), w.topic, name+"-producer", parts)
+	w.input = startEOSInput(c.addrs(), w.in, parts, 100)
+	w.stage = startEOSStage(c.addrs(), w.in, w.out, name+"-etl", 2)
+	w.start = time.Now()
+	t.Cleanup(func() {
+		logTxnDiagnostics(t, w.adm, []string{w.topic, w.out}, w.loop.txnID, w.stage.transactionalBase+"0", w.stage.transactionalBase+"1")
+	})
+	return w
+}
+
+func (w *txnWorkload) stamp() string { return fmt.Sprintf("[%6.2fs]", time.Since(w.start).Seconds()) }
+
+func (w *txnWorkload) summary() string { return w.loop.summary() + "; " + w.stage.summary() }
+
+// progress waits until the transaction loop has committed n more
+// transactions.
+func (w *txnWorkload) progress(n int, while string) {
+	w.t.Helper()
+	base := w.loop.committed()
+	waitFor(w.t, time.Minute, func() error {
+		if got := w.loop.committed() - base; got < n {
+			return fmt.Errorf("%d of %d transactions committed %s; %s", got, n, while, w.loop.summary())
+		}
+		return nil
+	})
+}
+
+// waitISRs waits for a full ISR on the workload's topics and the
+// coordinators' topics.
+func (w *txnWorkload) waitISRs(timeout time.Duration) {
+	w.t.Helper()
+	for _, tp := range []string{w.topic, w.in, w.out, "__transaction_state", "__consumer_offsets"} {
+		w.c.waitISR(tp, 3, timeout)
+	}
+}
+
+// finish stops the load, lets the stage consume the whole input, and
+// checks: the transaction loop's history against a read_committed read
+// (and that read_uncommitted holds aborted records, so their absence is
+// the broker's doing), and the exactly-once chain.
+func (w *txnWorkload) finish() {
+	t := w.t
+	t.Helper()
+	w.loop.stop(t)
+	w.input.stop(t)
+	t.Logf("%s load stopped; %s", w.stamp(), w.summary())
+	sentinels := w.c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	writeSentinels(t, sentinels, w.topic, w.parts)
+	writeSentinels(t, sentinels, w.in, w.parts)
+	w.stage.waitCaughtUp(t, w.adm, stableOffsets(t, w.adm, w.in, time.Minute), 3*time.Minute)
+	w.stage.stop(t)
+	writeSentinels(t, sentinels, w.out, w.parts)
+	t.Logf("%s stage caught up and stopped; %s", w.stamp(), w.stage.summary())
+
+	stableOffsets(t, w.adm, w.topic, time.Minute)
+	read := readToSentinels(t, w.c.addrs(), w.topic, w.parts, kgo.ReadCommitted(), 2*time.Minute)
+	w.loop.check(t, read)
+	if d := describeTxn(t, w.adm, w.loop.txnID); d.State != "CompleteCommit" && d.State != "CompleteAbort" {
+		t.Errorf("transactional id %s after the load: %s, want a completed transaction", w.loop.txnID, txnState(d))
+	}
+	all := readToSentinels(t, w.c.addrs(), w.topic, w.parts, kgo.ReadUncommitted(), 2*time.Minute)
+	if n, m := countRecords(all), countRecords(read); n <= m {
+		t.Errorf("read_uncommitted read %d records, read_committed %d: no aborted record in the log", n, m)
+	} else {
+		t.Logf("transaction loop topic: read_committed %d records, read_uncommitted %d", m, n)
+	}
+	w.input.mu.Lock()
+	acked := maps.Clone(w.input.acked)
+	w.input.mu.Unlock()
+	checkEOS(t, readToSentinels(t, w.c.addrs(), w.in, w.parts, kgo.ReadCommitted(), 2*time.Minute),
+		readToSentinels(t, w.c.addrs(), w.out, w.parts, kgo.ReadCommitted(), 2*time.Minute), acked)
+	sent, ackedN, failed := w.input.counts()
+	t.Logf("input producer: %d sent, %d acknowledged, %d failed", sent, ackedN, failed)
+	t.Logf("%s %s", w.stamp(), w.summary())
+	w.loop.logErrors(t)
+	w.stage.logErrors(t)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -106,35 +105,11 @@ func logTxnDiagnostics(t testing.TB, adm *kadm.Client, topics []string, txnIDs .
 func TestTxnClusterKill9CoordinatorAndLeaders(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 3, txnClusterSettings...)
-	const topic, in, out = "txn-kill", "txn-kill-in", "txn-kill-out"
-	for _, tp := range []string{topic, in, out} {
-		c.createTopic(tp, 3, 3, minISR2())
-	}
-	adm := c.admin()
-	const txnID = "txn-kill-producer"
-	t.Cleanup(func() {
-		logTxnDiagnostics(t, adm, []string{topic, out}, txnID, "txn-kill-etl-member-0", "txn-kill-etl-member-1")
-	})
-
-	loop := startTxnLoop(c.addrs(), topic, txnID, 3)
-	input := startEOSInput(c.addrs(), in, 3, 100)
-	stage := startEOSStage(c.addrs(), in, out, "txn-kill-etl", 2)
-	start := time.Now()
-	stamp := func() string { return fmt.Sprintf("[%6.2fs]", time.Since(start).Seconds()) }
-	progress := func(n int, while string) {
-		t.Helper()
-		base := loop.committed()
-		waitFor(t, 60*time.Second, func() error {
-			if got := loop.committed() - base; got < n {
-				return fmt.Errorf("%d of %d transactions committed %s; %s", got, n, while, loop.summary())
-			}
-			return nil
-		})
-	}
+	w := startTxnWorkload(t, c, "txn-kill", 3)
 	leaderOf := func(p int32) func() int32 {
-		return func() int32 { return c.waitLeader(topic, p, -1, 30*time.Second).Leader }
+		return func() int32 { return c.waitLeader(w.topic, p, -1, 30*time.Second).Leader }
 	}
-	coordinator := func() int32 { return c.txnCoordinator(adm, txnID) }
+	coordinator := func() int32 { return c.txnCoordinator(w.adm, w.loop.txnID) }
 	// Most kills land between a transaction's last acknowledged record and
 	// its commit, so that EndTxn and the markers meet the failover.
 	victims := []struct {
@@ -150,7 +125,7 @@ func TestTxnClusterKill9CoordinatorAndLeaders(t *testing.T) {
 		{"transaction coordinator", coordinator, true},
 	}
 	for _, v := range victims {
-		progress(3, "before the kill")
+		w.progress(3, "before the kill")
 		id := v.find()
 		if v.beforeCommit {
 			fired := make(chan int, 1)
@@ -158,60 +133,62 @@ func TestTxnClusterKill9CoordinatorAndLeaders(t *testing.T) {
 				c.procs[id].kill()
 				fired <- i
 			}
-			loop.beforeCommit.Store(&kill)
+			w.loop.beforeCommit.Store(&kill)
 			select {
 			case i := <-fired:
-				t.Logf("%s kill -9 broker %d (%s) before transaction %d's commit; %s", stamp(), id, v.role, i, loop.summary())
+				t.Logf("%s kill -9 broker %d (%s) before transaction %d's commit; %s", w.stamp(), id, v.role, i, w.loop.summary())
 			case <-time.After(time.Minute):
-				t.Fatalf("the transaction loop reached no commit within a minute; %s", loop.summary())
+				t.Fatalf("the transaction loop reached no commit within a minute; %s", w.loop.summary())
 			}
 		} else {
-			t.Logf("%s kill -9 broker %d (%s); %s", stamp(), id, v.role, loop.summary())
+			t.Logf("%s kill -9 broker %d (%s); %s", w.stamp(), id, v.role, w.loop.summary())
 			c.procs[id].kill()
 		}
-		progress(3, fmt.Sprintf("with broker %d down", id))
+		w.progress(3, fmt.Sprintf("with broker %d down", id))
 		c.procs[id].restart()
-		for _, tp := range []string{topic, in, out, "__transaction_state", "__consumer_offsets"} {
-			c.waitISR(tp, 3, 60*time.Second)
+		w.waitISRs(time.Minute)
+		t.Logf("%s broker %d back in every ISR; %s", w.stamp(), id, w.summary())
+	}
+	w.progress(3, "after the last restart")
+	w.finish()
+}
+
+// TestTxnClusterSIGTERMLeaderExitsPromptly stops (SIGTERM) the leader of
+// each partition in turn while the transactional workload of
+// TestTxnClusterKill9CoordinatorAndLeaders runs. A broker that is not busy
+// exits within a second of SIGTERM; one whose connections are in the
+// middle of transactional requests must not take longer than a few
+// seconds (the drain of in-flight requests is bounded by a 10 s
+// ShutdownTimeout, and every acks=all write of the cluster waits for the
+// stopping broker meanwhile). Afterwards the workload's history and
+// exactly-once checks hold.
+func TestTxnClusterSIGTERMLeaderExitsPromptly(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, txnClusterSettings...)
+	w := startTxnWorkload(t, c, "txn-term", 3)
+	for round := range 4 {
+		w.progress(3, "before the stop")
+		id := c.waitLeader(w.topic, int32(round%3), -1, 30*time.Second).Leader
+		start := time.Now()
+		if err := c.procs[id].stop(30 * time.Second); err != nil {
+			t.Errorf("broker %d after SIGTERM: %v", id, err)
 		}
-		t.Logf("%s broker %d back in every ISR; %s; %s", stamp(), id, loop.summary(), stage.summary())
+		took := time.Since(start)
+		t.Logf("%s SIGTERM broker %d (leader of partition %d): exited after %v; %s", w.stamp(), id, round%3, took.Round(time.Millisecond), w.loop.summary())
+		if took > 5*time.Second {
+			t.Errorf("broker %d took %v to exit after SIGTERM under transactional load (its last lines: %s)", id, took.Round(time.Millisecond), lastLines(c.procs[id].output(), 4))
+		}
+		c.procs[id].restart()
+		w.waitISRs(time.Minute)
 	}
-	progress(3, "after the last restart")
-	loop.stop(t)
-	input.stop(t)
-	t.Logf("%s load stopped; %s", stamp(), loop.summary())
+	w.progress(3, "after the last restart")
+	w.finish()
+}
 
-	sentinels := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	writeSentinels(t, sentinels, topic, 3)
-	writeSentinels(t, sentinels, in, 3)
-	stage.waitCaughtUp(t, adm, stableOffsets(t, adm, in, 30*time.Second), 2*time.Minute)
-	stage.stop(t)
-	writeSentinels(t, sentinels, out, 3)
-	t.Logf("%s %s", stamp(), stage.summary())
-
-	read := readToSentinels(t, c.addrs(), topic, 3, kgo.ReadCommitted(), time.Minute)
-	loop.check(t, read)
-	if d := describeTxn(t, adm, txnID); d.State != "CompleteCommit" && d.State != "CompleteAbort" {
-		t.Errorf("transactional id %s after the load: %s, want a completed transaction", txnID, txnState(d))
-	}
-	// The aborted transactions' records are in the log, so their absence
-	// above is the broker's doing.
-	all := readToSentinels(t, c.addrs(), topic, 3, kgo.ReadUncommitted(), time.Minute)
-	if n, m := countRecords(all), countRecords(read); n <= m {
-		t.Errorf("read_uncommitted read %d records, read_committed %d: no aborted record in the log", n, m)
-	} else {
-		t.Logf("read_committed: %d records; read_uncommitted: %d", m, n)
-	}
-	input.mu.Lock()
-	acked := maps.Clone(input.acked)
-	input.mu.Unlock()
-	checkEOS(t, readToSentinels(t, c.addrs(), in, 3, kgo.ReadCommitted(), time.Minute),
-		readToSentinels(t, c.addrs(), out, 3, kgo.ReadCommitted(), time.Minute), acked)
-	sent, ackedN, failed := input.counts()
-	t.Logf("input producer: %d sent, %d acknowledged, %d failed", sent, ackedN, failed)
-	t.Logf("%s %s", stamp(), loop.summary())
-	loop.logErrors(t)
-	stage.logErrors(t)
+// lastLines returns the last n lines of out, joined by " | ".
+func lastLines(out string, n int) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
 // buildTxnProducer builds testdata/txnproducer and returns its path.
