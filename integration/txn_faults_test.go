@@ -274,6 +274,7 @@ func TestTxnProducerKilledMidTransactionAborted(t *testing.T) {
 	commitValues(t, other, map[int32]string{0: "after-0", 1: "after-1"})
 	held := offsetsView(t, adm, topic)
 	checked := time.Now()
+	t.Logf("offsets checked %v after the transaction began: %s", checked.Sub(time.UnixMilli(d.StartTimestamp)).Round(time.Millisecond), held)
 	if deadline := time.UnixMilli(d.StartTimestamp + 5000); checked.After(deadline) {
 		t.Fatalf("the open transaction's timeout passed (at %v) before the test could check the held offsets (%v); the machine is too slow for this test", deadline, checked)
 	}
