@@ -79,18 +79,14 @@ func addPartitionsRequest(transactionalID string, producerID int64, producerEpoc
 	req.Version = 5 // as Kafka's brokers send it, verifying or adding
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = transactionalID, producerID, producerEpoch, !add
-	idx := map[string]int{}
-	for _, tp := range tps {
-		i, ok := idx[tp.Topic]
-		if !ok {
-			i = len(tx.Topics)
-			idx[tp.Topic] = i
-			t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-			t.Topic = tp.Topic
-			tx.Topics = append(tx.Topics, t)
+	eachTopic(tps, func(topic string, idx []int) {
+		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		t.Topic = topic
+		for _, i := range idx {
+			t.Partitions = append(t.Partitions, tps[i].Partition)
 		}
-		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
-	}
+		tx.Topics = append(tx.Topics, t)
+	})
 	req.Transactions = append(req.Transactions, tx)
 	return req
 }
