@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -27,8 +28,11 @@ const (
 	soakInFlight      = 96  // unacknowledged records per producer
 	soakDefaultLength = 2 * time.Minute
 	// soakEndBudget bounds everything after the chaos phase: rejoining the
-	// ISR, draining the producers, consumers catching up, the final read.
-	soakEndBudget = 5 * time.Minute
+	// ISR, draining the producers, consumers and the exactly-once stage
+	// catching up, the final reads.
+	soakEndBudget = 8 * time.Minute
+	// soakEOSRate is the input rate of the exactly-once chain, records/s.
+	soakEOSRate = 100
 )
 
 // TestSoakRandomKillsHistory is the soak test (`make soak`; not in CI).
@@ -42,6 +46,11 @@ const (
 // offset, no value is there twice, each producer's sequence rises with the
 // offset in every partition, every consumer saw at every offset the value
 // the log holds there, and the three replicas are identical on disk.
+//
+// Beside it runs an exactly-once chain (soakEOS): a transactional
+// consume-transform-produce stage between two topics, whose output must
+// hold every input record exactly once, and a transactional producer whose
+// committed transactions must be read whole and aborted ones not at all.
 //
 // SLUICE_SOAK=1 enables it. SLUICE_SOAK_DURATION (a Go duration, default 2m)
 // is the length of the chaos phase; SLUICE_SOAK_SEED replays a schedule of
@@ -67,13 +76,15 @@ func TestSoakRandomKillsHistory(t *testing.T) {
 	direct := newSoakView("direct")
 	group := newSoakView("group")
 	consumers := startSoakConsumers(c, topic, direct, group)
+	eos := startSoakEOS(c)
 
 	chaos := &soakChaos{t: t, c: c, topic: topic, rng: rng, start: start, logs: logs}
-	chaos.run(start.Add(length), func() string { return soakProgress(hist, direct, group) })
+	chaos.run(start.Add(length), func() string { return soakProgress(hist, direct, group) + "; " + eos.progress() })
 
 	chaos.restartDown()
 	t.Logf("%s chaos over after %d actions; waiting for a full ISR", chaos.stamp(), chaos.actions)
 	c.waitISR(topic, 3, 2*time.Minute)
+	eos.finish(t, c, chaos.stamp)
 	producers.stop(t)
 	ends := soakEndOffsets(t, c, topic)
 	t.Logf("%s producers drained: %s; end offsets %v", chaos.stamp(), soakProgress(hist, direct, group), ends)
@@ -98,6 +109,73 @@ func TestSoakRandomKillsHistory(t *testing.T) {
 	hist.log(t, logged)
 	direct.log(t)
 	group.log(t)
+}
+
+// soakEOS is the soak's exactly-once chain: an idempotent producer fills
+// soak-eos-in, a consume-transform-produce stage of two
+// GroupTransactSession members (read_committed, offsets committed in the
+// transactions) writes one record to soak-eos-out per input record, and a
+// transactional producer runs transactions back to back on soak-txn,
+// aborting every fourth. All of it runs under the chaos schedule.
+type soakEOS struct {
+	input *eosInput
+	stage *eosStage
+	loop  *txnLoop
+}
+
+const soakEOSIn, soakEOSOut, soakTxnTopic = "soak-eos-in", "soak-eos-out", "soak-txn"
+
+func startSoakEOS(c *cluster) *soakEOS {
+	two := "2"
+	for _, tp := range []string{soakEOSIn, soakEOSOut, soakTxnTopic} {
+		c.createTopic(tp, soakPartitions, 3, map[string]*string{"min.insync.replicas": &two})
+	}
+	return &soakEOS{
+		input: startEOSInput(c.addrs(), soakEOSIn, soakPartitions, soakEOSRate),
+		stage: startEOSStage(c.addrs(), soakEOSIn, soakEOSOut, "soak-eos", 2),
+		loop:  startTxnLoop(c.addrs(), soakTxnTopic, "soak-txn-producer", soakPartitions),
+	}
+}
+
+func (e *soakEOS) progress() string {
+	sent, acked, failed := e.input.counts()
+	return fmt.Sprintf("eos input %d sent, %d acked, %d failed; %s; txn loop %s", sent, acked, failed, e.stage.summary(), e.loop.summary())
+}
+
+// finish stops the input and the transactional producer, waits for the
+// stage to commit the whole input, stops it, and checks the chain: the
+// output (read_committed) holds exactly one record per input record, none
+// missing, none duplicated; and the transactional producer's history
+// holds (every committed transaction whole, no aborted record).
+func (e *soakEOS) finish(t *testing.T, c *cluster, stamp func() string) {
+	for _, tp := range []string{soakEOSIn, soakEOSOut, soakTxnTopic, "__transaction_state"} {
+		c.waitISR(tp, 3, 2*time.Minute)
+	}
+	e.loop.stop(t)
+	e.input.stop(t)
+	adm := c.admin()
+	sentinels := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	writeSentinels(t, sentinels, soakEOSIn, soakPartitions)
+	writeSentinels(t, sentinels, soakTxnTopic, soakPartitions)
+	t.Logf("%s exactly-once chain: load stopped; %s", stamp(), e.progress())
+	e.stage.waitCaughtUp(t, adm, stableOffsets(t, adm, soakEOSIn, time.Minute), 3*time.Minute)
+	e.stage.stop(t)
+	writeSentinels(t, sentinels, soakEOSOut, soakPartitions)
+	t.Logf("%s exactly-once chain: stage caught up and stopped; %s", stamp(), e.stage.summary())
+
+	e.input.mu.Lock()
+	acked := maps.Clone(e.input.acked)
+	e.input.mu.Unlock()
+	checkEOS(t, readToSentinels(t, c.addrs(), soakEOSIn, soakPartitions, kgo.ReadCommitted(), 2*time.Minute),
+		readToSentinels(t, c.addrs(), soakEOSOut, soakPartitions, kgo.ReadCommitted(), 2*time.Minute), acked)
+	stableOffsets(t, adm, soakTxnTopic, time.Minute)
+	e.loop.check(t, readToSentinels(t, c.addrs(), soakTxnTopic, soakPartitions, kgo.ReadCommitted(), 2*time.Minute))
+	sent, ackedN, failed := e.input.counts()
+	t.Logf("exactly-once input producer: %d sent, %d acknowledged, %d failed", sent, ackedN, failed)
+	t.Logf("%s", e.stage.summary())
+	t.Logf("transaction loop: %s", e.loop.summary())
+	e.stage.logErrors(t)
+	e.loop.logErrors(t)
 }
 
 // soakSettings skips the test unless SLUICE_SOAK is set and reads its
