@@ -57,19 +57,15 @@ func (b *Broker) handleWriteTxnMarkers(ctx context.Context, r *request) (kmsg.Re
 func markerResponse(producerID int64, tps []txn.TopicPartition, codes []int16) kmsg.WriteTxnMarkersResponseMarker {
 	rm := kmsg.NewWriteTxnMarkersResponseMarker()
 	rm.ProducerID = producerID
-	idx := map[string]int{}
-	for i, tp := range tps {
-		j, ok := idx[tp.Topic]
-		if !ok {
-			j = len(rm.Topics)
-			idx[tp.Topic] = j
-			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-			rt.Topic = tp.Topic
-			rm.Topics = append(rm.Topics, rt)
+	eachTopic(tps, func(topic string, idx []int) {
+		rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+		rt.Topic = topic
+		for _, i := range idx {
+			rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+			rp.Partition, rp.ErrorCode = tps[i].Partition, codes[i]
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-		rp.Partition, rp.ErrorCode = tp.Partition, codes[i]
-		rm.Topics[j].Partitions = append(rm.Topics[j].Partitions, rp)
-	}
+		rm.Topics = append(rm.Topics, rt)
+	})
 	return rm
 }

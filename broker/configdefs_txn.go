@@ -21,6 +21,10 @@ func txnConfigDefs() []configDef {
 			doc: "How often transactions past their timeout are looked for and aborted."},
 		{name: "transaction.remove.expired.transaction.cleanup.interval.ms", typ: typeInt, def: "3600000", validate: atLeast(1), readOnly: true,
 			doc: "How often expired transactional ids are removed."},
+		{name: "add.partitions.to.txn.retry.backoff.ms", typ: typeInt, def: "20", validate: atLeast(1), readOnly: true,
+			doc: "First pause before a partition leader asks the transaction coordinator again to add or verify a partition it answered CONCURRENT_TRANSACTIONS."},
+		{name: "add.partitions.to.txn.retry.backoff.max.ms", typ: typeInt, def: "100", validate: atLeast(0), readOnly: true,
+			doc: "How long a partition leader keeps retrying an add or verification answered CONCURRENT_TRANSACTIONS before it answers the producer NOT_ENOUGH_REPLICAS."},
 		{name: "transaction.partition.verification.enable", typ: typeBoolean, def: "true",
 			doc: "Partition leaders check with the transaction coordinator that a partition is in the producer's transaction before appending its first transactional batch (KIP-890)."},
 	}

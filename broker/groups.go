@@ -135,22 +135,35 @@ const (
 // partition (clients keep getting COORDINATOR_LOAD_IN_PROGRESS) and the load
 // is retried with backoff for as long as this broker still leads it.
 func (b *Broker) runOffsetsLoad(ctx context.Context, part *partition, token group.LoadToken) {
+	b.retryLoad(ctx, "group state", part.index,
+		func() error { return b.coord.LoadFrom(token, offsetsLogSource(b.codecs, part.log)) },
+		group.ErrLoadSuperseded, func() bool { return b.coord.Loading(token) })
+}
+
+// retryLoad runs load until it succeeds or is superseded, waiting between
+// attempts with backoff (offsetsLoadRetryMin doubling to
+// offsetsLoadRetryMax) for as long as wanted says the load is still wanted
+// and ctx lasts. It returns whether the load succeeded.
+func (b *Broker) retryLoad(ctx context.Context, what string, partition int32, load func() error, superseded error, wanted func() bool) bool {
 	wait := offsetsLoadRetryMin
 	for {
-		err := b.coord.LoadFrom(token, offsetsLogSource(b.codecs, part.log))
-		if err == nil || errors.Is(err, group.ErrLoadSuperseded) {
-			return
+		err := load()
+		if err == nil {
+			return true
 		}
-		b.log.Error("loading group state failed; retrying", "partition", part.index, "retry_in", wait, "err", err)
+		if errors.Is(err, superseded) {
+			return false
+		}
+		b.log.Error("loading "+what+" failed; retrying", "partition", partition, "retry_in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C:
 		}
-		if !b.coord.Loading(token) {
-			return
+		if !wanted() {
+			return false
 		}
 		wait = min(2*wait, offsetsLoadRetryMax)
 	}

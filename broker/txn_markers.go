@@ -143,18 +143,14 @@ func (b *Broker) markersVia(ctx context.Context, node int32, spec markerSpec, ve
 	mk := kmsg.NewWriteTxnMarkersRequestMarker()
 	mk.ProducerID, mk.ProducerEpoch, mk.Committed = spec.producerID, spec.producerEpoch, spec.commit
 	mk.CoordinatorEpoch, mk.TransactionVersion = spec.coordinatorEpoch, version
-	idx := map[string]int{}
-	for _, tp := range tps {
-		i, ok := idx[tp.Topic]
-		if !ok {
-			i = len(mk.Topics)
-			idx[tp.Topic] = i
-			t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-			t.Topic = tp.Topic
-			mk.Topics = append(mk.Topics, t)
+	eachTopic(tps, func(topic string, idx []int) {
+		t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		t.Topic = topic
+		for _, i := range idx {
+			t.Partitions = append(t.Partitions, tps[i].Partition)
 		}
-		mk.Topics[i].Partitions = append(mk.Topics[i].Partitions, tp.Partition)
-	}
+		mk.Topics = append(mk.Topics, t)
+	})
 	req.Markers = append(req.Markers, mk)
 	codes := make([]int16, len(tps))
 	raw, err := b.peers.roundTrip(ctx, b, node, req)
@@ -271,4 +267,20 @@ func markerCode(err error) int16 {
 		return 0
 	}
 	return appendErrorCode(err)
+}
+
+// eachTopic calls fn once per topic of tps, in the order topics first
+// appear, with the indexes of that topic's partitions in tps.
+func eachTopic(tps []txn.TopicPartition, fn func(topic string, idx []int)) {
+	var order []string
+	at := map[string][]int{}
+	for i, tp := range tps {
+		if _, ok := at[tp.Topic]; !ok {
+			order = append(order, tp.Topic)
+		}
+		at[tp.Topic] = append(at[tp.Topic], i)
+	}
+	for _, topic := range order {
+		fn(topic, at[topic])
+	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,7 +17,48 @@ import (
 // version 2), with AddPartitionsToTxn v5. It returns the coordinator's error code
 // for each partition, in tps order; a coordinator that cannot be reached
 // answers COORDINATOR_NOT_AVAILABLE or NETWORK_EXCEPTION.
+//
+// A coordinator busy with another change of the same transaction (the
+// adds of other partition leaders, KIP-890 part 2) answers
+// CONCURRENT_TRANSACTIONS; the partitions so answered are asked again after
+// add.partitions.to.txn.retry.backoff.ms, doubling, for up to
+// add.partitions.to.txn.retry.backoff.max.ms, as Kafka's
+// AddPartitionsToTxnManager does, so the producer sees the answer only if
+// the coordinator stays busy.
 func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) []int16 {
+	codes := b.verifyTxnOnce(ctx, transactionalID, producerID, producerEpoch, tps, add)
+	backoff := b.settings.brokerMillis("add.partitions.to.txn.retry.backoff.ms", 20)
+	deadline := time.Now().Add(b.settings.brokerMillis("add.partitions.to.txn.retry.backoff.max.ms", 100))
+	for {
+		var again []int
+		for i, code := range codes {
+			if code == kerr.ConcurrentTransactions.Code {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 || time.Now().Add(backoff).After(deadline) {
+			return codes
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return codes
+		case <-t.C:
+		}
+		retry := make([]txn.TopicPartition, len(again))
+		for j, i := range again {
+			retry[j] = tps[i]
+		}
+		for j, code := range b.verifyTxnOnce(ctx, transactionalID, producerID, producerEpoch, retry, add) {
+			codes[again[j]] = code
+		}
+		backoff *= 2
+	}
+}
+
+// verifyTxnOnce is one round of verifyTxn.
+func (b *Broker) verifyTxnOnce(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) []int16 {
 	codes := make([]int16, len(tps))
 	fill := func(code int16) []int16 {
 		for i := range codes {
@@ -79,18 +121,14 @@ func addPartitionsRequest(transactionalID string, producerID int64, producerEpoc
 	req.Version = 5 // as Kafka's brokers send it, verifying or adding
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = transactionalID, producerID, producerEpoch, !add
-	idx := map[string]int{}
-	for _, tp := range tps {
-		i, ok := idx[tp.Topic]
-		if !ok {
-			i = len(tx.Topics)
-			idx[tp.Topic] = i
-			t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-			t.Topic = tp.Topic
-			tx.Topics = append(tx.Topics, t)
+	eachTopic(tps, func(topic string, idx []int) {
+		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		t.Topic = topic
+		for _, i := range idx {
+			t.Partitions = append(t.Partitions, tps[i].Partition)
 		}
-		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
-	}
+		tx.Topics = append(tx.Topics, t)
+	})
 	req.Transactions = append(req.Transactions, tx)
 	return req
 }

@@ -112,29 +112,11 @@ func (b *Broker) loadTxnPartition(part *partition) {
 // runTxnLoad replays part's log into the transaction coordinator, retrying
 // with backoff after a read error for as long as the load is still wanted.
 func (b *Broker) runTxnLoad(ctx context.Context, part *partition, token txn.LoadToken) {
-	wait := offsetsLoadRetryMin
-	for {
-		start := time.Now()
-		err := b.txn.LoadFrom(token, txnLogSource(b.codecs, part))
-		if err == nil {
-			b.txnMetrics.loadSeconds.Observe(time.Since(start).Seconds())
-			return
-		}
-		if errors.Is(err, txn.ErrLoadSuperseded) {
-			return
-		}
-		b.log.Error("loading transaction state failed; retrying", "partition", part.index, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		if !b.txn.Loading(token) {
-			return
-		}
-		wait = min(2*wait, offsetsLoadRetryMax)
+	start := time.Now()
+	if b.retryLoad(ctx, "transaction state", part.index,
+		func() error { return b.txn.LoadFrom(token, txnLogSource(b.codecs, part)) },
+		txn.ErrLoadSuperseded, func() bool { return b.txn.Loading(token) }) {
+		b.txnMetrics.loadSeconds.Observe(time.Since(start).Seconds())
 	}
 }
 

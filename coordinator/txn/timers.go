@@ -10,27 +10,24 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/sluicedev/sluice/coordinator"
 )
 
 func (c *Coordinator) armAbortTimerLocked() {
-	c.mu.abortTimer = c.afterFunc(c.cfg.AbortTimedOutInterval, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.mu.closed {
-			return
-		}
-		now := c.nowMs()
-		for _, ps := range c.mu.parts {
-			if ps != nil && ps.loaded {
-				c.abortTimedOutLocked(ps, now)
-			}
-		}
-		c.armAbortTimerLocked()
-	})
+	c.mu.abortTimer = c.everyLocked(c.cfg.AbortTimedOutInterval, c.armAbortTimerLocked,
+		func(ps *partState, now int64) { c.abortTimedOutLocked(ps, now) })
 }
 
 func (c *Coordinator) armExpiryTimerLocked() {
-	c.mu.expiryTimer = c.afterFunc(c.cfg.RemoveExpiredInterval, func() {
+	c.mu.expiryTimer = c.everyLocked(c.cfg.RemoveExpiredInterval, c.armExpiryTimerLocked, c.expireLocked)
+}
+
+// everyLocked arms a scan: after d, scan runs under the lock for every
+// loaded partition, then rearm arms the next one.
+func (c *Coordinator) everyLocked(d time.Duration, rearm func(), scan func(ps *partState, nowMs int64)) coordinator.Timer {
+	return c.afterFunc(d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.mu.closed {
@@ -39,10 +36,10 @@ func (c *Coordinator) armExpiryTimerLocked() {
 		now := c.nowMs()
 		for _, ps := range c.mu.parts {
 			if ps != nil && ps.loaded {
-				c.expireLocked(ps, now)
+				scan(ps, now)
 			}
 		}
-		c.armExpiryTimerLocked()
+		rearm()
 	})
 }
 
