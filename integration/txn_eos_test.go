@@ -80,18 +80,15 @@ func startTxnLoop(seeds []string, topic, txnID string, parts int32) *txnLoop {
 }
 
 func (l *txnLoop) client() *kgo.Client {
-	for {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(l.seeds...), kgo.TransactionalID(l.txnID),
-			kgo.DefaultProduceTopic(l.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.TransactionTimeout(10*time.Second), kgo.RecordDeliveryTimeout(20*time.Second),
-			kgo.MetadataMinAge(500*time.Millisecond),
-			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
-		if err == nil {
-			return cl
-		}
-		l.err("new client", err)
-		time.Sleep(100 * time.Millisecond)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.seeds...), kgo.TransactionalID(l.txnID),
+		kgo.DefaultProduceTopic(l.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(10*time.Second), kgo.RecordDeliveryTimeout(20*time.Second),
+		kgo.MetadataMinAge(500*time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+	if err != nil {
+		panic(err) // only invalid options fail NewClient
 	}
+	return cl
 }
 
 func (l *txnLoop) run(ctx context.Context) {
