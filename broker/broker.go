@@ -92,6 +92,9 @@ type Broker struct {
 	transitions    sync.Mutex
 	clusterChanged chan struct{}
 	shuttingDown   atomic.Bool
+	// leaving is set once the broker has given up its registration on
+	// the way out; it is not registered again.
+	leaving atomic.Bool
 
 	// logDir is the data directory's health (logdir.go); faults is the
 	// error-injecting file system of Config.TestFaultInjection, else nil.
@@ -381,6 +384,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.controlledShutdown(b.settings.brokerMillis("controlled.shutdown.timeout.ms", 10000))
 	}
 	b.ln.Close()
+	b.leaveCluster()
 	b.drainConns(cancelServe)
 	if err := b.Close(); err != nil && runErr == nil {
 		runErr = err

@@ -35,7 +35,7 @@ func (b *Broker) keepRegistered(ctx context.Context) {
 			return
 		case <-reg.Lost():
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || b.leaving.Load() {
 			return
 		}
 		lostAt := time.Now()

@@ -126,3 +126,20 @@ func (b *Broker) updatePartition(ctx context.Context, ts *topicState, p int32, w
 	}
 	return replication.PartitionState{}, errRecordChurn
 }
+
+// leaveCluster ends this broker's registration once its leaderships are
+// handed over, before the connections drain. The other brokers then count
+// it out at once, as Kafka's count a broker in controlled shutdown
+// ineligible (KIP-841): a leader no longer waits for it to fetch before it
+// advances the high watermark, where it would otherwise wait for up to
+// replica.lag.time.max.ms, and stall the acks=all requests (transaction
+// state writes among them) that this broker's own draining requests may be
+// waiting for. The controller re-elects what it still leads.
+func (b *Broker) leaveCluster() {
+	b.leaving.Store(true)
+	if reg := b.reg.Load(); reg != nil {
+		if err := reg.Close(); err != nil {
+			b.log.Warn("ending the registration", "err", err)
+		}
+	}
+}
