@@ -142,6 +142,7 @@ func (c *Coordinator) dropPartitionLocked(ps *partState) {
 	for _, t := range ps.txns {
 		stopTimer(t.retry)
 		t.retry = nil
+		t.closeCompleted() // its completion is the next coordinator's now
 	}
 }
 

@@ -362,3 +362,31 @@ func TestTxnEndWaitsForCompletion(t *testing.T) {
 	}
 	h.markers.setMode("ok")
 }
+
+// An EndTxn waiting for its markers is answered at once when the partition
+// is unloaded: the completion is the next coordinator's business, and the
+// outcome was decided at Prepare*.
+func TestTxnEndWaitEndsAtUnload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.CompletionWait = time.Hour })
+	pid, epoch := h.mustInit("a")
+	h.mustAdd("a", pid, epoch, "t-0")
+	h.markers.setMode("block")
+	r := kmsg.NewPtrEndTxnRequest()
+	r.Version = 4
+	r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = "a", pid, epoch, true
+	answered := make(chan *kmsg.EndTxnResponse, 1)
+	go func() { answered <- h.c.EndTxn(h.ctx, r) }()
+	waitFor(t, "the markers to be asked for", func() bool { return h.markers.blockedCount() == 1 })
+	h.c.Unload(PartitionFor("a", testPartitions))
+	var resp *kmsg.EndTxnResponse
+	waitFor(t, "EndTxn to answer after the unload", func() bool {
+		select {
+		case resp = <-answered:
+			return true
+		default:
+			return false
+		}
+	})
+	expectCode(t, "end", resp.ErrorCode, nil)
+}
