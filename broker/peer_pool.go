@@ -56,32 +56,39 @@ func (pp *peerPool) roundTrip(ctx context.Context, b *Broker, node int32, req km
 		return nil, fmt.Errorf("broker %d: %w", node, errPeerUnknown)
 	}
 	addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-	pc, err := pp.take(node)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := pc.roundTrip(ctx, addr, req, time.Now().Add(peerRequestTimeout))
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := pp.take(node)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pc.roundTrip(ctx, addr, req, time.Now().Add(peerRequestTimeout))
+		if err == nil {
+			pp.put(node, pc)
+			return resp, nil
+		}
 		pc.close()
-		return nil, err
+		// An idle connection may have died with its peer (a restart): try
+		// once more on a new one before reporting the peer unreachable.
+		if !reused || attempt > 0 || ctx.Err() != nil {
+			return nil, err
+		}
 	}
-	pp.put(node, pc)
-	return resp, nil
 }
 
-func (pp *peerPool) take(node int32) (*peerConn, error) {
+// take returns an idle connection to node (reused) or a new, undialled one.
+func (pp *peerPool) take(node int32) (pc *peerConn, reused bool, err error) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	if pp.mu.closed {
-		return nil, errPoolClosed
+		return nil, false, errPoolClosed
 	}
 	idle := pp.mu.idle[node]
 	if n := len(idle); n > 0 {
 		pc := idle[n-1]
 		pp.mu.idle[node] = idle[:n-1]
-		return pc, nil
+		return pc, true, nil
 	}
-	return newPeerConn(pp.self, node), nil
+	return newPeerConn(pp.self, node), false, nil
 }
 
 func (pp *peerPool) put(node int32, pc *peerConn) {
