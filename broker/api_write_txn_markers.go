@@ -57,7 +57,7 @@ func (b *Broker) handleWriteTxnMarkers(ctx context.Context, r *request) (kmsg.Re
 func markerResponse(producerID int64, tps []txn.TopicPartition, codes []int16) kmsg.WriteTxnMarkersResponseMarker {
 	rm := kmsg.NewWriteTxnMarkersResponseMarker()
 	rm.ProducerID = producerID
-	eachTopic(tps, func(topic string, idx []int) {
+	txn.GroupByTopic(tps, func(topic string, idx []int) {
 		rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
 		rt.Topic = topic
 		for _, i := range idx {

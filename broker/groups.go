@@ -207,6 +207,9 @@ func (op offsetsPersister) PersistTxn(ctx context.Context, partition int32, prod
 	opts.ProducerID, opts.ProducerEpoch, opts.Transactional = producerID, producerEpoch, true
 	err := op.b.appendInternal(ctx, offsetsTopic, partition, groupRecords(records), opts,
 		op.b.settings.brokerMillis("offsets.commit.timeout.ms", 5000))
+	if err == nil {
+		return nil
+	}
 	// The log's refusals of the producer reach the client as they are.
 	switch code := appendErrorCode(err); code {
 	case kerr.InvalidProducerEpoch.Code, kerr.InvalidTxnState.Code:

@@ -143,7 +143,7 @@ func (b *Broker) markersVia(ctx context.Context, node int32, spec markerSpec, ve
 	mk := kmsg.NewWriteTxnMarkersRequestMarker()
 	mk.ProducerID, mk.ProducerEpoch, mk.Committed = spec.producerID, spec.producerEpoch, spec.commit
 	mk.CoordinatorEpoch, mk.TransactionVersion = spec.coordinatorEpoch, version
-	eachTopic(tps, func(topic string, idx []int) {
+	txn.GroupByTopic(tps, func(topic string, idx []int) {
 		t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
 		t.Topic = topic
 		for _, i := range idx {
@@ -152,14 +152,10 @@ func (b *Broker) markersVia(ctx context.Context, node int32, spec markerSpec, ve
 		mk.Topics = append(mk.Topics, t)
 	})
 	req.Markers = append(req.Markers, mk)
-	codes := make([]int16, len(tps))
 	raw, err := b.peers.roundTrip(ctx, b, node, req)
 	if err != nil {
 		b.log.Debug("WriteTxnMarkers round trip failed", "node", node, "err", err)
-		for i := range codes {
-			codes[i] = kerr.NetworkException.Code
-		}
-		return codes
+		return sameCode(len(tps), kerr.NetworkException.Code)
 	}
 	got := map[txn.TopicPartition]int16{}
 	for _, m := range raw.(*kmsg.WriteTxnMarkersResponse).Markers {
@@ -169,6 +165,22 @@ func (b *Broker) markersVia(ctx context.Context, node int32, spec markerSpec, ve
 			}
 		}
 	}
+	return codesInOrder(tps, got)
+}
+
+// sameCode answers n partitions with one code.
+func sameCode(n int, code int16) []int16 {
+	codes := make([]int16, n)
+	for i := range codes {
+		codes[i] = code
+	}
+	return codes
+}
+
+// codesInOrder answers each of tps with its code in got, in tps order;
+// a partition the answer left out gets UNKNOWN_SERVER_ERROR.
+func codesInOrder(tps []txn.TopicPartition, got map[txn.TopicPartition]int16) []int16 {
+	codes := make([]int16, len(tps))
 	for i, tp := range tps {
 		code, ok := got[tp]
 		if !ok {
@@ -267,20 +279,4 @@ func markerCode(err error) int16 {
 		return 0
 	}
 	return appendErrorCode(err)
-}
-
-// eachTopic calls fn once per topic of tps, in the order topics first
-// appear, with the indexes of that topic's partitions in tps.
-func eachTopic(tps []txn.TopicPartition, fn func(topic string, idx []int)) {
-	var order []string
-	at := map[string][]int{}
-	for i, tp := range tps {
-		if _, ok := at[tp.Topic]; !ok {
-			order = append(order, tp.Topic)
-		}
-		at[tp.Topic] = append(at[tp.Topic], i)
-	}
-	for _, topic := range order {
-		fn(topic, at[topic])
-	}
 }

@@ -59,13 +59,9 @@ func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, producer
 
 // verifyTxnOnce is one round of verifyTxn.
 func (b *Broker) verifyTxnOnce(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, tps []txn.TopicPartition, add bool) []int16 {
-	codes := make([]int16, len(tps))
 	fill := func(code int16) []int16 {
-		for i := range codes {
-			codes[i] = code
-		}
-		b.txnMetrics.verifications.WithLabelValues(resultLabel(code)).Add(float64(len(codes)))
-		return codes
+		b.txnMetrics.verifications.WithLabelValues(resultLabel(code)).Add(float64(len(tps)))
+		return sameCode(len(tps), code)
 	}
 	ts := b.topics.get(txnStateTopic)
 	if ts == nil {
@@ -98,12 +94,8 @@ func (b *Broker) verifyTxnOnce(ctx context.Context, transactionalID string, prod
 			}
 		}
 	}
-	for i, tp := range tps {
-		code, ok := got[tp]
-		if !ok {
-			code = kerr.UnknownServerError.Code
-		}
-		codes[i] = code
+	codes := codesInOrder(tps, got)
+	for _, code := range codes {
 		b.txnMetrics.verifications.WithLabelValues(resultLabel(code)).Inc()
 	}
 	return codes
@@ -121,7 +113,7 @@ func addPartitionsRequest(transactionalID string, producerID int64, producerEpoc
 	req.Version = 5 // as Kafka's brokers send it, verifying or adding
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = transactionalID, producerID, producerEpoch, !add
-	eachTopic(tps, func(topic string, idx []int) {
+	txn.GroupByTopic(tps, func(topic string, idx []int) {
 		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
 		t.Topic = topic
 		for _, i := range idx {

@@ -295,8 +295,9 @@ func num(p *phase, m func(*phase) (float64, bool), format string) string {
 	return fmt.Sprintf(format, v)
 }
 
-// ratio formats subject/reference for one metric, or "-".
-func ratio(sub, ref *phase, m func(*phase) (float64, bool)) string {
+// ratio formats subject/reference for one metric of a phase or a whole
+// result, or "-".
+func ratio[T any](sub, ref *T, m func(*T) (float64, bool)) string {
 	if sub == nil || ref == nil {
 		return "-"
 	}

@@ -40,7 +40,7 @@ func (t *table) e2e(pairs []*pair) {
 			continue
 		}
 		t.row(p.label, e2eNum(p.sub, e2eP50), e2eNum(p.sub, e2eP99), e2eNum(p.sub, e2eP999),
-			e2eNum(p.ref, e2eP50), e2eNum(p.ref, e2eP99), e2eNum(p.ref, e2eP999), e2eRatio(p.sub, p.ref, e2eP99),
+			e2eNum(p.ref, e2eP50), e2eNum(p.ref, e2eP99), e2eNum(p.ref, e2eP999), ratio(p.sub, p.ref, e2eP99),
 			num(pick(p.sub, produceOf), recPS, "%.0f"), verdict(p.sub), verdict(p.ref))
 	}
 }
@@ -276,16 +276,4 @@ func e2eNum(x *result, m func(*result) (float64, bool)) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", v)
-}
-
-func e2eRatio(sub, ref *result, m func(*result) (float64, bool)) string {
-	if sub == nil || ref == nil {
-		return "-"
-	}
-	a, okA := m(sub)
-	b, okB := m(ref)
-	if !okA || !okB || b == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fx", a/b)
 }

@@ -62,7 +62,7 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 		ar := addRequest{id: req.TransactionalID, producerID: req.ProducerID, epoch: req.ProducerEpoch,
 			parts: clientPartitions(req.Topics)}
 		res := c.addAll(ctx, []addRequest{ar}, req.Version)[0]
-		groupByTopic(ar.parts, func(topic string, idx []int) {
+		GroupByTopic(ar.parts, func(topic string, idx []int) {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = topic
 			for _, i := range idx {
@@ -87,7 +87,7 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 	for i, ar := range ars {
 		rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rt.TransactionalID = ar.id
-		groupByTopic(ar.parts, func(topic string, idx []int) {
+		GroupByTopic(ar.parts, func(topic string, idx []int) {
 			tt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
 			tt.Topic = topic
 			for _, j := range idx {

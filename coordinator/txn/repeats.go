@@ -55,9 +55,11 @@ func uniqueTransactions(ts []kmsg.AddPartitionsToTxnRequestTransaction) []kmsg.A
 	return uniq.By(ts, func(t kmsg.AddPartitionsToTxnRequestTransaction) string { return t.TransactionalID })
 }
 
-// groupByTopic calls fn once per topic of tps, in order of first
-// appearance, with that topic's partitions' indexes into tps.
-func groupByTopic(tps []TopicPartition, fn func(topic string, idx []int)) {
+// GroupByTopic calls fn once per topic of tps, in order of first
+// appearance, with that topic's partitions' indexes into tps: the shape of
+// every request and response that lists a transaction's partitions by
+// topic, here and in the broker.
+func GroupByTopic(tps []TopicPartition, fn func(topic string, idx []int)) {
 	if len(tps) == 0 {
 		return
 	}
