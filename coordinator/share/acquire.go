@@ -2,23 +2,41 @@ package share
 
 import "math"
 
-// acquire walks batches from the fetch offset on. Offsets no batch covers
-// between the fetch offset and the last batch are absent from the log
-// (compacted away) and are archived; control and aborted batches are
-// archived; every other Available record whose backoff ended is acquired,
-// or archived when it already has the delivery limit's deliveries.
-func (p *Partition) acquire(n int64, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
+// acquire walks batches from the fetch offset on: control and aborted
+// batches are archived; every other Available record whose backoff ended
+// is acquired, or archived when it already had the delivery limit's
+// deliveries.
+//
+// Offsets no batch covers are absent from the log (compacted away) and are
+// archived where that is certain: between two batches of the read, and
+// before the first batch from readOffset on (readOffset < 0: unknown, then
+// only from the window end on; a read started at or below the window end,
+// even a stale one, so nothing past the end and before its first batch
+// exists). Inside the window a stale read (made before another Acquire or
+// a release moved the fetch offset) says nothing about offsets before its
+// first batch, so only a known readOffset archives those.
+func (p *Partition) acquire(n int64, member string, readOffset int64, batches []LogBatch, maxRecords int) []AcquiredRange {
 	pos, ok := p.fetchOffset(n)
 	if !ok {
 		return nil
 	}
 	a := acquisition{p: p, n: n, member: member, deadline: n + int64(p.cfg.LockDuration)}
+	gapFrom := p.end() // the first offset a gap before the next batch may start at
+	if readOffset >= 0 {
+		gapFrom = min(readOffset, gapFrom)
+	}
 	for _, b := range batches {
-		if b.LastOffset < b.FirstOffset || b.LastOffset < pos {
-			continue // malformed, or wholly below what we read
+		if b.LastOffset < b.FirstOffset {
+			continue // malformed
 		}
-		if b.FirstOffset > pos && !a.gap(pos, b.FirstOffset-1) {
-			break
+		if b.FirstOffset > gapFrom {
+			if !a.gap(max(gapFrom, pos), b.FirstOffset-1) {
+				break
+			}
+		}
+		gapFrom = max(gapFrom, b.LastOffset+1)
+		if b.LastOffset < pos {
+			continue // wholly below the fetch offset: nothing to acquire
 		}
 		pos = max(pos, b.FirstOffset)
 		if !a.batch(pos, b.LastOffset, b.Control || b.Aborted) {

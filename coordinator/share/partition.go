@@ -187,7 +187,19 @@ func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) {
 // optimised mode does) and the window bound, locking them until now +
 // LockDuration and counting a delivery for each.
 func (p *Partition) Acquire(now time.Time, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
-	return p.acquire(now.UnixNano(), member, batches, maxRecords)
+	return p.acquire(now.UnixNano(), member, -1, batches, maxRecords)
+}
+
+// AcquireFrom is Acquire for batches read from the log at readOffset (the
+// FetchOffset the broker read at, which may be stale by now): offsets from
+// readOffset up to the first batch are known absent (compacted away) and
+// archived, even inside the window. Acquire, not knowing where the read
+// started, archives such offsets only past the window end, so an Available
+// record compacted away inside the window would wait until a read from it.
+// Either way batches must be consecutive batches of one log read, in
+// order.
+func (p *Partition) AcquireFrom(now time.Time, member string, readOffset int64, batches []LogBatch, maxRecords int) []AcquiredRange {
+	return p.acquire(now.UnixNano(), member, max(readOffset, 0), batches, maxRecords)
 }
 
 // Acknowledge applies acks of member, all or none: it returns a Kafka error

@@ -385,7 +385,18 @@ func TestControlAbortedAndGapsArchived(t *testing.T) {
 	q.Acknowledge(t0, "a", []Ack{{0, 4, []AckType{AckRelease, AckRelease, AckAccept, AckRelease, AckRelease}}})
 	got = q.Acquire(t0, "b", []LogBatch{lb(4, 6)}, 100)
 	wantRanges(t, got, AcquiredRange{4, 4, 2}, AcquiredRange{5, 6, 1})
+	wantStart(t, q, 0) // Acquire does not know where the read started
+	wantRanges(t, q.AcquireFrom(t0, "b", 0, []LogBatch{lb(4, 6)}, 100))
 	wantStart(t, q, 4)
+	// A stale read (made at the window end before a release) archives
+	// nothing inside the window.
+	s := newP(baseCfg(), 0)
+	s.Acquire(t0, "a", []LogBatch{lb(0, 9)}, 100)
+	s.Acknowledge(t0, "a", []Ack{{5, 5, one(AckRelease)}})
+	wantRanges(t, s.Acquire(t0, "b", []LogBatch{lb(12, 14)}, 100), AcquiredRange{12, 14, 1})
+	wantRanges(t, s.AcquireFrom(t0, "b", 10, []LogBatch{lb(12, 15)}, 100), AcquiredRange{15, 15, 1})
+	wantFetch(t, s, t0, 5, true)
+	wantStats(t, s, 1, 13, 0, 0, 2)
 	// A gap of new offsets behind an in-flight record is bounded by the window.
 	cfg := baseCfg()
 	cfg.MaxRecordLocks = 5
