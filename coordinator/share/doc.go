@@ -11,22 +11,25 @@
 //
 // # Record states
 //
-//	                 Acquire (count+1, lock until now+LockDuration)
-//	  (new offset) ---------------------------+
-//	        |                                 v
-//	        |         +-------------------> ACQUIRED ---- Renew: lock extended
-//	        |         |  Acquire               |
-//	        |         |  (count+1)             | Accept ----------------> ACKNOWLEDGED
-//	        |     AVAILABLE <------------------+ Release / lock expiry /
-//	        |     (NotBefore: backoff)         |   member gone, count < limit
-//	        |         |                        | Reject, or Release / expiry /
-//	        |         | control, aborted,      |   member gone at the limit:
-//	        |         | compacted; count at    |   DeadLetter ? ARCHIVING : ARCHIVED
-//	        |         | the limit (ARCHIVING   | Gap -------------------> ARCHIVED
-//	        |         | with a dead letter)    v
-//	        +---------+--> ARCHIVED
-//	   control, aborted,             ARCHIVING --DeadLettered--> ARCHIVED
-//	   compacted away                (the DLQ write is durable)
+//	offset new to the window (in a log read)
+//	  |
+//	  |-- control or aborted batch, or absent (compacted) -----> ARCHIVED
+//	  |
+//	  v  Acquire: count+1, locked until now+LockDuration
+//	ACQUIRED <------------------------------------------+
+//	  |  Renew: locked until now+LockDuration            |
+//	  |                                                  |
+//	  |-- Accept ---------------------------> ACKNOWLEDGED
+//	  |-- Gap -------------------------------> ARCHIVED  |
+//	  |-- Release, lock expiry, member gone:             | Acquire (backoff
+//	  |     count < limit -------------------> AVAILABLE-+ over): count+1
+//	  |                  (NotBefore = now+backoff) |
+//	  |     count = limit --+                      | absent from the log -> ARCHIVED
+//	  |-- Reject -----------+                      | count at a lowered limit --+
+//	                        v                                                  |
+//	          dead-letter topic ? ARCHIVING : ARCHIVED  <----------------------+
+//	                        |
+//	                        +-- DeadLettered (the DLQ write is durable) --> ARCHIVED
 //
 // ACKNOWLEDGED and ARCHIVED are done; the start offset (SPSO) moves past
 // the leading run of done records and the window forgets them. ARCHIVING
