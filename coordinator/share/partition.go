@@ -185,7 +185,9 @@ func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) {
 // FetchOffset, the Available records (and new records past the window) up
 // to about maxRecords (whole batches may exceed it, as Kafka's batch
 // optimised mode does) and the window bound, locking them until now +
-// LockDuration and counting a delivery for each.
+// LockDuration and counting a delivery for each. maxRecords <= 0 means no
+// limit but the window's. batches must be consecutive batches of one log
+// read, in order (see AcquireFrom for which offsets they prove absent).
 func (p *Partition) Acquire(now time.Time, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
 	return p.acquire(now.UnixNano(), member, -1, batches, maxRecords)
 }

@@ -601,3 +601,20 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("deadline %v", d)
 	}
 }
+
+func TestRestoreWithoutDeadLetterArchivesWaiting(t *testing.T) {
+	cfg := baseCfg()
+	cfg.DeadLetter = true
+	p := newP(cfg, 0)
+	p.Acquire(t0, "a", []LogBatch{lb(0, 1)}, 10)
+	p.Acknowledge(t0, "a", []Ack{{0, 0, one(AckReject)}})
+	st, _ := p.State()
+	if q := New(cfg, st); len(q.DeadLetters()) != 1 {
+		t.Fatalf("dead letters %+v", q.DeadLetters())
+	}
+	q := New(baseCfg(), st)
+	if len(q.DeadLetters()) != 0 {
+		t.Fatalf("dead letters without a DLQ %+v", q.DeadLetters())
+	}
+	wantStart(t, q, 1)
+}
