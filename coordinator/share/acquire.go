@@ -39,7 +39,7 @@ func (p *Partition) acquire(n int64, member string, readOffset int64, batches []
 			continue // wholly below the fetch offset: nothing to acquire
 		}
 		pos = max(pos, b.FirstOffset)
-		if !a.batch(pos, b.LastOffset, b.Control || b.Aborted) {
+		if !a.batch(pos, b.LastOffset, b.LastOffset-b.FirstOffset+1, b.Control || b.Aborted) {
 			break
 		}
 		pos = b.LastOffset + 1
@@ -60,6 +60,9 @@ type acquisition struct {
 	member   string
 	deadline int64
 	acquired int
+	// throttle, once a record failed often enough to be throttled, is how
+	// many records this acquisition may take.
+	throttle int64
 	changed  bool
 	out      []AcquiredRange
 }
@@ -109,7 +112,7 @@ func (a *acquisition) archiveNew(lo, hi int64) bool {
 
 // batch processes the offsets [lo, hi] of one log batch. It reports false
 // when the window bound stopped it.
-func (a *acquisition) batch(lo, hi int64, skip bool) bool {
+func (a *acquisition) batch(lo, hi, size int64, skip bool) bool {
 	p := a.p
 	for o := max(lo, p.start); o <= hi && o < p.end(); o++ {
 		r := &p.recs[o-p.start]
@@ -123,6 +126,10 @@ func (a *acquisition) batch(lo, hi int64, skip bool) bool {
 		case r.count >= p.cfg.DeliveryLimit:
 			p.toLimit(r, false)
 			a.changed = true
+		case r.count > 0:
+			if !a.redeliver(r, o, size) {
+				return false
+			}
 		default:
 			a.take(r, o)
 		}
@@ -141,6 +148,35 @@ func (a *acquisition) batch(lo, hi int64, skip bool) bool {
 		a.take(&p.recs[len(p.recs)-1], o)
 	}
 	return true
+}
+
+// throttleFrom is the delivery count from which Kafka (4.2, KAFKA-17541)
+// delivers a record in ever smaller groups: half the limit, rounded up, at
+// least 2.
+func throttleFrom(limit int16) int16 { return max(2, (limit+1)/2) }
+
+// redeliver acquires r, delivered r.count times already, unless Kafka's
+// isolation of failing records stops the acquisition before it: a record
+// on its last attempt (limit above 2) goes alone, and from throttleFrom on
+// a record goes only in a group of at most size>>(count-throttleFrom+1)
+// (at least 1) that starts with it. It reports whether acquisition may go
+// on after r.
+func (a *acquisition) redeliver(r *rec, o, size int64) bool {
+	limit := a.p.cfg.DeliveryLimit
+	if limit > 2 && r.count == limit-1 {
+		if a.acquired == 0 {
+			a.take(r, o)
+		}
+		return false
+	}
+	if t := throttleFrom(limit); r.count >= t && a.throttle == 0 {
+		if a.acquired > 0 {
+			return false
+		}
+		a.throttle = max(1, size>>uint(r.count-t+1))
+	}
+	a.take(r, o)
+	return a.throttle == 0 || int64(a.acquired) < a.throttle
 }
 
 // take acquires r, at offset o, for the member.

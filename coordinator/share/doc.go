@@ -87,9 +87,20 @@
 //     Gap ack for an offset the member does not hold is ignored.
 //   - Control and aborted (read_committed) batches are archived at
 //     acquisition, as Kafka's acquisition filter does.
-//   - An ack batch wholly below StartOffset is INVALID_RECORD_STATE and one
-//     reaching past the window end is INVALID_REQUEST, as Kafka answers;
-//     the part of a batch below StartOffset is skipped.
+//   - Offsets of an ack below StartOffset are skipped, as Kafka 4.2 skips
+//     them; a batch reaching past the window end is INVALID_REQUEST, as
+//     Kafka answers. A Renew is accepted here wherever it appears; whether
+//     the request may carry it (ShareAcknowledge/ShareFetch IsRenewAck) is
+//     the broker's check, with ValidateAcks(acks, AckReject).
+//   - Isolation of failing records, as Kafka 4.2 does it (KAFKA-17541):
+//     from half the delivery limit (rounded up, at least 2) deliveries on,
+//     a record is acquired only at the head of a group of at most
+//     batch size >> (count - that + 1) records; on its last attempt (limit
+//     above 2) it goes alone. A poison record then takes few others with
+//     it to the delivery limit.
+//   - A member's records released when its session ends keep the delivery
+//     count of their acquisition (Kafka 4.2, KAFKA-19972; 4.1 decremented
+//     it).
 //   - Stats.OldestAvailable is when the oldest Available record in the
 //     window became available: its release, lock expiry or backoff end;
 //     after New, the first clock reading (the time is not durable).
