@@ -101,8 +101,11 @@
 //   - A member's records released when its session ends keep the delivery
 //     count of their acquisition (Kafka 4.2, KAFKA-19972; 4.1 decremented
 //     it).
+//   - AdvanceLogStart drops every record below the log start, Archiving
+//     ones too: their payload is gone, so no dead letter can be written.
 //   - Stats.OldestAvailable is when the oldest Available record in the
-//     window became available: its release, lock expiry or backoff end;
+//     window became available: its release, lock expiry or backoff end
+//     (in the future while the backoff lasts: clamp the age at zero);
 //     after New, the first clock reading (the time is not durable).
 //     Records past the window end (not yet read) are not counted: their
 //     age comes from the log's timestamps.
