@@ -216,15 +216,19 @@ func (p *Partition) Acknowledge(now time.Time, member string, acks []Ack) int16 
 }
 
 // Release returns every record member holds to Available (its session
-// closed or it left), as Kafka does.
+// closed or it left), as Kafka does: the delivery count stays as the
+// acquisition raised it, a record at the delivery limit is archived (or
+// dead-lettered), and the backoff applies as to any failed delivery.
 func (p *Partition) Release(now time.Time, member string) { p.release(now.UnixNano(), member) }
 
 // Expire returns records whose locks ended to Available (or past the
-// delivery limit, to Archived or Archiving) and reports how many.
+// delivery limit, to Archived or Archiving) and reports how many; it also
+// ends the backoffs whose time came (not counted), which State shows.
 func (p *Partition) Expire(now time.Time) int { return p.expire(now.UnixNano()) }
 
 // NextDeadline is the earliest lock expiry or backoff end, for the
-// broker's timer.
+// broker's timer: when it passes, call Expire (then FetchOffset may have
+// moved back, so waiting fetches can be woken).
 func (p *Partition) NextDeadline() (time.Time, bool) { return p.nextDeadline() }
 
 // State is the durable state now, to write to the share coordinator.
