@@ -658,3 +658,49 @@ func TestIsolationOfFailingRecords(t *testing.T) {
 	wantRanges(t, q.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 100), AcquiredRange{2, 2, 6})
 	wantRanges(t, q.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 100), AcquiredRange{4, 5, 1})
 }
+
+func TestConfigure(t *testing.T) {
+	p := newP(baseCfg(), 0)
+	p.Acquire(t0, "a", []LogBatch{lb(0, 1)}, 10)
+	cfg := baseCfg()
+	cfg.LockDuration = time.Minute
+	cfg.DeliveryLimit = 1
+	p.Configure(cfg)
+	// Locks taken before keep their deadline; new ones use the new duration.
+	if d, _ := p.NextDeadline(); !d.Equal(at(30 * time.Second)) {
+		t.Fatalf("deadline %v", d)
+	}
+	p.Acquire(t0, "a", []LogBatch{lb(2, 2)}, 10)
+	if n := p.Expire(at(30 * time.Second)); n != 2 {
+		t.Fatalf("expired %d", n)
+	}
+	// Delivered once with a limit of 1: archived, not delivered again.
+	wantStart(t, p, 2)
+	if d, _ := p.NextDeadline(); !d.Equal(at(time.Minute)) {
+		t.Fatalf("deadline %v", d)
+	}
+	// A hostile ack spanning far below the start walks only the window.
+	if c := p.Acknowledge(t0, "a", []Ack{{-1 << 62, 2, one(AckAccept)}}); c != 0 {
+		t.Fatalf("ack: %d", c)
+	}
+	wantStart(t, p, 3)
+}
+
+func BenchmarkAcquireAcknowledge(b *testing.B) {
+	p := newP(Config{LockDuration: time.Minute, DeliveryLimit: 5, MaxRecordLocks: 2000}, 0)
+	var next int64
+	now := t0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		now = now.Add(time.Millisecond)
+		off, _ := p.FetchOffset(now)
+		batches := []LogBatch{lb(off, off+99), lb(off+100, off+199)}
+		got := p.Acquire(now, "m", batches, 100)
+		for _, r := range got {
+			next = max(next, r.LastOffset+1)
+			p.Acknowledge(now, "m", []Ack{{r.FirstOffset, r.LastOffset, one(AckAccept)}})
+		}
+		p.State()
+	}
+	_ = next
+}
