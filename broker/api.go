@@ -116,5 +116,6 @@ func (b *Broker) apis() *apiTable {
 		b.describeProducersAPI(),
 		b.describeTransactionsAPI(),
 		b.listTransactionsAPI(),
+		b.updateFeaturesAPI(),
 	)
 }
