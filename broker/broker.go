@@ -59,7 +59,7 @@ type Broker struct {
 	// features the finalized feature levels (features.go).
 	groupCfg *groupConfigs
 	features *featureLevels
-	lock   *os.File // flock on the data directory
+	lock     *os.File // flock on the data directory
 
 	ln       net.Listener
 	httpLn   net.Listener
