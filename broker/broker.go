@@ -55,11 +55,12 @@ type Broker struct {
 	// markers and verifications).
 	peers  *peerPool
 	quotas *quotaService
+	lock   *os.File // flock on the data directory
+
 	// groupCfg holds the GROUP config resource (group_config.go);
 	// features the finalized feature levels (features.go).
 	groupCfg *groupConfigs
 	features *featureLevels
-	lock     *os.File // flock on the data directory
 
 	ln       net.Listener
 	httpLn   net.Listener
