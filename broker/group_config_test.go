@@ -204,3 +204,33 @@ func TestGroupConfigISODuration(t *testing.T) {
 		}
 	}
 }
+
+// Every group config is documented, passes its own check at its default,
+// and names a broker setting that exists when it has one.
+func TestGroupConfigDefsConsistent(t *testing.T) {
+	t.Parallel()
+	reg := newConfigRegistry()
+	seen := map[string]bool{}
+	for _, d := range groupConfigDefs() {
+		if seen[d.name] {
+			t.Errorf("group config %s defined twice", d.name)
+		}
+		seen[d.name] = true
+		if d.doc == "" {
+			t.Errorf("group config %s has no documentation", d.name)
+		}
+		if d.def != "" {
+			if err := d.check(d.def); err != nil {
+				t.Errorf("group config %s: default %q fails its own check: %v", d.name, d.def, err)
+			}
+		}
+		for _, sy := range d.synonyms {
+			bd := reg.broker[sy.name]
+			if bd == nil {
+				t.Errorf("group config %s: broker setting %s does not exist", d.name, sy.name)
+			} else if bd.def != d.def {
+				t.Errorf("group config %s default %q, broker setting %s default %q", d.name, d.def, sy.name, bd.def)
+			}
+		}
+	}
+}
