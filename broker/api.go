@@ -117,5 +117,6 @@ func (b *Broker) apis() *apiTable {
 		b.describeTransactionsAPI(),
 		b.listTransactionsAPI(),
 		b.updateFeaturesAPI(),
+		b.listConfigResourcesAPI(),
 	)
 }

@@ -126,6 +126,9 @@ func TestGroupConfigsAlterDescribe(t *testing.T) {
 	waitGroupConfig(ctx, t, cl, 3, group, "share.record.lock.duration.ms", "20000", kmsg.ConfigSourceGroupConfig)
 	t.Logf("broker 3 saw the change after %v", time.Since(start))
 	waitGroupConfig(ctx, t, cl, 3, group, "share.auto.offset.reset", "by_duration:PT1H", kmsg.ConfigSourceGroupConfig)
+	if got := listConfigGroups(ctx, t, cl, 3); len(got) != 1 || got[0] != group {
+		t.Fatalf("ListConfigResources lists groups %v, want [%s]", got, group)
+	}
 
 	// Invalid values are refused with Kafka's messages and change nothing.
 	for _, bad := range []struct {
@@ -184,6 +187,12 @@ func TestGroupConfigsAlterDescribe(t *testing.T) {
 		t.Fatalf("delete: %v %s", kerr.ErrorForCode(code), msg)
 	}
 	waitGroupConfig(ctx, t, cl, 2, group, "share.isolation.level", "read_uncommitted", kmsg.ConfigSourceDefaultConfig)
+	waitFor(t, 10*time.Second, func() error {
+		if got := listConfigGroups(ctx, t, cl, 2); len(got) != 0 {
+			return fmt.Errorf("a group without configs is still listed: %v", got)
+		}
+		return nil
+	})
 	balter := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	br := kmsg.NewIncrementalAlterConfigsRequestResource()
 	br.ResourceType, br.ResourceName = kmsg.ConfigResourceTypeBroker, ""
@@ -194,4 +203,25 @@ func TestGroupConfigsAlterDescribe(t *testing.T) {
 		t.Fatalf("alter broker default: %v %+v", err, bresp)
 	}
 	waitGroupConfig(ctx, t, cl, 3, group, "share.record.lock.duration.ms", "25000", kmsg.ConfigSourceDynamicDefaultBrokerConfig)
+}
+
+// listConfigGroups asks broker id which groups have configs
+// (ListConfigResources v1, KIP-1142).
+func listConfigGroups(ctx context.Context, t *testing.T, cl *kgo.Client, id int) []string {
+	t.Helper()
+	req := kmsg.NewPtrListConfigResourcesRequest()
+	req.Version = 1
+	req.ResourceTypes = []int8{int8(kmsg.ConfigResourceTypeGroupConfig)}
+	resp, err := req.RequestWith(ctx, cl.Broker(id))
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("ListConfigResources: %v %+v", err, resp)
+	}
+	var out []string
+	for _, r := range resp.ConfigResources {
+		if r.Type != int8(kmsg.ConfigResourceTypeGroupConfig) {
+			t.Fatalf("asked for groups, got type %d", r.Type)
+		}
+		out = append(out, r.Name)
+	}
+	return out
 }
