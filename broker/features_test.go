@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -103,5 +105,68 @@ func TestFeaturesUpdateRules(t *testing.T) {
 	req.FeatureUpdates = []kmsg.UpdateFeaturesRequestFeatureUpdate{u}
 	if next, code, msg := b.nextFeatureLevels(req, nil); code != 0 || next["share.version"] != 0 {
 		t.Fatalf("v0 deletion: %v %d %v", next, code, msg)
+	}
+}
+
+// UpdateFeatures through the handler: stored with compare-and-swap in the
+// metadata store, applied at once, v2 without per-feature results, and a
+// refused update leaves the store untouched.
+func TestFeaturesUpdateHandler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := metadata.NewMemory()
+	t.Cleanup(func() { _ = store.Close() })
+	b := featureBroker()
+	b.meta, b.log = store, slog.New(slog.DiscardHandler)
+	send := func(version int16, validateOnly bool, name string, level int16, typ int8) *kmsg.UpdateFeaturesResponse {
+		t.Helper()
+		req := kmsg.NewPtrUpdateFeaturesRequest()
+		req.Version, req.ValidateOnly = version, validateOnly
+		u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+		u.Feature, u.MaxVersionLevel, u.UpgradeType = name, level, typ
+		req.FeatureUpdates = append(req.FeatureUpdates, u)
+		resp, err := b.handleUpdateFeatures(ctx, &request{req: req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.UpdateFeaturesResponse)
+	}
+	if r := send(1, true, "share.version", 0, 2); r.ErrorCode != 0 || len(r.Results) != 1 || r.Results[0].Feature != "share.version" {
+		t.Fatalf("validate only: %+v", r)
+	}
+	if f, _ := store.Features(ctx); f.Revision != 0 || !b.shareEnabled() {
+		t.Fatalf("validate only stored %+v", f)
+	}
+	if r := send(2, false, "share.version", 0, 2); r.ErrorCode != 0 || len(r.Results) != 0 {
+		t.Fatalf("v2 downgrade: %+v", r)
+	}
+	f, _ := store.Features(ctx)
+	if f.Revision == 0 || f.Levels["share.version"] != 0 || b.shareEnabled() || b.features.cur.Load().stored.Revision != f.Revision {
+		t.Fatalf("after downgrade: stored %+v, share enabled %v", f, b.shareEnabled())
+	}
+	if r := send(1, false, "share.version", 2, 1); r.ErrorCode != kerr.InvalidUpdateVersion.Code || len(r.Results) != 0 {
+		t.Fatalf("beyond range: %+v", r)
+	}
+	if g, _ := store.Features(ctx); g.Revision != f.Revision {
+		t.Fatalf("a refused update was stored: %+v", g)
+	}
+	if r := send(0, false, "share.version", 1, 0); r.ErrorCode != 0 || !b.shareEnabled() {
+		t.Fatalf("v0 upgrade: %+v, enabled %v", r, b.shareEnabled())
+	}
+}
+
+func TestListConfigResourcesUnknownType(t *testing.T) {
+	t.Parallel()
+	b := featureBroker()
+	b.groupCfg = newGroupConfigs()
+	req := kmsg.NewPtrListConfigResourcesRequest()
+	req.Version = 1
+	req.ResourceTypes = []int8{32, 99}
+	resp, err := b.handleListConfigResources(context.Background(), &request{req: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.(*kmsg.ListConfigResourcesResponse); r.ErrorCode != kerr.InvalidRequest.Code || len(r.ConfigResources) != 0 {
+		t.Fatalf("unknown type: %+v", r)
 	}
 }
