@@ -160,7 +160,6 @@ type groupConfigs struct {
 		records  map[string]metadata.GroupConfig
 		resolved map[string]groupSettings
 		defaults groupSettings
-		broker   *shareBrokerSettings
 	}
 }
 
@@ -193,7 +192,6 @@ func (b *Broker) groupSettings(group string) groupSettings {
 func (g *groupConfigs) refresh(s *settings) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.mu.broker = s.share.Load()
 	g.mu.defaults = g.resolve(s, nil)
 	for name, rec := range g.mu.records {
 		g.mu.resolved[name] = g.resolve(s, rec.Configs)
