@@ -226,3 +226,18 @@ func resolveShareSettings(s *settings) *shareBrokerSettings {
 		MaxConsumerSessionTimeout:    ms("group.consumer.max.session.timeout.ms", 60000),
 	}
 }
+
+// shareSettings returns the share-group broker settings as last resolved;
+// cheap (an atomic load), for the share coordinator, share fetch and
+// dead-letter code.
+func (b *Broker) shareSettings() *shareBrokerSettings { return b.settings.share.Load() }
+
+// dlqTopicEnabled reports whether topic exists and opts in as a
+// dead-letter topic (errors.deadletterqueue.group.enable=true, KIP-1191).
+func (b *Broker) dlqTopicEnabled(topic string) bool {
+	ts := b.topics.get(topic)
+	if ts == nil {
+		return false
+	}
+	return b.settings.topic("errors.deadletterqueue.group.enable", ts.meta().Configs).value == "true"
+}
