@@ -130,6 +130,24 @@ func TestGroupConfigsAlterDescribe(t *testing.T) {
 		t.Fatalf("ListConfigResources lists groups %v, want [%s]", got, group)
 	}
 
+	// The dead-letter topic opts in with KIP-1191's topic config.
+	c.createTopic("dlq.orders", 1, 1, map[string]*string{"errors.deadletterqueue.group.enable": kmsg.StringPtr("true")})
+	waitFor(t, 10*time.Second, func() error {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "dlq.orders"
+		rr.ConfigNames = []string{"errors.deadletterqueue.group.enable"}
+		req.Resources = append(req.Resources, rr)
+		resp, err := req.RequestWith(ctx, cl.Broker(2))
+		if err != nil {
+			return err
+		}
+		if len(resp.Resources) != 1 || len(resp.Resources[0].Configs) != 1 || derefOr(resp.Resources[0].Configs[0].Value, "") != "true" {
+			return fmt.Errorf("dlq.orders described as %+v", resp.Resources)
+		}
+		return nil
+	})
+
 	// Invalid values are refused with Kafka's messages and change nothing.
 	for _, bad := range []struct {
 		op   kmsg.IncrementalAlterConfigsRequestResourceConfig
