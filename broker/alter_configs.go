@@ -29,6 +29,8 @@ func (b *Broker) alterResource(ctx context.Context, typ kmsg.ConfigResourceType,
 		return b.alterTopicConfigs(ctx, name, mutate, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
 		return b.alterBrokerConfigs(ctx, name, mutate, validateOnly)
+	case kmsg.ConfigResourceTypeGroupConfig:
+		return b.alterGroupConfigs(ctx, name, mutate, validateOnly)
 	default:
 		return kerr.InvalidRequest.Code, kmsg.StringPtr("unsupported resource type")
 	}
@@ -153,6 +155,7 @@ func (b *Broker) reloadDynamicConfigs(ctx context.Context) error {
 		return fmt.Errorf("read broker configs: %w", err)
 	}
 	b.settings.setDynamic(mine, def)
+	b.groupCfg.refresh(b.settings)
 	for _, ts := range b.topics.all() {
 		tc := b.settings.resolveTopic(ts.meta().Configs)
 		ts.cfg.Store(tc)

@@ -3,8 +3,10 @@ package broker
 // AlterConfigs: v0-2.
 //
 // The legacy form: the settings given replace every override the resource
-// had (anything not named returns to its default). Topic and broker
-// resources are supported; see alter_configs.go for validation and storage.
+// had (anything not named returns to its default). Topic, broker and group
+// (type 32, as Kafka's ConfigAdminManager accepts it) resources are
+// supported; see alter_configs.go and group_config.go for validation and
+// storage.
 // A resource named more than once is left unchanged and answered
 // INVALID_REQUEST with the message of Kafka's brokers
 // (ConfigAdminManager.preprocess), once, as Kafka's controller answers it:

@@ -2,8 +2,10 @@ package broker
 
 // ApiVersions: v0-4.
 //
-// The response lists exactly the table that dispatch uses, and from v3 the
-// transaction.version feature (KIP-584, KIP-890). A request newer
+// The response lists the table that dispatch uses, less the APIs of a
+// feature finalized at level 0 (share groups with share.version 0, the
+// KIP-848 consumer protocol with group.version 0), and from v3 the
+// supported and finalized features (KIP-584; features.go). A request newer
 // than v4 is answered as Kafka does (KIP-511): a v0 response carrying
 // UNSUPPORTED_VERSION and the supported range, so the client can retry with a
 // version both sides know. ApiVersions responses always use header v0.
@@ -23,32 +25,15 @@ func (b *Broker) handleAPIVersions(_ context.Context, r *request) (kmsg.Response
 	req := r.req.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	b.fillAPIVersions(resp)
-	fillFeatures(resp)
+	b.fillFeatures(resp)
 	return resp, nil
-}
-
-// transactionVersion is the transaction.version feature Sluice supports
-// and has finalized (KIP-890 part 2): clients that know it add partitions
-// through produce v12 and TxnOffsetCommit v5, and EndTxn v5 bumps epochs.
-const transactionVersion = 2
-
-// fillFeatures lists the supported and finalized features (KIP-584,
-// ApiVersions v3+). The finalized set never changes, so its epoch is fixed.
-func fillFeatures(resp *kmsg.ApiVersionsResponse) {
-	if resp.Version < 3 {
-		return
-	}
-	sf := kmsg.NewApiVersionsResponseSupportedFeature()
-	sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, transactionVersion
-	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
-	ff := kmsg.NewApiVersionsResponseFinalizedFeature()
-	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", transactionVersion, transactionVersion
-	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
-	resp.FinalizedFeaturesEpoch = 1
 }
 
 func (b *Broker) fillAPIVersions(resp *kmsg.ApiVersionsResponse) {
 	for _, k := range b.table.keys {
+		if b.apiHidden(k) {
+			continue
+		}
 		a := b.table.byKey[k]
 		minV := a.min
 		if a.listFromV0 {

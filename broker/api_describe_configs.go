@@ -5,7 +5,9 @@ package broker
 // Topic resources list every topic setting with its effective value and
 // source (topic override, dynamic broker, static broker, default); broker
 // resources (this broker's id, or "" for the cluster-wide defaults) list the
-// broker settings. Synonyms (v1+, KIP-226) show the whole resolution chain;
+// broker settings; group resources (type 32, KIP-848/KIP-932) list the group
+// configs, each the group's own value or the broker setting behind it
+// (group_config.go). Synonyms (v1+, KIP-226) show the whole resolution chain;
 // config types and documentation come with v3 (KIP-569). Broker loggers
 // (resource type 8) are not supported and get INVALID_REQUEST. A resource
 // named more than once is described once: answering every copy would turn a
@@ -42,6 +44,8 @@ func (b *Broker) handleDescribeConfigs(_ context.Context, r *request) (kmsg.Resp
 			b.describeTopicConfigs(req, rr, want, &res)
 		case kmsg.ConfigResourceTypeBroker:
 			b.describeBrokerConfigs(req, rr, want, &res)
+		case kmsg.ConfigResourceTypeGroupConfig:
+			b.describeGroupConfigs(req, rr, want, &res)
 		default:
 			res.ErrorCode = kerr.InvalidRequest.Code
 			res.ErrorMessage = kmsg.StringPtr("unsupported resource type")

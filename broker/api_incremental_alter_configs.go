@@ -4,7 +4,8 @@ package broker
 //
 // KIP-339: each setting is SET, DELETE (back to its default), APPEND or
 // SUBTRACT (list settings only, e.g. cleanup.policy). Everything else a
-// resource has is left as it is.
+// resource has is left as it is. Topic, broker and group (type 32)
+// resources are supported; see alter_configs.go and group_config.go.
 // A resource named more than once is left unchanged and answered
 // INVALID_REQUEST with the message of Kafka's brokers
 // (ConfigAdminManager.preprocess), once, as Kafka's controller answers it:

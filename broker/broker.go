@@ -57,6 +57,11 @@ type Broker struct {
 	quotas *quotaService
 	lock   *os.File // flock on the data directory
 
+	// groupCfg holds the GROUP config resource (group_config.go);
+	// features the finalized feature levels (features.go).
+	groupCfg *groupConfigs
+	features *featureLevels
+
 	ln       net.Listener
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -126,7 +131,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), settings: st, codecs: protocol.NewCodecs()}
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), settings: st, codecs: protocol.NewCodecs(),
+		groupCfg: newGroupConfigs(), features: newFeatureLevels()}
 	b.conns.set = map[net.Conn]struct{}{}
 	b.controllerNode.Store(-1)
 	b.bg, b.stopBG = context.WithCancel(context.Background())
@@ -188,6 +194,12 @@ func (b *Broker) start(ctx context.Context) error {
 	// apply from the start; watchBrokerConfigs keeps them current.
 	if err := b.reloadDynamicConfigs(ctx); err != nil {
 		return fmt.Errorf("dynamic broker configs: %w", err)
+	}
+	if err := b.loadGroupConfigs(ctx); err != nil {
+		return err
+	}
+	if err := b.loadFeatures(ctx); err != nil {
+		return err
 	}
 	if err := b.listen(); err != nil {
 		return err
@@ -360,6 +372,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.goroutines.Go("storage", func() { b.store.Run(serveCtx) })
 	b.goroutines.Go("topic-watch", func() { b.watchTopics(serveCtx) })
 	b.goroutines.Go("broker-config-watch", func() { b.watchBrokerConfigs(serveCtx) })
+	b.goroutines.Go("group-config-watch", func() { b.watchGroupConfigs(serveCtx) })
+	b.goroutines.Go("feature-watch", func() { b.watchFeatures(serveCtx) })
 	b.goroutines.Go("broker-watch", func() { b.watchBrokers(serveCtx) })
 	b.goroutines.Go("partition-watch", func() { b.watchPartitions(serveCtx) })
 	b.goroutines.Go("quota-watch", func() { b.watchQuotas(serveCtx) })

@@ -57,7 +57,7 @@ func throttledReplicas(v string) error {
 // without effect.
 func compatTopicConfigDefs() []configDef {
 	rs := onlyDefault("false", "tiered storage (remote.storage.enable=true)")
-	return []configDef{
+	return append(dlqTopicConfigDefs(), []configDef{
 		{name: "follower.replication.throttled.replicas", typ: typeList, def: "", validate: throttledReplicas,
 			doc: inertPrefix + "replication is not throttled."},
 		{name: "leader.replication.throttled.replicas", typ: typeList, def: "", validate: throttledReplicas,
@@ -72,7 +72,7 @@ func compatTopicConfigDefs() []configDef {
 		{name: "remote.log.delete.on.disable", typ: typeBoolean, def: "false", doc: inertPrefix + "there is no tiered storage."},
 		{name: "message.downconversion.enable", typ: typeBoolean, def: "true", synonyms: []synonym{{"log.message.downconversion.enable", 1}},
 			doc: inertPrefix + "deprecated in Kafka 4, where down-conversion no longer exists; fetches older than v4 are refused."},
-	}
+	}...)
 }
 
 // compatBrokerConfigDefs are Kafka 4's broker settings Sluice accepts
@@ -165,10 +165,6 @@ func compatBrokerConfigDefs() []configDef {
 		inert("group.coordinator.append.linger.ms", typeInt, "5", static, "group records are written as soon as they are made."),
 		inert("group.coordinator.rebalance.protocols", typeList, "classic,consumer", static, "the classic and consumer (KIP-848) protocols are always on."),
 		inert("group.consumer.max.size", typeInt, "2147483647", static, "group.max.size bounds every group."),
-		inert("group.consumer.min.session.timeout.ms", typeInt, "45000", static, "group.consumer.session.timeout.ms is used as given."),
-		inert("group.consumer.max.session.timeout.ms", typeInt, "60000", static, "group.consumer.session.timeout.ms is used as given."),
-		inert("group.consumer.min.heartbeat.interval.ms", typeInt, "5000", static, "group.consumer.heartbeat.interval.ms is used as given."),
-		inert("group.consumer.max.heartbeat.interval.ms", typeInt, "15000", static, "group.consumer.heartbeat.interval.ms is used as given."),
 		inert("group.consumer.migration.policy", typeString, "bidirectional", static, "groups are not converted between protocols."),
 		// Metrics and monitoring.
 		inert("metric.reporters", typeList, "", dynamic, "metrics are served in Prometheus format on --http-listen."),
@@ -204,6 +200,7 @@ func compatBrokerConfigDefs() []configDef {
 	}
 	defs = append(defs, securityDefaultsOnly()...)
 	defs = append(defs, shareGroupDefs()...)
+	defs = append(defs, groupLimitDefs()...)
 	defs = append(defs, remoteLogManagerDefs()...)
 	return defs
 }
@@ -288,30 +285,6 @@ func securityDefaultsOnly() []configDef {
 			doc:      "Security is not supported yet; only Kafka's default is accepted."})
 	}
 	return out
-}
-
-// shareGroupDefs are Kafka 4's share-group (KIP-932) settings; share
-// groups are not implemented yet, so enabling them is refused and the rest
-// are accepted without effect.
-func shareGroupDefs() []configDef {
-	const static = true
-	noShare := "share groups (KIP-932) are not implemented yet."
-	return []configDef{
-		{name: "group.share.enable", typ: typeBoolean, def: "false", readOnly: true, validate: onlyDefault("false", "share groups (KIP-932)"),
-			doc: "Share groups are not implemented yet; only false is accepted."},
-		inert("group.share.record.lock.duration.ms", typeInt, "30000", static, noShare),
-		inert("group.share.max.record.lock.duration.ms", typeInt, "60000", static, noShare),
-		inert("group.share.min.record.lock.duration.ms", typeInt, "15000", static, noShare),
-		inert("group.share.delivery.count.limit", typeInt, "5", static, noShare),
-		inert("group.share.partition.max.record.locks", typeInt, "200", static, noShare),
-		inert("group.share.heartbeat.interval.ms", typeInt, "5000", static, noShare),
-		inert("group.share.session.timeout.ms", typeInt, "45000", static, noShare),
-		inert("group.share.max.groups", typeShort, "10", static, noShare),
-		inert("group.share.max.size", typeShort, "200", static, noShare),
-		inert("share.coordinator.state.topic.num.partitions", typeInt, "50", static, noShare),
-		inert("share.coordinator.state.topic.replication.factor", typeShort, "3", static, noShare),
-		inert("share.fetch.purgatory.purge.interval.requests", typeInt, "1000", static, noShare),
-	}
 }
 
 // remoteLogManagerDefs are Kafka's tiered-storage manager settings,

@@ -27,7 +27,7 @@ func TestSettingsListenersAndSecurity(t *testing.T) {
 		{"sasl.mechanism.inter.broker.protocol", "GSSAPI", true},
 		{"sasl.mechanism.inter.broker.protocol", "PLAIN", false},
 		{"group.share.enable", "false", true},
-		{"group.share.enable", "true", false},
+		{"group.share.enable", "true", true}, // removed in Kafka 4.1; share.version governs
 		{"remote.log.manager.thread.pool.size", "4", true},
 	} {
 		_, err := newSettings(map[string]string{tc.name: tc.value})

@@ -22,6 +22,9 @@ type settings struct {
 	// limits are the admission settings, resolved again whenever the
 	// settings change.
 	limits atomic.Pointer[limits]
+	// share holds the share-group settings, resolved like limits
+	// (group_config_defs.go).
+	share atomic.Pointer[shareBrokerSettings]
 
 	mu struct {
 		sync.RWMutex
@@ -50,6 +53,7 @@ func newSettings(static map[string]string) (*settings, error) {
 	s.mu.dynamic = map[string]string{}
 	s.mu.dynamicDefault = map[string]string{}
 	s.limits.Store(resolveLimits(s))
+	s.share.Store(resolveShareSettings(s))
 	return s, nil
 }
 
@@ -69,6 +73,7 @@ func (s *settings) setDynamic(mine, clusterDefault map[string]string) {
 	s.mu.dynamicDefault = copyMap(clusterDefault)
 	s.mu.Unlock()
 	s.limits.Store(resolveLimits(s))
+	s.share.Store(resolveShareSettings(s))
 }
 
 // broker resolves a broker setting.

@@ -47,6 +47,9 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"ClientQuotaCAS", testClientQuotaCAS},
 		{"ClientQuotaList", testClientQuotaList},
 		{"ClientQuotaWatch", testClientQuotaWatch},
+		{"GroupConfigCAS", testGroupConfigCAS},
+		{"GroupConfigWatch", testGroupConfigWatch},
+		{"FeaturesCAS", testFeaturesCAS},
 		{"StoreClose", testStoreClose},
 	}
 	for _, tc := range tests {

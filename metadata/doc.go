@@ -45,6 +45,13 @@
 //	                                    holds no '/' and never reads as the default);
 //	                                    written with compare-and-swap, deleted when
 //	                                    the entity has no quota left
+//	<prefix>/groupconfigs/<group>       {"share.record.lock.duration.ms":"20000"}:
+//	                                    one group's configs (Kafka's GROUP resource);
+//	                                    the name path-escaped; compare-and-swap;
+//	                                    deleted when no config is left
+//	<prefix>/features/finalized         {"share.version":0}: finalized feature
+//	                                    levels set by UpdateFeatures (CAS); its mod
+//	                                    revision is the finalized-features epoch
 //	<prefix>/controller/<lease hex>     node id of a controller candidate (etcd
 //	                                    concurrency election: oldest key wins)
 //

@@ -40,6 +40,11 @@ type Memory struct {
 		quotas            map[string]ClientQuota // by quotaKey
 		quotaWatchers     map[*memWatcher[ClientQuotaEvent]]struct{}
 		configWatchers    map[*memWatcher[BrokerConfigsEvent]]struct{}
+		// groupConfigs (by groupConfigKey) and features: see group_config.go.
+		groupConfigs        map[string]GroupConfig
+		groupConfigWatchers map[*memWatcher[GroupConfigEvent]]struct{}
+		features            FinalizedFeatures
+		featureWatchers     map[*memWatcher[FeaturesEvent]]struct{}
 	}
 }
 
@@ -73,6 +78,10 @@ func NewMemory() *Memory {
 	m.mu.quotas = map[string]ClientQuota{}
 	m.mu.quotaWatchers = map[*memWatcher[ClientQuotaEvent]]struct{}{}
 	m.mu.configWatchers = map[*memWatcher[BrokerConfigsEvent]]struct{}{}
+	m.mu.groupConfigs = map[string]GroupConfig{}
+	m.mu.groupConfigWatchers = map[*memWatcher[GroupConfigEvent]]struct{}{}
+	m.mu.features = FinalizedFeatures{Levels: map[string]int16{}}
+	m.mu.featureWatchers = map[*memWatcher[FeaturesEvent]]struct{}{}
 	return m
 }
 

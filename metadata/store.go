@@ -290,6 +290,34 @@ type Store interface {
 	// closed). Every broker follows it to apply quota changes live.
 	WatchClientQuotas(ctx context.Context) (<-chan ClientQuotaEvent, error)
 
+	// GroupConfig returns the config record of one group (Kafka's GROUP
+	// config resource): one without configs and with Revision 0 when the
+	// group has none. ErrInvalidGroupConfig for an empty name.
+	GroupConfig(ctx context.Context, group string) (GroupConfig, error)
+	// GroupConfigs returns every group with configs, in key order.
+	GroupConfigs(ctx context.Context) ([]GroupConfig, error)
+	// SetGroupConfig replaces the configs of c.Group if the stored record's
+	// Revision still equals c.Revision (0: only if absent), else
+	// ErrConflict; empty Configs delete the record. It returns the record
+	// as stored (Revision 0 once deleted).
+	SetGroupConfig(ctx context.Context, c GroupConfig) (GroupConfig, error)
+	// WatchGroupConfigs sends one put per group with configs (Snapshot
+	// set, in key order), then every change, until ctx ends (the channel
+	// is then closed). Every broker follows it to apply group configs live.
+	WatchGroupConfigs(ctx context.Context) (<-chan GroupConfigEvent, error)
+
+	// Features returns the finalized feature levels set with
+	// UpdateFeatures (no levels and Revision 0 when none was ever set).
+	Features(ctx context.Context) (FinalizedFeatures, error)
+	// SetFeatures replaces the finalized levels if the stored Revision
+	// still equals f.Revision (0: only if never set), else ErrConflict, and
+	// returns them with the new Revision.
+	SetFeatures(ctx context.Context, f FinalizedFeatures) (FinalizedFeatures, error)
+	// WatchFeatures sends the finalized levels (Snapshot set, if any were
+	// ever set), then every change, until ctx ends (the channel is then
+	// closed).
+	WatchFeatures(ctx context.Context) (<-chan FeaturesEvent, error)
+
 	// AllocateProducerIDs reserves n consecutive producer ids, unique
 	// across the cluster and across restarts, and returns the first.
 	AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
