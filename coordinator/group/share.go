@@ -249,8 +249,11 @@ func assignShareTopic(t topicMeta, subs []*smember, prev map[string]partSet) {
 		holders[part]++
 		have[m.id]++
 	}
-	// Keep what fits.
-	for _, m := range subs {
+	// Keep what fits, members that held fewest first (they have the fewest
+	// partitions to fall back on).
+	byFewest := slices.Clone(subs)
+	slices.SortStableFunc(byFewest, func(a, b *smember) int { return held[a.id] - held[b.id] })
+	for _, m := range byFewest {
 		for _, tp := range sortedParts(prev[m.id]) {
 			if tp.id != t.id || tp.p >= t.partitions || have[m.id] >= quota[m.id] || holders[tp.p] >= slotsPer {
 				continue
