@@ -18,9 +18,9 @@ type snapshot struct {
 	// classic and consumer say what happened to that kind's metadata
 	// record: -1 untouched, 0 tombstoned, 1 written.
 	classic, consumer, share int8
-	dirtyGroup        bool
-	dirtyMembers      []string
-	memberTombstones  []string
+	dirtyGroup               bool
+	dirtyMembers             []string
+	memberTombstones         []string
 }
 
 // flush writes g's metadata if it is dirty. A nil error means everything g

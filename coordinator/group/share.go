@@ -81,11 +81,11 @@ type smember struct {
 	clientID   string
 	clientHost string
 	epoch      int32
-	topics     []string       // subscribed names, sorted, deduplicated
-	assigned   partSet        // what the member was last told (at epoch)
-	target     partSet        // its assignment at the group epoch
-	seq        uint64         // join order
-	deadline   time.Time      // session expiry
+	topics     []string  // subscribed names, sorted, deduplicated
+	assigned   partSet   // what the member was last told (at epoch)
+	target     partSet   // its assignment at the group epoch
+	seq        uint64    // join order
+	deadline   time.Time // session expiry
 }
 
 func newShareGroup() *shareGroup {
