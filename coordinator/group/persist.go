@@ -15,7 +15,7 @@ import (
 // snapshot is what one flush writes, and what to undo if the write fails.
 type snapshot struct {
 	records []Record
-	// classic and consumer say what happened to that kind's metadata
+	// classic, consumer and share say what happened to that kind's metadata
 	// record: -1 untouched, 0 tombstoned, 1 written.
 	classic, consumer, share int8
 	dirtyGroup               bool
