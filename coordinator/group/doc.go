@@ -257,7 +257,8 @@
 //     online migration of a group with members.
 //   - A ShareGroupHeartbeat with a non-zero epoch for an unknown group gets
 //     UNKNOWN_MEMBER_ID, not GROUP_ID_NOT_FOUND, as for KIP-848 groups; a
-//     share member id longer than 36 characters is INVALID_REQUEST.
+//     known share member that joins again with epoch 0 starts over instead
+//     of being fenced.
 //   - Share members are not written to __consumer_offsets, so a reloaded
 //     share group is Empty (and deletable) until its members rejoin.
 //   - Writes are one Persist per change, not batched across groups; the

@@ -81,6 +81,7 @@ type smember struct {
 	clientID   string
 	clientHost string
 	epoch      int32
+	prevEpoch  int32
 	topics     []string  // subscribed names, sorted, deduplicated
 	assigned   partSet   // what the member was last told (at epoch)
 	target     partSet   // its assignment at the group epoch

@@ -10,17 +10,21 @@ package group
 // with the "simple" share assignor (share.go): with more members than
 // partitions, partitions are shared. A member learns its new assignment,
 // and moves to the group epoch, on its first heartbeat after a rebalance;
-// the response carries the assignment only then (and on a join).
+// the response carries the assignment only when it changed (and on a join,
+// or when the request's epoch was not the member's).
 //
 //   - Validation as Kafka's throwIfShareGroupHeartbeatRequestIsInvalid:
-//     empty GroupId, MemberId, or non-null empty RackId, an epoch below -1,
-//     or a join without SubscribedTopicNames: INVALID_REQUEST. A member id
-//     longer than 36 characters (a UUID's length) is refused too.
+//     an empty (or all-whitespace) GroupId or MemberId, a non-null empty
+//     RackId, an epoch below -1, or a join without SubscribedTopicNames:
+//     INVALID_REQUEST. There is no regex subscription (v1 has no such
+//     field).
 //   - A group id of a classic or consumer group: GROUP_ID_NOT_FOUND ("Group
 //     g is not a share group."); share groups never convert.
 //   - An unknown member: UNKNOWN_MEMBER_ID; an epoch other than the
 //     member's: FENCED_MEMBER_EPOCH (the client rejoins with epoch 0 and
-//     its member id, which starts the member over).
+//     its member id, which starts the member over), except the member's
+//     previous epoch, accepted as Kafka does because the answer that moved
+//     it on may have been lost (that answer is then repeated).
 //   - A heartbeat with a non-zero epoch for a group this coordinator does
 //     not know gets UNKNOWN_MEMBER_ID (Kafka: GROUP_ID_NOT_FOUND), so
 //     members rejoin after a coordinator move, as for KIP-848 groups here.
@@ -37,15 +41,14 @@ package group
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// maxShareMemberIDLen is the longest member id accepted: a UUID's string.
-const maxShareMemberIDLen = 36
 
 // ShareGroupHeartbeat handles a ShareGroupHeartbeat request (v1).
 func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGroupHeartbeatRequest) *kmsg.ShareGroupHeartbeatResponse {
@@ -95,13 +98,11 @@ func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGr
 func validateShareHeartbeat(req *kmsg.ShareGroupHeartbeatRequest) (int16, string) {
 	bad := func(msg string) (int16, string) { return kerr.InvalidRequest.Code, msg }
 	switch {
-	case req.GroupID == "":
+	case blank(req.GroupID):
 		return bad("GroupId can't be empty.")
-	case req.MemberID == "":
+	case blank(req.MemberID):
 		return bad("MemberId can't be empty.")
-	case len(req.MemberID) > maxShareMemberIDLen:
-		return bad("MemberId can't be longer than 36 characters.")
-	case req.RackID != nil && *req.RackID == "":
+	case req.RackID != nil && blank(*req.RackID):
 		return bad("RackId can't be empty.")
 	case req.MemberEpoch < -1:
 		return bad("MemberEpoch is invalid.")
@@ -168,15 +169,20 @@ func (c *Coordinator) shareHeartbeatLocked(ctx context.Context, g *group, req *k
 		default:
 			c.maybeShareMetadataBumpLocked(g)
 		}
-		m.epoch, m.assigned = sg.epoch, m.target
+		m.prevEpoch, m.epoch, m.assigned = m.epoch, sg.epoch, m.target
 		fillShareResponse(resp, m, true)
 		return 0, ""
 	}
 	if m == nil {
 		return kerr.UnknownMemberID.Code, ""
 	}
-	if req.MemberEpoch != m.epoch {
-		return kerr.FencedMemberEpoch.Code, "The share group member has a different member epoch than the coordinator's."
+	switch {
+	case req.MemberEpoch > m.epoch:
+		return kerr.FencedMemberEpoch.Code, "The share group member has a greater member epoch (" + strconv.Itoa(int(req.MemberEpoch)) +
+			") than the one known by the group coordinator (" + strconv.Itoa(int(m.epoch)) + "). The member must abandon all its partitions and rejoin."
+	case req.MemberEpoch < m.epoch && req.MemberEpoch != m.prevEpoch:
+		return kerr.FencedMemberEpoch.Code, "The share group member has a smaller member epoch (" + strconv.Itoa(int(req.MemberEpoch)) +
+			") than the one known by the group coordinator (" + strconv.Itoa(int(m.epoch)) + "). The member must abandon all its partitions and rejoin."
 	}
 	m.deadline = now.Add(settings.SessionTimeout)
 	if updateShareMember(m, req) {
@@ -184,13 +190,17 @@ func (c *Coordinator) shareHeartbeatLocked(ctx context.Context, g *group, req *k
 	} else {
 		c.maybeShareMetadataBumpLocked(g)
 	}
-	moved := m.epoch != sg.epoch
-	if moved {
-		m.epoch, m.assigned = sg.epoch, m.target
+	changed := false
+	if m.epoch != sg.epoch {
+		changed = !maps.Equal(m.assigned, m.target)
+		m.prevEpoch, m.epoch, m.assigned = m.epoch, sg.epoch, m.target
 	}
-	fillShareResponse(resp, m, moved)
+	fillShareResponse(resp, m, changed || req.MemberEpoch != m.epoch)
 	return 0, ""
 }
+
+// blank is Kafka's throwIfEmptyString test: empty or only whitespace.
+func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
 // updateShareMember applies the optional fields of a heartbeat and reports
 // whether the subscription changed.

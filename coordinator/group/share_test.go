@@ -185,9 +185,13 @@ func TestShareHeartbeatJoinLeaveEpochs(t *testing.T) {
 	if got := holders([]*shareClient{a, b}, id, 3); !slices.Equal(got, []int{1, 1, 1}) {
 		t.Fatalf("holders %v, want each partition once", got)
 	}
-	// A stale or future epoch is fenced; the member rejoins.
-	stale := shareReq("g", a.id, 1, nil)
-	expectCode(t, "stale epoch", h.c.ShareGroupHeartbeat(h.ctx, stale).ErrorCode, kerr.FencedMemberEpoch)
+	// The previous epoch is accepted (the answer may have been lost) and
+	// the answer repeated; a future epoch is fenced.
+	prev := h.c.ShareGroupHeartbeat(h.ctx, shareReq("g", a.id, 1, nil))
+	expectCode(t, "previous epoch", prev.ErrorCode, nil)
+	if prev.MemberEpoch != 2 || prev.Assignment == nil {
+		t.Fatalf("previous epoch: epoch %d, assignment %v; want 2 and repeated", prev.MemberEpoch, prev.Assignment)
+	}
 	ahead := shareReq("g", a.id, 9, nil)
 	expectCode(t, "future epoch", h.c.ShareGroupHeartbeat(h.ctx, ahead).ErrorCode, kerr.FencedMemberEpoch)
 	unknown := shareReq("g", "00000000-0000-4000-8000-999999999999", 2, nil)
@@ -200,6 +204,8 @@ func TestShareHeartbeatJoinLeaveEpochs(t *testing.T) {
 	if resp.MemberEpoch != 3 || len(a.assigned) != 3 {
 		t.Fatalf("a after b left: epoch %d, %d partitions; want 3, 3", resp.MemberEpoch, len(a.assigned))
 	}
+	stale := shareReq("g", a.id, 1, nil)
+	expectCode(t, "stale epoch", h.c.ShareGroupHeartbeat(h.ctx, stale).ErrorCode, kerr.FencedMemberEpoch)
 	// A subscription change rebalances.
 	h.topic("u", 2)
 	r := shareReq("g", a.id, a.epoch, []string{"t", "u"})
@@ -212,7 +218,6 @@ func TestShareHeartbeatJoinLeaveEpochs(t *testing.T) {
 
 func TestShareHeartbeatValidation(t *testing.T) {
 	h := newHarness(t)
-	long := "00000000-0000-4000-8000-0000000000001"
 	cases := []struct {
 		name string
 		req  *kmsg.ShareGroupHeartbeatRequest
@@ -220,7 +225,8 @@ func TestShareHeartbeatValidation(t *testing.T) {
 	}{
 		{"empty group", shareReq("", "m", 0, []string{"t"}), kerr.InvalidRequest},
 		{"empty member", shareReq("g", "", 0, []string{"t"}), kerr.InvalidRequest},
-		{"long member", shareReq("g", long, 0, []string{"t"}), kerr.InvalidRequest},
+		{"blank member", shareReq("g", "  ", 0, []string{"t"}), kerr.InvalidRequest},
+		{"blank group", shareReq(" ", "m", 0, []string{"t"}), kerr.InvalidRequest},
 		{"no topics on join", shareReq("g", "m", 0, nil), kerr.InvalidRequest},
 		{"empty topics on join", shareReq("g", "m", 0, []string{}), kerr.InvalidRequest},
 		{"bad epoch", shareReq("g", "m", -2, nil), kerr.InvalidRequest},
