@@ -145,31 +145,28 @@ func (c *Coordinator) shareSettingsLocked(id string) ShareSettings {
 	return s
 }
 
-// resolveShareLocked resolves the members' subscribed topics that exist.
-func (c *Coordinator) resolveShareLocked(sg *shareGroup) map[string]topicMeta {
-	out := make(map[string]topicMeta)
+// resolveShareLocked resolves the topics of names that exist.
+func (c *Coordinator) resolveShareLocked(names []string) map[string]topicMeta {
+	out := make(map[string]topicMeta, len(names))
 	if c.cfg.TopicMetadata == nil {
 		return out
 	}
-	for _, m := range sg.members {
-		for _, name := range m.topics {
-			if _, done := out[name]; done {
-				continue
-			}
-			if id, parts, ok := c.cfg.TopicMetadata(name); ok && parts > 0 {
-				out[name] = topicMeta{name: name, id: id, partitions: parts}
-			}
+	for _, name := range names {
+		if id, parts, ok := c.cfg.TopicMetadata(name); ok && parts > 0 {
+			out[name] = topicMeta{name: name, id: id, partitions: parts}
 		}
 	}
 	return out
 }
 
 // bumpShareLocked moves the group epoch and recomputes the assignment.
+// sg.subscribed becomes the members' union (an empty group keeps the last
+// one).
 func (c *Coordinator) bumpShareLocked(g *group, reason RebalanceReason) {
 	sg := g.sg
 	sg.epoch++
 	c.mu.stats.rebalances[reason]++
-	sg.topics = c.resolveShareLocked(sg)
+	var union []string
 	if len(sg.members) > 0 {
 		names := make(map[string]bool)
 		for _, m := range sg.members {
@@ -177,8 +174,10 @@ func (c *Coordinator) bumpShareLocked(g *group, reason RebalanceReason) {
 				names[t] = true
 			}
 		}
-		sg.subscribed = slices.Sorted(maps.Keys(names))
+		union = slices.Sorted(maps.Keys(names))
+		sg.subscribed = union
 	}
+	sg.topics = c.resolveShareLocked(union)
 	assignShare(sg)
 	sg.dirty = true
 	g.dirty = true
@@ -188,52 +187,65 @@ func (c *Coordinator) bumpShareLocked(g *group, reason RebalanceReason) {
 
 // maybeShareMetadataBumpLocked bumps the epoch if the subscribed topics'
 // metadata (existence, id, partition count) changed since the last
-// assignment.
+// assignment. While the group has members sg.subscribed is their union
+// (every change of it bumps), so this costs one lookup per distinct topic.
 func (c *Coordinator) maybeShareMetadataBumpLocked(g *group) {
-	if !maps.Equal(c.resolveShareLocked(g.sg), g.sg.topics) {
+	if len(g.sg.members) > 0 && !maps.Equal(c.resolveShareLocked(g.sg.subscribed), g.sg.topics) {
 		c.bumpShareLocked(g, ReasonMetadataChanged)
 	}
 }
 
 // assignShare computes every member's target from sg.topics, keeping what
-// each member held where the new quotas allow.
+// each member held where the new quotas allow. Its work is linear in the
+// members' previous assignments plus, per topic, subscribers x partitions.
 func assignShare(sg *shareGroup) {
 	members := sg.ordered()
-	prev := make(map[string]partSet, len(members))
+	// prev[topic id][member] = the partitions the member held.
+	prev := make(map[[16]byte]map[string][]int32)
 	for _, m := range members {
-		prev[m.id] = m.target
+		for _, tp := range sortedParts(m.target) {
+			byMember := prev[tp.id]
+			if byMember == nil {
+				byMember = make(map[string][]int32)
+				prev[tp.id] = byMember
+			}
+			byMember[m.id] = append(byMember[m.id], tp.p)
+		}
 		m.target = make(partSet)
 	}
-	for _, name := range sortedKeys(sg.topics) {
-		t := sg.topics[name]
-		var subs []*smember
-		for _, m := range members {
-			if _, ok := slices.BinarySearch(m.topics, name); ok {
-				subs = append(subs, m)
+	subs := make(map[string][]*smember, len(sg.topics))
+	for _, m := range members {
+		for _, name := range m.topics {
+			if _, ok := sg.topics[name]; ok {
+				subs[name] = append(subs[name], m)
 			}
 		}
-		if len(subs) > 0 {
-			assignShareTopic(t, subs, prev)
+	}
+	for _, name := range sortedKeys(sg.topics) {
+		if len(subs[name]) > 0 {
+			t := sg.topics[name]
+			assignShareTopic(t, subs[name], prev[t.id])
 		}
 	}
 }
 
-// assignShareTopic deals the partitions of t to subs (in join order).
-func assignShareTopic(t topicMeta, subs []*smember, prev map[string]partSet) {
+// assignShareTopic deals the partitions of t to subs (in join order); prev
+// holds what each member held of t.
+func assignShareTopic(t topicMeta, subs []*smember, prev map[string][]int32) {
 	s, p := len(subs), int(t.partitions)
 	slotsPer := (s + p - 1) / p // members per partition
 	total := slotsPer * p
-	// Quotas: total/s each, one more for total%s members; the extra slots
-	// go to the members that held the most of this topic (stickiness),
-	// then by join order.
 	held := make(map[string]int, s)
 	for _, m := range subs {
-		for tp := range prev[m.id] {
-			if tp.id == t.id && tp.p < t.partitions {
+		for _, part := range prev[m.id] {
+			if part < t.partitions {
 				held[m.id]++
 			}
 		}
 	}
+	// Quotas: total/s each, one more for total%s members; the extra slots
+	// go to the members that held the most of this topic (stickiness),
+	// then by join order.
 	byHeld := slices.Clone(subs)
 	slices.SortStableFunc(byHeld, func(a, b *smember) int { return held[b.id] - held[a.id] })
 	quota := make(map[string]int, s)
@@ -245,40 +257,34 @@ func assignShareTopic(t topicMeta, subs []*smember, prev map[string]partSet) {
 	}
 	holders := make([]int, p)
 	have := make(map[string]int, s)
-	give := func(m *smember, part int32) {
-		m.target[tpid{id: t.id, p: part}] = struct{}{}
+	give := func(m *smember, part int) {
+		m.target[tpid{id: t.id, p: int32(part)}] = struct{}{}
 		holders[part]++
 		have[m.id]++
 	}
 	// Keep what fits, members that held fewest first (they have the fewest
 	// partitions to fall back on).
-	byFewest := slices.Clone(subs)
-	slices.SortStableFunc(byFewest, func(a, b *smember) int { return held[a.id] - held[b.id] })
-	for _, m := range byFewest {
-		for _, tp := range sortedParts(prev[m.id]) {
-			if tp.id != t.id || tp.p >= t.partitions || have[m.id] >= quota[m.id] || holders[tp.p] >= slotsPer {
+	slices.Reverse(byHeld)
+	for _, m := range byHeld {
+		for _, part := range prev[m.id] {
+			if part >= t.partitions || have[m.id] >= quota[m.id] || holders[part] >= slotsPer {
 				continue
 			}
-			give(m, tp.p)
+			give(m, int(part))
 		}
 	}
-	// Fill: each member short of its quota takes the partitions with the
-	// most free slots that it does not hold yet.
+	// Fill: members short of their quota take free slots, scanning the
+	// partitions round-robin from where the previous member stopped, so
+	// the scans add up to about one pass per member.
+	cursor := 0
 	for _, m := range subs {
-		for have[m.id] < quota[m.id] {
-			best := -1
-			for part := range p {
-				if _, mine := m.target[tpid{id: t.id, p: int32(part)}]; mine || holders[part] >= slotsPer {
-					continue
-				}
-				if best < 0 || holders[part] < holders[best] {
-					best = part
-				}
+		for n := 0; n < p && have[m.id] < quota[m.id]; n++ {
+			part := (cursor + n) % p
+			if _, mine := m.target[tpid{id: t.id, p: int32(part)}]; mine || holders[part] >= slotsPer {
+				continue
 			}
-			if best < 0 {
-				break
-			}
-			give(m, int32(best))
+			give(m, part)
+			cursor = (part + 1) % p
 		}
 	}
 	// Every partition has a holder: one left without (the fill could not
@@ -293,7 +299,7 @@ func assignShareTopic(t topicMeta, subs []*smember, prev map[string]partSet) {
 				least = m
 			}
 		}
-		give(least, int32(part))
+		give(least, part)
 	}
 }
 

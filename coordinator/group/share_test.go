@@ -514,3 +514,102 @@ func TestShareHeartbeatPersistFailure(t *testing.T) {
 		t.Fatalf("group not durable after a successful join: code %d", code)
 	}
 }
+
+// checkTargets checks the assignor's invariants on sg's targets.
+func checkTargets(t *testing.T, what string, sg *shareGroup) {
+	t.Helper()
+	for name, tm := range sg.topics {
+		var subs []*smember
+		for _, m := range sg.members {
+			if slices.Contains(m.topics, name) {
+				subs = append(subs, m)
+			}
+		}
+		if len(subs) == 0 {
+			continue
+		}
+		share := (len(subs) + int(tm.partitions) - 1) / int(tm.partitions)
+		count := make([]int, tm.partitions)
+		lo, hi := 1<<30, 0
+		for _, m := range subs {
+			n := 0
+			for tp := range m.target {
+				if tp.id == tm.id {
+					count[tp.p]++
+					n++
+				}
+			}
+			lo, hi = min(lo, n), max(hi, n)
+		}
+		for p, n := range count {
+			if n == 0 || n > share {
+				t.Fatalf("%s: topic %s partition %d held by %d, want 1..%d", what, name, p, n, share)
+			}
+		}
+		if hi-lo > 1 {
+			t.Fatalf("%s: topic %s counts range %d..%d", what, name, lo, hi)
+		}
+	}
+	for _, m := range sg.members {
+		for tp := range m.target {
+			found := false
+			for _, name := range m.topics {
+				if tm, ok := sg.topics[name]; ok && tm.id == tp.id {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("%s: member %s holds a partition of a topic it does not subscribe to", what, m.id)
+			}
+		}
+	}
+}
+
+func TestShareAssignorHeterogeneousAndLarge(t *testing.T) {
+	mk := func(name string, parts int32) topicMeta {
+		tm := topicMeta{name: name, partitions: parts}
+		copy(tm.id[:], name)
+		return tm
+	}
+	sg := newShareGroup()
+	for _, tm := range []topicMeta{mk("a", 3), mk("b", 7), mk("c", 1)} {
+		sg.topics[tm.name] = tm
+	}
+	subsOf := [][]string{{"a"}, {"a", "b"}, {"b", "c"}, {"a", "b", "c"}, {"c"}}
+	for i, ts := range subsOf {
+		sg.seq++
+		sg.members[fmt.Sprint(i)] = &smember{id: fmt.Sprint(i), topics: ts, seq: sg.seq, target: make(partSet)}
+	}
+	assignShare(sg)
+	checkTargets(t, "heterogeneous", sg)
+
+	// Large: stays balanced, and a new member moves only its share.
+	big := newShareGroup()
+	big.topics["t"] = mk("t", 5000)
+	for i := range 200 {
+		big.seq++
+		id := fmt.Sprintf("m%03d", i)
+		big.members[id] = &smember{id: id, topics: []string{"t"}, seq: big.seq, target: make(partSet)}
+	}
+	assignShare(big)
+	checkTargets(t, "200 members over 5000 partitions", big)
+	before := make(map[string]partSet)
+	for id, m := range big.members {
+		before[id] = m.target
+	}
+	big.seq++
+	big.members["new"] = &smember{id: "new", topics: []string{"t"}, seq: big.seq, target: make(partSet)}
+	assignShare(big)
+	checkTargets(t, "201 members", big)
+	moved := 0
+	for id, old := range before {
+		for tp := range old {
+			if _, ok := big.members[id].target[tp]; !ok {
+				moved++
+			}
+		}
+	}
+	if moved > len(big.members["new"].target) {
+		t.Fatalf("%d partitions moved between old members for a new member holding %d", moved, len(big.members["new"].target))
+	}
+}
