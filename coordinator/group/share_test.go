@@ -286,6 +286,10 @@ func TestShareTypeConflicts(t *testing.T) {
 	fr.Version = 8
 	fr.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "sg"}}
 	expectCode(t, "OffsetFetch on share group", h.c.OffsetFetch(h.ctx, fr).Groups[0].ErrorCode, kerr.GroupIDNotFound)
+	odr := kmsg.NewPtrOffsetDeleteRequest()
+	odr.Group = "sg"
+	odr.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	expectCode(t, "OffsetDelete on share group", h.c.OffsetDelete(h.ctx, odr).ErrorCode, kerr.GroupIDNotFound)
 	dr := kmsg.NewPtrDescribeGroupsRequest()
 	dr.Version = 6
 	dr.Groups = []string{"sg"}
@@ -439,6 +443,11 @@ func TestShareDescribeListDelete(t *testing.T) {
 	info, code := h.c.ShareGroup("g")
 	if code != 0 || !info.Empty || !slices.Equal(info.Topics, []string{"t"}) {
 		t.Fatalf("ShareGroup after all left: %+v code %d", info, code)
+	}
+	h.reload() // the empty group and its last topics are durable
+	info, code = h.c.ShareGroup("g")
+	if code != 0 || !info.Empty || !slices.Equal(info.Topics, []string{"t"}) {
+		t.Fatalf("ShareGroup after all left and a reload: %+v code %d", info, code)
 	}
 	expectCode(t, "delete empty", del("g")[0].ErrorCode, nil)
 	if _, code := h.c.ShareGroup("g"); code != kerr.GroupIDNotFound.Code {
