@@ -123,6 +123,7 @@ func checkShareBalance(t *testing.T, what string, clients []*shareClient, id [16
 }
 
 func TestShareAssignmentSharing(t *testing.T) {
+	t.Parallel()
 	for parts := int32(1); parts <= 5; parts++ {
 		for n := 1; n <= 7; n++ {
 			h := newHarness(t)
@@ -164,6 +165,7 @@ func TestShareAssignmentSharing(t *testing.T) {
 }
 
 func TestShareHeartbeatJoinLeaveEpochs(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	id := h.topic("t", 3)
 	a, b := newShareClient(1, "t"), newShareClient(2, "t")
@@ -217,6 +219,7 @@ func TestShareHeartbeatJoinLeaveEpochs(t *testing.T) {
 }
 
 func TestShareHeartbeatValidation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	cases := []struct {
 		name string
@@ -255,6 +258,7 @@ func TestShareHeartbeatValidation(t *testing.T) {
 }
 
 func TestShareTypeConflicts(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.topic("t", 2)
 	// A consumer (KIP-848) group refuses share members, and vice versa.
@@ -312,6 +316,7 @@ func TestShareTypeConflicts(t *testing.T) {
 }
 
 func TestShareMaxSizeAndSettings(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) {
 		c.ShareSettings = func(g string) ShareSettings {
 			if g == "small" {
@@ -359,6 +364,7 @@ func TestShareMaxSizeAndSettings(t *testing.T) {
 }
 
 func TestShareUnknownTopicsLater(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a := newShareClient(1, "later")
 	resp := h.shb("g", a)
@@ -383,6 +389,7 @@ func TestShareUnknownTopicsLater(t *testing.T) {
 }
 
 func TestShareDescribeListDelete(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	id := h.topic("t", 2)
 	a, b := newShareClient(1, "t"), newShareClient(2, "t")
@@ -460,6 +467,7 @@ func TestShareDescribeListDelete(t *testing.T) {
 }
 
 func TestShareReload(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.topic("t", 3)
 	h.topic("u", 1)
@@ -495,6 +503,7 @@ func TestShareReload(t *testing.T) {
 }
 
 func TestShareRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	sg := newShareGroup()
 	sg.epoch = 7
 	sg.subscribed = []string{"a", "bb"}
@@ -510,6 +519,7 @@ func TestShareRecordRoundTrip(t *testing.T) {
 }
 
 func TestShareHeartbeatPersistFailure(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.topic("t", 1)
 	h.store.setFail(errInjected)
@@ -575,6 +585,7 @@ func checkTargets(t *testing.T, what string, sg *shareGroup) {
 }
 
 func TestShareAssignorHeterogeneousAndLarge(t *testing.T) {
+	t.Parallel()
 	mk := func(name string, parts int32) topicMeta {
 		tm := topicMeta{name: name, partitions: parts}
 		copy(tm.id[:], name)
