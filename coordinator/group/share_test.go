@@ -633,3 +633,23 @@ func TestShareAssignorHeterogeneousAndLarge(t *testing.T) {
 		t.Fatalf("%d partitions moved between old members for a new member holding %d", moved, len(big.members["new"].target))
 	}
 }
+
+func TestShareHeartbeatRepeatedTopics(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.topic("t", 2)
+	topics := make([]string, 100_000)
+	for i := range topics {
+		topics[i] = "t"
+	}
+	topics[7] = ""
+	resp := h.c.ShareGroupHeartbeat(h.ctx, shareReq("g", newShareClient(1).id, 0, topics))
+	expectCode(t, "join with 100k copies of a topic", resp.ErrorCode, nil)
+	d := h.sdescribe("g")
+	if len(d.Members) != 1 || !slices.Equal(d.Members[0].SubscribedTopicNames, []string{"t"}) {
+		t.Fatalf("subscription kept as %v", d.Members[0].SubscribedTopicNames[:min(3, len(d.Members[0].SubscribedTopicNames))])
+	}
+	if info, _ := h.c.ShareGroup("g"); !slices.Equal(info.Topics, []string{"t"}) {
+		t.Fatalf("ShareGroup topics %v", info.Topics)
+	}
+}
