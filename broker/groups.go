@@ -300,6 +300,6 @@ func (b *Broker) shareGroupSettings(id string) group.ShareSettings {
 	return group.ShareSettings{
 		HeartbeatInterval: s.ShareHeartbeatInterval,
 		SessionTimeout:    s.ShareSessionTimeout,
-		MaxSize:           int(b.settings.brokerInt64("group.share.max.size", group.DefaultShareMaxSize)),
+		MaxSize:           b.shareSettings().MaxSize,
 	}
 }
