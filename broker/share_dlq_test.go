@@ -1,0 +1,308 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/coordinator/share"
+	"github.com/sluicedev/sluice/protocol"
+)
+
+func headerMap(hs []kmsg.Header) map[string]string {
+	m := map[string]string{}
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+// TestDLQHeadersKIP1191: every dead letter carries the six context headers
+// with Kafka's names, and the reason tells rejected from delivery limit.
+func TestDLQHeadersKIP1191(t *testing.T) {
+	t.Parallel()
+	c := deadLetterContext{group: "g1", topic: "orders", partition: 7}
+	for _, tc := range []struct {
+		l   share.DeadLetter
+		msg string
+	}{
+		{share.DeadLetter{Offset: 42, DeliveryCount: 1, Rejected: true}, dlqMessageRejected},
+		{share.DeadLetter{Offset: 9000000000, DeliveryCount: 5}, dlqMessageDeliveryLimit},
+	} {
+		got := headerMap(dlqHeaders(c, tc.l))
+		want := map[string]string{
+			"__dlq.errors.topic":          "orders",
+			"__dlq.errors.partition":      "7",
+			"__dlq.errors.offset":         strconv.FormatInt(tc.l.Offset, 10),
+			"__dlq.errors.group":          "g1",
+			"__dlq.errors.delivery.count": strconv.Itoa(int(tc.l.DeliveryCount)),
+			"__dlq.errors.message":        tc.msg,
+		}
+		if len(got) != len(want) {
+			t.Fatalf("headers %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %q, want %q", k, got[k], v)
+			}
+		}
+	}
+}
+
+// TestDLQBatchCopiesPayloadOnlyWhenGiven: a letter with a source record
+// gets its key, value and headers (older __dlq.errors context dropped); a
+// letter without one (copy off, or the record is gone) only the context.
+func TestDLQBatchCopiesPayloadOnlyWhenGiven(t *testing.T) {
+	t.Parallel()
+	c := deadLetterContext{group: "g", topic: "t", partition: 0}
+	letters := []share.DeadLetter{{Offset: 3, DeliveryCount: 1, Rejected: true}, {Offset: 4, DeliveryCount: 2}}
+	payloads := map[int64]kmsg.Record{3: {Key: []byte("k3"), Value: []byte("v3"), Headers: []kmsg.Header{
+		{Key: "trace", Value: []byte("abc")}, {Key: dlqHeaderGroup, Value: []byte("older-group")},
+	}}}
+	bb := buildDeadLetterBatch(c, letters, payloads, 1<<20, time.UnixMilli(1000))
+	if len(bb.records) != 2 {
+		t.Fatalf("%d records, want 2", len(bb.records))
+	}
+	r0, r1 := bb.records[0], bb.records[1]
+	if string(r0.Key) != "k3" || string(r0.Value) != "v3" {
+		t.Errorf("record 0 key/value %q/%q, want k3/v3", r0.Key, r0.Value)
+	}
+	h0 := headerMap(r0.Headers)
+	if h0["trace"] != "abc" || h0[dlqHeaderGroup] != "g" || h0[dlqHeaderOffset] != "3" {
+		t.Errorf("record 0 headers %v", h0)
+	}
+	for _, h := range r0.Headers {
+		if string(h.Value) == "older-group" {
+			t.Error("an older __dlq.errors header was copied")
+		}
+	}
+	if r1.Key != nil || r1.Value != nil || len(r1.Headers) != 6 {
+		t.Errorf("record 1 = %+v, want context headers only", r1)
+	}
+	if r0.OffsetDelta != 0 || r1.OffsetDelta != 1 || bb.timestamp != 1000 {
+		t.Errorf("deltas %d,%d timestamp %d", r0.OffsetDelta, r1.OffsetDelta, bb.timestamp)
+	}
+	// It encodes as a valid idempotent batch whose headers survive.
+	raw, err := protocol.BuildBatch(protocol.NewCodecs(), protocol.CodecNone, 0, bb.records, protocol.BatchOptions{
+		ProducerID: 77, ProducerEpoch: 0, BaseSequence: 10, PartitionLeaderEpoch: -1, FirstTimestamp: bb.timestamp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, recs, err := protocol.DecodeRecords(raw, protocol.NewCodecs(), 1<<20)
+	if err != nil || len(recs) != 2 || rb.ProducerID != 77 || rb.FirstSequence != 10 {
+		t.Fatalf("decode: %v, %d records, producer %d seq %d", err, len(recs), rb.ProducerID, rb.FirstSequence)
+	}
+	if headerMap(recs[1].Headers)[dlqHeaderMessage] != dlqMessageDeliveryLimit {
+		t.Errorf("decoded headers %v", headerMap(recs[1].Headers))
+	}
+}
+
+// TestDLQBatchBoundedAndDeterministic: copies stop at maxBytes (the batch
+// ends before the letter that would pass it), a single letter too big on
+// its own goes without its copy, and building twice gives the same count.
+func TestDLQBatchBoundedAndDeterministic(t *testing.T) {
+	t.Parallel()
+	c := deadLetterContext{group: "g", topic: "t"}
+	big := bytes.Repeat([]byte("x"), 4000)
+	var letters []share.DeadLetter
+	payloads := map[int64]kmsg.Record{}
+	for i := range 10 {
+		letters = append(letters, share.DeadLetter{Offset: int64(i), DeliveryCount: 1, Rejected: true})
+		payloads[int64(i)] = kmsg.Record{Value: big}
+	}
+	payloads[0] = kmsg.Record{Value: bytes.Repeat([]byte("y"), 20000)}
+	a := buildDeadLetterBatch(c, letters, payloads, 10000, time.Now())
+	b := buildDeadLetterBatch(c, letters, payloads, 10000, time.Now().Add(time.Hour))
+	if len(a.records) != len(b.records) {
+		t.Fatalf("counts differ: %d vs %d", len(a.records), len(b.records))
+	}
+	if a.records[0].Value != nil {
+		t.Error("a letter bigger than the limit on its own was copied")
+	}
+	if n := len(a.records); n < 2 || n >= 10 {
+		t.Fatalf("%d records, want the batch cut by size", n)
+	}
+	total := 0
+	for _, r := range a.records {
+		total += len(r.Value)
+	}
+	if total > 10000 {
+		t.Errorf("%d copied bytes, limit 10000", total)
+	}
+}
+
+// TestDLQPartitionAndBackoff: the DLQ partition is Kafka's source mod count;
+// backoff doubles to its cap.
+func TestDLQPartitionAndBackoff(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ src, n, want int32 }{{0, 1, 0}, {5, 3, 2}, {2, 3, 2}, {7, 0, 0}} {
+		if got := dlqPartition(tc.src, tc.n); got != tc.want {
+			t.Errorf("dlqPartition(%d, %d) = %d, want %d", tc.src, tc.n, got, tc.want)
+		}
+	}
+	if dlqBackoff(1) != dlqBackoffFirst || dlqBackoff(2) != 2*dlqBackoffFirst || dlqBackoff(100) != dlqBackoffMax {
+		t.Errorf("backoff %v %v %v", dlqBackoff(1), dlqBackoff(2), dlqBackoff(100))
+	}
+}
+
+// TestDLQWakeQueuesEachKeyOnce: wakes of a queued key are merged, and a
+// wake while running queues it once more after the run.
+func TestDLQWakeQueuesEachKeyOnce(t *testing.T) {
+	t.Parallel()
+	w := newDeadLetterWriter(&Broker{}, nil)
+	w.mu.workers = dlqWorkers // no goroutine is started
+	k1, k2 := share.Key{Group: "a"}, share.Key{Group: "b"}
+	w.wake(k1)
+	w.wake(k1)
+	w.wake(k2)
+	if len(w.mu.queue) != 2 {
+		t.Fatalf("queue %v, want two keys", w.mu.queue)
+	}
+	w.mu.queue = w.mu.queue[1:]
+	w.mu.state[k1] = dlqRunning
+	w.wake(k1)
+	w.wake(k1)
+	if w.mu.state[k1] != dlqRunningAgain || len(w.mu.queue) != 1 {
+		t.Fatalf("state %v queue %v", w.mu.state[k1], w.mu.queue)
+	}
+}
+
+func createTestTopic(t *testing.T, b *Broker, name string, parts int32, configs map[string]string) *topicState {
+	t.Helper()
+	_, code, msg := b.createTopicFromSpec(context.Background(), topicSpec{name: name, partitions: parts, replicationFactor: 1, configs: configs}, false)
+	if code != 0 {
+		t.Fatalf("create %s: %d %v", name, code, msg)
+	}
+	ts := waitLeading(t, b, name, parts)
+	return ts
+}
+
+func waitLeading(t *testing.T, b *Broker, name string, parts int32) *topicState {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ts := b.topics.get(name)
+		ok := ts != nil
+		for p := int32(0); ok && p < parts; p++ {
+			pp := ts.partition(p)
+			st, has := b.partitionState(name, p)
+			ok = pp != nil && pp.rep.leading.Load() && has && st.Leader == b.cfg.NodeID
+		}
+		if ok {
+			return ts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not led here within 20 s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDLQTopicRulesAndIdempotentWrite runs against a real broker: the
+// KIP-1191 topic rules (prefix, internal names, opt-in config, missing
+// topic, auto-creation), the source read for copies, and a dead-letter
+// batch sent twice with the same producer and sequence (a retry after a
+// crash) landing in the DLQ partition once.
+func TestDLQTopicRulesAndIdempotentWrite(t *testing.T) {
+	t.Parallel()
+	b := startTestBrokerWith(t, slog.New(slog.DiscardHandler), map[string]string{"num.partitions": "2"})
+	w := b.dlq
+	ctx := context.Background()
+	createTestTopic(t, b, "dlq.optedout", 1, nil)
+	createTestTopic(t, b, "other", 1, map[string]string{topicConfigDLQEnable: "true"})
+	good := createTestTopic(t, b, "dlq.good", 3, map[string]string{topicConfigDLQEnable: "true"})
+
+	for name, kind := range map[string]string{
+		"":             "not_configured",
+		"__consumer_x": "invalid_name",
+		"other":        "invalid_name",
+		"dlq.optedout": "not_enabled",
+		"dlq.missing":  "missing",
+	} {
+		_, err := w.resolveTopic(ctx, name)
+		var ue *dlqUnusableError
+		if !errors.As(err, &ue) || ue.kind != kind {
+			t.Errorf("resolveTopic(%q) = %v, want unusable %s", name, err, kind)
+		}
+	}
+	if ts, err := w.resolveTopic(ctx, "dlq.good"); err != nil || ts != good {
+		t.Fatalf("resolveTopic(dlq.good) = %v, %v", ts, err)
+	}
+
+	// Auto-creation, once the cluster allows it.
+	b.settings.setDynamic(nil, map[string]string{settingDLQAutoCreate: "true"})
+	ts, err := w.resolveTopic(ctx, "dlq.auto")
+	if err != nil {
+		t.Fatalf("auto-create: %v", err)
+	}
+	if ts.meta().Partitions != 2 || ts.meta().Configs[topicConfigDLQEnable] != "true" {
+		t.Errorf("auto-created topic %+v", ts.meta())
+	}
+	// An empty prefix allows any name but internal ones.
+	b.settings.setDynamic(nil, map[string]string{settingDLQPrefix: ""})
+	if _, err := w.resolveTopic(ctx, "other"); err != nil {
+		t.Errorf("empty prefix: %v", err)
+	}
+
+	// The source records are read from the local log for copies.
+	src := createTestTopic(t, b, "src", 1, nil)
+	var recs []kmsg.Record
+	for i := range 5 {
+		recs = append(recs, kmsg.Record{OffsetDelta: int32(i), Key: []byte{'k', byte('0' + i)}, Value: []byte{'v', byte('0' + i)}})
+	}
+	raw, err := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, recs, protocol.DefaultBatchOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := w.produceLocal(ctx, "src", 0, raw); code != 0 {
+		t.Fatalf("produce source: %d", code)
+	}
+	letters := []share.DeadLetter{{Offset: 1, DeliveryCount: 2, Rejected: true}, {Offset: 3, DeliveryCount: 5}, {Offset: 99}}
+	got := w.readSources(src, 0, letters)
+	if len(got) != 2 || string(got[1].Value) != "v1" || string(got[3].Key) != "k3" {
+		t.Fatalf("readSources = %v", got)
+	}
+
+	// The same batch twice: one copy in the DLQ partition.
+	bb := buildDeadLetterBatch(deadLetterContext{group: "g", topic: "src", partition: 0}, letters, got, 1<<20, time.Now())
+	batchBytes, err := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, bb.records, protocol.BatchOptions{
+		ProducerID: 4242, ProducerEpoch: 0, BaseSequence: 0, PartitionLeaderEpoch: -1, FirstTimestamp: bb.timestamp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := dlqPartition(5, good.meta().Partitions)
+	for i := range 2 {
+		if code := w.produce(ctx, "dlq.good", part, batchBytes); code != 0 && code != kerr.DuplicateSequenceNumber.Code {
+			t.Fatalf("write %d: %s", i, kerr.ErrorForCode(code))
+		}
+	}
+	if leo := good.partition(part).log.LogEndOffset(); leo != 3 {
+		t.Fatalf("DLQ partition end offset %d after a repeated batch of 3, want 3", leo)
+	}
+	// The next sequence is accepted after it.
+	bb2 := buildDeadLetterBatch(deadLetterContext{group: "g", topic: "src"}, letters[:1], nil, 1<<20, time.Now())
+	next, _ := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, bb2.records, protocol.BatchOptions{
+		ProducerID: 4242, BaseSequence: 3, PartitionLeaderEpoch: -1, FirstTimestamp: bb2.timestamp,
+	})
+	if code := w.produce(ctx, "dlq.good", part, next); code != 0 {
+		t.Fatalf("next batch: %s", kerr.ErrorForCode(code))
+	}
+	data, err := good.partition(part).log.Read(0, 1<<20, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[int64]kmsg.Record{}
+	dlqScanBatches(b.codecs, data, map[int64]bool{0: true, 1: true, 2: true, 3: true}, found)
+	if len(found) != 4 || string(found[0].Value) != "v1" || headerMap(found[1].Headers)[dlqHeaderDeliveryCount] != "5" || found[2].Value != nil {
+		t.Errorf("DLQ records %v", found)
+	}
+}
