@@ -63,15 +63,15 @@ type Summary struct {
 	Total      int `json:"total"`
 	Unroutable int `json:"unroutable"`
 	// Unmovable counts records without a copy of the original record.
-	Unmovable     int               `json:"unmovable"`
-	ByReason      map[Reason]int    `json:"by_reason"`
-	BySourceTopic map[string]int    `json:"by_source_topic"`
-	ByAge         map[string]int    `json:"by_age"`
-	Oldest        time.Time         `json:"oldest,omitzero"`
-	Newest        time.Time         `json:"newest,omitzero"`
-	EndOffsets    map[int32]int64   `json:"end_offsets"`
-	Records       []Record          `json:"records"`
-	Truncated     bool              `json:"truncated"` // more records were selected than listed
+	Unmovable     int             `json:"unmovable"`
+	ByReason      map[Reason]int  `json:"by_reason"`
+	BySourceTopic map[string]int  `json:"by_source_topic"`
+	ByAge         map[string]int  `json:"by_age"`
+	Oldest        time.Time       `json:"oldest,omitzero"`
+	Newest        time.Time       `json:"newest,omitzero"`
+	EndOffsets    map[int32]int64 `json:"end_offsets"`
+	Records       []Record        `json:"records"`
+	Truncated     bool            `json:"truncated"` // more records were selected than listed
 }
 
 // InspectOptions narrow an inspection.
