@@ -28,7 +28,7 @@ func newDLQMetrics(reg prometheus.Registerer) *dlqMetrics {
 			Help: "Failed dead-letter write attempts (retried with backoff), by Kafka error or other."},
 			[]string{"error"}),
 		redrives: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_share_dlq_redriven_total",
-			Help: "Records the admin redrive endpoint moved from a dead-letter topic back to their source topic, by result (moved, skipped)."},
+			Help: "Records the admin redrive endpoint moved from a dead-letter topic back to their source topic, by result (moved, unmovable)."},
 			[]string{"result"}),
 	}
 	reg.MustRegister(m.writes, m.unusable, m.failures, m.redrives)
