@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -203,6 +204,9 @@ func fromKgo(kr *kgo.Record) Record {
 // offsets) by partition.
 func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
 	listed, err := adm.ListCommittedOffsets(ctx, topic)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil, fmt.Errorf("%w: %s", ErrNoTopic, topic)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dlq: end offsets of %s: %w", topic, err)
 	}
@@ -212,6 +216,9 @@ func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 	}
 	out := make(map[int32]int64, len(parts))
 	for p, lo := range parts {
+		if errors.Is(lo.Err, kerr.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("%w: %s", ErrNoTopic, topic)
+		}
 		if lo.Err != nil {
 			return nil, fmt.Errorf("dlq: end offset of %s-%d: %w", topic, p, lo.Err)
 		}

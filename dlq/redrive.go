@@ -181,6 +181,9 @@ func (r *redriver) transaction(ctx context.Context, pos map[int32]int64) (moved 
 	}
 	committed, err := r.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
+		if ctx.Err() != nil {
+			r.abort() // cancelled while flushing: do not leave the transaction open
+		}
 		return 0, false, fmt.Errorf("dlq: end transaction: %w", err)
 	}
 	if !committed {
