@@ -108,6 +108,9 @@ const (
 type deadLetterWriter struct {
 	b  *Broker
 	m  *dlqMetrics
+	sp dlqShareAccess
+	// group resolves a group's DLQ settings (Broker.groupSettings).
+	group func(group string) (topic string, copyRecord bool)
 	mu struct {
 		sync.Mutex
 		queue   []share.Key
@@ -119,8 +122,47 @@ type deadLetterWriter struct {
 	}
 }
 
+// dlqShareAccess is how the writer reaches share-partitions: the
+// share-partition manager's functions (brokerShares), replaced in tests.
+type dlqShareAccess interface {
+	// deadLetters snapshots k's first Archiving records and producer
+	// cursor; false when this broker does not hold k.
+	deadLetters(k share.Key) (dlqJob, bool)
+	// setProducer sets k's dead-letter producer (not yet persisted).
+	setProducer(k share.Key, c share.DeadLetterCursor) bool
+	// complete marks offsets Archived, advances the sequence by seqs and
+	// persists k's state (nil offsets: persist the producer only).
+	complete(k share.Key, offsets []int64, seqs int32) error
+}
+
+// brokerShares is dlqShareAccess over the share-partition manager.
+type brokerShares struct{ b *Broker }
+
+func (s brokerShares) deadLetters(k share.Key) (dlqJob, bool) {
+	var j dlqJob
+	held := s.b.withSharePartition(k, func(p *share.Partition) {
+		dl := p.DeadLetters()
+		j.letters = slices.Clone(dl[:min(len(dl), dlqMaxBatchRecords)])
+		st, _ := p.State()
+		j.cursor = st.DeadLetter
+	})
+	return j, held
+}
+
+func (s brokerShares) setProducer(k share.Key, c share.DeadLetterCursor) bool {
+	return s.b.withSharePartition(k, func(p *share.Partition) { p.SetDeadLetterProducer(c) })
+}
+
+func (s brokerShares) complete(k share.Key, offsets []int64, seqs int32) error {
+	return s.b.completeDeadLetters(k, offsets, seqs)
+}
+
 func newDeadLetterWriter(b *Broker, m *dlqMetrics) *deadLetterWriter {
-	w := &deadLetterWriter{b: b, m: m}
+	w := &deadLetterWriter{b: b, m: m, sp: brokerShares{b}}
+	w.group = func(group string) (string, bool) {
+		gs := b.groupSettings(group)
+		return gs.DLQTopic, gs.DLQCopyRecord
+	}
 	w.mu.state = map[share.Key]dlqRunState{}
 	w.mu.warned = map[string]string{}
 	return w
@@ -203,13 +245,7 @@ type dlqJob struct {
 // snapshot reads k's next round; ok is false when this broker no longer
 // holds k or nothing waits.
 func (w *deadLetterWriter) snapshot(k share.Key) (dlqJob, bool) {
-	var j dlqJob
-	held := w.b.withSharePartition(k, func(p *share.Partition) {
-		dl := p.DeadLetters()
-		j.letters = slices.Clone(dl[:min(len(dl), dlqMaxBatchRecords)])
-		st, _ := p.State()
-		j.cursor = st.DeadLetter
-	})
+	j, held := w.sp.deadLetters(k)
 	return j, held && len(j.letters) > 0
 }
 
@@ -257,7 +293,7 @@ func (w *deadLetterWriter) drain(ctx context.Context, k share.Key) {
 // does not move); false when the state could not be written, which ends
 // this round: the records stay in Archiving for the next leader or wake.
 func (w *deadLetterWriter) archiveUnwritten(k share.Key, j dlqJob) bool {
-	if err := w.b.completeDeadLetters(k, dlqOffsets(j.letters), 0); err != nil {
+	if err := w.sp.complete(k, dlqOffsets(j.letters), 0); err != nil {
 		w.b.log.Warn("archiving dead letters", "group", k.Group, "partition", k.Partition, "err", err)
 		return false
 	}
@@ -302,8 +338,8 @@ func (w *deadLetterWriter) write(ctx context.Context, k share.Key, j dlqJob) err
 	if src == nil {
 		return unusable("source_gone", "source topic %x no longer exists", k.TopicID)
 	}
-	gs := w.b.groupSettings(k.Group)
-	dlq, err := w.resolveTopic(ctx, gs.DLQTopic)
+	dlqTopic, copyRecord := w.group(k.Group)
+	dlq, err := w.resolveTopic(ctx, dlqTopic)
 	if err != nil {
 		return err
 	}
@@ -311,7 +347,7 @@ func (w *deadLetterWriter) write(ctx context.Context, k share.Key, j dlqJob) err
 		return err
 	}
 	var payloads map[int64]kmsg.Record
-	if gs.DLQCopyRecord {
+	if copyRecord {
 		payloads = w.readSources(src, k.Partition, j.letters)
 	}
 	dm := dlq.meta()
@@ -340,7 +376,7 @@ func (w *deadLetterWriter) write(ctx context.Context, k share.Key, j dlqJob) err
 		return fmt.Errorf("%w: produce to %s-%d: %w", errDLQTransient, dm.Name, part, kerr.ErrorForCode(code))
 	}
 	offsets := dlqOffsets(j.letters[:len(bb.records)])
-	if err := w.b.completeDeadLetters(k, offsets, int32(len(bb.records))); err != nil {
+	if err := w.sp.complete(k, offsets, int32(len(bb.records))); err != nil {
 		// The batch is in the DLQ; the retry sends it again with the same
 		// sequence and gets DUPLICATE_SEQUENCE_NUMBER or a duplicate append.
 		return fmt.Errorf("%w: complete dead letters: %w", errDLQTransient, err)
@@ -414,12 +450,12 @@ func (w *deadLetterWriter) ensureProducer(ctx context.Context, k share.Key, c sh
 		}
 	}
 	c = share.DeadLetterCursor{ProducerID: id}
-	if !w.b.withSharePartition(k, func(p *share.Partition) { p.SetDeadLetterProducer(c) }) {
+	if !w.sp.setProducer(k, c) {
 		return c, fmt.Errorf("%w: share-partition unloaded", errDLQTransient)
 	}
 	// Persist it (nothing archived, no sequence): a crash after the first
 	// write must find this producer, or the retry would be a new one.
-	if err := w.b.completeDeadLetters(k, nil, 0); err != nil {
+	if err := w.sp.complete(k, nil, 0); err != nil {
 		return c, fmt.Errorf("%w: persist dead-letter producer: %w", errDLQTransient, err)
 	}
 	return c, nil
@@ -427,7 +463,7 @@ func (w *deadLetterWriter) ensureProducer(ctx context.Context, k share.Key, c sh
 
 // resetProducer forgets k's producer so the next round allocates one.
 func (w *deadLetterWriter) resetProducer(k share.Key) {
-	w.b.withSharePartition(k, func(p *share.Partition) { p.SetDeadLetterProducer(share.DeadLetterCursor{}) })
+	w.sp.setProducer(k, share.DeadLetterCursor{})
 }
 
 // produce appends records to topic/part with acks=all, locally when this

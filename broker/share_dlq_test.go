@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +306,127 @@ func TestDLQTopicRulesAndIdempotentWrite(t *testing.T) {
 	dlqScanBatches(b.codecs, data, map[int64]bool{0: true, 1: true, 2: true, 3: true}, found)
 	if len(found) != 4 || string(found[0].Value) != "v1" || headerMap(found[1].Headers)[dlqHeaderDeliveryCount] != "5" || found[2].Value != nil {
 		t.Errorf("DLQ records %v", found)
+	}
+}
+
+// fakeShares is one share-partition's dead-letter side, for the writer.
+type fakeShares struct {
+	mu       sync.Mutex
+	letters  []share.DeadLetter
+	cursor   share.DeadLetterCursor
+	persists int // completes that persisted
+	// failWrites fails this many completes that archive offsets after a
+	// write (seqs > 0): a crash between the DLQ append and the state write.
+	failWrites int
+	archived   map[int64]int32 // offset -> seqs of the complete that archived it
+}
+
+func (f *fakeShares) deadLetters(share.Key) (dlqJob, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return dlqJob{letters: slices.Clone(f.letters), cursor: f.cursor}, true
+}
+
+func (f *fakeShares) setProducer(_ share.Key, c share.DeadLetterCursor) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cursor = c
+	return true
+}
+
+func (f *fakeShares) complete(_ share.Key, offsets []int64, seqs int32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seqs > 0 && f.failWrites > 0 {
+		f.failWrites--
+		return errors.New("state write failed")
+	}
+	f.persists++
+	f.cursor.Sequence += seqs
+	for _, o := range offsets {
+		f.archived[o] = seqs
+		f.letters = slices.DeleteFunc(f.letters, func(l share.DeadLetter) bool { return l.Offset == o })
+	}
+	return nil
+}
+
+func (f *fakeShares) waitDrained(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		f.mu.Lock()
+		n := len(f.letters)
+		f.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters left after 20 s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDLQWriterExactlyOnceThroughFailedStateWrites drives the writer
+// against a real broker with a fake share-partition whose state writes
+// fail twice after the DLQ append (as a crash there would): each dead
+// letter is in the DLQ once, with its copy, and the sequence moved by the
+// records written. A DLQ that does not exist archives without a write.
+func TestDLQWriterExactlyOnceThroughFailedStateWrites(t *testing.T) {
+	t.Parallel()
+	b := startTestBrokerWith(t, slog.New(slog.DiscardHandler), nil)
+	ctx := context.Background()
+	src := createTestTopic(t, b, "jobs", 2, nil)
+	dlqTS := createTestTopic(t, b, "dlq.jobs", 2, map[string]string{topicConfigDLQEnable: "true"})
+	var recs []kmsg.Record
+	for i := range 5 {
+		recs = append(recs, kmsg.Record{OffsetDelta: int32(i), Value: []byte("job-" + strconv.Itoa(i))})
+	}
+	raw, _ := protocol.BuildBatch(b.codecs, protocol.CodecNone, 0, recs, protocol.DefaultBatchOptions())
+	if code := b.dlq.produceLocal(ctx, "jobs", 1, raw); code != 0 {
+		t.Fatalf("produce: %d", code)
+	}
+	f := &fakeShares{failWrites: 2, archived: map[int64]int32{}}
+	for i := range 5 {
+		f.letters = append(f.letters, share.DeadLetter{Offset: int64(i), DeliveryCount: int16(i + 1), Rejected: i%2 == 0})
+	}
+	w := b.dlq
+	w.sp = f
+	topic := "dlq.jobs"
+	w.group = func(string) (string, bool) { return topic, true }
+	k := share.Key{Group: "g", TopicID: src.meta().ID, Partition: 1}
+
+	b.wakeDeadLetters(k)
+	f.waitDrained(t)
+	dl := dlqTS.partition(dlqPartition(1, 2)).log
+	if leo := dl.LogEndOffset(); leo != 5 {
+		t.Fatalf("DLQ end offset %d, want 5 (one copy of each dead letter)", leo)
+	}
+	if f.cursor.ProducerID <= 0 || f.cursor.Sequence != 5 {
+		t.Errorf("cursor %+v, want a producer and sequence 5", f.cursor)
+	}
+	data, _ := dl.Read(0, 1<<20, 100)
+	got := map[int64]kmsg.Record{}
+	dlqScanBatches(b.codecs, data, map[int64]bool{0: true, 1: true, 2: true, 3: true, 4: true}, got)
+	for i := range 5 {
+		h := headerMap(got[int64(i)].Headers)
+		if string(got[int64(i)].Value) != "job-"+strconv.Itoa(i) || h[dlqHeaderOffset] != strconv.Itoa(i) ||
+			h[dlqHeaderPartition] != "1" || h[dlqHeaderTopic] != "jobs" || h[dlqHeaderDeliveryCount] != strconv.Itoa(i+1) {
+			t.Errorf("DLQ record %d: %q %v", i, got[int64(i)].Value, h)
+		}
+	}
+
+	// A DLQ that does not exist: archived without a write.
+	topic = "dlq.missing"
+	f.mu.Lock()
+	f.letters = []share.DeadLetter{{Offset: 7, DeliveryCount: 5}}
+	f.mu.Unlock()
+	b.wakeDeadLetters(k)
+	f.waitDrained(t)
+	if seqs, ok := f.archived[7]; !ok || seqs != 0 || f.cursor.Sequence != 5 {
+		t.Errorf("unusable DLQ: archived %v seqs %d, cursor %+v", ok, seqs, f.cursor)
+	}
+	if b.topics.get("dlq.missing") != nil {
+		t.Error("a missing DLQ topic was created without auto-creation")
 	}
 }
