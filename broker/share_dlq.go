@@ -111,7 +111,7 @@ type deadLetterWriter struct {
 	sp dlqShareAccess
 	// group resolves a group's DLQ settings (Broker.groupSettings).
 	group func(group string) (topic string, copyRecord bool)
-	mu struct {
+	mu    struct {
 		sync.Mutex
 		queue   []share.Key
 		state   map[share.Key]dlqRunState
