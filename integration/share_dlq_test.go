@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -386,6 +387,59 @@ func setGroupConfigs(ctx context.Context, t *testing.T, addr, group string, conf
 				msg = *r.ErrorMessage
 			}
 			t.Fatalf("alter group configs: error %d %s", r.ErrorCode, msg)
+		}
+	}
+}
+
+// TestShareDLQCommand runs "sluice dlq inspect|redrive" against a broker:
+// JSON and table output, exit codes, and a rerun continuing a --max run.
+func TestShareDLQCommand(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	addr := ib.addr()
+	const topic = "dlq.cmd"
+	writeDLQ(t, addr, topic, []dlqLetter{
+		{source: "mail", rejected: true, value: []byte("m0")},
+		{source: "mail", value: []byte("m1")},
+		{dlqPartition: 1, source: "mail", value: []byte("m2")},
+	}, map[string]int32{"mail": 1})
+
+	out, err := runBinary(t, "dlq", "inspect", "--brokers", addr, "--format", "json", "--reason", "delivery_limit", topic)
+	if err != nil {
+		t.Fatalf("inspect: %v\n%s", err, out)
+	}
+	var s dlq.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Total != 2 || len(s.Records) != 2 {
+		t.Fatalf("inspect json: %v %+v\n%s", err, s, out)
+	}
+	out, err = runBinary(t, "dlq", "inspect", "--brokers", addr, topic)
+	if err != nil || !strings.Contains(out, "by reason") || !strings.Contains(out, "mail/0/0") {
+		t.Fatalf("inspect table: %v\n%s", err, out)
+	}
+	out, err = runBinary(t, "dlq", "redrive", "--brokers", addr, "--format", "json", "--max", "2", topic)
+	var r dlq.RedriveResult
+	if err != nil || json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r) != nil || r.Moved != 2 || r.Done {
+		t.Fatalf("redrive --max 2: %v %+v\n%s", err, r, out)
+	}
+	out, err = runBinary(t, "dlq", "redrive", "--brokers", addr, topic)
+	if err != nil || !strings.Contains(out, "moved 1,") || !strings.Contains(out, "reached the end") {
+		t.Fatalf("redrive rerun: %v\n%s", err, out)
+	}
+	if got := redrivenIn(t, addr, "mail", 3); len(got) != 3 {
+		t.Errorf("redriven %d records, want 3", len(got))
+	}
+	for args, want := range map[string]int{
+		"dlq":                         2,
+		"dlq inspect":                 2,
+		"dlq frobnicate x":            2,
+		"dlq inspect --format xml x":  2,
+		"dlq inspect --reason nope x": 2,
+		"dlq inspect --brokers " + addr + " dlq.absent": 1,
+	} {
+		_, err := runBinary(t, strings.Fields(args)...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != want {
+			t.Errorf("sluice %s: %v, want exit code %d", args, err, want)
 		}
 	}
 }
