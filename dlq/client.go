@@ -48,12 +48,16 @@ const (
 	redriveBatch = 500
 	// idleLimit ends a redrive that made no progress for this long while
 	// records remained (a group that cannot join, a stuck partition).
-	idleLimit = 60 * time.Second
+	idleLimit = 2 * time.Minute
 	// pollWait bounds one poll.
 	pollWait = time.Second
 	// maxSourceTopics bounds the source topics whose partition counts a
-	// redrive remembers.
+	// redrive remembers, and those Inspect counts apart (the rest are
+	// counted under OtherSourceTopics).
 	maxSourceTopics = 1000
+	// listPreview bounds the key and value bytes Inspect lists per record
+	// (KeyBytes and ValueBytes give the full sizes).
+	listPreview = 1024
 )
 
 // Summary is what Inspect found.
@@ -171,9 +175,11 @@ func (s *Summary) add(r *Record, now time.Time, limit int) {
 	}
 	s.ByReason[r.Reason]++
 	if r.SourceTopic != "" {
-		// Bounded by the distinct source topics in the DLQ; a DLQ is one
-		// group's, whose topics are few.
-		s.BySourceTopic[r.SourceTopic]++
+		if _, ok := s.BySourceTopic[r.SourceTopic]; ok || len(s.BySourceTopic) < maxSourceTopics {
+			s.BySourceTopic[r.SourceTopic]++
+		} else {
+			s.BySourceTopic[OtherSourceTopics]++
+		}
 	}
 	s.ByAge[ageBucket(now.Sub(r.Timestamp))]++
 	if s.Oldest.IsZero() || r.Timestamp.Before(s.Oldest) {
@@ -183,16 +189,30 @@ func (s *Summary) add(r *Record, now time.Time, limit int) {
 		s.Newest = r.Timestamp
 	}
 	if len(s.Records) < limit {
-		s.Records = append(s.Records, *r)
+		l := *r
+		l.Key, l.Value = preview(r.Key), preview(r.Value)
+		s.Records = append(s.Records, l)
 	} else {
 		s.Truncated = true
 	}
 }
 
+// OtherSourceTopics counts, in Summary.BySourceTopic, the records of source
+// topics past the first 1000 distinct ones.
+const OtherSourceTopics = "(other)"
+
+// preview is b cut to listPreview bytes.
+func preview(b []byte) []byte {
+	if len(b) > listPreview {
+		return b[:listPreview:listPreview]
+	}
+	return b
+}
+
 // fromKgo converts a consumed record.
 func fromKgo(kr *kgo.Record) Record {
 	r := Record{Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, Key: kr.Key, Value: kr.Value,
-		Headers: make([]Header, 0, len(kr.Headers))}
+		KeyBytes: len(kr.Key), ValueBytes: len(kr.Value), Headers: make([]Header, 0, len(kr.Headers))}
 	for _, h := range kr.Headers {
 		r.Headers = append(r.Headers, Header{Key: h.Key, Value: string(h.Value)})
 	}

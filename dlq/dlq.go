@@ -93,9 +93,14 @@ type Record struct {
 	Reason          Reason `json:"reason"`
 	Message         string `json:"message"`
 
-	Key     []byte   `json:"key,omitempty"`
-	Value   []byte   `json:"value,omitempty"`
-	Headers []Header `json:"headers"`
+	// Key and Value are the copied record's (nil without a copy); Inspect
+	// lists at most their first 1 KiB, KeyBytes and ValueBytes are the
+	// full sizes.
+	Key        []byte   `json:"key,omitempty"`
+	Value      []byte   `json:"value,omitempty"`
+	KeyBytes   int      `json:"key_bytes"`
+	ValueBytes int      `json:"value_bytes"`
+	Headers    []Header `json:"headers"`
 
 	// Problem is set when the context headers are missing or malformed:
 	// such a record cannot be routed back.

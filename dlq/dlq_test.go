@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,24 @@ func TestDLQSummaryCounts(t *testing.T) {
 	}
 	if !s.Oldest.Equal(time.UnixMilli(1000)) || !s.Newest.Equal(now.Add(-time.Minute)) {
 		t.Errorf("oldest %v newest %v", s.Oldest, s.Newest)
+	}
+}
+
+// TestDLQSummaryBounds: listed payloads are cut to a preview with their
+// full sizes kept, and source topics past the bound share one bucket.
+func TestDLQSummaryBounds(t *testing.T) {
+	t.Parallel()
+	s := Summary{ByReason: map[Reason]int{}, BySourceTopic: map[string]int{}, ByAge: map[string]int{}}
+	for i := range maxSourceTopics + 5 {
+		kr := dlqRecord(0, int64(i), context6("t"+strconv.Itoa(i), "0", "")...)
+		kr.Value = make([]byte, 5000)
+		r := fromKgo(kr)
+		s.add(&r, time.Now(), 1)
+	}
+	if len(s.BySourceTopic) != maxSourceTopics+1 || s.BySourceTopic[OtherSourceTopics] != 5 {
+		t.Errorf("%d source topics, other %d", len(s.BySourceTopic), s.BySourceTopic[OtherSourceTopics])
+	}
+	if r := s.Records[0]; len(r.Value) != listPreview || r.ValueBytes != 5000 {
+		t.Errorf("listed value %d bytes of %d", len(r.Value), r.ValueBytes)
 	}
 }

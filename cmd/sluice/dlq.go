@@ -192,7 +192,7 @@ func writeSummary(w io.Writer, format string, s dlq.Summary) error {
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Partition, r.Offset,
 			r.Timestamp.UTC().Format(time.RFC3339), src, r.Group, r.DeliveryCount, r.Reason,
-			preview(r.Key), preview(r.Value), otherHeaders(r.Headers))
+			preview(r.Key, r.KeyBytes), preview(r.Value, r.ValueBytes), otherHeaders(r.Headers))
 	}
 	if s.Truncated {
 		fmt.Fprintf(tw, "...\t(%d more; raise --limit)\n", s.Total-len(s.Records))
@@ -235,13 +235,13 @@ func stringKeys(m map[dlq.Reason]int) map[string]int {
 	return out
 }
 
-// preview shows up to 24 bytes of b, quoted.
-func preview(b []byte) string {
+// preview shows up to 24 bytes of b (n bytes long), quoted.
+func preview(b []byte, n int) string {
 	if b == nil {
 		return "-"
 	}
 	if len(b) > 24 {
-		return fmt.Sprintf("%q...(%d B)", b[:24], len(b))
+		return fmt.Sprintf("%q...(%d B)", b[:24], n)
 	}
 	return fmt.Sprintf("%q", b)
 }
