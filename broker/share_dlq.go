@@ -111,6 +111,8 @@ type deadLetterWriter struct {
 	sp dlqShareAccess
 	// group resolves a group's DLQ settings (Broker.groupSettings).
 	group func(group string) (topic string, copyRecord bool)
+	// backoff is the pause after n failed attempts (dlqBackoff).
+	backoff func(n int) time.Duration
 	mu    struct {
 		sync.Mutex
 		queue   []share.Key
@@ -158,7 +160,7 @@ func (s brokerShares) complete(k share.Key, offsets []int64, seqs int32) error {
 }
 
 func newDeadLetterWriter(b *Broker, m *dlqMetrics) *deadLetterWriter {
-	w := &deadLetterWriter{b: b, m: m, sp: brokerShares{b}}
+	w := &deadLetterWriter{b: b, m: m, sp: brokerShares{b}, backoff: dlqBackoff}
 	w.group = func(group string) (string, bool) {
 		gs := b.groupSettings(group)
 		return gs.DLQTopic, gs.DLQCopyRecord
@@ -266,9 +268,10 @@ func (w *deadLetterWriter) drain(ctx context.Context, k share.Key) {
 		case errors.As(err, &unusable):
 			w.warnOnce(k.Group, unusable.problem)
 			w.m.unusable.WithLabelValues(unusable.kind).Add(float64(len(j.letters)))
-			if !w.archiveUnwritten(k, j) {
+			if !w.archiveUnwritten(k, j, failures > 0) {
 				return
 			}
+			failures = 0
 		case ctx.Err() != nil:
 			return
 		default:
@@ -279,12 +282,12 @@ func (w *deadLetterWriter) drain(ctx context.Context, k share.Key) {
 					"group", k.Group, "partition", k.Partition, "records", len(j.letters), "err", err)
 				w.m.unusable.WithLabelValues("gave_up").Add(float64(len(j.letters)))
 				failures = 0
-				if !w.archiveUnwritten(k, j) {
+				if !w.archiveUnwritten(k, j, true) {
 					return
 				}
 				continue
 			}
-			sleepCtx(ctx, dlqBackoff(failures))
+			sleepCtx(ctx, w.backoff(failures))
 		}
 	}
 }
@@ -292,7 +295,15 @@ func (w *deadLetterWriter) drain(ctx context.Context, k share.Key) {
 // archiveUnwritten archives j's records without a DLQ write (the sequence
 // does not move); false when the state could not be written, which ends
 // this round: the records stay in Archiving for the next leader or wake.
-func (w *deadLetterWriter) archiveUnwritten(k share.Key, j dlqJob) bool {
+//
+// After failed attempts (attempted) the batch may be in the DLQ anyway (a
+// write that timed out but landed): the producer is dropped with it, so the
+// next batch, under a new producer, cannot be taken for a duplicate of that
+// one by the DLQ partition.
+func (w *deadLetterWriter) archiveUnwritten(k share.Key, j dlqJob, attempted bool) bool {
+	if attempted && j.cursor.ProducerID > 0 {
+		w.resetProducer(k)
+	}
 	if err := w.sp.complete(k, dlqOffsets(j.letters), 0); err != nil {
 		w.b.log.Warn("archiving dead letters", "group", k.Group, "partition", k.Partition, "err", err)
 		return false

@@ -430,3 +430,57 @@ func TestDLQWriterExactlyOnceThroughFailedStateWrites(t *testing.T) {
 		t.Error("a missing DLQ topic was created without auto-creation")
 	}
 }
+
+// TestDLQWriterGivesUpAndDropsTheProducer: a DLQ that refuses every write
+// (here: a batch over its max.message.bytes) is given up after
+// dlqMaxAttempts; the records are archived without a write and the
+// producer is dropped, so a batch that landed despite an error can never
+// make the next one look like its duplicate.
+func TestDLQWriterGivesUpAndDropsTheProducer(t *testing.T) {
+	t.Parallel()
+	b := startTestBrokerWith(t, slog.New(slog.DiscardHandler), nil)
+	src := createTestTopic(t, b, "work", 1, nil)
+	createTestTopic(t, b, "dlq.tiny", 1, map[string]string{topicConfigDLQEnable: "true", "max.message.bytes": "50"})
+	f := &fakeShares{archived: map[int64]int32{}, letters: []share.DeadLetter{{Offset: 0, DeliveryCount: 1, Rejected: true}}}
+	w := b.dlq
+	w.sp = f
+	w.group = func(string) (string, bool) { return "dlq.tiny", false }
+	w.backoff = func(int) time.Duration { return time.Millisecond }
+	b.wakeDeadLetters(share.Key{Group: "g", TopicID: src.meta().ID})
+	f.waitDrained(t)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seqs, ok := f.archived[0]; !ok || seqs != 0 {
+		t.Errorf("archived %v with seqs %d, want archived without a write", ok, seqs)
+	}
+	if f.cursor != (share.DeadLetterCursor{}) {
+		t.Errorf("cursor %+v, want the producer dropped", f.cursor)
+	}
+	if got := counterValue(t, b, "sluice_share_dlq_write_failures_total", kerr.MessageTooLarge.Message); got != dlqMaxAttempts {
+		t.Errorf("%v failed attempts counted, want %d", got, dlqMaxAttempts)
+	}
+	if got := counterValue(t, b, "sluice_share_dlq_records_unwritten_total", "gave_up"); got != 1 {
+		t.Errorf("gave_up counted %v, want 1", got)
+	}
+}
+
+// counterValue is the value of name's series whose one label is label, or
+// -1 when absent.
+func counterValue(t *testing.T, b *Broker, name, label string) float64 {
+	t.Helper()
+	mfs, err := b.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
+}
