@@ -113,7 +113,7 @@ type deadLetterWriter struct {
 	group func(group string) (topic string, copyRecord bool)
 	// backoff is the pause after n failed attempts (dlqBackoff).
 	backoff func(n int) time.Duration
-	mu    struct {
+	mu      struct {
 		sync.Mutex
 		queue   []share.Key
 		state   map[share.Key]dlqRunState
