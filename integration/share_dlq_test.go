@@ -49,9 +49,9 @@ func (l dlqLetter) record(topic string) *kgo.Record {
 	return &kgo.Record{Topic: topic, Partition: l.dlqPartition, Key: l.key, Value: l.value, Headers: append(hs, l.extra...)}
 }
 
-// writeDLQ creates dlqTopic (opted in as a DLQ) and the source topics,
+// dlqWriteTopic creates dlqTopic (opted in as a DLQ) and the source topics,
 // and writes letters.
-func writeDLQ(t *testing.T, addr, dlqTopic string, letters []dlqLetter, sources map[string]int32) {
+func dlqWriteTopic(t *testing.T, addr, dlqTopic string, letters []dlqLetter, sources map[string]int32) {
 	t.Helper()
 	on := "true"
 	createTopic(t, addr, dlqTopic, 2, map[string]*string{"errors.deadletterqueue.group.enable": &on})
@@ -70,9 +70,9 @@ func writeDLQ(t *testing.T, addr, dlqTopic string, letters []dlqLetter, sources 
 	}
 }
 
-// redrivenIn reads topic read_committed from the start and returns the
+// dlqRedrivenIn reads topic read_committed from the start and returns the
 // records that came from a redrive, keyed by their sluice.redrive.source.
-func redrivenIn(t *testing.T, addr, topic string, want int) map[string][]*kgo.Record {
+func dlqRedrivenIn(t *testing.T, addr, topic string, want int) map[string][]*kgo.Record {
 	t.Helper()
 	cl := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -127,7 +127,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 		dlqLetter{source: "orders", sourcePartition: 1, rejected: true}, // no copy: unmovable
 		dlqLetter{source: "orders", sourcePartition: 9, value: []byte("no such partition")},
 	)
-	writeDLQ(t, addr, topic, letters, map[string]int32{"orders": 3, "payments": 1})
+	dlqWriteTopic(t, addr, topic, letters, map[string]int32{"orders": 3, "payments": 1})
 	cfg := dlq.Config{Brokers: []string{addr}, Logger: testLogger(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -180,7 +180,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 		t.Fatalf("run 5: %+v, %v", r5, err)
 	}
 
-	got := redrivenIn(t, addr, "orders", 24)
+	got := dlqRedrivenIn(t, addr, "orders", 24)
 	if len(got) != 24 {
 		t.Fatalf("%d distinct records redriven, want 24", len(got))
 	}
@@ -207,7 +207,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 			t.Errorf("letter %d headers %v", i, r.Headers)
 		}
 	}
-	if p := redrivenIn(t, addr, "payments", 0); len(p) != 0 {
+	if p := dlqRedrivenIn(t, addr, "payments", 0); len(p) != 0 {
 		t.Errorf("records of another source topic moved: %v", p)
 	}
 }
@@ -219,7 +219,7 @@ func TestShareDLQAdminHTTP(t *testing.T) {
 	ib := startBroker(t, nil)
 	addr := ib.addr()
 	const topic = "dlq.http"
-	writeDLQ(t, addr, topic, []dlqLetter{
+	dlqWriteTopic(t, addr, topic, []dlqLetter{
 		{source: "jobs", sourcePartition: 0, rejected: true, value: []byte("a")},
 		{dlqPartition: 1, source: "jobs", sourcePartition: 1, value: []byte("b")},
 	}, map[string]int32{"jobs": 2})
@@ -235,15 +235,15 @@ func TestShareDLQAdminHTTP(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || s.Total != 1 || len(s.Records) != 1 || s.Records[0].SourcePartition != 0 {
 		t.Fatalf("inspect: %d %+v %v", resp.StatusCode, s, err)
 	}
-	if code := httpStatus(t, "GET", base+"/v1/dlq/inspect?topic=dlq.none", ""); code != http.StatusNotFound {
+	if code := dlqHTTPStatus(t, "GET", base+"/v1/dlq/inspect?topic=dlq.none", ""); code != http.StatusNotFound {
 		t.Errorf("inspect of a missing topic: %d, want 404", code)
 	}
-	if code := httpStatus(t, "GET", base+"/v1/dlq/inspect?topic="+topic+"&reason=bogus", ""); code != http.StatusBadRequest {
+	if code := dlqHTTPStatus(t, "GET", base+"/v1/dlq/inspect?topic="+topic+"&reason=bogus", ""); code != http.StatusBadRequest {
 		t.Errorf("inspect with a bad reason: %d, want 400", code)
 	}
 
 	body := `{"topic":"` + topic + `","source_topic":"jobs"}`
-	if code := httpStatus(t, "POST", base+"/v1/dlq/redrive", body); code != http.StatusForbidden {
+	if code := dlqHTTPStatus(t, "POST", base+"/v1/dlq/redrive", body); code != http.StatusForbidden {
 		t.Fatalf("redrive with writes disabled: %d, want 403", code)
 	}
 	on := "true"
@@ -253,7 +253,7 @@ func TestShareDLQAdminHTTP(t *testing.T) {
 		t.Fatalf("enable writes: %v", err)
 	}
 	waitFor(t, 20*time.Second, func() error {
-		if code := httpStatus(t, "POST", base+"/v1/dlq/redrive", `{"topic":"`+topic+`","bogus":1}`); code == http.StatusForbidden {
+		if code := dlqHTTPStatus(t, "POST", base+"/v1/dlq/redrive", `{"topic":"`+topic+`","bogus":1}`); code == http.StatusForbidden {
 			return errors.New("still refused")
 		}
 		return nil
@@ -269,12 +269,12 @@ func TestShareDLQAdminHTTP(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || res.Moved != 2 || !res.Done {
 		t.Fatalf("redrive: %d %+v %v", resp.StatusCode, res, err)
 	}
-	if got := redrivenIn(t, addr, "jobs", 2); len(got) != 2 {
+	if got := dlqRedrivenIn(t, addr, "jobs", 2); len(got) != 2 {
 		t.Errorf("redriven records %v, want 2", got)
 	}
 }
 
-func httpStatus(t *testing.T, method, url, body string) int {
+func dlqHTTPStatus(t *testing.T, method, url, body string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -303,7 +303,7 @@ func TestShareDLQRejectedRecordLandsOnceAndRedrives(t *testing.T) {
 	createTopic(t, addr, "tasks", 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	setGroupConfigs(ctx, t, addr, "taskers", map[string]string{
+	dlqSetGroupConfigs(ctx, t, addr, "taskers", map[string]string{
 		"share.auto.offset.reset":                   "earliest",
 		"errors.deadletterqueue.topic.name":         "dlq.tasks",
 		"errors.deadletterqueue.copy.record.enable": "true",
@@ -358,13 +358,13 @@ func TestShareDLQRejectedRecordLandsOnceAndRedrives(t *testing.T) {
 	if err != nil || res.Moved != 3 {
 		t.Fatalf("redrive: %+v, %v", res, err)
 	}
-	if got := redrivenIn(t, addr, "tasks", 3); len(got) != 3 {
+	if got := dlqRedrivenIn(t, addr, "tasks", 3); len(got) != 3 {
 		t.Errorf("redriven %d records, want 3", len(got))
 	}
 }
 
-// setGroupConfigs sets GROUP resource configs (KIP-848/KIP-932 group configs).
-func setGroupConfigs(ctx context.Context, t *testing.T, addr, group string, configs map[string]string) {
+// dlqSetGroupConfigs sets GROUP resource configs (KIP-848/KIP-932 group configs).
+func dlqSetGroupConfigs(ctx context.Context, t *testing.T, addr, group string, configs map[string]string) {
 	t.Helper()
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	res := kmsg.NewIncrementalAlterConfigsRequestResource()
@@ -398,7 +398,7 @@ func TestShareDLQCommand(t *testing.T) {
 	ib := startBroker(t, nil)
 	addr := ib.addr()
 	const topic = "dlq.cmd"
-	writeDLQ(t, addr, topic, []dlqLetter{
+	dlqWriteTopic(t, addr, topic, []dlqLetter{
 		{source: "mail", rejected: true, value: []byte("m0")},
 		{source: "mail", value: []byte("m1")},
 		{dlqPartition: 1, source: "mail", value: []byte("m2")},
@@ -425,7 +425,7 @@ func TestShareDLQCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "moved 1,") || !strings.Contains(out, "reached the end") {
 		t.Fatalf("redrive rerun: %v\n%s", err, out)
 	}
-	if got := redrivenIn(t, addr, "mail", 3); len(got) != 3 {
+	if got := dlqRedrivenIn(t, addr, "mail", 3); len(got) != 3 {
 		t.Errorf("redriven %d records, want 3", len(got))
 	}
 	for args, want := range map[string]int{
