@@ -74,6 +74,9 @@ func Redrive(ctx context.Context, cfg Config, topic string, o RedriveOptions) (R
 		kgo.TransactionalID(res.ID),
 		kgo.TransactionTimeout(time.Minute),
 		kgo.ConsumerGroup(res.ID),
+		// A run killed outright stays a group member until its session
+		// times out; the next run's join waits for that, so keep it short.
+		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),

@@ -443,3 +443,60 @@ func TestShareDLQCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestShareDLQRedriveKilledAndRerun kills "sluice dlq redrive" with
+// SIGKILL after its first committed transaction, runs it again, and checks
+// that every record arrived in its source topic exactly once (the killed
+// run's open transaction is aborted when the rerun fences its
+// transactional id).
+func TestShareDLQRedriveKilledAndRerun(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	addr := ib.addr()
+	const topic, n = "dlq.killed", 3000
+	letters := make([]dlqLetter, n)
+	for i := range letters {
+		letters[i] = dlqLetter{dlqPartition: int32(i % 2), source: "events", sourcePartition: int32(i % 4),
+			rejected: true, value: []byte("e" + strconv.Itoa(i))}
+	}
+	dlqWriteTopic(t, addr, topic, letters, map[string]int32{"events": 4})
+
+	cmd := exec.Command(binPath, "dlq", "redrive", "--brokers", addr, topic)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "moved ") {
+		k, err := stderr.Read(buf)
+		seen.Write(buf[:k])
+		if err != nil {
+			t.Fatalf("redrive ended before its first commit: %v\n%s", err, seen.String())
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	out, err := runBinary(t, "dlq", "redrive", "--brokers", addr, "--format", "json", topic)
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	var r dlq.RedriveResult
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil || !r.Done {
+		t.Fatalf("rerun result %+v %v\n%s", r, err, out)
+	}
+	t.Logf("the rerun moved %d of %d records", r.Moved, n)
+	got := dlqRedrivenIn(t, addr, "events", n)
+	if len(got) != n {
+		t.Fatalf("%d distinct records arrived, want %d", len(got), n)
+	}
+	for src, rs := range got {
+		if len(rs) != 1 {
+			t.Errorf("%s arrived %d times", src, len(rs))
+		}
+	}
+}
