@@ -77,7 +77,7 @@ func (b *Broker) httpDLQInspect(w http.ResponseWriter, r *http.Request) {
 		httpJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), dlqHTTPTimeout)
+	ctx, cancel := b.dlqRequestContext(r)
 	defer cancel()
 	s, err := dlq.Inspect(ctx, b.dlqClientConfig(), topic, dlq.InspectOptions{Selection: sel, Limit: int(max(min(limit, dlq.MaxListLimit), -1))})
 	if err != nil {
@@ -103,7 +103,7 @@ func (b *Broker) httpDLQRedrive(w http.ResponseWriter, r *http.Request) {
 		httpJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), dlqHTTPTimeout)
+	ctx, cancel := b.dlqRequestContext(r)
 	defer cancel()
 	res, err := dlq.Redrive(ctx, b.dlqClientConfig(), req.Topic, dlq.RedriveOptions{Selection: req.Selection})
 	b.dlq.m.redrives.WithLabelValues("moved").Add(float64(res.Moved))
@@ -115,6 +115,15 @@ func (b *Broker) httpDLQRedrive(w http.ResponseWriter, r *http.Request) {
 	}
 	b.log.Info("dead-letter redrive", "topic", req.Topic, "id", res.ID, "moved", res.Moved, "done", res.Done)
 	httpJSON(w, http.StatusOK, res)
+}
+
+// dlqRequestContext bounds an admin request by dlqHTTPTimeout, the client
+// and the broker's shutdown (the HTTP server's Shutdown does not cancel
+// running handlers).
+func (b *Broker) dlqRequestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), dlqHTTPTimeout)
+	stop := context.AfterFunc(b.bg, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // dlqClientConfig points package dlq at this broker's Kafka listener.
