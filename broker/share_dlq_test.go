@@ -484,3 +484,66 @@ func counterValue(t *testing.T, b *Broker, name, label string) float64 {
 	}
 	return -1
 }
+
+// TestDLQWriterThroughPeerLeader: when another broker leads the DLQ
+// partition the writer sends it an acks=all Produce; a repeated batch
+// (a failed state write after the append) is still written once.
+func TestDLQWriterThroughPeerLeader(t *testing.T) {
+	t.Parallel()
+	b1 := startTestBrokerWith(t, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	b2, err := New(ctx, Config{
+		NodeID: 2, Listen: "127.0.0.1:0", DataDir: t.TempDir(), Etcd: b1.embedded.Endpoints(),
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b2.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for _, ok := b1.brokers.get(2); !ok; _, ok = b1.brokers.get(2) {
+		if time.Now().After(deadline) {
+			t.Fatal("broker 2 not seen by broker 1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, code, msg := b1.createTopicFromSpec(context.Background(), topicSpec{name: "dlq.remote", partitions: 1, replicationFactor: 1,
+		assignment: [][]int32{{2}}, configs: map[string]string{topicConfigDLQEnable: "true"}}, false)
+	if code != 0 {
+		t.Fatalf("create: %d %v", code, msg)
+	}
+	remote := waitLeading(t, b2, "dlq.remote", 1)
+	for st, ok := b1.partitionState("dlq.remote", 0); !ok || st.Leader != 2; st, ok = b1.partitionState("dlq.remote", 0) {
+		if time.Now().After(deadline) {
+			t.Fatal("broker 1 does not see broker 2 leading dlq.remote")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, code, msg := b1.createTopicFromSpec(context.Background(), topicSpec{name: "local", partitions: 1, replicationFactor: 1,
+		assignment: [][]int32{{1}}}, false); code != 0 {
+		t.Fatalf("create: %d %v", code, msg)
+	}
+	src := waitLeading(t, b1, "local", 1)
+	f := &fakeShares{failWrites: 1, archived: map[int64]int32{}}
+	for i := range 3 {
+		f.letters = append(f.letters, share.DeadLetter{Offset: int64(i), DeliveryCount: 2})
+	}
+	w := b1.dlq
+	w.sp = f
+	w.group = func(string) (string, bool) { return "dlq.remote", false }
+	w.backoff = func(int) time.Duration { return time.Millisecond }
+	b1.wakeDeadLetters(share.Key{Group: "g", TopicID: src.meta().ID})
+	f.waitDrained(t)
+	if leo := remote.partition(0).log.LogEndOffset(); leo != 3 {
+		t.Fatalf("remote DLQ end offset %d, want 3", leo)
+	}
+	if f.cursor.Sequence != 3 || f.cursor.ProducerID <= 0 {
+		t.Errorf("cursor %+v", f.cursor)
+	}
+}
