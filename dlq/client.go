@@ -67,8 +67,9 @@ type Summary struct {
 	// start; Unroutable those without usable context headers.
 	Total      int `json:"total"`
 	Unroutable int `json:"unroutable"`
-	// Unmovable counts records without a copy of the original record.
-	Unmovable     int             `json:"unmovable"`
+	// WithoutCopy counts records that only point at their source record
+	// (redrive re-reads it).
+	WithoutCopy   int             `json:"without_copy"`
 	ByReason      map[Reason]int  `json:"by_reason"`
 	BySourceTopic map[string]int  `json:"by_source_topic"`
 	ByAge         map[string]int  `json:"by_age"`
@@ -170,8 +171,8 @@ func (s *Summary) add(r *Record, now time.Time, limit int) {
 	s.Total++
 	if r.Problem != "" {
 		s.Unroutable++
-	} else if !r.Movable() {
-		s.Unmovable++
+	} else if !r.HasCopy() {
+		s.WithoutCopy++
 	}
 	s.ByReason[r.Reason]++
 	if r.SourceTopic != "" {

@@ -19,9 +19,12 @@
 // A record is moved with the key, value and headers it carries in the
 // dead-letter topic minus the __dlq.errors.* context, plus a
 // sluice.redrive.source header naming where it came from. Dead-letter
-// records written without errors.deadletterqueue.copy.record.enable carry no
-// key or value: they are not moved (counted as unmovable), since re-producing
-// them would create empty records.
+// records written without errors.deadletterqueue.copy.record.enable (Kafka's
+// default) carry no key or value, only a pointer: redrive re-reads the
+// source record (read_committed, from its leader) and moves that. A pointer
+// whose source record is gone (retention, compaction) is counted as
+// unmovable, as is a record without usable context headers or whose source
+// partition does not exist.
 package dlq
 
 import (
@@ -107,11 +110,10 @@ type Record struct {
 	Problem string `json:"problem,omitempty"`
 }
 
-// Movable reports whether the record can be redriven: its context names a
-// source and it carries a copy of the original record.
-func (r *Record) Movable() bool {
-	return r.Problem == "" && (r.Key != nil || r.Value != nil)
-}
+// HasCopy reports whether the record carries a copy of the original
+// (errors.deadletterqueue.copy.record.enable was on when it was written);
+// without one it only points at the source record.
+func (r *Record) HasCopy() bool { return r.Key != nil || r.Value != nil }
 
 // parseContext fills r's context fields from its headers.
 func (r *Record) parseContext() {

@@ -28,7 +28,7 @@ func TestDLQParseContext(t *testing.T) {
 	t.Parallel()
 	r := fromKgo(dlqRecord(1, 5, append(context6("orders", "2", "Offset rejected by client."), "trace", "x")...))
 	if r.Problem != "" || r.SourceTopic != "orders" || r.SourcePartition != 2 || r.SourceOffset != 12 ||
-		r.Group != "g" || r.DeliveryCount != 3 || r.Reason != ReasonRejected || !r.Movable() {
+		r.Group != "g" || r.DeliveryCount != 3 || r.Reason != ReasonRejected || !r.HasCopy() {
 		t.Fatalf("parsed %+v", r)
 	}
 	if got := fromKgo(dlqRecord(0, 0, context6("o", "1", "Offset delivery count exceeded the threshold.")...)); got.Reason != ReasonDeliveryLimit {
@@ -40,14 +40,14 @@ func TestDLQParseContext(t *testing.T) {
 		"negative partition": context6("o", "-1", ""),
 		"empty topic":        context6("", "1", ""),
 	} {
-		if r := fromKgo(dlqRecord(0, 0, hs...)); r.Problem == "" || r.Movable() {
+		if r := fromKgo(dlqRecord(0, 0, hs...)); r.Problem == "" {
 			t.Errorf("%s: no problem found in %+v", name, r)
 		}
 	}
 	noCopy := dlqRecord(0, 0, context6("o", "1", "")...)
 	noCopy.Value = nil
-	if r := fromKgo(noCopy); r.Movable() {
-		t.Error("a record without a copy is movable")
+	if r := fromKgo(noCopy); r.HasCopy() {
+		t.Error("a record without a key or value has a copy")
 	}
 }
 
@@ -109,7 +109,7 @@ func TestDLQMoveHeaders(t *testing.T) {
 }
 
 // TestDLQSummaryCounts: counts by reason, source and age, the listing
-// bound, and unroutable and unmovable records.
+// bound, and unroutable records and those without a copy.
 func TestDLQSummaryCounts(t *testing.T) {
 	t.Parallel()
 	now := time.UnixMilli(1000).Add(2 * time.Hour)
@@ -126,7 +126,7 @@ func TestDLQSummaryCounts(t *testing.T) {
 		r := fromKgo(kr)
 		s.add(&r, now, 2)
 	}
-	if s.Total != 4 || s.Unroutable != 1 || s.Unmovable != 1 || len(s.Records) != 2 || !s.Truncated {
+	if s.Total != 4 || s.Unroutable != 1 || s.WithoutCopy != 1 || len(s.Records) != 2 || !s.Truncated {
 		t.Fatalf("summary %+v", s)
 	}
 	if s.ByReason[ReasonRejected] != 2 || s.ByReason[ReasonDeliveryLimit] != 1 || s.ByReason[ReasonUnknown] != 1 {

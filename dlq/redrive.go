@@ -34,7 +34,8 @@ type RedriveResult struct {
 	Moved int `json:"moved"`
 	// Skipped counts records the selection did not choose; Unmovable
 	// selected records that could not be moved (no context headers, a
-	// source partition that does not exist, or no copy of the record).
+	// source partition that does not exist, or a pointer whose source
+	// record is gone).
 	Skipped   int `json:"skipped"`
 	Unmovable int `json:"unmovable"`
 	// Done is true when the run reached the end offsets it saw at its
@@ -87,7 +88,7 @@ func Redrive(ctx context.Context, cfg Config, topic string, o RedriveOptions) (R
 		return res, err
 	}
 	defer sess.Close()
-	r := redriver{cfg: cfg, topic: topic, o: o, adm: adm, sess: sess, res: &res, parts: map[string]int32{}}
+	r := redriver{cfg: cfg, topic: topic, o: o, sess: sess, res: &res, src: newSourceReader(plain)}
 	err = r.run(ctx, pos, ends)
 	return res, err
 }
@@ -97,11 +98,9 @@ type redriver struct {
 	cfg   Config
 	topic string
 	o     RedriveOptions
-	adm   *kadm.Client
 	sess  *kgo.GroupTransactSession
 	res   *RedriveResult
-	// parts caches source topics' partition counts (-1: no such topic).
-	parts map[string]int32
+	src   *sourceReader
 }
 
 func (r *redriver) run(ctx context.Context, pos, ends map[int32]int64) error {
@@ -163,7 +162,12 @@ func (r *redriver) transaction(ctx context.Context, pos map[int32]int64) (moved 
 			skipped++
 			continue
 		}
-		if !rec.Movable() || !r.sourceExists(ctx, rec.SourceTopic, rec.SourcePartition) {
+		ok, err := r.resolve(ctx, &rec)
+		if err != nil {
+			r.abort()
+			return 0, false, err
+		}
+		if !ok {
 			unmovable++
 			continue
 		}
@@ -221,22 +225,31 @@ func (r *redriver) toKgo(rec *Record) *kgo.Record {
 	return kr
 }
 
-// sourceExists reports whether topic has partition p.
-func (r *redriver) sourceExists(ctx context.Context, topic string, p int32) bool {
-	n, ok := r.parts[topic]
-	if !ok {
-		n = -1
-		if td, err := r.adm.ListTopics(ctx, topic); err == nil {
-			if d, ok := td[topic]; ok && d.Err == nil {
-				n = int32(len(d.Partitions))
-			}
-		}
-		if len(r.parts) >= maxSourceTopics {
-			clear(r.parts)
-		}
-		r.parts[topic] = n
+// resolve checks that rec can be moved and, for a pointer, fills in the
+// source record's key, value and headers. ok is false for an unmovable
+// record; an error means a source read failed (the transaction aborts).
+func (r *redriver) resolve(ctx context.Context, rec *Record) (ok bool, err error) {
+	if rec.Problem != "" {
+		return false, nil
 	}
-	return p >= 0 && p < n
+	if _, _, exists := r.src.partition(ctx, rec.SourceTopic, rec.SourcePartition); !exists {
+		return false, nil
+	}
+	if rec.HasCopy() {
+		return true, nil
+	}
+	orig, err := r.src.record(ctx, rec.SourceTopic, rec.SourcePartition, rec.SourceOffset)
+	if err != nil || orig == nil {
+		return false, err
+	}
+	rec.Key, rec.Value = orig.Key, orig.Value
+	// The pointer's own headers are only the context; the moved record
+	// gets the original's.
+	rec.Headers = rec.Headers[:0:0]
+	for _, h := range orig.Headers {
+		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: string(h.Value)})
+	}
+	return true, nil
 }
 
 // committedOffsets is group's committed offset per partition of topic (0

@@ -124,7 +124,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 	}
 	letters = append(letters,
 		dlqLetter{source: "payments", sourcePartition: 0, value: []byte("other topic")},
-		dlqLetter{source: "orders", sourcePartition: 1, rejected: true}, // no copy: unmovable
+		dlqLetter{source: "orders", sourcePartition: 1, sourceOffset: 500, rejected: true}, // a pointer to a record that is not there
 		dlqLetter{source: "orders", sourcePartition: 9, value: []byte("no such partition")},
 	)
 	dlqWriteTopic(t, addr, topic, letters, map[string]int32{"orders": 3, "payments": 1})
@@ -137,7 +137,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 		t.Fatalf("inspect: %v", err)
 	}
 	if s.Total != 27 || s.BySourceTopic["orders"] != 26 || s.BySourceTopic["payments"] != 1 || len(s.Records) != 5 ||
-		!s.Truncated || s.Unmovable != 1 || s.ByReason[dlq.ReasonRejected] != 13 {
+		!s.Truncated || s.WithoutCopy != 1 || s.ByReason[dlq.ReasonRejected] != 13 {
 		t.Fatalf("inspect summary: %+v", s)
 	}
 
@@ -172,7 +172,7 @@ func TestShareDLQRedriveExactlyOnce(t *testing.T) {
 		t.Fatalf("run 4: %+v, %v", r4, err)
 	}
 	if r4.Unmovable != 2 {
-		t.Errorf("run 4 unmovable %d, want 2 (no copy, no such partition)", r4.Unmovable)
+		t.Errorf("run 4 unmovable %d, want 2 (a pointer to nothing, no such partition)", r4.Unmovable)
 	}
 	// Run 5: nothing left.
 	r5, err := dlq.Redrive(ctx, cfg, topic, dlq.RedriveOptions{Selection: sel})
@@ -497,6 +497,55 @@ func TestShareDLQRedriveKilledAndRerun(t *testing.T) {
 	for src, rs := range got {
 		if len(rs) != 1 {
 			t.Errorf("%s arrived %d times", src, len(rs))
+		}
+	}
+}
+
+// TestShareDLQRedrivePointers: dead letters written without a copy (Kafka's
+// default) point at their source record; redrive re-reads it and moves its
+// key, value and headers, and counts a pointer to a record that is gone.
+func TestShareDLQRedrivePointers(t *testing.T) {
+	t.Parallel()
+	ib := startBroker(t, nil)
+	addr := ib.addr()
+	createTopic(t, addr, "ledger", 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	prod := client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range 6 {
+		r := &kgo.Record{Topic: "ledger", Partition: 1, Key: []byte("k" + strconv.Itoa(i)), Value: []byte("entry-" + strconv.Itoa(i)),
+			Headers: []kgo.RecordHeader{{Key: "origin", Value: []byte("o" + strconv.Itoa(i))}}}
+		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var letters []dlqLetter
+	for _, off := range []int64{0, 2, 5, 40} {
+		letters = append(letters, dlqLetter{source: "ledger", sourcePartition: 1, sourceOffset: off, rejected: true})
+	}
+	dlqWriteTopic(t, addr, "dlq.ledger", letters, nil)
+	cfg := dlq.Config{Brokers: []string{addr}}
+	s, err := dlq.Inspect(ctx, cfg, "dlq.ledger", dlq.InspectOptions{})
+	if err != nil || s.WithoutCopy != 4 {
+		t.Fatalf("inspect: %+v %v", s, err)
+	}
+	res, err := dlq.Redrive(ctx, cfg, "dlq.ledger", dlq.RedriveOptions{})
+	if err != nil || res.Moved != 3 || res.Unmovable != 1 || !res.Done {
+		t.Fatalf("redrive: %+v %v", res, err)
+	}
+	got := dlqRedrivenIn(t, addr, "ledger", 3)
+	if len(got) != 3 {
+		t.Fatalf("%d redriven, want 3", len(got))
+	}
+	for i, off := range []int64{0, 2, 5} {
+		rs := got[fmt.Sprintf("dlq.ledger/0/%d", i)]
+		if len(rs) != 1 {
+			t.Fatalf("pointer %d arrived %d times", i, len(rs))
+		}
+		r := rs[0]
+		if r.Partition != 1 || string(r.Key) != "k"+strconv.FormatInt(off, 10) || string(r.Value) != "entry-"+strconv.FormatInt(off, 10) ||
+			len(r.Headers) != 2 || string(r.Headers[0].Value) != "o"+strconv.FormatInt(off, 10) {
+			t.Errorf("pointer %d moved as partition %d %q=%q %v", i, r.Partition, r.Key, r.Value, r.Headers)
 		}
 	}
 }

@@ -168,7 +168,7 @@ func writeSummary(w io.Writer, format string, s dlq.Summary) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "topic\t%s\n", s.Topic)
-	fmt.Fprintf(tw, "records\t%d\t(unroutable %d, without a copy %d)\n", s.Total, s.Unroutable, s.Unmovable)
+	fmt.Fprintf(tw, "records\t%d\t(unroutable %d, pointers without a copy %d)\n", s.Total, s.Unroutable, s.WithoutCopy)
 	if s.Total > 0 {
 		fmt.Fprintf(tw, "oldest\t%s\n", s.Oldest.UTC().Format(time.RFC3339))
 		fmt.Fprintf(tw, "newest\t%s\n", s.Newest.UTC().Format(time.RFC3339))
