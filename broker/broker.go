@@ -106,6 +106,9 @@ type Broker struct {
 	logDir *logDirHealth
 	faults *vfs.ErrorFS
 
+	// dlq writes share groups' dead letters (share_dlq.go).
+	dlq *deadLetterWriter
+
 	// bg is the context of the broker's background work; stopBG ends it.
 	bg     context.Context
 	stopBG context.CancelFunc
@@ -154,6 +157,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
+	b.dlq = newDeadLetterWriter(b, newDLQMetrics(b.registry))
 	b.startQuotas()
 	if err := b.start(ctx); err != nil {
 		_ = b.Close()

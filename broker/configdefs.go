@@ -178,7 +178,7 @@ func topicConfigDefs() []configDef {
 			validate: atLeast(1), doc: "Age at which a segment is rolled."},
 		{name: "unclean.leader.election.enable", typ: typeBoolean, def: "false", synonyms: []synonym{{"unclean.leader.election.enable", 1}},
 			doc: "Whether an out-of-sync replica may become leader."},
-	}, append(produceTopicConfigDefs(), compatTopicConfigDefs()...)...)
+	}, append(append(produceTopicConfigDefs(), compatTopicConfigDefs()...), dlqTopicConfigDefs()...)...)
 }
 
 // brokerConfigDefs are the broker settings accepted by --set and reported by
@@ -256,6 +256,7 @@ func brokerConfigDefs() []configDef {
 	defs = append(defs, compatBrokerConfigDefs()...)
 	defs = append(defs, admissionConfigDefs()...)
 	defs = append(defs, quotaConfigDefs()...)
+	defs = append(defs, dlqBrokerConfigDefs()...)
 	return defs
 }
 

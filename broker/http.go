@@ -35,6 +35,7 @@ func (b *Broker) serveHTTP() {
 	if b.cfg.TestFaultInjection {
 		mux.HandleFunc("/debug/faults", b.serveFaults)
 	}
+	b.serveDLQHTTP(mux) // http_dlq.go
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

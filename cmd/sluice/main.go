@@ -1,6 +1,9 @@
 // Command sluice runs a Sluice broker: a Kafka-compatible message broker in
 // one binary. With no flags it serves Kafka clients on 127.0.0.1:9092 with
 // its data, and an embedded etcd, in ./sluice-data.
+//
+// "sluice dlq inspect|redrive" are admin commands for share groups'
+// dead-letter topics (cmd/sluice/dlq.go); they talk to a running cluster.
 package main
 
 import (
@@ -20,6 +23,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "dlq" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		code := runDLQ(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(1)

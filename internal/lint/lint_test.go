@@ -72,6 +72,11 @@ func TestLintImportArrows(t *testing.T) {
 			module + "/replication", module + "/coordinator", "github.com/twmb/franz-go", "go.etcd.io", "github.com/prometheus/client_golang"}},
 		{"./coordinator/...", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
 			"go.etcd.io", "github.com/prometheus/client_golang"}},
+		// dlq is a Kafka client (redrive, inspection) shared by the sluice
+		// command and the broker's admin endpoints: it knows nothing of
+		// the broker's insides.
+		{"./dlq", []string{module + "/broker", module + "/storage", module + "/metadata", module + "/protocol",
+			module + "/replication", module + "/coordinator", "go.etcd.io", "github.com/prometheus/client_golang"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {
