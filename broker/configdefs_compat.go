@@ -57,7 +57,7 @@ func throttledReplicas(v string) error {
 // without effect.
 func compatTopicConfigDefs() []configDef {
 	rs := onlyDefault("false", "tiered storage (remote.storage.enable=true)")
-	return append(dlqTopicConfigDefs(), []configDef{
+	return []configDef{
 		{name: "follower.replication.throttled.replicas", typ: typeList, def: "", validate: throttledReplicas,
 			doc: inertPrefix + "replication is not throttled."},
 		{name: "leader.replication.throttled.replicas", typ: typeList, def: "", validate: throttledReplicas,
@@ -72,7 +72,7 @@ func compatTopicConfigDefs() []configDef {
 		{name: "remote.log.delete.on.disable", typ: typeBoolean, def: "false", doc: inertPrefix + "there is no tiered storage."},
 		{name: "message.downconversion.enable", typ: typeBoolean, def: "true", synonyms: []synonym{{"log.message.downconversion.enable", 1}},
 			doc: inertPrefix + "deprecated in Kafka 4, where down-conversion no longer exists; fetches older than v4 are refused."},
-	}...)
+	}
 }
 
 // compatBrokerConfigDefs are Kafka 4's broker settings Sluice accepts

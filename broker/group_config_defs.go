@@ -85,10 +85,6 @@ func shareGroupDefs() []configDef {
 		inert("share.coordinator.cold.partition.snapshot.interval.ms", typeInt, "300000", static, "every state write is a full snapshot."),
 		inert("share.coordinator.state.topic.prune.interval.ms", typeLong, "300000", static, "__share_group_state is compacted."),
 		// Dead-letter queues (KIP-1191).
-		{name: "errors.deadletterqueue.topic.name.prefix", typ: typeString, def: "dlq.",
-			doc: "Prefix every share group's errors.deadletterqueue.topic.name must start with, so a group cannot dead-letter into an arbitrary topic."},
-		{name: "errors.deadletterqueue.auto.create.topics.enable", typ: typeBoolean, def: "false",
-			doc: "Create a missing dead-letter topic (with errors.deadletterqueue.group.enable=true) when a share group first writes to it."},
 		// Sluice's redelivery backoff: the broker-wide defaults of the
 		// share.record.redelivery.backoff.* group configs.
 		{name: "group.share.record.redelivery.backoff.ms", typ: typeLong, def: "0", validate: atLeast(0),
@@ -118,14 +114,6 @@ func groupLimitDefs() []configDef {
 		inert("group.streams.heartbeat.interval.ms", typeInt, "5000", true, "streams groups (KIP-1071) are not implemented."),
 		inert("group.streams.session.timeout.ms", typeInt, "45000", true, "streams groups (KIP-1071) are not implemented."),
 		inert("group.streams.num.standby.replicas", typeInt, "0", true, "streams groups (KIP-1071) are not implemented."),
-	}
-}
-
-// dlqTopicConfigDefs are the topic settings of dead-letter queues (KIP-1191).
-func dlqTopicConfigDefs() []configDef {
-	return []configDef{
-		{name: "errors.deadletterqueue.group.enable", typ: typeBoolean, def: "false",
-			doc: "Whether share groups may use this topic as their dead-letter queue (errors.deadletterqueue.topic.name); the topic's owner opts in."},
 	}
 }
 
