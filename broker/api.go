@@ -116,5 +116,7 @@ func (b *Broker) apis() *apiTable {
 		b.describeProducersAPI(),
 		b.describeTransactionsAPI(),
 		b.listTransactionsAPI(),
+		b.shareFetchAPI(),
+		b.shareAcknowledgeAPI(),
 	)
 }
