@@ -150,21 +150,36 @@ type Stats struct {
 // Partition is one share-partition's in-flight window. It is not safe for
 // concurrent use: the broker guards each one with a mutex. Every method
 // that takes now is pure apart from its clock reading.
-type Partition struct{}
+type Partition struct {
+	cfg Config
+	// start is the SPSO; recs[i] is offset start+i, so the window end
+	// (SPEO+1, exclusive) is start+len(recs).
+	start int64
+	recs  []rec
+
+	stateEpoch, leaderEpoch int32
+	dl                      DeadLetterCursor
+	version                 uint64
+	// unstamped is true after New until a method with a clock reading
+	// stamps the restored Available records' since.
+	unstamped bool
+}
 
 // New returns a share-partition continuing from st (a zero State with
 // StartOffset set for a new one).
-func New(cfg Config, st State) *Partition { panic("unimplemented") }
+func New(cfg Config, st State) *Partition { return restore(cfg, st) }
 
 // Configure applies changed group configs to the records acquired from
 // now on.
-func (p *Partition) Configure(cfg Config) { panic("unimplemented") }
+func (p *Partition) Configure(cfg Config) { p.configure(cfg) }
 
 // FetchOffset is where the broker should read the log from for the next
 // Acquire: the first Available record whose backoff has ended, else the end
 // of the window. ok is false when nothing can be acquired now (the window
 // is at MaxRecordLocks and nothing in it is Available).
-func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) { panic("unimplemented") }
+func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) {
+	return p.fetchOffset(now.UnixNano())
+}
 
 // Acquire acquires for member, from batches read from the log at
 // FetchOffset, the Available records (and new records past the window) up
@@ -172,7 +187,7 @@ func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) { panic("
 // optimised mode does) and the window bound, locking them until now +
 // LockDuration and counting a delivery for each.
 func (p *Partition) Acquire(now time.Time, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
-	panic("unimplemented")
+	return p.acquire(now.UnixNano(), member, batches, maxRecords)
 }
 
 // Acknowledge applies acks of member, all or none: it returns a Kafka error
@@ -180,39 +195,47 @@ func (p *Partition) Acquire(now time.Time, member string, batches []LogBatch, ma
 // INVALID_REQUEST for malformed batches) and changes nothing on error.
 // Renew extends the member's locks by LockDuration.
 func (p *Partition) Acknowledge(now time.Time, member string, acks []Ack) int16 {
-	panic("unimplemented")
+	if code := ValidateAcks(acks, AckRenew); code != 0 {
+		return code
+	}
+	return p.acknowledge(now.UnixNano(), member, acks)
 }
 
 // Release returns every record member holds to Available (its session
 // closed or it left), as Kafka does.
-func (p *Partition) Release(now time.Time, member string) { panic("unimplemented") }
+func (p *Partition) Release(now time.Time, member string) { p.release(now.UnixNano(), member) }
 
 // Expire returns records whose locks ended to Available (or past the
 // delivery limit, to Archived or Archiving) and reports how many.
-func (p *Partition) Expire(now time.Time) int { panic("unimplemented") }
+func (p *Partition) Expire(now time.Time) int { return p.expire(now.UnixNano()) }
 
 // NextDeadline is the earliest lock expiry or backoff end, for the
 // broker's timer.
-func (p *Partition) NextDeadline() (time.Time, bool) { panic("unimplemented") }
+func (p *Partition) NextDeadline() (time.Time, bool) { return p.nextDeadline() }
 
 // State is the durable state now, to write to the share coordinator.
 // Version increases with every change State would show.
-func (p *Partition) State() (st State, version uint64) { panic("unimplemented") }
+func (p *Partition) State() (st State, version uint64) { return p.state(), p.version }
 
 // DeadLetters lists the records in Archiving, oldest first.
-func (p *Partition) DeadLetters() []DeadLetter { panic("unimplemented") }
+func (p *Partition) DeadLetters() []DeadLetter { return p.deadLetters() }
 
 // DeadLettered moves offsets from Archiving to Archived once their
 // dead-letter write is durable, and advances the cursor's sequence by seqs.
-func (p *Partition) DeadLettered(offsets []int64, seqs int32) { panic("unimplemented") }
+func (p *Partition) DeadLettered(offsets []int64, seqs int32) { p.deadLettered(offsets, seqs) }
 
 // SetDeadLetterProducer sets the producer dead letters are written with.
-func (p *Partition) SetDeadLetterProducer(c DeadLetterCursor) { panic("unimplemented") }
+func (p *Partition) SetDeadLetterProducer(c DeadLetterCursor) {
+	if p.dl != c {
+		p.dl = c
+		p.version++
+	}
+}
 
 // AdvanceLogStart drops the part of the window below the log's start
 // offset (retention, DeleteRecords): those records can no longer be
 // delivered.
-func (p *Partition) AdvanceLogStart(offset int64) { panic("unimplemented") }
+func (p *Partition) AdvanceLogStart(offset int64) { p.advanceLogStart(offset) }
 
 // Stats reports the window for metrics.
-func (p *Partition) Stats() Stats { panic("unimplemented") }
+func (p *Partition) Stats() Stats { return p.stats() }
