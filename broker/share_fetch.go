@@ -606,3 +606,8 @@ func (b *Broker) completeDeadLetters(k share.Key, offsets []int64, seqs int32) e
 	e.notify() // the window may have moved on
 	return nil
 }
+
+// shareKeyOf names a share-partition.
+func shareKeyOf(group string, topicID [16]byte, partition int32) share.Key {
+	return share.Key{Group: group, TopicID: topicID, Partition: partition}
+}

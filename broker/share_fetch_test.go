@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// shareClient is one share-group member speaking ShareFetch and
+// ShareAcknowledge directly, on its own client (its own connections).
+type shareClient struct {
+	t      *testing.T
+	cl     *kgo.Client
+	group  string
+	member string
+	epoch  int32
+}
+
+func newShareClient(t *testing.T, addr, group, member string) *shareClient {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &shareClient{t: t, cl: cl, group: group, member: member}
+}
+
+type shareAck struct {
+	first, last int64
+	typ         int8
+}
+
+// fetch sends a ShareFetch at the client's epoch naming the partition (on
+// epoch 0) and acks; it moves the epoch on a success.
+func (c *shareClient) fetch(ctx context.Context, id [16]byte, maxWait int32, acks ...shareAck) *kmsg.ShareFetchResponse {
+	c.t.Helper()
+	req := kmsg.NewPtrShareFetchRequest()
+	req.Version = 2
+	req.GroupID, req.MemberID = kmsg.StringPtr(c.group), kmsg.StringPtr(c.member)
+	req.ShareSessionEpoch = c.epoch
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.MaxRecords = maxWait, 1, 1<<20, 500
+	rt := kmsg.NewShareFetchRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewShareFetchRequestTopicPartition()
+	for _, a := range acks {
+		ab := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+		ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = a.first, a.last, []int8{a.typ}
+		rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+	}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		c.t.Fatalf("share fetch: %v", err)
+	}
+	if resp.ErrorCode == 0 {
+		c.epoch++
+	}
+	return resp
+}
+
+// ack sends a ShareAcknowledge at the given epoch.
+func (c *shareClient) ack(ctx context.Context, id [16]byte, epoch int32, acks ...shareAck) *kmsg.ShareAcknowledgeResponse {
+	c.t.Helper()
+	req := kmsg.NewPtrShareAcknowledgeRequest()
+	req.Version = 2
+	req.GroupID, req.MemberID = kmsg.StringPtr(c.group), kmsg.StringPtr(c.member)
+	req.ShareSessionEpoch = epoch
+	rt := kmsg.NewShareAcknowledgeRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewShareAcknowledgeRequestTopicPartition()
+	for _, a := range acks {
+		ab := kmsg.NewShareAcknowledgeRequestTopicPartitionAcknowledgementBatch()
+		ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = a.first, a.last, []int8{a.typ}
+		rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+	}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		c.t.Fatalf("share acknowledge: %v", err)
+	}
+	if resp.ErrorCode == 0 && epoch > 0 {
+		c.epoch++
+	}
+	return resp
+}
+
+// acquired lists the acquired offsets of a response, with their delivery
+// counts, checking that the records returned cover them.
+func acquired(t *testing.T, resp *kmsg.ShareFetchResponse) map[int64]int16 {
+	t.Helper()
+	if resp.ErrorCode != 0 {
+		t.Fatalf("share fetch error %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	out := map[int64]int16{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("share fetch partition error %v", kerr.ErrorForCode(rp.ErrorCode))
+			}
+			have := map[int64]bool{}
+			fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{}, &kmsg.FetchResponseTopicPartition{RecordBatches: rp.Records}, kgo.DefaultDecompressor(), nil)
+			for _, r := range fp.Records {
+				have[r.Offset] = true
+			}
+			for _, ar := range rp.AcquiredRecords {
+				for o := ar.FirstOffset; o <= ar.LastOffset; o++ {
+					if !have[o] {
+						t.Fatalf("acquired offset %d not among the records returned", o)
+					}
+					out[o] = ar.DeliveryCount
+				}
+			}
+		}
+	}
+	return out
+}
+
+func shareTestTopic(t *testing.T, ctx context.Context, addr, topic string) ([16]byte, *kgo.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return td[topic].ID, cl
+}
+
+func produceN(t *testing.T, ctx context.Context, cl *kgo.Client, from, n int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < from+n; i++ {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShareFetchAcknowledge runs two members over one partition: records
+// are acquired once, accepted records never come back, released ones come
+// back to the other member with a higher delivery count, and the session
+// and acknowledgement errors are Kafka's.
+func TestShareFetchAcknowledge(t *testing.T) {
+	b := startTestBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, prod := shareTestTopic(t, ctx, b.Addr(), "share")
+
+	a := newShareClient(t, b.Addr(), "g", "member-a")
+	if got := acquired(t, a.fetch(ctx, id, 10)); len(got) != 0 { // opens the session; latest: nothing yet
+		t.Fatalf("acquired %v from an empty partition", got)
+	}
+	produceN(t, ctx, prod, 0, 10)
+	got := acquired(t, a.fetch(ctx, id, 5000))
+	if len(got) != 10 {
+		t.Fatalf("member a acquired %d records, want 10: %v", len(got), got)
+	}
+	for o, dc := range got {
+		if dc != 1 {
+			t.Fatalf("offset %d delivery count %d, want 1", o, dc)
+		}
+	}
+
+	// Another member gets nothing while a holds everything.
+	bm := newShareClient(t, b.Addr(), "g", "member-b")
+	if got := acquired(t, bm.fetch(ctx, id, 100)); len(got) != 0 {
+		t.Fatalf("member b acquired %v held by a", got)
+	}
+
+	// b cannot acknowledge a's records; the state is unchanged.
+	resp := bm.ack(ctx, id, bm.epoch, shareAck{0, 9, 1})
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecordState.Code {
+		t.Fatalf("ack of another member's records: %v, want INVALID_RECORD_STATE", kerr.ErrorForCode(code))
+	}
+	// Session epochs: ShareAcknowledge cannot open one, a wrong epoch and
+	// an unknown member are refused.
+	if resp := a.ack(ctx, id, 0, shareAck{0, 0, 1}); resp.ErrorCode != kerr.InvalidShareSessionEpoch.Code {
+		t.Fatalf("ack at epoch 0: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if resp := a.ack(ctx, id, a.epoch+5, shareAck{0, 0, 1}); resp.ErrorCode != kerr.InvalidShareSessionEpoch.Code {
+		t.Fatalf("ack at a wrong epoch: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	ghost := newShareClient(t, b.Addr(), "g", "ghost")
+	if resp := ghost.ack(ctx, id, 3, shareAck{0, 0, 1}); resp.ErrorCode != kerr.ShareSessionNotFound.Code {
+		t.Fatalf("ack without a session: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+
+	// a accepts 0-4 and releases 5-9.
+	resp = a.ack(ctx, id, a.epoch, shareAck{0, 4, 1}, shareAck{5, 9, 2})
+	if resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("ack: %v / %v", kerr.ErrorForCode(resp.ErrorCode), kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
+	// Accepting again is refused: they are no longer acquired.
+	resp = a.ack(ctx, id, a.epoch, shareAck{0, 4, 1})
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecordState.Code {
+		t.Fatalf("second accept: %v, want INVALID_RECORD_STATE", kerr.ErrorForCode(code))
+	}
+
+	got = acquired(t, bm.fetch(ctx, id, 5000))
+	if len(got) != 5 {
+		t.Fatalf("member b acquired %v, want 5-9", got)
+	}
+	for o, dc := range got {
+		if o < 5 || dc != 2 {
+			t.Fatalf("member b acquired offset %d with delivery count %d, want 5-9 at 2", o, dc)
+		}
+	}
+
+	// A long poll is woken by an append.
+	done := make(chan map[int64]int16, 1)
+	go func() { done <- acquired(t, a.fetch(ctx, id, 20000)) }()
+	produceN(t, ctx, prod, 10, 1)
+	select {
+	case got := <-done:
+		if len(got) != 1 || got[10] != 1 {
+			t.Fatalf("long poll acquired %v, want offset 10", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long poll not woken by an append")
+	}
+
+	// b's connection closing releases 5-9 for a.
+	bm.cl.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got = acquired(t, a.fetch(ctx, id, 1000))
+		if len(got) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("records of a closed connection's session were not released")
+		}
+	}
+	for o, dc := range got {
+		if o < 5 || o > 9 || dc != 3 {
+			t.Fatalf("after b's close a acquired offset %d at delivery count %d, want 5-9 at 3", o, dc)
+		}
+	}
+	// Closing the session with acks applies them first.
+	var acks []shareAck
+	for o := range int64(10) { // in offset order, as Kafka requires
+		if _, ok := got[o]; ok {
+			acks = append(acks, shareAck{o, o, 1})
+		}
+	}
+	acks = append(acks, shareAck{10, 10, 1})
+	resp = a.ack(ctx, id, -1, acks...)
+	if resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("closing ack: %v / %v", kerr.ErrorForCode(resp.ErrorCode), kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
+	a.epoch = 0
+	if got := acquired(t, a.fetch(ctx, id, 10)); len(got) != 0 {
+		t.Fatalf("accepted records delivered again: %v", got)
+	}
+	st, found, err := b.readShareState(ctx, shareKeyOf("g", id, 0))
+	if err != nil || !found || st.StartOffset != 11 {
+		t.Fatalf("stored state %+v found %v err %v, want start offset 11", st, found, err)
+	}
+}
