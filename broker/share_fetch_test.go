@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -272,5 +273,156 @@ func TestShareFetchAcknowledge(t *testing.T) {
 	st, found, err := b.readShareState(ctx, shareKeyOf("g", id, 0))
 	if err != nil || !found || st.StartOffset != 11 {
 		t.Fatalf("stored state %+v found %v err %v, want start offset 11", st, found, err)
+	}
+}
+
+// TestShareLockExpiry checks that a lock expiring returns the records to
+// another member (the timer wakes its waiting fetch), and the IsRenewAck
+// and session-opening rules.
+func TestShareLockExpiry(t *testing.T) {
+	b := startTestBrokerWith(t, slog.New(slog.DiscardHandler), map[string]string{
+		"group.share.record.lock.duration.ms": "1000",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, prod := shareTestTopic(t, ctx, b.Addr(), "expiry")
+	a := newShareClient(t, b.Addr(), "g", "member-a")
+	acquired(t, a.fetch(ctx, id, 0))
+	produceN(t, ctx, prod, 0, 3)
+	if got := acquired(t, a.fetch(ctx, id, 5000)); len(got) != 3 {
+		t.Fatalf("acquired %v, want 3 records", got)
+	}
+
+	// Renewal: IsRenewAck fetches nothing and must carry no fetch limits.
+	renew := func(maxWait int32) *kmsg.ShareFetchResponse {
+		req := kmsg.NewPtrShareFetchRequest()
+		req.Version, req.IsRenewAck = 2, true
+		req.GroupID, req.MemberID = kmsg.StringPtr("g"), kmsg.StringPtr("member-a")
+		req.ShareSessionEpoch, req.MaxWaitMillis, req.MaxBytes = a.epoch, maxWait, 0
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = id
+		rp := kmsg.NewShareFetchRequestTopicPartition()
+		ab := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+		ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = 0, 2, []int8{4}
+		rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, a.cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode == 0 {
+			a.epoch++
+		}
+		return resp
+	}
+	if resp := renew(100); resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("renewal with a max wait: %v, want INVALID_REQUEST", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if resp := renew(0); resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].AcknowledgeErrorCode != 0 ||
+		len(resp.Topics[0].Partitions[0].AcquiredRecords) != 0 {
+		t.Fatalf("renewal: %+v", resp)
+	}
+
+	// A fresh session may not carry acknowledgements.
+	c := newShareClient(t, b.Addr(), "g", "member-c")
+	if resp := c.fetch(ctx, id, 0, shareAck{0, 0, 1}); resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("acks on epoch 0: %v, want INVALID_REQUEST", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	bm := newShareClient(t, b.Addr(), "g", "member-b")
+	acquired(t, bm.fetch(ctx, id, 0))
+
+	// a stops acknowledging: after its lock expires b gets the records
+	// again, its waiting fetch woken by the expiry.
+	start := time.Now()
+	got := acquired(t, bm.fetch(ctx, id, 20000))
+	if len(got) != 3 {
+		t.Fatalf("after expiry b acquired %v, want 3 records", got)
+	}
+	for o, dc := range got {
+		if dc != 2 {
+			t.Fatalf("offset %d redelivered with delivery count %d, want 2", o, dc)
+		}
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Fatalf("redelivery after %v: the expiry did not wake the fetch", waited)
+	}
+	// a's acknowledgement of the expired records is refused.
+	resp := a.ack(ctx, id, a.epoch, shareAck{0, 2, 1})
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecordState.Code {
+		t.Fatalf("ack after expiry: %v, want INVALID_RECORD_STATE", kerr.ErrorForCode(code))
+	}
+}
+
+// TestShareSessions checks the session cache's epochs, bound and
+// partition changes.
+func TestShareSessions(t *testing.T) {
+	s := newShareSessions(2)
+	id := [16]byte{1}
+	topics := func(ps ...int32) []kmsg.ShareFetchRequestTopic {
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = id
+		for _, p := range ps {
+			rp := kmsg.NewShareFetchRequestTopicPartition()
+			rp.Partition = p
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		return []kmsg.ShareFetchRequestTopic{rt}
+	}
+	a, b, c := shareSessionKey{"g", "a"}, shareSessionKey{"g", "b"}, shareSessionKey{"g", "c"}
+	parts, code := s.open(a, nil, topics(0, 1, 1))
+	if code != 0 || len(parts) != 2 || !parts[0].new || !parts[1].new {
+		t.Fatalf("open: %v %d", parts, code)
+	}
+	if _, code := s.open(b, nil, nil); code != 0 {
+		t.Fatalf("open b: %d", code)
+	}
+	if _, code := s.open(c, nil, nil); code != kerr.ShareSessionLimitReached.Code {
+		t.Fatalf("third session: %d, want SHARE_SESSION_LIMIT_REACHED", code)
+	}
+	if _, code := s.open(a, nil, topics(0)); code != 0 { // replacing one's own session fits
+		t.Fatalf("reopen a: %d", code)
+	}
+	if _, code := s.update(a, nil, 2, nil, nil); code != kerr.InvalidShareSessionEpoch.Code {
+		t.Fatalf("epoch 2 before 1: %d", code)
+	}
+	forget := kmsg.NewShareFetchRequestForgottenTopicsData()
+	forget.TopicID, forget.Partitions = id, []int32{0}
+	parts, code = s.update(a, nil, 1, topics(5), []kmsg.ShareFetchRequestForgottenTopicsData{forget})
+	if code != 0 || len(parts) != 1 || parts[0].tp.partition != 5 || !parts[0].new {
+		t.Fatalf("update: %v %d", parts, code)
+	}
+	parts, code = s.update(a, nil, 2, nil, nil)
+	if code != 0 || len(parts) != 1 || parts[0].new {
+		t.Fatalf("second update: %v %d", parts, code)
+	}
+	if _, code := s.update(c, nil, 1, nil, nil); code != kerr.ShareSessionNotFound.Code {
+		t.Fatalf("unknown session: %d", code)
+	}
+	if _, code := s.close(a); code != 0 || s.exists(a) {
+		t.Fatalf("close: %d", code)
+	}
+	many := make([]int32, maxShareSessionParts+1)
+	for i := range many {
+		many[i] = int32(i)
+	}
+	if _, code := s.open(a, nil, topics(many...)); code != kerr.InvalidRequest.Code {
+		t.Fatalf("oversized session: %d, want INVALID_REQUEST", code)
+	}
+}
+
+// TestParseISODuration checks by_duration's ISO-8601 durations.
+func TestParseISODuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"PT1H": time.Hour, "P1D": 24 * time.Hour, "P1DT2H3M4.5S": 26*time.Hour + 3*time.Minute + 4500*time.Millisecond, "PT0S": 0,
+	} {
+		if got, err := parseISODuration(in); err != nil || got != want {
+			t.Errorf("%s: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "P", "1H", "P1H", "PT1D", "PT1", "PTT1S", "P1.2.3D"} {
+		if _, err := parseISODuration(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
