@@ -219,10 +219,15 @@ func (m *shareManager) load(ctx context.Context, e *shareEntry) {
 	cfg := shareConfig(gs)
 	p := share.New(cfg, st)
 	_, v := p.State()
+	archiving := p.Stats().Archiving
 	e.mu.Lock()
 	e.mu.p, e.mu.cfg, e.mu.written = p, cfg, v
 	e.mu.Unlock()
 	m.metrics.loads.Inc()
+	if archiving > 0 {
+		// Dead letters a previous leader did not finish.
+		m.b.wakeDeadLetters(e.key)
+	}
 	m.timerOnce.Do(func() {
 		ctx := m.b.bgCtx()
 		m.b.goroutines.Go("share-timers", func() { m.runTimers(ctx) })
@@ -383,13 +388,13 @@ func (m *shareManager) persist(ctx context.Context, e *shareEntry, need uint64) 
 	}
 	defer func() { <-e.write }()
 	e.mu.Lock()
+	if e.mu.written >= need { // durable, whatever happened since
+		e.mu.Unlock()
+		return nil
+	}
 	if e.mu.dropped {
 		e.mu.Unlock()
 		return errShareDropped
-	}
-	if e.mu.written >= need {
-		e.mu.Unlock()
-		return nil
 	}
 	st, v := e.mu.p.State()
 	e.mu.Unlock()

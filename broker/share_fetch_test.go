@@ -274,6 +274,30 @@ func TestShareFetchAcknowledge(t *testing.T) {
 	if err != nil || !found || st.StartOffset != 11 {
 		t.Fatalf("stored state %+v found %v err %v, want start offset 11", st, found, err)
 	}
+
+	// The metrics show the loaded share-partition and the redeliveries.
+	mfs, err := b.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" {
+					name += "/" + l.GetValue()
+				}
+			}
+			values[name] += v
+		}
+	}
+	if values["sluice_share_partitions_loaded"] != 1 || values["sluice_share_redeliveries_total"] != 10 ||
+		values["sluice_share_inflight_records/acquired"] != 0 {
+		t.Fatalf("share metrics: loaded %v, redeliveries %v (want 5+5), acquired %v",
+			values["sluice_share_partitions_loaded"], values["sluice_share_redeliveries_total"], values["sluice_share_inflight_records/acquired"])
+	}
 }
 
 // TestShareLockExpiry checks that a lock expiring returns the records to

@@ -222,14 +222,23 @@ func (m *shareManager) releaseMember(ctx context.Context, group, member string, 
 		if e == nil {
 			continue
 		}
-		var need uint64
+		var (
+			need      uint64
+			archiving int
+		)
 		if m.use(e, func(p *share.Partition) {
+			before := p.Stats()
 			p.Release(m.now(), member)
+			after := p.Stats()
+			archiving = after.Archiving - before.Archiving
+			m.metrics.limitArchives.Add(float64(max(0, after.Archiving+after.Archived-before.Archiving-before.Archived)))
 			need = e.versionLocked()
 		}) != nil {
 			continue
 		}
-		_ = m.persist(ctx, e, need) // a failure drops e: logged there
+		if m.persist(ctx, e, need) == nil && archiving > 0 { // a failure drops e: logged there
+			m.b.wakeDeadLetters(e.key)
+		}
 		e.notify()
 	}
 }
