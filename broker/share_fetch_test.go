@@ -450,3 +450,72 @@ func TestParseISODuration(t *testing.T) {
 		}
 	}
 }
+
+// TestShareReadCommitted checks a read_committed share read: aborted
+// batches and markers are marked so the share-partition never hands them
+// out, and only the committed record is acquired.
+func TestShareReadCommitted(t *testing.T) {
+	b := startTestBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, _ := shareTestTopic(t, ctx, b.Addr(), "txn-share")
+	k := shareKeyOf("g", id, 0)
+	e, code := b.shares.get(ctx, k) // starts at the (empty) log's end
+	if code != 0 {
+		t.Fatalf("load: %v", kerr.ErrorForCode(code))
+	}
+
+	txp, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("txn-share"), kgo.TransactionalID("share-tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txp.Close()
+	if err := txp.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txp.ProduceSync(ctx, &kgo.Record{Value: []byte("aborted-1")}, &kgo.Record{Value: []byte("aborted-2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txp.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	if err := txp.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txp.ProduceSync(ctx, &kgo.Record{Value: []byte("committed")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txp.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	var tg shareTarget
+	until := time.Now().Add(20 * time.Second)
+	for { // the markers may land after EndTransaction returns
+		tg = shareTarget{tp: shareTP{id, 0}, e: e}
+		if code := b.shares.readShare(&tg, time.Now(), readCommitted, 1<<20, true); code != 0 {
+			t.Fatalf("read: %v", kerr.ErrorForCode(code))
+		}
+		if len(tg.lbs) == 4 || time.Now().After(until) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	want := []struct{ control, aborted bool }{{false, true}, {true, false}, {false, false}, {true, false}}
+	if len(tg.lbs) != len(want) {
+		t.Fatalf("read %d batches %+v, want data, abort marker, data, commit marker", len(tg.lbs), tg.lbs)
+	}
+	for i, w := range want {
+		if tg.lbs[i].Control != w.control || tg.lbs[i].Aborted != w.aborted {
+			t.Fatalf("batch %d %+v, want control %v aborted %v", i, tg.lbs[i], w.control, w.aborted)
+		}
+	}
+	out := newShareFetchOut(b, kmsg.NewPtrShareFetchResponse())
+	if !b.shares.acquireShares(ctx, []shareTarget{tg}, "m", 500, false, 0, out) {
+		t.Fatal("nothing acquired")
+	}
+	got := acquired(t, out.resp)
+	if len(got) != 1 || got[tg.lbs[2].FirstOffset] != 1 {
+		t.Fatalf("acquired %v, want only the committed record at %d", got, tg.lbs[2].FirstOffset)
+	}
+}
