@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedev/sluice/coordinator/share"
 )
 
 // shareClient is one share-group member speaking ShareFetch and
@@ -517,5 +519,33 @@ func TestShareReadCommitted(t *testing.T) {
 	got := acquired(t, out.resp)
 	if len(got) != 1 || got[tg.lbs[2].FirstOffset] != 1 {
 		t.Fatalf("acquired %v, want only the committed record at %d", got, tg.lbs[2].FirstOffset)
+	}
+}
+
+// TestShareFencedWrite checks that an acknowledgement whose state write is
+// fenced is answered with an error, not success, and that the
+// share-partition is unloaded to be read again from the store.
+func TestShareFencedWrite(t *testing.T) {
+	b := startTestBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, prod := shareTestTopic(t, ctx, b.Addr(), "fenced")
+	a := newShareClient(t, b.Addr(), "g", "member-a")
+	acquired(t, a.fetch(ctx, id, 0))
+	produceN(t, ctx, prod, 0, 2)
+	if got := acquired(t, a.fetch(ctx, id, 5000)); len(got) != 2 {
+		t.Fatalf("acquired %v, want 2 records", got)
+	}
+	k := shareKeyOf("g", id, 0)
+	// A newer leader wrote the state meanwhile.
+	if err := b.writeShareState(ctx, k, share.State{LeaderEpoch: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	resp := a.ack(ctx, id, a.epoch, shareAck{0, 1, 1})
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fenced ack answered %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	if b.shares.loaded(k) != nil {
+		t.Fatal("share-partition still loaded after a fenced write")
 	}
 }
