@@ -549,3 +549,45 @@ func TestShareFencedWrite(t *testing.T) {
 		t.Fatal("share-partition still loaded after a fenced write")
 	}
 }
+
+// TestShareFetchHostileLists checks that a partition named many times is
+// answered once and that a session cannot grow past its bound.
+func TestShareFetchHostileLists(t *testing.T) {
+	b := startTestBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, _ := shareTestTopic(t, ctx, b.Addr(), "hostile")
+	c := newShareClient(t, b.Addr(), "g", "m")
+	req := kmsg.NewPtrShareFetchRequest()
+	req.Version = 2
+	req.GroupID, req.MemberID = kmsg.StringPtr("g"), kmsg.StringPtr("m")
+	for range 200 {
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = id
+		for range 50 {
+			rt.Partitions = append(rt.Partitions, kmsg.NewShareFetchRequestTopicPartition())
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("10000 mentions of one partition: %+v", resp)
+	}
+	unknown := kmsg.NewShareFetchRequestTopic()
+	unknown.TopicID = [16]byte{9}
+	for p := range int32(maxShareSessionParts + 1) {
+		rp := kmsg.NewShareFetchRequestTopicPartition()
+		rp.Partition = p
+		unknown.Partitions = append(unknown.Partitions, rp)
+	}
+	req.Topics = []kmsg.ShareFetchRequestTopic{unknown}
+	if resp, err = req.RequestWith(ctx, c.cl); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("session past its bound: %v, want INVALID_REQUEST", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
