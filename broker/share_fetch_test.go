@@ -524,7 +524,8 @@ func TestShareReadCommitted(t *testing.T) {
 
 // TestShareFencedWrite checks that an acknowledgement whose state write is
 // fenced is answered with an error, not success, and that the
-// share-partition is unloaded to be read again from the store.
+// share-partition is unloaded to be read again from the store, as it is on
+// a leadership change.
 func TestShareFencedWrite(t *testing.T) {
 	b := startTestBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -547,6 +548,17 @@ func TestShareFencedWrite(t *testing.T) {
 	}
 	if b.shares.loaded(k) != nil {
 		t.Fatal("share-partition still loaded after a fenced write")
+	}
+
+	// A leadership change unloads the share-partitions of the partition.
+	k2 := shareKeyOf("other", id, 0)
+	e, code := b.shares.get(ctx, k2)
+	if code != 0 {
+		t.Fatalf("load: %v", kerr.ErrorForCode(code))
+	}
+	b.sharesOnTransition(e.part, stoppedLeading)
+	if b.shares.loaded(k2) != nil || b.shares.use(e, func(*share.Partition) {}) == nil {
+		t.Fatal("share-partition still usable after its partition's leadership changed")
 	}
 }
 
