@@ -34,10 +34,10 @@ func (a *Ack) typeAt(o int64) AckType {
 }
 
 // acknowledge checks every acked offset against the window, then applies
-// them all. Offsets below the start offset are done and skipped (Kafka
-// does the same when the start offset moved inside a batch); a batch
-// wholly below it is INVALID_RECORD_STATE, one reaching past the window
-// end INVALID_REQUEST, as Kafka answers. Gap offsets need not be acquired
+// them all. Offsets below the start offset are done and skipped, as Kafka
+// 4.2 skips them (its records were archived or acknowledged: by AdvanceLogStart,
+// or after the lock expired); a batch reaching past the window end is
+// INVALID_REQUEST, as Kafka answers. Gap offsets need not be acquired
 // by member (they are archived only if they are); every other offset must
 // be. The work is linear in the window plus the number of batches: a
 // batch is only walked where it overlaps the window.
@@ -47,7 +47,7 @@ func (p *Partition) acknowledge(n int64, member string, acks []Ack) int16 {
 	for i := range acks {
 		a := &acks[i]
 		if a.LastOffset < p.start {
-			return kerr.InvalidRecordState.Code
+			continue // done already, as Kafka 4.2 skips it
 		}
 		if a.LastOffset >= end {
 			return kerr.InvalidRequest.Code

@@ -2,26 +2,44 @@ package share
 
 import "math"
 
-// acquire walks batches from the fetch offset on. Offsets no batch covers
-// between the fetch offset and the last batch are absent from the log
-// (compacted away) and are archived; control and aborted batches are
-// archived; every other Available record whose backoff ended is acquired,
-// or archived when it already has the delivery limit's deliveries.
-func (p *Partition) acquire(n int64, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
+// acquire walks batches from the fetch offset on: control and aborted
+// batches are archived; every other Available record whose backoff ended
+// is acquired, or archived when it already had the delivery limit's
+// deliveries.
+//
+// Offsets no batch covers are absent from the log (compacted away) and are
+// archived where that is certain: between two batches of the read, and
+// before the first batch from readOffset on (readOffset < 0: unknown, then
+// only from the window end on; a read started at or below the window end,
+// even a stale one, so nothing past the end and before its first batch
+// exists). Inside the window a stale read (made before another Acquire or
+// a release moved the fetch offset) says nothing about offsets before its
+// first batch, so only a known readOffset archives those.
+func (p *Partition) acquire(n int64, member string, readOffset int64, batches []LogBatch, maxRecords int) []AcquiredRange {
 	pos, ok := p.fetchOffset(n)
 	if !ok {
 		return nil
 	}
 	a := acquisition{p: p, n: n, member: member, deadline: n + int64(p.cfg.LockDuration)}
+	gapFrom := p.end() // the first offset a gap before the next batch may start at
+	if readOffset >= 0 {
+		gapFrom = min(readOffset, gapFrom)
+	}
 	for _, b := range batches {
-		if b.LastOffset < b.FirstOffset || b.LastOffset < pos {
-			continue // malformed, or wholly below what we read
+		if b.LastOffset < b.FirstOffset {
+			continue // malformed
 		}
-		if b.FirstOffset > pos && !a.gap(pos, b.FirstOffset-1) {
-			break
+		if b.FirstOffset > gapFrom {
+			if !a.gap(max(gapFrom, pos), b.FirstOffset-1) {
+				break
+			}
+		}
+		gapFrom = max(gapFrom, b.LastOffset+1)
+		if b.LastOffset < pos {
+			continue // wholly below the fetch offset: nothing to acquire
 		}
 		pos = max(pos, b.FirstOffset)
-		if !a.batch(pos, b.LastOffset, b.Control || b.Aborted) {
+		if !a.batch(pos, b.LastOffset, b.LastOffset-b.FirstOffset+1, b.Control || b.Aborted) {
 			break
 		}
 		pos = b.LastOffset + 1
@@ -42,6 +60,9 @@ type acquisition struct {
 	member   string
 	deadline int64
 	acquired int
+	// throttle, once a record failed often enough to be throttled, is how
+	// many records this acquisition may take.
+	throttle int64
 	changed  bool
 	out      []AcquiredRange
 }
@@ -91,7 +112,7 @@ func (a *acquisition) archiveNew(lo, hi int64) bool {
 
 // batch processes the offsets [lo, hi] of one log batch. It reports false
 // when the window bound stopped it.
-func (a *acquisition) batch(lo, hi int64, skip bool) bool {
+func (a *acquisition) batch(lo, hi, size int64, skip bool) bool {
 	p := a.p
 	for o := max(lo, p.start); o <= hi && o < p.end(); o++ {
 		r := &p.recs[o-p.start]
@@ -105,6 +126,10 @@ func (a *acquisition) batch(lo, hi int64, skip bool) bool {
 		case r.count >= p.cfg.DeliveryLimit:
 			p.toLimit(r, false)
 			a.changed = true
+		case r.count > 0:
+			if !a.redeliver(r, o, size) {
+				return false
+			}
 		default:
 			a.take(r, o)
 		}
@@ -123,6 +148,35 @@ func (a *acquisition) batch(lo, hi int64, skip bool) bool {
 		a.take(&p.recs[len(p.recs)-1], o)
 	}
 	return true
+}
+
+// throttleFrom is the delivery count from which Kafka (4.2, KAFKA-17541)
+// delivers a record in ever smaller groups: half the limit, rounded up, at
+// least 2.
+func throttleFrom(limit int16) int16 { return max(2, (limit+1)/2) }
+
+// redeliver acquires r, delivered r.count times already, unless Kafka's
+// isolation of failing records stops the acquisition before it: a record
+// on its last attempt (limit above 2) goes alone, and from throttleFrom on
+// a record goes only in a group of at most size>>(count-throttleFrom+1)
+// (at least 1) that starts with it. It reports whether acquisition may go
+// on after r.
+func (a *acquisition) redeliver(r *rec, o, size int64) bool {
+	limit := a.p.cfg.DeliveryLimit
+	if limit > 2 && r.count == limit-1 {
+		if a.acquired == 0 {
+			a.take(r, o)
+		}
+		return false
+	}
+	if t := throttleFrom(limit); r.count >= t && a.throttle == 0 {
+		if a.acquired > 0 {
+			return false
+		}
+		a.throttle = max(1, size>>uint(r.count-t+1))
+	}
+	a.take(r, o)
+	return a.throttle == 0 || int64(a.acquired) < a.throttle
 }
 
 // take acquires r, at offset o, for the member.

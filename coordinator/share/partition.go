@@ -185,9 +185,23 @@ func (p *Partition) FetchOffset(now time.Time) (offset int64, ok bool) {
 // FetchOffset, the Available records (and new records past the window) up
 // to about maxRecords (whole batches may exceed it, as Kafka's batch
 // optimised mode does) and the window bound, locking them until now +
-// LockDuration and counting a delivery for each.
+// LockDuration and counting a delivery for each. maxRecords <= 0 means no
+// limit but the window's. batches must be consecutive batches of one log
+// read, in order (see AcquireFrom for which offsets they prove absent).
 func (p *Partition) Acquire(now time.Time, member string, batches []LogBatch, maxRecords int) []AcquiredRange {
-	return p.acquire(now.UnixNano(), member, batches, maxRecords)
+	return p.acquire(now.UnixNano(), member, -1, batches, maxRecords)
+}
+
+// AcquireFrom is Acquire for batches read from the log at readOffset (the
+// FetchOffset the broker read at, which may be stale by now): offsets from
+// readOffset up to the first batch are known absent (compacted away) and
+// archived, even inside the window. Acquire, not knowing where the read
+// started, archives such offsets only past the window end, so an Available
+// record compacted away inside the window would wait until a read from it.
+// Either way batches must be consecutive batches of one log read, in
+// order.
+func (p *Partition) AcquireFrom(now time.Time, member string, readOffset int64, batches []LogBatch, maxRecords int) []AcquiredRange {
+	return p.acquire(now.UnixNano(), member, max(readOffset, 0), batches, maxRecords)
 }
 
 // Acknowledge applies acks of member, all or none: it returns a Kafka error
@@ -202,15 +216,19 @@ func (p *Partition) Acknowledge(now time.Time, member string, acks []Ack) int16 
 }
 
 // Release returns every record member holds to Available (its session
-// closed or it left), as Kafka does.
+// closed or it left), as Kafka does: the delivery count stays as the
+// acquisition raised it, a record at the delivery limit is archived (or
+// dead-lettered), and the backoff applies as to any failed delivery.
 func (p *Partition) Release(now time.Time, member string) { p.release(now.UnixNano(), member) }
 
 // Expire returns records whose locks ended to Available (or past the
-// delivery limit, to Archived or Archiving) and reports how many.
+// delivery limit, to Archived or Archiving) and reports how many; it also
+// ends the backoffs whose time came (not counted), which State shows.
 func (p *Partition) Expire(now time.Time) int { return p.expire(now.UnixNano()) }
 
 // NextDeadline is the earliest lock expiry or backoff end, for the
-// broker's timer.
+// broker's timer: when it passes, call Expire (then FetchOffset may have
+// moved back, so waiting fetches can be woken).
 func (p *Partition) NextDeadline() (time.Time, bool) { return p.nextDeadline() }
 
 // State is the durable state now, to write to the share coordinator.

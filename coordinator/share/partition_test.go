@@ -182,15 +182,16 @@ func TestDeliveryLimitArchives(t *testing.T) {
 		cfg.DeadLetter = dlq
 		p := newP(cfg, 0)
 		now := t0
-		for i := 1; i <= 3; i++ {
+		for i := 1; i <= 2; i++ {
 			got := p.Acquire(now, "a", []LogBatch{lb(0, 1)}, 10)
 			wantRanges(t, got, AcquiredRange{0, 1, int16(i)})
-			if i < 3 {
-				if c := p.Acknowledge(now, "a", []Ack{{0, 1, one(AckRelease)}}); c != 0 {
-					t.Fatal(c)
-				}
+			if c := p.Acknowledge(now, "a", []Ack{{0, 1, one(AckRelease)}}); c != 0 {
+				t.Fatal(c)
 			}
 		}
+		// The last attempt of each goes alone.
+		wantRanges(t, p.Acquire(now, "a", []LogBatch{lb(0, 1)}, 10), AcquiredRange{0, 0, 3})
+		wantRanges(t, p.Acquire(now, "a", []LogBatch{lb(0, 1)}, 10), AcquiredRange{1, 1, 3})
 		// The third delivery's failure (expiry for 0, release for 1) ends it.
 		if c := p.Acknowledge(now, "a", []Ack{{1, 1, one(AckRelease)}}); c != 0 {
 			t.Fatal(c)
@@ -370,8 +371,8 @@ func TestControlAbortedAndGapsArchived(t *testing.T) {
 		t.Fatal(c)
 	}
 	wantStart(t, p, 13)
-	// Acknowledging an archived control record is an error.
-	if c := p.Acknowledge(t0, "a", []Ack{{2, 2, one(AckAccept)}}); c != kerr.InvalidRecordState.Code {
+	// Acknowledging below the start offset changes nothing.
+	if c := p.Acknowledge(t0, "a", []Ack{{2, 2, one(AckAccept)}}); c != 0 {
 		t.Fatalf("ack below the start: %d", c)
 	}
 	// A huge compacted gap with nothing in flight costs nothing.
@@ -385,7 +386,18 @@ func TestControlAbortedAndGapsArchived(t *testing.T) {
 	q.Acknowledge(t0, "a", []Ack{{0, 4, []AckType{AckRelease, AckRelease, AckAccept, AckRelease, AckRelease}}})
 	got = q.Acquire(t0, "b", []LogBatch{lb(4, 6)}, 100)
 	wantRanges(t, got, AcquiredRange{4, 4, 2}, AcquiredRange{5, 6, 1})
+	wantStart(t, q, 0) // Acquire does not know where the read started
+	wantRanges(t, q.AcquireFrom(t0, "b", 0, []LogBatch{lb(4, 6)}, 100))
 	wantStart(t, q, 4)
+	// A stale read (made at the window end before a release) archives
+	// nothing inside the window.
+	s := newP(baseCfg(), 0)
+	s.Acquire(t0, "a", []LogBatch{lb(0, 9)}, 100)
+	s.Acknowledge(t0, "a", []Ack{{5, 5, one(AckRelease)}})
+	wantRanges(t, s.Acquire(t0, "b", []LogBatch{lb(12, 14)}, 100), AcquiredRange{12, 14, 1})
+	wantRanges(t, s.AcquireFrom(t0, "b", 10, []LogBatch{lb(12, 15)}, 100), AcquiredRange{15, 15, 1})
+	wantFetch(t, s, t0, 5, true)
+	wantStats(t, s, 1, 13, 0, 0, 2)
 	// A gap of new offsets behind an in-flight record is bounded by the window.
 	cfg := baseCfg()
 	cfg.MaxRecordLocks = 5
@@ -408,14 +420,13 @@ func TestReleaseMember(t *testing.T) {
 		t.Fatalf("oldest available %v", s.OldestAvailable)
 	}
 	wantRanges(t, p.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 10), AcquiredRange{0, 2, 2})
-	// At the delivery limit a release archives.
-	for i := 0; i < 2; i++ {
-		p.Release(t0, "c")
-		p.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 10)
-	}
+	// At the delivery limit a release archives. (The last attempt of a
+	// record goes alone.)
 	p.Release(t0, "c")
-	wantStats(t, p, 0, 3, 0, 0, 0)
-	wantStart(t, p, 3)
+	wantRanges(t, p.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 10), AcquiredRange{0, 0, 3})
+	p.Release(t0, "c")
+	wantStats(t, p, 2, 3, 0, 0, 0)
+	wantStart(t, p, 1)
 }
 
 func TestAdvanceLogStart(t *testing.T) {
@@ -523,7 +534,8 @@ func TestBadAcksChangeNothing(t *testing.T) {
 		{"good then bad", []Ack{{19, 19, one(AckAccept)}, {25, 25, one(AckAccept)}}, kerr.InvalidRecordState.Code},
 		{"beyond the window", []Ack{{19, 19, one(AckAccept)}, {28, 28, one(AckAccept)}}, kerr.InvalidRequest.Code},
 		{"huge range", []Ack{{19, 1 << 62, one(AckAccept)}}, kerr.InvalidRequest.Code},
-		{"below the start", []Ack{{0, 5, one(AckAccept)}}, kerr.InvalidRecordState.Code},
+		{"below the start, then bad", []Ack{{0, 5, one(AckAccept)}, {25, 25, one(AckAccept)}}, kerr.InvalidRecordState.Code},
+		{"below the start (ignored)", []Ack{{0, 5, one(AckAccept)}, {8, 9, one(AckReject)}}, 0},
 		{"last before first", []Ack{{19, 18, one(AckAccept)}}, kerr.InvalidRequest.Code},
 		{"overlapping", []Ack{{19, 19, one(AckAccept)}, {19, 19, one(AckAccept)}}, kerr.InvalidRequest.Code},
 		{"out of order", []Ack{{23, 23, one(AckAccept)}, {19, 19, one(AckAccept)}}, kerr.InvalidRequest.Code},
@@ -589,4 +601,106 @@ func TestDefaults(t *testing.T) {
 	if d, _ := p.NextDeadline(); !d.Equal(t0.Add(DefaultLockDuration)) {
 		t.Fatalf("deadline %v", d)
 	}
+}
+
+func TestRestoreWithoutDeadLetterArchivesWaiting(t *testing.T) {
+	cfg := baseCfg()
+	cfg.DeadLetter = true
+	p := newP(cfg, 0)
+	p.Acquire(t0, "a", []LogBatch{lb(0, 1)}, 10)
+	p.Acknowledge(t0, "a", []Ack{{0, 0, one(AckReject)}})
+	st, _ := p.State()
+	if q := New(cfg, st); len(q.DeadLetters()) != 1 {
+		t.Fatalf("dead letters %+v", q.DeadLetters())
+	}
+	q := New(baseCfg(), st)
+	if len(q.DeadLetters()) != 0 {
+		t.Fatalf("dead letters without a DLQ %+v", q.DeadLetters())
+	}
+	wantStart(t, q, 1)
+}
+
+func TestIsolationOfFailingRecords(t *testing.T) {
+	cfg := baseCfg()
+	cfg.DeliveryLimit = 6 // throttled from 3 deliveries on
+	p := newP(cfg, 0)
+	read := []LogBatch{lb(0, 7)}
+	releaseAll := func() {
+		t.Helper()
+		p.Release(t0, "a")
+		p.Release(t0, "b")
+	}
+	wantRanges(t, p.Acquire(t0, "a", read, 100), AcquiredRange{0, 7, 1})
+	releaseAll()
+	wantRanges(t, p.Acquire(t0, "a", read, 100), AcquiredRange{0, 7, 2})
+	releaseAll()
+	wantRanges(t, p.Acquire(t0, "a", read, 100), AcquiredRange{0, 7, 3})
+	releaseAll()
+	// Delivered 3 times: groups of 8>>1.
+	wantRanges(t, p.Acquire(t0, "a", read, 100), AcquiredRange{0, 3, 4})
+	wantRanges(t, p.Acquire(t0, "b", read, 100), AcquiredRange{4, 7, 4})
+	releaseAll()
+	// 4 times: groups of 8>>2.
+	wantRanges(t, p.Acquire(t0, "a", read, 100), AcquiredRange{0, 1, 5})
+	// A throttled record does not join records acquired before it.
+	q := newP(cfg, 0)
+	q.Acquire(t0, "a", []LogBatch{lb(0, 3)}, 100)
+	for i := 0; i < 3; i++ {
+		q.Acknowledge(t0, "a", []Ack{{2, 2, one(AckRelease)}})
+		q.Acquire(t0, "a", []LogBatch{lb(0, 3)}, 100)
+	}
+	q.Acknowledge(t0, "a", []Ack{{1, 2, one(AckRelease)}}) // 1: once, 2: 4 times
+	wantRanges(t, q.Acquire(t0, "b", []LogBatch{lb(0, 3)}, 100), AcquiredRange{1, 1, 2})
+	wantRanges(t, q.Acquire(t0, "b", []LogBatch{lb(0, 3)}, 100), AcquiredRange{2, 2, 5})
+	// Last attempt: alone.
+	q.Acknowledge(t0, "b", []Ack{{1, 2, one(AckRelease)}})
+	wantRanges(t, q.Acquire(t0, "c", []LogBatch{lb(0, 3)}, 100), AcquiredRange{1, 1, 3})
+	wantRanges(t, q.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 100), AcquiredRange{2, 2, 6})
+	wantRanges(t, q.Acquire(t0, "c", []LogBatch{lb(0, 5)}, 100), AcquiredRange{4, 5, 1})
+}
+
+func TestConfigure(t *testing.T) {
+	p := newP(baseCfg(), 0)
+	p.Acquire(t0, "a", []LogBatch{lb(0, 1)}, 10)
+	cfg := baseCfg()
+	cfg.LockDuration = time.Minute
+	cfg.DeliveryLimit = 1
+	p.Configure(cfg)
+	// Locks taken before keep their deadline; new ones use the new duration.
+	if d, _ := p.NextDeadline(); !d.Equal(at(30 * time.Second)) {
+		t.Fatalf("deadline %v", d)
+	}
+	p.Acquire(t0, "a", []LogBatch{lb(2, 2)}, 10)
+	if n := p.Expire(at(30 * time.Second)); n != 2 {
+		t.Fatalf("expired %d", n)
+	}
+	// Delivered once with a limit of 1: archived, not delivered again.
+	wantStart(t, p, 2)
+	if d, _ := p.NextDeadline(); !d.Equal(at(time.Minute)) {
+		t.Fatalf("deadline %v", d)
+	}
+	// A hostile ack spanning far below the start walks only the window.
+	if c := p.Acknowledge(t0, "a", []Ack{{-1 << 62, 2, one(AckAccept)}}); c != 0 {
+		t.Fatalf("ack: %d", c)
+	}
+	wantStart(t, p, 3)
+}
+
+func BenchmarkAcquireAcknowledge(b *testing.B) {
+	p := newP(Config{LockDuration: time.Minute, DeliveryLimit: 5, MaxRecordLocks: 2000}, 0)
+	var next int64
+	now := t0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		now = now.Add(time.Millisecond)
+		off, _ := p.FetchOffset(now)
+		batches := []LogBatch{lb(off, off+99), lb(off+100, off+199)}
+		got := p.Acquire(now, "m", batches, 100)
+		for _, r := range got {
+			next = max(next, r.LastOffset+1)
+			p.Acknowledge(now, "m", []Ack{{r.FirstOffset, r.LastOffset, one(AckAccept)}})
+		}
+		p.State()
+	}
+	_ = next
 }

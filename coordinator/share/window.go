@@ -91,17 +91,23 @@ func restore(cfg Config, st State) *Partition {
 			p.recs = append(p.recs, r)
 		}
 	}
+	p.archiveWaiting()
 	p.advance()
 	return p
 }
 
 func (p *Partition) configure(cfg Config) {
 	p.cfg = normalize(cfg)
+	p.archiveWaiting()
+}
+
+// archiveWaiting archives the Archiving records when there is no
+// dead-letter topic: nothing would complete them, and they would hold the
+// start offset forever.
+func (p *Partition) archiveWaiting() {
 	if p.cfg.DeadLetter {
 		return
 	}
-	// Without a dead-letter topic nothing will complete Archiving records:
-	// archive them so they do not hold the start offset forever.
 	changed := false
 	for i := range p.recs {
 		if r := &p.recs[i]; r.state == Archiving {
