@@ -6,6 +6,10 @@ package broker
 // implementation merges.
 
 import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicedev/sluice/coordinator/share"
@@ -41,3 +45,63 @@ func (b *Broker) groupSettings(group string) groupSettings {
 
 // shareEnabled reports whether share groups are on: always, in the stub.
 func (b *Broker) shareEnabled() bool { return true }
+
+// shareResetDuration is the duration of a "by_duration:<ISO-8601>"
+// share.auto.offset.reset, false for latest and earliest.
+func shareResetDuration(v string) (time.Duration, bool) {
+	rest, ok := strings.CutPrefix(v, "by_duration:")
+	if !ok {
+		return 0, false
+	}
+	d, err := parseISODuration(rest)
+	return d, err == nil
+}
+
+// parseISODuration parses an ISO-8601 duration of days, hours, minutes and
+// seconds (PnDTnHnMn.nS), the form Kafka's by_duration takes.
+func parseISODuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("broker: invalid ISO-8601 duration %q", s)
+	if len(s) < 2 || (s[0] != 'P' && s[0] != 'p') {
+		return 0, bad
+	}
+	var d float64
+	inTime := false
+	num := ""
+	for _, c := range strings.ToUpper(s[1:]) {
+		switch {
+		case c >= '0' && c <= '9' || c == '.':
+			num += string(c)
+			continue
+		case c == 'T':
+			if inTime || num != "" {
+				return 0, bad
+			}
+			inTime = true
+			continue
+		}
+		if num == "" {
+			return 0, bad
+		}
+		n, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			return 0, bad
+		}
+		num = ""
+		switch {
+		case c == 'D' && !inTime:
+			d += n * 24 * 3600
+		case c == 'H' && inTime:
+			d += n * 3600
+		case c == 'M' && inTime:
+			d += n * 60
+		case c == 'S' && inTime:
+			d += n
+		default:
+			return 0, bad
+		}
+	}
+	if num != "" || d*float64(time.Second) > math.MaxInt64 {
+		return 0, bad
+	}
+	return time.Duration(d * float64(time.Second)), nil
+}

@@ -35,8 +35,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -252,8 +250,8 @@ func (m *shareManager) initialOffset(p *partition, gs groupSettings) (int64, err
 	case reset == "earliest":
 		return p.log.LogStartOffset(), nil
 	case strings.HasPrefix(reset, "by_duration:"):
-		d, err := parseISODuration(strings.TrimPrefix(reset, "by_duration:"))
-		if err != nil {
+		d, ok := shareResetDuration(reset)
+		if !ok {
 			return latest, nil // validated when set; be lenient here
 		}
 		ts := m.now().Add(-d).UnixMilli()
@@ -268,55 +266,6 @@ func (m *shareManager) initialOffset(p *partition, gs groupSettings) (int64, err
 	default:
 		return latest, nil
 	}
-}
-
-// parseISODuration parses an ISO-8601 duration of days, hours, minutes and
-// seconds (PnDTnHnMn.nS), the form Kafka's by_duration takes.
-func parseISODuration(s string) (time.Duration, error) {
-	bad := fmt.Errorf("broker: invalid ISO-8601 duration %q", s)
-	if len(s) < 2 || (s[0] != 'P' && s[0] != 'p') {
-		return 0, bad
-	}
-	var d float64
-	inTime := false
-	num := ""
-	for _, c := range strings.ToUpper(s[1:]) {
-		switch {
-		case c >= '0' && c <= '9' || c == '.':
-			num += string(c)
-			continue
-		case c == 'T':
-			if inTime || num != "" {
-				return 0, bad
-			}
-			inTime = true
-			continue
-		}
-		if num == "" {
-			return 0, bad
-		}
-		n, err := strconv.ParseFloat(num, 64)
-		if err != nil {
-			return 0, bad
-		}
-		num = ""
-		switch {
-		case c == 'D' && !inTime:
-			d += n * 24 * 3600
-		case c == 'H' && inTime:
-			d += n * 3600
-		case c == 'M' && inTime:
-			d += n * 60
-		case c == 'S' && inTime:
-			d += n
-		default:
-			return 0, bad
-		}
-	}
-	if num != "" || d*float64(time.Second) > math.MaxInt64 {
-		return 0, bad
-	}
-	return time.Duration(d * float64(time.Second)), nil
 }
 
 // dropLocked unloads e (m.mu held) and wakes the fetches waiting on it.
