@@ -308,7 +308,8 @@ func TestShareFetchAcknowledge(t *testing.T) {
 // and session-opening rules.
 func TestShareLockExpiry(t *testing.T) {
 	b := startTestBrokerWith(t, slog.New(slog.DiscardHandler), map[string]string{
-		"group.share.record.lock.duration.ms": "1000",
+		"group.share.record.lock.duration.ms":     "1000",
+		"group.share.min.record.lock.duration.ms": "1000",
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
