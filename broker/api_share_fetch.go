@@ -129,16 +129,19 @@ func (m *shareManager) acknowledge(ctx context.Context, group, member string, pa
 			ap.code = code
 			continue
 		}
-		rejected := 0
+		// Rejected and gap records are archived by the consumer's
+		// choice, not by the delivery limit: not counted as limit
+		// archives below.
+		chosen := int64(0)
 		for _, a := range ap.acks {
 			for _, t := range a.Types {
-				if t != share.AckReject {
+				if t != share.AckReject && t != share.AckGap {
 					continue
 				}
 				if len(a.Types) == 1 {
-					rejected += int(a.LastOffset - a.FirstOffset + 1)
+					chosen += a.LastOffset - a.FirstOffset + 1
 				} else {
-					rejected++
+					chosen++
 				}
 			}
 		}
@@ -150,7 +153,7 @@ func (m *shareManager) acknowledge(ctx context.Context, group, member string, pa
 			after := p.Stats()
 			archiving = after.Archiving - before.Archiving
 			done := after.Archiving + after.Archived - before.Archiving - before.Archived
-			m.metrics.limitArchives.Add(float64(max(0, done-rejected)))
+			m.metrics.limitArchives.Add(float64(max(0, int64(done)-chosen)))
 			need = e.versionLocked()
 		})
 		if err != nil {
@@ -397,7 +400,7 @@ func (m *shareManager) fetchShare(ctx context.Context, r *request, req *kmsg.Sha
 	}
 	if k := len(targets); k > 1 {
 		rot := int(req.ShareSessionEpoch) % k
-		targets = append(targets[rot:], targets[:rot]...)
+		targets = append(targets[rot:k:k], targets[:rot]...) // a new array: no aliasing
 	}
 	ch := make(chan struct{}, 1)
 	for i := range targets {
