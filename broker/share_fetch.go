@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -298,6 +299,24 @@ func (b *Broker) sharesOnTransition(part *partition, t transition) {
 	defer m.mu.Unlock()
 	for _, e := range m.mu.parts {
 		if e.part == part {
+			m.dropLocked(e)
+		}
+	}
+}
+
+// unloadShareGroup unloads group's share-partitions loaded here (all of
+// them when topicIDs is empty), for the share-group offset and deletion
+// APIs after they replaced or removed the stored state: the next use reads
+// the new state instead of writing the old one back.
+func (b *Broker) unloadShareGroup(group string, topicIDs ...[16]byte) {
+	m := b.shares
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, e := range m.mu.parts {
+		if k.Group == group && (len(topicIDs) == 0 || slices.Contains(topicIDs, k.TopicID)) {
 			m.dropLocked(e)
 		}
 	}

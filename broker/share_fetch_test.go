@@ -546,6 +546,19 @@ func TestShareFencedWrite(t *testing.T) {
 	if b.shares.loaded(k2) != nil || b.shares.use(e, func(*share.Partition) {}) == nil {
 		t.Fatal("share-partition still usable after its partition's leadership changed")
 	}
+
+	// Deleting or altering a group's state unloads its share-partitions.
+	if _, code := b.shares.get(ctx, k2); code != 0 {
+		t.Fatalf("reload: %v", kerr.ErrorForCode(code))
+	}
+	b.unloadShareGroup("unrelated")
+	if b.shares.loaded(k2) == nil {
+		t.Fatal("another group's unload dropped this share-partition")
+	}
+	b.unloadShareGroup("other", id)
+	if b.shares.loaded(k2) != nil {
+		t.Fatal("share-partition still loaded after its group's unload")
+	}
 }
 
 // TestShareFetchHostileLists checks that a partition named many times is
