@@ -602,3 +602,39 @@ func TestShareFetchHostileLists(t *testing.T) {
 		t.Fatalf("session past its bound: %v, want INVALID_REQUEST", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
+
+// TestShareRecordLimit checks v2's record-limit acquire mode: a fetch never
+// acquires more than MaxRecords, even inside one batch, and the next fetch
+// goes on where it stopped.
+func TestShareRecordLimit(t *testing.T) {
+	b := startTestBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, prod := shareTestTopic(t, ctx, b.Addr(), "limit")
+	a := newShareClient(t, b.Addr(), "g", "m")
+	acquired(t, a.fetch(ctx, id, 0))
+	produceN(t, ctx, prod, 0, 10) // one batch
+	fetch := func() map[int64]int16 {
+		req := kmsg.NewPtrShareFetchRequest()
+		req.Version = 2
+		req.GroupID, req.MemberID = kmsg.StringPtr("g"), kmsg.StringPtr("m")
+		req.ShareSessionEpoch, req.MaxWaitMillis, req.MaxRecords, req.ShareAcquireMode = a.epoch, 5000, 3, 1
+		resp, err := req.RequestWith(ctx, a.cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.epoch++
+		return acquired(t, resp)
+	}
+	for _, want := range [][]int64{{0, 1, 2}, {3, 4, 5}} {
+		got := fetch()
+		if len(got) != len(want) {
+			t.Fatalf("record-limit fetch acquired %v, want %v", got, want)
+		}
+		for _, o := range want {
+			if _, ok := got[o]; !ok {
+				t.Fatalf("record-limit fetch acquired %v, want %v", got, want)
+			}
+		}
+	}
+}
