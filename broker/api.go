@@ -120,5 +120,7 @@ func (b *Broker) apis() *apiTable {
 		b.listTransactionsAPI(),
 		b.updateFeaturesAPI(),
 		b.listConfigResourcesAPI(),
+		b.shareFetchAPI(),
+		b.shareAcknowledgeAPI(),
 	)
 }

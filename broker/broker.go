@@ -51,6 +51,9 @@ type Broker struct {
 	brokers    *brokerCache
 	coord      *group.Coordinator
 	txn        *txn.Coordinator
+	// shares are the share-partitions led here and the share sessions
+	// (share_fetch.go).
+	shares *shareManager
 	// peers carries control requests to other brokers (transaction
 	// markers and verifications).
 	peers  *peerPool
@@ -155,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.txnMetrics = newTxnMetrics(b.registry)
 	b.registry.MustRegister(newTxnCollector(b))
 	b.registry.MustRegister(b.fetchSessions.collectors()...)
+	b.shares = newShareManager(b)
 	b.logDir = newLogDirHealth()
 	b.registry.MustRegister(newLogDirCollector(b))
 	b.dlq = newDeadLetterWriter(b, newDLQMetrics(b.registry))

@@ -124,6 +124,7 @@ func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 	close(replies)
 	<-writerDone
 	nc.Close()
+	b.releaseShareSessions(c)
 }
 
 // readLoop reads, decodes and handles requests until the client hangs up,
