@@ -569,7 +569,7 @@ func (m *shareManager) acquireShares(ctx context.Context, targets []shareTarget,
 			need   uint64
 		)
 		err := m.use(t.e, func(p *share.Partition) {
-			ranges = p.Acquire(now, member, lbs, left)
+			ranges = p.AcquireFrom(now, member, t.from, lbs, left)
 			need = t.e.versionLocked()
 		})
 		if err == nil {
