@@ -116,5 +116,10 @@ func (b *Broker) apis() *apiTable {
 		b.describeProducersAPI(),
 		b.describeTransactionsAPI(),
 		b.listTransactionsAPI(),
+		b.initializeShareGroupStateAPI(),
+		b.readShareGroupStateAPI(),
+		b.writeShareGroupStateAPI(),
+		b.deleteShareGroupStateAPI(),
+		b.readShareGroupStateSummaryAPI(),
 	)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedev/sluice/coordinator/group"
+	"github.com/sluicedev/sluice/coordinator/sharestate"
 	"github.com/sluicedev/sluice/coordinator/txn"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
@@ -51,6 +52,7 @@ type Broker struct {
 	brokers    *brokerCache
 	coord      *group.Coordinator
 	txn        *txn.Coordinator
+	shareState *sharestate.Coordinator // the share coordinator (share_state.go)
 	// peers carries control requests to other brokers (transaction
 	// markers and verifications).
 	peers  *peerPool
@@ -198,6 +200,9 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	if b.txn, err = b.newTxnCoordinator(); err != nil {
 		return fmt.Errorf("transaction coordinator: %w", err)
+	}
+	if b.shareState, err = b.newShareStateCoordinator(); err != nil {
+		return fmt.Errorf("share coordinator: %w", err)
 	}
 	if err := b.loadTopics(ctx); err != nil {
 		return err
@@ -507,6 +512,9 @@ func (b *Broker) Close() error {
 		}
 		if b.txn != nil {
 			b.txn.Close()
+		}
+		if b.shareState != nil {
+			b.shareState.Close()
 		}
 		if b.coord != nil {
 			b.coord.Close()

@@ -72,6 +72,7 @@ func (b *Broker) ensureTxnTopic(ctx context.Context) error {
 // internal topics this broker started or stopped leading. The caller holds
 // the transitions lock, which orders loads and unloads of a partition.
 func (b *Broker) coordinatorsOnTransition(part *partition, t transition) {
+	b.shareStateOnTransition(part, t)
 	switch part.log.Topic() {
 	case offsetsTopic:
 		if b.coord == nil {
