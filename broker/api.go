@@ -105,6 +105,8 @@ func (b *Broker) apis() *apiTable {
 		b.offsetDeleteAPI(),
 		b.consumerGroupHeartbeatAPI(),
 		b.consumerGroupDescribeAPI(),
+		b.shareGroupHeartbeatAPI(),
+		b.shareGroupDescribeAPI(),
 		b.describeLogDirsAPI(),
 		b.describeClientQuotasAPI(),
 		b.alterClientQuotasAPI(),

@@ -43,6 +43,7 @@ func (b *Broker) newCoordinator() (*group.Coordinator, error) {
 		TopicMetadata:                 b.topicMetadata,
 		ListTopics:                    b.topicNames,
 		TxnVerifier:                   groupTxnVerifier{b},
+		ShareSettings:                 b.shareGroupSettings,
 	})
 }
 
@@ -287,4 +288,18 @@ func (b *Broker) clientCtx(ctx context.Context, r *request) context.Context {
 		host = h
 	}
 	return group.WithClient(ctx, r.hdr.ClientID, "/"+host)
+}
+
+// shareGroupSettings resolves a share group's membership settings for the
+// coordinator: the group's share.heartbeat.interval.ms and
+// share.session.timeout.ms over the broker's group.share.* (groupSettings),
+// and group.share.max.size. It is called with the coordinator lock held and
+// takes only the settings' own lock.
+func (b *Broker) shareGroupSettings(id string) group.ShareSettings {
+	s := b.groupSettings(id)
+	return group.ShareSettings{
+		HeartbeatInterval: s.ShareHeartbeatInterval,
+		SessionTimeout:    s.ShareSessionTimeout,
+		MaxSize:           int(b.settings.brokerInt64("group.share.max.size", group.DefaultShareMaxSize)),
+	}
 }

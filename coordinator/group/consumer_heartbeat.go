@@ -131,6 +131,8 @@ func (c *Coordinator) consumerGroupForHeartbeatLocked(req *kmsg.ConsumerGroupHea
 		c.toConsumerLocked(g)
 		g.dirty, g.cg.dirtyGroup = false, false // nothing to write until a member joins
 		c.mu.groups[req.Group] = g
+	case g.kind == kindShare:
+		return nil, kerr.GroupIDNotFound.Code, "Group " + req.Group + " is not a consumer group."
 	case g.kind == kindClassic && g.hasMembers():
 		return nil, kerr.GroupIDNotFound.Code, "Group " + req.Group + " is not a consumer group."
 	case g.kind == kindClassic && req.MemberEpoch != 0:

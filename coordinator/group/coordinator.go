@@ -81,6 +81,14 @@ type Config struct {
 	// group.consumer.heartbeat.interval.ms and
 	// group.consumer.session.timeout.ms for KIP-848 groups.
 	ConsumerHeartbeatInterval, ConsumerSessionTimeout time.Duration
+	// ShareSettings returns the effective settings of share group group
+	// (group.share.heartbeat.interval.ms, group.share.session.timeout.ms,
+	// group.share.max.size, overridden by the group's configs
+	// share.heartbeat.interval.ms and share.session.timeout.ms). Nil, or
+	// zero fields, mean Kafka's defaults (DefaultShare*). It is called
+	// with the coordinator lock held on every ShareGroupHeartbeat: it must
+	// be cheap and must not call back into the Coordinator.
+	ShareSettings func(group string) ShareSettings
 	// ConsumerAssignors is group.consumer.assignors: the server-side
 	// assignors members may name; the first is the default. Only "uniform"
 	// and "range" exist. Nil means {"uniform", "range"}.

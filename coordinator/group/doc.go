@@ -8,8 +8,11 @@
 // with the server-side "uniform" and "range" assignors), committed offsets
 // (OffsetCommit, OffsetFetch, OffsetDelete, KIP-211 expiry), transactional
 // offsets (TxnOffsetCommit, with KIP-447 fencing and KIP-890 verification,
-// and CompleteTxn for the transaction markers) and group administration
-// (DescribeGroups, ListGroups, DeleteGroups). Each handler takes the
+// and CompleteTxn for the transaction markers), KIP-932 share-group
+// membership (ShareGroupHeartbeat, ShareGroupDescribe, with the "simple"
+// share assignor; record delivery is the partition leaders', see
+// coordinator/share) and group administration (DescribeGroups, ListGroups,
+// DeleteGroups). Each handler takes the
 // decoded kmsg request and returns the kmsg response with Kafka's error
 // codes filled in; it never returns a Go error. Each lives in its own file
 // whose header lists versions and KIPs.
@@ -86,6 +89,27 @@
 // a new process with the same group.instance.id takes that assignment over
 // without a rebalance.
 //
+// # Share groups (KIP-932)
+//
+// A share group is a third kind beside classic and KIP-848 groups, with
+// its own group epoch, bumped when a member joins, leaves or expires, a
+// subscription changes, or a subscribed topic's metadata changes. Each bump
+// recomputes the assignment at once; a partition may be assigned to several
+// members (ceil(members/partitions) each), since the partition leader hands
+// out records, not partitions, to share consumers. There is no revocation:
+// a member moves to the group epoch and its new assignment on its next
+// heartbeat. States are Empty and Stable. Session timeout, heartbeat
+// interval and the size limit come from Config.ShareSettings per group.
+//
+// Share groups never change kind: ShareGroupHeartbeat on a classic or
+// consumer group, and ConsumerGroupHeartbeat on a share group, get
+// GROUP_ID_NOT_FOUND; JoinGroup on a share group INCONSISTENT_GROUP_PROTOCOL;
+// OffsetCommit, TxnOffsetCommit, OffsetFetch and OffsetDelete on a share
+// group GROUP_ID_NOT_FOUND (Kafka's ShareGroup.validateOffset*). An empty
+// share group stays until DeleteGroups (offset expiry never removes it);
+// ShareGroup reports its last subscribed topics so the broker can delete its
+// share state with it.
+//
 // # Records in __consumer_offsets
 //
 // Keys start with an int16 record type (Kafka calls it the key version).
@@ -104,6 +128,8 @@
 //	                                                                     assignor or topic metadata changed
 //	0x7F01  type, group, member id       Sluice consumer member, v0      any change of the member; nil when
 //	                                                                     it leaves or the group is deleted
+//	0x7F02  type, group                  Sluice share group, v0          share group epoch bumped; nil when
+//	                                                                     the group is deleted
 //
 // The Sluice values (kmsg has no ConsumerGroup* record types):
 //
@@ -119,6 +145,14 @@
 //	    int32 n, n x (16-byte topic id | int32 partition | int32 epoch)  assigned |
 //	    int32 n, n x (16-byte topic id | int32 partition)                revoking |
 //	    int32 n, n x (16-byte topic id | int32 partition)                target
+//	share group v0: int16 version=0 | int32 group epoch |
+//	    int32 n, n x string subscribed topic (the members' union; kept
+//	    when the last member leaves)
+//
+// Share members are not persisted (Kafka's loader keeps none either; its
+// share record types 9-15 are ignored like its KIP-848 ones): a loaded
+// share group is Empty at its epoch, and members that heartbeat with their
+// old epoch get UNKNOWN_MEMBER_ID and join again.
 //
 // TxnOffsetCommit writes the same offset records in a transactional batch
 // of the producer. A transaction marker (a control batch) has no record of
@@ -221,6 +255,12 @@
 //     partitions it already held at that epoch (as KIP-1251 proposes).
 //   - Only empty groups change between classic and KIP-848; there is no
 //     online migration of a group with members.
+//   - A ShareGroupHeartbeat with a non-zero epoch for an unknown group gets
+//     UNKNOWN_MEMBER_ID, not GROUP_ID_NOT_FOUND, as for KIP-848 groups; a
+//     known share member that joins again with epoch 0 starts over instead
+//     of being fenced.
+//   - Share members are not written to __consumer_offsets, so a reloaded
+//     share group is Empty (and deletable) until its members rejoin.
 //   - Writes are one Persist per change, not batched across groups; the
 //     "uniform" assignor is sticky but not rack-aware; "range" is not sticky.
 //   - CompleteTxn writes a marker whether or not the partition is loaded

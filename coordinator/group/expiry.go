@@ -79,7 +79,7 @@ func (c *Coordinator) expirePartition(p int32) {
 		if len(expired) > 0 {
 			c.log.Info("expired committed offsets", "group", g.id, "offsets", len(expired))
 		}
-		if !g.hasMembers() && len(g.offsets) == 0 && len(g.inflight) == 0 && g.txn.empty() && (g.kind == kindConsumer || g.state == stateEmpty) {
+		if g.kind != kindShare && !g.hasMembers() && len(g.offsets) == 0 && len(g.inflight) == 0 && g.txn.empty() && (g.kind == kindConsumer || g.state == stateEmpty) {
 			records = append(records, metadataTombstonesLocked(g)...)
 			stopTimerLocked(g)
 			delete(c.mu.groups, id)

@@ -9,19 +9,25 @@ import (
 
 // groupKind says which protocol a group speaks: the classic JoinGroup /
 // SyncGroup protocol (also used by "simple" groups that only store offsets)
-// or KIP-848's ConsumerGroupHeartbeat protocol. An empty group may switch
-// kind; a group with members may not.
+// or KIP-848's ConsumerGroupHeartbeat protocol, or a KIP-932 share group
+// (ShareGroupHeartbeat). An empty classic or consumer group may switch
+// between those two kinds; a group with members may not, and a share group
+// never changes kind (Kafka neither), only DeleteGroups ends it.
 type groupKind int8
 
 const (
 	kindClassic groupKind = iota
 	kindConsumer
+	kindShare
 )
 
 // String returns the name ListGroups v5 uses for the kind.
 func (k groupKind) String() string {
-	if k == kindConsumer {
+	switch k {
+	case kindConsumer:
 		return "consumer"
+	case kindShare:
+		return "share"
 	}
 	return "classic"
 }
@@ -92,6 +98,7 @@ type group struct {
 	dirty             bool
 	persistedClassic  bool
 	persistedConsumer bool
+	persistedShare    bool
 	memberTombstones  []string // KIP-848 member records to erase after a switch to classic
 
 	timer    Timer
@@ -123,6 +130,7 @@ type group struct {
 	syncPersisting bool // the leader's assignment is being written
 
 	cg *consumerGroup // KIP-848 state (kindConsumer)
+	sg *shareGroup    // KIP-932 state (kindShare)
 }
 
 // member is a classic group member.
@@ -188,24 +196,30 @@ func (g *group) ordered() []*member {
 // hasMembers reports whether any member (of either kind) or pending member
 // exists: such a group is not empty and cannot change kind or be deleted.
 func (g *group) hasMembers() bool {
-	if g.kind == kindConsumer {
+	switch g.kind {
+	case kindConsumer:
 		return g.cg != nil && len(g.cg.members) > 0
+	case kindShare:
+		return g.sg != nil && len(g.sg.members) > 0
 	}
 	return len(g.members) > 0 || len(g.pending) > 0
 }
 
 // stateName is the group state as DescribeGroups/ListGroups spell it.
 func (g *group) stateName() string {
-	if g.kind == kindConsumer {
+	switch g.kind {
+	case kindConsumer:
 		return g.cg.state().String()
+	case kindShare:
+		return g.sg.state()
 	}
 	return g.state.String()
 }
 
 // wireProtocolType is the protocol type ListGroups reports.
 func (g *group) wireProtocolType() string {
-	if g.kind == kindConsumer {
-		return "consumer"
+	if g.kind != kindClassic {
+		return g.kind.String()
 	}
 	return g.protocolType
 }

@@ -92,6 +92,11 @@ func (c *Coordinator) joinLocked(ctx context.Context, req *kmsg.JoinGroupRequest
 		g.stateSince = c.clock.Now()
 		c.mu.groups[req.Group] = g
 	}
+	if g.kind == kindShare {
+		// Kafka: a JoinGroup for a group of another type than classic
+		// or consumer.
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
 	if g.kind == kindConsumer {
 		if g.hasMembers() {
 			return fail(kerr.InconsistentGroupProtocol.Code)
@@ -303,7 +308,7 @@ func (c *Coordinator) replaceStaticLocked(ctx context.Context, g *group, old *me
 // dropIfUnusedLocked forgets a group that a failed request created: no
 // members, no offsets, nothing in the log.
 func (c *Coordinator) dropIfUnusedLocked(g *group) {
-	if g.hasMembers() || len(g.offsets) > 0 || len(g.inflight) > 0 || !g.txn.empty() || g.persistedClassic || g.persistedConsumer || g.dirty {
+	if g.hasMembers() || len(g.offsets) > 0 || len(g.inflight) > 0 || !g.txn.empty() || g.persistedClassic || g.persistedConsumer || g.persistedShare || g.dirty {
 		return
 	}
 	if g.kind == kindClassic && g.protocolType != "" {

@@ -177,6 +177,7 @@ type replayedGroup struct {
 	classic  *kmsg.GroupMetadataValue
 	consumer *consumerGroupRecord
 	members  map[string]*cmember
+	share    *shareGroupRecord
 }
 
 // replay folds the records of src into per-group state, one record at a
@@ -253,6 +254,8 @@ func (c *Coordinator) replayOne(r Record, pos uint64, get func(string) *replayed
 		return replayConsumerGroup(r, get)
 	case keyConsumerMember:
 		return replayConsumerMember(r, get)
+	case keyShareGroup:
+		return replayShareGroup(r, get)
 	}
 	return "", nil
 }
@@ -354,7 +357,7 @@ func replayConsumerMember(r Record, get func(string) *replayedGroup) (string, er
 // buildGroupLocked turns replayed records into a live group (nil if nothing
 // of the group is left).
 func (c *Coordinator) buildGroupLocked(id string, partition int32, rg *replayedGroup, now time.Time) *group {
-	if rg.classic == nil && rg.consumer == nil && len(rg.offsets) == 0 && rg.txn.empty() {
+	if rg.classic == nil && rg.consumer == nil && rg.share == nil && len(rg.offsets) == 0 && rg.txn.empty() {
 		return nil
 	}
 	g := newGroup(id, partition)
@@ -362,6 +365,8 @@ func (c *Coordinator) buildGroupLocked(id string, partition int32, rg *replayedG
 	g.txn = rg.txn
 	g.state = stateEmpty
 	switch {
+	case rg.share != nil:
+		c.buildShareLocked(g, rg, now)
 	case rg.consumer != nil:
 		c.buildConsumerLocked(g, rg, now)
 		if rg.classic != nil {

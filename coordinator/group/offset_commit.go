@@ -134,9 +134,14 @@ func (c *Coordinator) planCommitLocked(req *kmsg.OffsetCommitRequest, resp *kmsg
 		c.mu.groups[req.Group] = g
 	}
 	var cm *cmember
-	if g.kind == kindConsumer {
+	switch g.kind {
+	case kindShare:
+		// Kafka's ShareGroup.validateOffsetCommit: share groups keep no
+		// committed offsets.
+		code = kerr.GroupIDNotFound.Code
+	case kindConsumer:
 		cm, code = c.validateConsumerCommitLocked(g, req)
-	} else {
+	default:
 		code = c.validateClassicCommitLocked(g, req)
 	}
 	if code != 0 {

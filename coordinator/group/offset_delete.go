@@ -67,6 +67,9 @@ func (c *Coordinator) planOffsetDeleteLocked(req *kmsg.OffsetDeleteRequest, resp
 	// subscribed == nil means every offset may go.
 	var subscribed func(string) bool
 	switch {
+	case g.kind == kindShare:
+		// Kafka's ShareGroup.validateOffsetDelete.
+		return nil, nil, nil, kerr.GroupIDNotFound.Code
 	case g.kind == kindConsumer:
 		if len(g.cg.members) > 0 {
 			names := g.cg.subscribedTopicNames()

@@ -133,6 +133,10 @@ func (c *Coordinator) fetchGroupLocked(groupID string, topics []fetchTopic, requ
 		return code, nil
 	}
 	g := c.mu.groups[groupID]
+	if g != nil && g.kind == kindShare {
+		// Kafka's ShareGroup.validateOffsetFetch.
+		return kerr.GroupIDNotFound.Code, nil
+	}
 	if g != nil && g.kind == kindConsumer && (memberID != nil || memberEpoch >= 0) {
 		var m *cmember
 		if memberID != nil {

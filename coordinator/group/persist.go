@@ -15,12 +15,12 @@ import (
 // snapshot is what one flush writes, and what to undo if the write fails.
 type snapshot struct {
 	records []Record
-	// classic and consumer say what happened to that kind's metadata
+	// classic, consumer and share say what happened to that kind's metadata
 	// record: -1 untouched, 0 tombstoned, 1 written.
-	classic, consumer int8
-	dirtyGroup        bool
-	dirtyMembers      []string
-	memberTombstones  []string
+	classic, consumer, share int8
+	dirtyGroup               bool
+	dirtyMembers             []string
+	memberTombstones         []string
 }
 
 // flush writes g's metadata if it is dirty. A nil error means everything g
@@ -59,8 +59,10 @@ func (c *Coordinator) flush(ctx context.Context, g *group) error {
 
 // snapshotLocked builds the records that bring the log up to date with g.
 func (c *Coordinator) snapshotLocked(g *group) snapshot {
-	s := snapshot{classic: -1, consumer: -1}
+	s := snapshot{classic: -1, consumer: -1, share: -1}
 	switch g.kind {
+	case kindShare:
+		snapshotShareLocked(g, &s)
 	case kindClassic:
 		write := false
 		switch g.state {
@@ -120,7 +122,9 @@ func (c *Coordinator) snapshotLocked(g *group) snapshot {
 func (s snapshot) restore(g *group) {
 	g.dirty = true
 	g.memberTombstones = append(g.memberTombstones, s.memberTombstones...)
-	if g.kind == kindConsumer {
+	if g.kind == kindShare {
+		g.sg.dirty = g.sg.dirty || s.dirtyGroup
+	} else if g.kind == kindConsumer {
 		g.cg.dirtyGroup = g.cg.dirtyGroup || s.dirtyGroup
 		for _, id := range s.dirtyMembers {
 			g.cg.markMember(id)
@@ -138,6 +142,9 @@ func (s snapshot) applyFlags(g *group) {
 	}
 	if s.consumer >= 0 {
 		g.persistedConsumer = s.consumer == 1
+	}
+	if s.share >= 0 {
+		g.persistedShare = s.share == 1
 	}
 }
 
@@ -181,6 +188,9 @@ func metadataTombstonesLocked(g *group) []Record {
 	}
 	if g.persistedConsumer || g.kind == kindConsumer {
 		recs = append(recs, Record{Key: consumerGroupKey(g.id)})
+	}
+	if g.persistedShare || g.kind == kindShare {
+		recs = append(recs, Record{Key: shareGroupKey(g.id)})
 	}
 	return recs
 }

@@ -134,6 +134,9 @@ func FuzzGroupLoadRecords(f *testing.F) {
 	g.protocolType, g.protocol, g.generation, g.state = "consumer", "range", 2, stateStable
 	g.members["x"] = &member{id: "x", protocols: []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}, assignment: []byte{2}}
 	f.Add(groupMetadataKey("g"), classicValue(g))
+	sg := newShareGroup()
+	sg.epoch, sg.subscribed = 4, []string{"t", "u"}
+	f.Add(shareGroupKey("g"), shareGroupValue(sg))
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		h := newHarness(t)
 		h.c.Load(PartitionFor("g", testPartitions), []Record{{Key: key, Value: value}, {Key: key}})

@@ -64,9 +64,12 @@ func (c *Coordinator) Stats() Stats {
 		s.Groups[GroupStateKey{Type: g.kind.String(), State: g.stateName()}]++
 		s.CommittedOffsets += len(g.offsets)
 		s.PendingTxnOffsets += g.txn.count()
-		if g.kind == kindConsumer {
+		switch g.kind {
+		case kindConsumer:
 			s.Members += len(g.cg.members)
-		} else {
+		case kindShare:
+			s.Members += len(g.sg.members)
+		default:
 			s.Members += len(g.members)
 		}
 	}

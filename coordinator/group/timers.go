@@ -17,6 +17,9 @@ func (c *Coordinator) rearmLocked(g *group) {
 	if g.cg != nil {
 		next = earliest(next, g.cg.deadline())
 	}
+	if g.sg != nil {
+		next = earliest(next, g.sg.deadline())
+	}
 	if c.mu.closed || c.mu.groups[g.id] != g {
 		next = time.Time{}
 	}
@@ -45,9 +48,12 @@ func (c *Coordinator) onGroupTimer(g *group, seq uint64) {
 	}
 	g.timer, g.timerAt = nil, time.Time{}
 	now := c.clock.Now()
-	if g.kind == kindConsumer {
+	switch g.kind {
+	case kindConsumer:
 		c.tickConsumerLocked(g, now)
-	} else {
+	case kindShare:
+		c.tickShareLocked(g, now)
+	default:
 		c.tickClassicLocked(g, now)
 	}
 	c.rearmLocked(g)

@@ -311,6 +311,9 @@ func (c *Coordinator) planTxnCommitLocked(req *kmsg.TxnOffsetCommitRequest, resp
 // with ConsumerGroup's STALE_MEMBER_EPOCH answered as ILLEGAL_GENERATION
 // (OffsetMetadataManager.validateTransactionalOffsetCommit).
 func validateTxnCommit(g *group, m txnMember) int16 {
+	if g.kind == kindShare {
+		return kerr.GroupIDNotFound.Code
+	}
 	if g.kind == kindConsumer {
 		if (m.generation < 0 && len(g.cg.members) == 0) || m.anonymous(true) {
 			return 0
