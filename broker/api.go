@@ -123,5 +123,8 @@ func (b *Broker) apis() *apiTable {
 		b.writeShareGroupStateAPI(),
 		b.deleteShareGroupStateAPI(),
 		b.readShareGroupStateSummaryAPI(),
+		b.describeShareGroupOffsetsAPI(),
+		b.alterShareGroupOffsetsAPI(),
+		b.deleteShareGroupOffsetsAPI(),
 	)
 }
