@@ -46,10 +46,13 @@
 //
 // # Records in __share_group_state
 //
-// Kafka's share-coordinator schemas (ShareSnapshotKey/Value,
-// ShareUpdateKey/Value), with the key's leading int16 naming the record
-// type as Kafka's coordinator records do. Integers are big-endian; values
-// are flexible (compact arrays, tagged fields).
+// The fields of Kafka's share-coordinator schemas (ShareSnapshotKey/Value,
+// ShareUpdateKey/Value) as first written for KIP-932, with the key's
+// leading int16 naming the record type as Kafka's coordinator records do.
+// Released Kafka versions added fields to these values, so Kafka's tools
+// are not expected to read this log, nor Sluice a log Kafka wrote.
+// Integers are big-endian; values are flexible (compact arrays, tagged
+// fields).
 //
 //	key    int16 type (0 snapshot, 1 update) | string group id (int16 length) |
 //	       uuid topic id | int32 partition
