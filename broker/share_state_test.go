@@ -94,6 +94,20 @@ func TestShareStateBroker(t *testing.T) {
 		t.Fatalf("summary on the wire: %+v", sp)
 	}
 
+	// FindCoordinator key type 2 names the share coordinator of a key.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version = 6
+	fc.CoordinatorType = 2
+	fc.CoordinatorKeys = []string{sharestate.CoordinatorKey(k), "not-a-share-key"}
+	fr, err := fc.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fr.Coordinators) != 2 || fr.Coordinators[0].ErrorCode != 0 || fr.Coordinators[0].NodeID != b.cfg.NodeID ||
+		fr.Coordinators[1].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("FindCoordinator key type 2: %+v", fr.Coordinators)
+	}
+
 	if err := b.deleteShareGroupState(ctx, "g", []string{"q", "no-such-topic"}); err != nil {
 		t.Fatal(err)
 	}

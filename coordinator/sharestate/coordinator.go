@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -174,6 +175,28 @@ func (c *Coordinator) Close() {
 // form (URL-safe base64 without padding), as SharePartitionKey.asCoordinatorKey.
 func CoordinatorKey(k share.Key) string {
 	return k.Group + ":" + base64.RawURLEncoding.EncodeToString(k.TopicID[:]) + ":" + strconv.FormatInt(int64(k.Partition), 10)
+}
+
+// ParseCoordinatorKey parses a CoordinatorKey (FindCoordinator key type 2).
+// The group may itself contain colons; the topic id and partition are the
+// last two fields.
+func ParseCoordinatorKey(s string) (share.Key, bool) {
+	j := strings.LastIndexByte(s, ':')
+	if j < 0 {
+		return share.Key{}, false
+	}
+	i := strings.LastIndexByte(s[:j], ':')
+	if i <= 0 {
+		return share.Key{}, false
+	}
+	p, err := strconv.ParseInt(s[j+1:], 10, 32)
+	id, derr := base64.RawURLEncoding.DecodeString(s[i+1 : j])
+	if err != nil || p < 0 || derr != nil || len(id) != 16 {
+		return share.Key{}, false
+	}
+	k := share.Key{Group: s[:i], Partition: int32(p)}
+	copy(k.TopicID[:], id)
+	return k, true
 }
 
 // PartitionFor returns the __share_group_state partition that owns k

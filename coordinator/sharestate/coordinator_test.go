@@ -472,3 +472,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestShareStateCoordinatorKey(t *testing.T) {
+	t.Parallel()
+	k := share.Key{Group: "a:b", TopicID: [16]byte{0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xfe}, Partition: 12}
+	s := CoordinatorKey(k)
+	if s != "a:b:_wECAwQFBgcICQoLDA0O_g:12" {
+		t.Fatalf("CoordinatorKey = %q", s)
+	}
+	if got, ok := ParseCoordinatorKey(s); !ok || got != k {
+		t.Fatalf("ParseCoordinatorKey(%q) = %+v, %v", s, got, ok)
+	}
+	for _, bad := range []string{"", "g", "g:x:1", ":_wECAwQFBgcICQoLDA0O_g:1", "g:_wECAwQFBgcICQoLDA0O_g:-1", "g:_wECAwQFBgcICQoLDA0O_g:", "g:AAAA:1"} {
+		if _, ok := ParseCoordinatorKey(bad); ok {
+			t.Errorf("ParseCoordinatorKey(%q) accepted", bad)
+		}
+	}
+	// Kafka hashes the key string; the partition follows it.
+	if PartitionFor(k, 50) != PartitionFor(k, 50) || PartitionFor(k, 1) != 0 {
+		t.Fatal("PartitionFor not stable")
+	}
+}
