@@ -46,7 +46,7 @@ func (b *Broker) newShareStateCoordinator() (*sharestate.Coordinator, error) {
 		Logger:        b.log.With("component", "share-coordinator"),
 		Persister:     shareStatePersister{b},
 		NumPartitions: b.shareStatePartitions(),
-		SnapshotEvery: sharestate.DefaultSnapshotEvery,
+		SnapshotEvery: int(b.settings.brokerInt64("share.coordinator.snapshot.update.records.per.snapshot", sharestate.DefaultSnapshotEvery)),
 	})
 }
 
@@ -57,11 +57,11 @@ func (b *Broker) shareStatePartitions() int32 {
 
 // ensureShareStateTopic creates __share_group_state on first use, compacted,
 // with share.coordinator.state.topic.replication.factor (capped at the
-// live brokers) and a min.insync.replicas of 2 capped at that factor, as
-// __transaction_state.
+// live brokers) and share.coordinator.state.topic.min.isr (default 2)
+// capped at that factor, as __transaction_state.
 func (b *Broker) ensureShareStateTopic(ctx context.Context) error {
 	rf := int16(b.settings.brokerInt64("share.coordinator.state.topic.replication.factor", 3))
-	const minISR = 2 // share.coordinator.state.topic.min.isr
+	minISR := b.settings.brokerInt64("share.coordinator.state.topic.min.isr", 2)
 	return b.ensureInternalTopic(ctx, shareStateTopic, b.shareStatePartitions(), rf, func(rf int16) map[string]string {
 		return map[string]string{
 			"cleanup.policy":                 "compact",
