@@ -51,7 +51,8 @@ var (
 
 // Config configures a Coordinator. Zero values take the Default* constants.
 type Config struct {
-	// Clock supplies time; nil means coordinator.SystemClock().
+	// Clock supplies time (load durations in the log; the coordinator has
+	// no timers); nil means coordinator.SystemClock().
 	Clock coordinator.Clock
 	// Logger receives one line per load and per failed write; nil
 	// discards.

@@ -493,3 +493,29 @@ func TestShareStateCoordinatorKey(t *testing.T) {
 		t.Fatal("PartitionFor not stable")
 	}
 }
+
+func TestShareStateFromReadMalformed(t *testing.T) {
+	t.Parallel()
+	good := kmsg.NewReadShareGroupStateResponseTopicPartition()
+	good.StartOffset = 3
+	good.StateBatches = []kmsg.ReadShareGroupStateResponseTopicPartitionStateBatch{{FirstOffset: 3, LastOffset: 4, DeliveryState: 2, DeliveryCount: 1}}
+	if _, found, ok := StateFromRead(&good); !found || !ok {
+		t.Fatalf("good answer: found %v ok %v", found, ok)
+	}
+	for name, mangle := range map[string]func(p *kmsg.ReadShareGroupStateResponseTopicPartition){
+		"reversed batch": func(p *kmsg.ReadShareGroupStateResponseTopicPartition) { p.StateBatches[0].LastOffset = 1 },
+		"bad state":      func(p *kmsg.ReadShareGroupStateResponseTopicPartition) { p.StateBatches[0].DeliveryState = 7 },
+		"bad NotBefore": func(p *kmsg.ReadShareGroupStateResponseTopicPartition) {
+			p.StateBatches[0].UnknownTags.Set(TagNotBefore, []byte{0x80})
+		},
+		"bad dead letter": func(p *kmsg.ReadShareGroupStateResponseTopicPartition) { p.UnknownTags.Set(TagDeadLetter, []byte{1}) },
+	} {
+		p := good
+		p.StateBatches = append([]kmsg.ReadShareGroupStateResponseTopicPartitionStateBatch(nil), good.StateBatches...)
+		p.UnknownTags = kmsg.Tags{}
+		mangle(&p)
+		if _, _, ok := StateFromRead(&p); ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -71,6 +71,7 @@ func (c *Coordinator) LoadFrom(token LoadToken, src RecordSource) error {
 	if !c.validPartition(p) {
 		return fmt.Errorf("load __share_group_state partition %d: outside share.coordinator.state.topic.num.partitions", p)
 	}
+	start := c.clock.Now()
 	entries, n, skipped, err := c.replay(p, src)
 	if err != nil {
 		return fmt.Errorf("load __share_group_state partition %d after %d records: %w", p, n, err)
@@ -85,7 +86,7 @@ func (c *Coordinator) LoadFrom(token LoadToken, src RecordSource) error {
 	ps.loaded = true
 	c.startWriterLocked(ps)
 	c.log.Info("loaded __share_group_state partition", "partition", p, "records", n,
-		"skipped", skipped, "share_partitions", len(entries))
+		"skipped", skipped, "share_partitions", len(entries), "took", c.clock.Now().Sub(start))
 	return nil
 }
 
