@@ -519,3 +519,49 @@ func TestShareStateFromReadMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestShareStateLoadSkipsBadRecords loads a log with records of an unknown
+// type, values that do not parse, a key of another partition and an update
+// of another snapshot epoch: each is skipped, the rest loads.
+func TestShareStateLoadSkipsBadRecords(t *testing.T) {
+	t.Parallel()
+	good := share.State{StateEpoch: 1, StartOffset: 7, Batches: []share.StateBatch{batch(7, 8, share.Archived, 2)}}
+	var other share.Key // a key PartitionFor puts on partition 1 of 2
+	for i := int32(0); ; i++ {
+		if other = key(i); PartitionFor(other, 2) == 1 {
+			break
+		}
+	}
+	var mine share.Key
+	for i := int32(0); ; i++ {
+		if mine = key(i); PartitionFor(mine, 2) == 0 {
+			break
+		}
+	}
+	recs := []Record{
+		{Key: []byte{0, 9, 1, 2}, Value: []byte{1}},                          // unknown record type
+		{Key: []byte{0}, Value: []byte{1}},                                   // short key
+		{Key: recordKey(typeSnapshot, mine), Value: []byte{0, 0, 1}},         // short value
+		{Key: recordKey(typeSnapshot, other), Value: snapshotValue(0, good)}, // another partition's key
+		{Key: recordKey(typeSnapshot, mine), Value: snapshotValue(4, good)},
+		{Key: recordKey(typeUpdate, mine), Value: updateValue(3, delta{startOffset: 100})}, // older snapshot epoch
+	}
+	c, err := New(Config{Persister: newMemLog(), NumPartitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.LoadFrom(c.BeginLoad(0), source(recs)); err != nil {
+		t.Fatal(err)
+	}
+	got, found, code := read(t, c, mine, -1)
+	if code != 0 || !found || !sameState(got, good) {
+		t.Fatalf("loaded %+v (found %v, code %d), want %+v", got, found, code, good)
+	}
+	c.mu.Lock()
+	n := len(c.mu.parts[0].entries)
+	c.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d share-partitions loaded, want 1", n)
+	}
+}
