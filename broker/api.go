@@ -122,5 +122,13 @@ func (b *Broker) apis() *apiTable {
 		b.listConfigResourcesAPI(),
 		b.shareFetchAPI(),
 		b.shareAcknowledgeAPI(),
+		b.initializeShareGroupStateAPI(),
+		b.readShareGroupStateAPI(),
+		b.writeShareGroupStateAPI(),
+		b.deleteShareGroupStateAPI(),
+		b.readShareGroupStateSummaryAPI(),
+		b.describeShareGroupOffsetsAPI(),
+		b.alterShareGroupOffsetsAPI(),
+		b.deleteShareGroupOffsetsAPI(),
 	)
 }

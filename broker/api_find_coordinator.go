@@ -7,9 +7,12 @@ package broker
 // offsets.topic.num.partitions), transactional ids (key type 1) by the
 // leader of their __transaction_state partition (the same hash, modulo
 // transaction.state.log.num.partitions); either topic is created on first
-// use. v4+ asks for many keys at once (KIP-699). Share-group coordinators
-// (key type 2) do not exist yet: INVALID_REQUEST. A key given more than
-// once is answered once: each answer is many times the size of its key.
+// use. Share coordinators (key type 2, KIP-932) are the leaders of the
+// __share_group_state partition of their key "group:topicId:partition"
+// (the same hash, modulo share.coordinator.state.topic.num.partitions); a
+// malformed key gets INVALID_REQUEST. v4+ asks for many keys at once
+// (KIP-699). A key given more than once is answered once: each answer is
+// many times the size of its key.
 
 import (
 	"context"
@@ -18,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/coordinator"
+	"github.com/sluicedev/sluice/coordinator/sharestate"
 	"github.com/sluicedev/sluice/internal/uniq"
 )
 
@@ -50,9 +54,15 @@ func (b *Broker) findCoordinator(ctx context.Context, key string, typ int8) kmsg
 		topic, ensure = offsetsTopic, b.ensureOffsetsTopic
 	case 1:
 		topic, ensure = txnStateTopic, b.ensureTxnTopic
+	case 2:
+		if _, ok := sharestate.ParseCoordinatorKey(key); !ok {
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = kmsg.StringPtr("a share coordinator key is group:topicId:partition")
+			return c
+		}
+		topic, ensure = shareStateTopic, b.ensureShareStateTopic
 	default:
 		c.ErrorCode = kerr.InvalidRequest.Code
-		c.ErrorMessage = kmsg.StringPtr("share group coordinators (key type 2) are not supported")
 		return c
 	}
 	if err := ensure(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedev/sluice/coordinator/group"
+	"github.com/sluicedev/sluice/coordinator/sharestate"
 	"github.com/sluicedev/sluice/coordinator/txn"
 	"github.com/sluicedev/sluice/metadata"
 	"github.com/sluicedev/sluice/protocol"
@@ -54,6 +55,7 @@ type Broker struct {
 	// shares are the share-partitions led here and the share sessions
 	// (share_fetch.go).
 	shares *shareManager
+	shareState *sharestate.Coordinator // the share coordinator (share_state.go)
 	// peers carries control requests to other brokers (transaction
 	// markers and verifications).
 	peers  *peerPool
@@ -218,6 +220,9 @@ func (b *Broker) start(ctx context.Context) error {
 	}
 	if b.txn, err = b.newTxnCoordinator(); err != nil {
 		return fmt.Errorf("transaction coordinator: %w", err)
+	}
+	if b.shareState, err = b.newShareStateCoordinator(); err != nil {
+		return fmt.Errorf("share coordinator: %w", err)
 	}
 	if err := b.loadTopics(ctx); err != nil {
 		return err
@@ -529,6 +534,9 @@ func (b *Broker) Close() error {
 		}
 		if b.txn != nil {
 			b.txn.Close()
+		}
+		if b.shareState != nil {
+			b.shareState.Close()
 		}
 		if b.coord != nil {
 			b.coord.Close()

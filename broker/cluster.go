@@ -56,7 +56,7 @@ func validTopicName(name string) error {
 
 // isInternalTopic names the topics only the broker writes.
 func isInternalTopic(name string) bool {
-	return name == "__consumer_offsets" || name == "__transaction_state"
+	return name == "__consumer_offsets" || name == "__transaction_state" || name == shareStateTopic
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -73,6 +73,7 @@ func (b *Broker) ensureTxnTopic(ctx context.Context) error {
 // the transitions lock, which orders loads and unloads of a partition.
 func (b *Broker) coordinatorsOnTransition(part *partition, t transition) {
 	b.sharesOnTransition(part, t)
+	b.shareStateOnTransition(part, t)
 	switch part.log.Topic() {
 	case offsetsTopic:
 		if b.coord == nil {
