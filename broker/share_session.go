@@ -189,6 +189,22 @@ func (s *shareSessions) closeConn(c *conn) []closedSession {
 	return out
 }
 
+// inUse reports whether a session of group other than member's includes
+// tp. It walks every session (at most group.share.max.share.sessions),
+// which only session ends pay.
+func (s *shareSessions) inUse(group, member string, tp shareTP) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, ss := range s.mu.m {
+		if k.group == group && k.member != member {
+			if _, ok := ss.parts[tp]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // len is the number of sessions.
 func (s *shareSessions) len() int {
 	s.mu.Lock()
@@ -240,5 +256,24 @@ func (m *shareManager) releaseMember(ctx context.Context, group, member string, 
 			m.b.wakeDeadLetters(e.key)
 		}
 		e.notify()
+		m.unloadIdle(e, member, tp)
 	}
+}
+
+// unloadIdle unloads e once no session of its group but member's reads
+// it and it has no dead letters waiting: the next session loads it from
+// the store again. A share group's state can change behind the partition
+// leader's back only while no member reads it (AlterShareGroupOffsets and
+// DeleteShareGroupOffsets need an empty group; DeleteGroups deletes the
+// state), so this is what keeps a leader from writing stale state back, on
+// every broker, without a message between them.
+func (m *shareManager) unloadIdle(e *shareEntry, member string, tp shareTP) {
+	if m.sessions.inUse(e.key.Group, member, tp) {
+		return
+	}
+	busy := false
+	if m.use(e, func(p *share.Partition) { busy = p.Stats().Archiving > 0 }) != nil || busy {
+		return
+	}
+	m.drop(e)
 }

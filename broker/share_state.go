@@ -285,6 +285,7 @@ func writeShareStateCode(r *kmsg.WriteShareGroupStateResponse) int16 {
 // (AlterShareGroupOffsets); the partition leader's next write is fenced
 // and it reads the new state.
 func (b *Broker) initializeShareState(ctx context.Context, k share.Key, stateEpoch int32, startOffset int64) error {
+	defer b.unloadShareGroup(k.Group, k.TopicID)
 	req := kmsg.NewPtrInitializeShareGroupStateRequest()
 	req.GroupID = k.Group
 	rt := kmsg.NewInitializeShareGroupStateRequestTopic()
@@ -352,6 +353,7 @@ func (b *Broker) shareStateSummary(ctx context.Context, k share.Key) (sum kmsg.R
 // group. Topics that do not exist have no state. The first error is
 // returned after every partition was tried.
 func (b *Broker) deleteShareGroupState(ctx context.Context, group string, topics []string) error {
+	defer b.unloadShareGroup(group)
 	var first error
 	for _, name := range topics {
 		ts := b.topics.get(name)
