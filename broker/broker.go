@@ -54,7 +54,7 @@ type Broker struct {
 	txn        *txn.Coordinator
 	// shares are the share-partitions led here and the share sessions
 	// (share_fetch.go).
-	shares *shareManager
+	shares     *shareManager
 	shareState *sharestate.Coordinator // the share coordinator (share_state.go)
 	// peers carries control requests to other brokers (transaction
 	// markers and verifications).
