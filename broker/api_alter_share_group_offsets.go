@@ -36,6 +36,19 @@ func (b *Broker) handleAlterShareGroupOffsets(ctx context.Context, r *request) (
 		resp.ErrorCode = code
 		return resp, nil
 	}
+	// As Kafka, altering the offsets of a group that does not exist creates
+	// it (empty), and the topics altered become the group's, so that
+	// DescribeShareGroupOffsets for all topics shows them.
+	var known []string
+	for _, rt := range uniq.By(req.Topics, func(t kmsg.AlterShareGroupOffsetsRequestTopic) string { return t.Topic }) {
+		if b.topics.get(rt.Topic) != nil {
+			known = append(known, rt.Topic)
+		}
+	}
+	if code := b.coord.EnsureShareGroup(ctx, req.GroupID, known); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	for _, rt := range uniq.By(req.Topics, func(t kmsg.AlterShareGroupOffsetsRequestTopic) string { return t.Topic }) {
 		t := kmsg.NewAlterShareGroupOffsetsResponseTopic()
 		t.Topic = rt.Topic

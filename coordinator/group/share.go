@@ -23,6 +23,7 @@ package group
 // least one subscriber. Every function here needs Coordinator.mu.
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"time"
@@ -348,4 +349,56 @@ func (c *Coordinator) ShareGroup(group string) (ShareGroupInfo, int16) {
 		return ShareGroupInfo{}, kerr.InconsistentGroupProtocol.Code
 	}
 	return ShareGroupInfo{Empty: len(g.sg.members) == 0, Topics: slices.Clone(g.sg.subscribed)}, 0
+}
+
+// EnsureShareGroup makes group an empty share group if it does not exist
+// and adds topics to the topics an empty group keeps
+// (ShareGroupInfo.Topics), durably, as Kafka's AlterShareGroupOffsets
+// creates the group whose offsets it sets. A share group with members is
+// left alone (the caller refuses it with NON_EMPTY_GROUP first). code is
+// 0, GROUP_ID_NOT_FOUND for a group of another type, or ShareGroup's
+// availability codes.
+func (c *Coordinator) EnsureShareGroup(ctx context.Context, group string, topics []string) int16 {
+	c.mu.Lock()
+	p, code := c.servableLocked(group)
+	if code != 0 {
+		c.mu.Unlock()
+		return code
+	}
+	g := c.mu.groups[group]
+	switch {
+	case g == nil:
+		g = newGroup(group, p)
+		c.toShareLocked(g)
+		c.mu.groups[group] = g
+		g.sg.dirty, g.dirty = true, true
+	case g.kind != kindShare:
+		c.mu.Unlock()
+		return kerr.GroupIDNotFound.Code
+	}
+	if len(g.sg.members) == 0 {
+		merged := slices.Clone(g.sg.subscribed)
+		for _, t := range topics {
+			if !slices.Contains(merged, t) {
+				merged = append(merged, t)
+			}
+		}
+		slices.Sort(merged)
+		if !slices.Equal(merged, g.sg.subscribed) {
+			g.sg.subscribed = merged
+			g.sg.dirty, g.dirty = true, true
+		}
+	}
+	dirty := g.dirty
+	c.mu.Unlock()
+	if !dirty {
+		return 0
+	}
+	pctx, cancel := c.persistCtx(ctx)
+	defer cancel()
+	if err := c.flush(pctx, g); err != nil {
+		c.log.Warn("writing share group state failed", "group", group, "err", err)
+		return availabilityErrorCode(err)
+	}
+	return 0
 }

@@ -653,3 +653,35 @@ func TestShareHeartbeatRepeatedTopics(t *testing.T) {
 		t.Fatalf("ShareGroup topics %v", info.Topics)
 	}
 }
+
+func TestShareEnsureGroup(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.topic("t", 1)
+	h.topic("u", 1)
+	if code := h.c.EnsureShareGroup(h.ctx, "g", []string{"u", "t", "u"}); code != 0 {
+		t.Fatalf("ensure new group: code %d", code)
+	}
+	info, code := h.c.ShareGroup("g")
+	if code != 0 || !info.Empty || !slices.Equal(info.Topics, []string{"t", "u"}) {
+		t.Fatalf("ShareGroup after ensure: %+v code %d", info, code)
+	}
+	h.reload()
+	if info, code = h.c.ShareGroup("g"); code != 0 || !slices.Equal(info.Topics, []string{"t", "u"}) {
+		t.Fatalf("ensured group after reload: %+v code %d", info, code)
+	}
+	// A member's subscription replaces what an empty group kept.
+	a := newShareClient(1, "t")
+	expectCode(t, "join", h.shb("g", a).ErrorCode, nil)
+	if code := h.c.EnsureShareGroup(h.ctx, "g", []string{"v"}); code != 0 {
+		t.Fatalf("ensure busy group: code %d", code)
+	}
+	if info, _ = h.c.ShareGroup("g"); info.Empty || !slices.Equal(info.Topics, []string{"t"}) {
+		t.Fatalf("busy group changed by ensure: %+v", info)
+	}
+	// Another group type keeps its id.
+	expectCode(t, "consumer group", h.c.ConsumerGroupHeartbeat(h.ctx, consumerJoin("c", "m", "t")).ErrorCode, nil)
+	if code := h.c.EnsureShareGroup(h.ctx, "c", []string{"t"}); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("ensure on a consumer group: code %d", code)
+	}
+}
