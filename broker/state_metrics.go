@@ -11,15 +11,16 @@ import (
 // computed here (log end offset minus committed offset) for partitions this
 // broker hosts, which spares users a separate lag exporter.
 type stateCollector struct {
-	b          *Broker
-	groups     *prometheus.Desc
-	members    *prometheus.Desc
-	rebalances *prometheus.Desc
-	commits    *prometheus.Desc
-	expired    *prometheus.Desc
-	committed  *prometheus.Desc
-	lag        *prometheus.Desc
-	controller *prometheus.Desc
+	b            *Broker
+	groups       *prometheus.Desc
+	members      *prometheus.Desc
+	shareMembers *prometheus.Desc
+	rebalances   *prometheus.Desc
+	commits      *prometheus.Desc
+	expired      *prometheus.Desc
+	committed    *prometheus.Desc
+	lag          *prometheus.Desc
+	controller   *prometheus.Desc
 }
 
 func newStateCollector(b *Broker) *stateCollector {
@@ -27,7 +28,8 @@ func newStateCollector(b *Broker) *stateCollector {
 		b: b,
 		groups: prometheus.NewDesc("sluice_groups", "Consumer groups coordinated here, by type and state.",
 			[]string{"type", "state"}, nil),
-		members: prometheus.NewDesc("sluice_group_members", "Members of the groups coordinated here.", nil, nil),
+		members:      prometheus.NewDesc("sluice_group_members", "Members of the groups coordinated here.", nil, nil),
+		shareMembers: prometheus.NewDesc("sluice_share_group_members", "Members of the share groups coordinated here (sluice_groups{type=\"share\"} counts the groups).", nil, nil),
 		rebalances: prometheus.NewDesc("sluice_group_rebalances_total", "Completed rebalances (classic) and group epoch bumps (KIP-848), by reason.",
 			[]string{"reason"}, nil),
 		commits: prometheus.NewDesc("sluice_group_offset_commits_total", "Partition offsets durably committed.", nil, nil),
@@ -41,7 +43,7 @@ func newStateCollector(b *Broker) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.rebalances, c.commits, c.expired, c.committed, c.lag, c.controller} {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.shareMembers, c.rebalances, c.commits, c.expired, c.committed, c.lag, c.controller} {
 		ch <- d
 	}
 }
@@ -61,6 +63,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(n), k.Type, k.State)
 	}
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members))
+	ch <- prometheus.MustNewConstMetric(c.shareMembers, prometheus.GaugeValue, float64(st.ShareMembers))
 	for reason, n := range st.Rebalances {
 		ch <- prometheus.MustNewConstMetric(c.rebalances, prometheus.CounterValue, float64(n), string(reason))
 	}

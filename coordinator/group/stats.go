@@ -20,8 +20,10 @@ type GroupStateKey struct {
 type Stats struct {
 	// Groups counts loaded groups by type and state (gauge).
 	Groups map[GroupStateKey]int
-	// Members counts members of loaded groups, both protocols (gauge).
+	// Members counts members of loaded groups, every type (gauge).
 	Members int
+	// ShareMembers counts the members of loaded share groups (gauge).
+	ShareMembers int
 	// Rebalances counts completed classic rebalances and KIP-848 group
 	// epoch bumps by reason (counter).
 	Rebalances map[RebalanceReason]uint64
@@ -69,6 +71,7 @@ func (c *Coordinator) Stats() Stats {
 			s.Members += len(g.cg.members)
 		case kindShare:
 			s.Members += len(g.sg.members)
+			s.ShareMembers += len(g.sg.members)
 		default:
 			s.Members += len(g.members)
 		}
