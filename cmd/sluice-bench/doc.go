@@ -75,14 +75,30 @@
 // transactions/s and EndTransaction latency. The consumer then defaults to
 // --isolation read_committed.
 //
+// # Concurrent producers
+//
+// --producers N (--mode produce or both, with --idempotent or
+// --txn-records) runs N producer clients at once, each with its own
+// producer id and, with --txn-records, its own transactional id (the
+// topic's id with the client's index appended), each producing and
+// committing on its own as one task of an exactly-once application would;
+// --records is split among them. Records/s, bytes, latency and
+// transactions add up over the clients: the time runs from the first
+// client's first Produce call to the last client's end. One transactional
+// producer serializes Produce, Flush and EndTransaction, so it measures
+// the client's barrier per transaction; many measure what transactions
+// cost the broker.
+//
 // # Checking what was consumed
 //
 // For idempotent and transactional producers writing to a topic the run
 // created, the consume phase checks that it read exactly the records
 // produced: every acknowledged record, or with read_committed every record
 // of a committed transaction and none of an aborted one. The throughput
-// runs compare counts; --mode e2e compares sequence numbers (missing,
-// unexpected and duplicate records). A mismatch fails the run. When a
+// runs compare counts (with --producers above 1, per producer: the records
+// carrying each client's producer ids against that client's own count, and
+// none with an id no client had); --mode e2e compares sequence numbers
+// (missing, unexpected and duplicate records). A mismatch fails the run. When a
 // transaction fails (a record or the commit is refused) the run stops
 // producing, aborts it, and still consumes and checks: the records of the
 // failed transaction must not be readable with read_committed. A

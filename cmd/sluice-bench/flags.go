@@ -69,8 +69,17 @@ type config struct {
 	deleteTopic   bool
 	timeout       time.Duration
 
-	// --mode flood: producer clients, and the probe's records a second.
+	// producers is --producers: with --mode flood the flooding producer
+	// clients (default 64); with --mode produce or both the concurrent
+	// idempotent or transactional producer clients (default 1), each
+	// with its own producer id (and transactional id).
 	producers int
+	// producerIndex is which of --producers a producer client is (0 to
+	// producers-1); set on each client's copy of the config by the
+	// produce phase, it picks the client's transactional id and its share
+	// of --records.
+	producerIndex int
+	// probeRate is --mode flood's probe records a second.
 	probeRate float64
 
 	// Measurement and output.
@@ -135,7 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.duration, "duration", 0, "how long to produce (default 10s when --records is not set either)")
 	fs.Float64Var(&c.rate, "rate", 0, "records per second to produce at (0: as fast as possible)")
 	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, flood (--producers clients flooding the broker beside a fixed-rate probe), or e2e (produce at --rate while a consumer times each record end to end)")
-	fs.IntVar(&c.producers, "producers", 64, "--mode flood: producer clients, each as fast as the broker takes records (0: the probe alone, on an idle broker)")
+	fs.IntVar(&c.producers, "producers", 0, "--mode flood: producer clients, each as fast as the broker takes records (default 64; 0: the probe alone, on an idle broker). --mode produce/both with --idempotent or --txn-records: concurrent producer clients, each with its own producer id and transactional id (default 1)")
 	fs.Float64Var(&c.probeRate, "probe-rate", 1000, "--mode flood: records per second of the probe producer, timed end to end by the probe consumer")
 	fs.DurationVar(&c.linger, "linger", 0, "producer linger per partition")
 	fs.IntVar(&c.maxInflight, "max-inflight", 5, "produce requests in flight per broker connection")
@@ -161,6 +170,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	producersSet := false
+	fs.Visit(func(f *flag.Flag) { producersSet = producersSet || f.Name == "producers" })
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
@@ -189,10 +200,48 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := c.validate(partitions, replication); err != nil {
 		return config{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
+	if err := c.resolveProducers(producersSet); err != nil {
+		return config{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if c.txnRecords > 0 {
 		c.idempotent = true // kgo's transactional producer is idempotent
 	}
 	return c, nil
+}
+
+// defaultFloodProducers is --producers for --mode flood when not given.
+const defaultFloodProducers = 64
+
+// resolveProducers applies --producers' per-mode default and checks it:
+// more than one producer needs --mode produce or both, an idempotent or
+// transactional producer (each client's records are then told apart by
+// producer id in the consumed-records check) and no --rate.
+func (c *config) resolveProducers(set bool) error {
+	switch {
+	case c.mode == modeFlood && !set:
+		c.producers = defaultFloodProducers
+		return nil
+	case c.mode == modeFlood:
+		return nil
+	case !set:
+		c.producers = 1
+		return nil
+	}
+	switch {
+	case c.mode != modeProduce && c.mode != modeBoth:
+		return fmt.Errorf("--producers does not apply to --mode %s", c.mode)
+	case c.producers < 1:
+		return errors.New("--producers must be at least 1 with --mode produce or both")
+	case c.producers > 1 && !c.idempotent && c.txnRecords == 0:
+		return errors.New("--producers above 1 needs --idempotent or --txn-records (the check tells producers apart by producer id)")
+	case c.producers > 1 && c.rate > 0:
+		return errors.New("--producers above 1 runs unpaced; drop --rate")
+	case c.producers > 1 && c.onePerRequest:
+		return errors.New("--producers above 1 does not apply with --one-per-request")
+	case c.records > 0 && c.records < int64(c.producers):
+		return errors.New("--records must be at least --producers")
+	}
+	return nil
 }
 
 // validate checks the combination of flags; the raw ints are passed so that

@@ -30,6 +30,9 @@ type result struct {
 	TxnRecords    int               `json:"txn_records,omitempty"`
 	TxnAbortEvery int               `json:"txn_abort_every,omitempty"`
 	Isolation     string            `json:"isolation,omitempty"`
+	// Producers is --producers of a produce phase with more than one
+	// producer client (the flood's count is in Flood).
+	Producers int `json:"producers,omitempty"`
 
 	Produce *phase      `json:"produce,omitempty"`
 	Consume *phase      `json:"consume,omitempty"`
@@ -190,6 +193,9 @@ func writeText(w io.Writer, r *result) error {
 		r.Brokers, r.Topic, r.Partitions, r.RecordSize, r.Acks, r.Linger, r.MaxInflight)
 	if r.OnePerRequest {
 		b.WriteString("  one-per-request")
+	}
+	if r.Producers > 1 {
+		fmt.Fprintf(&b, "  producers %d", r.Producers)
 	}
 	if len(r.TopicConfigs) > 0 {
 		fmt.Fprintf(&b, "  topic-config %v", r.TopicConfigs)
