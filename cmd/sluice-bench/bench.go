@@ -108,6 +108,15 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return b.checkP99()
 	}
+	if b.cfg.mode == modeShare || b.cfg.mode == modeGroup {
+		if err := b.ensureTopic(ctx); err != nil {
+			return err
+		}
+		if err := b.produce(ctx); err != nil {
+			return err
+		}
+		return b.groupConsume(ctx)
+	}
 	if b.cfg.mode != modeConsume {
 		if err := b.ensureTopic(ctx); err != nil {
 			return err

@@ -111,6 +111,17 @@ func TestFlagsParseValid(t *testing.T) {
 					t.Errorf("producers %d txn %d idempotent %v", c.producers, c.txnRecords, c.idempotent)
 				}
 			}},
+		{"share group", []string{"--fake", "--mode", "share", "--members", "16", "--group", "g", "--records", "10"},
+			func(t *testing.T, c config) {
+				if c.mode != modeShare || c.members != 16 || c.group != "g" || groupName(&c) != "g" {
+					t.Errorf("mode %q members %d group %q", c.mode, c.members, c.group)
+				}
+			}},
+		{"classic group default name", []string{"--fake", "--mode", "group", "--topic", "t"}, func(t *testing.T, c config) {
+			if c.mode != modeGroup || c.members != 1 || groupName(&c) != "t-group" {
+				t.Errorf("mode %q members %d group %q", c.mode, c.members, groupName(&c))
+			}
+		}},
 		{"consume with topic", []string{"--fake", "--mode", "consume", "--topic", "t"}, func(t *testing.T, c config) {
 			if c.mode != modeConsume {
 				t.Errorf("mode %q", c.mode)
@@ -171,6 +182,11 @@ func TestFlagsParseInvalid(t *testing.T) {
 		{"producers in consume", []string{"--fake", "--producers", "2", "--mode", "consume", "--topic", "t"}},
 		{"producers one per request", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "2", "--one-per-request"}},
 		{"producers above records", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "4", "--records", "3"}},
+		{"zero members", []string{"--fake", "--mode", "share", "--members", "0"}},
+		{"too many members", []string{"--fake", "--mode", "share", "--members", "1025"}},
+		{"members without group mode", []string{"--fake", "--members", "4"}},
+		{"group id without group mode", []string{"--fake", "--group", "g"}},
+		{"txn share", []string{"--fake", "--mode", "share", "--acks", "all", "--txn-records", "10"}},
 		{"stray argument", []string{"--fake", "extra"}},
 		{"unknown flag", []string{"--fake", "--no-such-flag"}},
 	}

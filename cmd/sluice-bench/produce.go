@@ -271,6 +271,7 @@ type sender struct {
 	topic string
 	value []byte
 	stamp bool
+	keyed bool // every key is the record's sequence number, 8 bytes big-endian (--mode share/group)
 	pace  *pacer
 	stats *producerStats
 	start time.Time // when the sender was made: record n is due at start + n/rate
@@ -279,6 +280,7 @@ type sender struct {
 
 func newSender(cl *kgo.Client, c *config, s *producerStats) *sender {
 	return &sender{cl: cl, topic: c.topic, value: makeValue(c.recordSize), stamp: c.mode == modeE2E,
+		keyed: c.mode == modeShare || c.mode == modeGroup,
 		pace: newPacer(c.rate), stats: s, start: time.Now()}
 }
 
@@ -297,7 +299,11 @@ func (s *sender) next(ctx context.Context, deadline time.Time) bool {
 		if s.stamp {
 			value = stamped(s.value, now, s.sent)
 		}
-		s.cl.Produce(ctx, &kgo.Record{Topic: s.topic, Value: value}, s.stats.promise(now))
+		r := &kgo.Record{Topic: s.topic, Value: value}
+		if s.keyed {
+			r.Key = binary.BigEndian.AppendUint64(nil, uint64(s.sent))
+		}
+		s.cl.Produce(ctx, r, s.stats.promise(now))
 		s.sent++
 		return true
 	}

@@ -38,6 +38,8 @@ type result struct {
 	Consume *phase      `json:"consume,omitempty"`
 	Flood   *floodStats `json:"flood,omitempty"`
 	Txn     *txnStats   `json:"txn,omitempty"`
+	// Group is what --mode share or group measured of the group.
+	Group *groupStats `json:"group,omitempty"`
 
 	// E2E is the produce-to-consume latency of --mode e2e: from just before
 	// the record was handed to the client to the poll that returned it.
@@ -177,6 +179,9 @@ func summary(r *result) string {
 	if f := r.Flood; f != nil {
 		b.WriteString("  " + f.summary())
 	}
+	if g := r.Group; g != nil {
+		b.WriteString("  " + g.summary())
+	}
 	if v := r.Verify; v != nil {
 		b.WriteString("  " + v.summary())
 	}
@@ -225,6 +230,9 @@ func writeText(w io.Writer, r *result) error {
 	}
 	if f := r.Flood; f != nil {
 		fmt.Fprintf(&b, "flood     %s\n", f.summary())
+	}
+	if g := r.Group; g != nil {
+		fmt.Fprintf(&b, "group     %s, %d polls\n", g.summary(), g.Polls)
 	}
 	if v := r.Verify; v != nil {
 		fmt.Fprintf(&b, "check: %s\n", v.summary())
