@@ -281,7 +281,7 @@ type sender struct {
 func newSender(cl *kgo.Client, c *config, s *producerStats) *sender {
 	return &sender{cl: cl, topic: c.topic, value: makeValue(c.recordSize), stamp: c.mode == modeE2E,
 		keyed: c.mode == modeShare || c.mode == modeGroup,
-		pace: newPacer(c.rate), stats: s, start: time.Now()}
+		pace:  newPacer(c.rate), stats: s, start: time.Now()}
 }
 
 // next hands the next record to the client once it is due, unless ctx ends
