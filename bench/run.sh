@@ -63,6 +63,18 @@
 #   beside it, as the in-run reference, the same with an idempotent producer
 #   and a read_uncommitted consumer. A record of a transaction is readable only
 #   after the commit, so its latency includes the rest of its transaction.
+#   share groups (KIP-932) beside classic consumer groups: BENCH_SHARE_RECORDS
+#   keyed 1 KiB records produced (idempotent, acks=all) to 1 or 8 partitions,
+#   then read by a share group of 1, 4 or 16 members (franz-go's share
+#   consumer; the group's share.auto.offset.reset set to earliest first with
+#   IncrementalAlterConfigs on the GROUP resource), each member accepting all
+#   a poll returned and waiting for the broker to confirm (FlushAcks) before
+#   polling again; and by a classic consumer group of as many members, each
+#   committing every poll (a member beyond the partition count idles there,
+#   a share group can give one partition to all). Records/s run from the first
+#   record polled to the last acknowledgement (the join is reported apart);
+#   acknowledgement latency is per record, from the poll that returned it to
+#   the confirmation; every key must be acknowledged exactly once
 #   end-to-end latency through librdkafka (bench/rdkafka_latency.py): producer
 #   with linger.ms=0 and acks=all, consumer with fetch.wait.max.ms=100, in
 #   separate processes, against both brokers (needs python3-confluent-kafka)
@@ -87,10 +99,12 @@
 #                          cells, interleaved; the comparison uses each cell's
 #                          median run (and reports every failed one)
 #   BENCH_E2E_RATE=1000    records/s of the end-to-end latency cells
+#   BENCH_SHARE_RECORDS=100000  records each share-group and classic-group cell reads
 #   BENCH_QUICK=1          the acks x size x partitions matrix shrinks to its 1 KiB,
 #                          1-partition cells, and the transaction cells to the
 #                          idempotent baselines and transactions of 1,000 records
-#                          (no 10-record or end-to-end cells); the other cells run
+#                          (no 10-record or end-to-end cells), and the group cells
+#                          to 1 partition with 1 and 4 members; the other cells run
 #   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
 #   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
 #   GO=go                  the go command
@@ -110,6 +124,7 @@ TXN_MIN_RATIO="${BENCH_TXN_MIN_RATIO:-0.8}"
 TXN_ROUNDS="${BENCH_TXN_ROUNDS:-3}"
 TXN_PRODUCERS="${BENCH_TXN_PRODUCERS:-4}"
 E2E_RATE="${BENCH_E2E_RATE:-1000}"
+SHARE_RECORDS="${BENCH_SHARE_RECORDS:-100000}"
 FAKE_FLAGS=()
 if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
 	FAKE_FLAGS=(--fake-release-memory)
@@ -317,6 +332,21 @@ for ((round = 1; round <= TXN_ROUNDS; round++)); do
 	both "1KiB txn 1000/txn p=1${MULTI}" --mode both --record-size 1024 --acks all --txn-records 1000 \
 		--partitions 1 --producers "$TXN_PRODUCERS" --duration "$DURATION" \
 		--ratio-to "$IDEM_MULTI_LABEL" --min-ratio "$TXN_MIN_RATIO"
+done
+# Share groups beside classic consumer groups of the same size, per shape.
+group_parts=(1 8) group_members=(1 4 16)
+if [[ -n "${BENCH_QUICK:-}" ]]; then
+	group_parts=(1) group_members=(1 4)
+fi
+for parts in "${group_parts[@]}"; do
+	for members in "${group_members[@]}"; do
+		for kind in share group; do
+			name=share
+			if [[ $kind == group ]]; then name=classic; fi
+			both "$name 1KiB p=$parts x$members members" --mode "$kind" --members "$members" \
+				--records "$SHARE_RECORDS" --record-size 1024 --acks all --idempotent --partitions "$parts"
+		done
+	done
 done
 for codec in lz4 zstd; do
 	both "1KiB acks=1 p=1 $codec" --mode both --compression "$codec" \

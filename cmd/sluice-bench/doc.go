@@ -4,7 +4,8 @@
 //
 // # Modes
 //
-// One run does one of five things, chosen by flag:
+// One run does one of five things, chosen by flag (the workload itself by
+// --mode: produce, consume, both, flood, e2e, share or group):
 //
 //	--brokers host:port[,...]   benchmark a running broker
 //	--fake                      benchmark franz-go's kfake, started in this process
@@ -115,6 +116,25 @@
 // --txn-records a record is readable to read_committed only after its
 // transaction commits, so the figure includes the rest of its transaction,
 // the commit and the marker.
+//
+// # Share groups and classic groups
+//
+// --mode share produces --records records (or for --duration) whose keys
+// are their sequence numbers (8 bytes, big-endian), sets the share
+// group's share.auto.offset.reset to earliest (IncrementalAlterConfigs on
+// the GROUP resource), then starts --members clients in one share group
+// (KIP-932, kgo.ShareGroup). Each member polls, accepts everything the poll
+// returned (MarkAcks) and waits for the broker to confirm it (FlushAcks)
+// before polling again; the run ends once every record's acknowledgement is
+// confirmed. --mode group does the same with a classic consumer group
+// whose members commit each poll (CommitUncommittedOffsets, rebalances
+// held off while a poll is being committed, so no record is read twice).
+// Reported: records/s from the first record polled to the last
+// acknowledgement (the group's join time apart), acknowledgement latency
+// per record (from the poll that returned it to the confirmation), how
+// many members got records, share redeliveries and refused
+// acknowledgements (kgo.ShareAckCallback), and a check by key that every
+// record was read and acknowledged exactly once.
 //
 // # Ratios between cells
 //
