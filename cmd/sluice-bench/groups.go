@@ -119,6 +119,9 @@ func groupName(c *config) string {
 // record was acknowledged exactly once.
 func (b *bench) groupConsume(ctx context.Context) error {
 	c := b.cfg
+	if b.sent == 0 {
+		return errors.New("group consume: the produce phase wrote no records")
+	}
 	share := c.mode == modeShare
 	gs := &groupStats{Kind: kindClassic, Group: groupName(c), Members: c.members}
 	if share {
