@@ -142,8 +142,9 @@
 // (--mode e2e: its end-to-end p50 and p99) by those of the cell labelled
 // LABEL against the same broker in the same results file, for the subject
 // and the reference alike; --min-ratio fails the subject's cell when its
-// records/s ratio is below the bound (bench/run.sh: transactions of 1,000
-// records must reach 0.8 of the idempotent producer's records/s).
+// records/s ratio is below the bound (bench/run.sh: with four producers
+// each, transactions of 1,000 records must reach 0.8 of the idempotent
+// producers' records/s).
 //
 // # Idempotence
 //
