@@ -39,8 +39,28 @@
 #   checks it read exactly the committed records (the idempotent cell checks
 #   its own count too); a mismatch fails the cell. The comparison prints each
 #   transactional cell's records/s as a ratio to the idempotent cell's on the
-#   same broker; transactions of 1,000 records must reach BENCH_TXN_MIN_RATIO of
-#   it on Sluice (the script fails otherwise, as for the flush.messages cell)
+#   same broker. The same pair runs again with BENCH_TXN_PRODUCERS producer
+#   clients at once (sluice-bench --producers: each its own producer id and
+#   transactional id, records/s added up, the check per producer), and there
+#   transactions of 1,000 records must reach BENCH_TXN_MIN_RATIO of the
+#   idempotent producers' records/s on Sluice (the script fails otherwise, as
+#   for the flush.messages cell). Why the bound is on the multi-producer pair:
+#   one franz-go transactional producer serializes produce, Flush and
+#   EndTransaction, so each transaction waits, with nothing overlapping, for
+#   the broker to answer its last produce requests and then its EndTxn, while
+#   an idempotent producer keeps its pipeline full; the single-producer ratio
+#   measures that client-side barrier per transaction (kfake, measured the
+#   same way, gets about the same ratio) and depends on how loaded the machine
+#   is. Applications that need exactly-once run one transactional producer per
+#   task or partition, many at once, whose barriers overlap; the
+#   multi-producer ratio measures what transactions cost the broker (the
+#   EndTxn, the markers, the coordinator's log). Both ratios are reported;
+#   only the multi-producer one is bounded. With enough producers to keep the
+#   machine busy the ratio approaches the ratio of CPU per record (broker and
+#   client, which share the machine): a transaction of 1,000 1 KiB records
+#   goes out as about two produce requests (a full 1 MiB batch and the rest)
+#   beside AddPartitionsToTxn, EndTxn and the markers, where the idempotent
+#   producer sends one full batch per request.
 #   end-to-end latency of a read_committed consumer: a transactional producer at
 #   BENCH_E2E_RATE records/s (1 KiB) in transactions of 10, each committed, and a
 #   consumer timing every record from just before Produce to the poll that
@@ -48,6 +68,18 @@
 #   beside it, as the in-run reference, the same with an idempotent producer
 #   and a read_uncommitted consumer. A record of a transaction is readable only
 #   after the commit, so its latency includes the rest of its transaction.
+#   share groups (KIP-932) beside classic consumer groups: BENCH_SHARE_RECORDS
+#   keyed 1 KiB records produced (idempotent, acks=all) to 1 or 8 partitions,
+#   then read by a share group of 1, 4 or 16 members (franz-go's share
+#   consumer; the group's share.auto.offset.reset set to earliest first with
+#   IncrementalAlterConfigs on the GROUP resource), each member accepting all
+#   a poll returned and waiting for the broker to confirm (FlushAcks) before
+#   polling again; and by a classic consumer group of as many members, each
+#   committing every poll (a member beyond the partition count idles there,
+#   a share group can give one partition to all). Records/s run from the first
+#   record polled to the last acknowledgement (the join is reported apart);
+#   acknowledgement latency is per record, from the poll that returned it to
+#   the confirmation; every key must be acknowledged exactly once
 #   end-to-end latency through librdkafka (bench/rdkafka_latency.py): producer
 #   with linger.ms=0 and acks=all, consumer with fetch.wait.max.ms=100, in
 #   separate processes, against both brokers (needs python3-confluent-kafka)
@@ -65,15 +97,19 @@
 #   BENCH_FAKE_RELEASE=1   the reference returns deleted topics' heap to the OS
 #                          between cells (0: it keeps it; see below)
 #   BENCH_TXN_MIN_RATIO=0.8  least records/s of transactions of 1,000 records
-#                          relative to the idempotent producer, on Sluice
+#                          relative to the idempotent producer, on Sluice, both
+#                          with BENCH_TXN_PRODUCERS producers
+#   BENCH_TXN_PRODUCERS=4  producer clients of the bounded transaction pair
 #   BENCH_TXN_ROUNDS=3     rounds of the idempotent and transactional throughput
 #                          cells, interleaved; the comparison uses each cell's
 #                          median run (and reports every failed one)
 #   BENCH_E2E_RATE=1000    records/s of the end-to-end latency cells
+#   BENCH_SHARE_RECORDS=100000  records each share-group and classic-group cell reads
 #   BENCH_QUICK=1          the acks x size x partitions matrix shrinks to its 1 KiB,
 #                          1-partition cells, and the transaction cells to the
-#                          idempotent baseline and transactions of 1,000 records
-#                          (no 10-record or end-to-end cells); the other cells run
+#                          idempotent baselines and transactions of 1,000 records
+#                          (no 10-record or end-to-end cells), and the group cells
+#                          to 1 partition with 1 and 4 members; the other cells run
 #   BENCH_RESULTS=FILE     also save the JSON results (one line per run) to FILE
 #   BENCH_KEEP=1           keep the temporary directory (binaries, logs, data)
 #   GO=go                  the go command
@@ -91,7 +127,9 @@ FLOOD_DURATION="${BENCH_FLOOD_DURATION:-5s}"
 FLOOD_PRODUCERS="${BENCH_FLOOD_PRODUCERS:-64}"
 TXN_MIN_RATIO="${BENCH_TXN_MIN_RATIO:-0.8}"
 TXN_ROUNDS="${BENCH_TXN_ROUNDS:-3}"
+TXN_PRODUCERS="${BENCH_TXN_PRODUCERS:-4}"
 E2E_RATE="${BENCH_E2E_RATE:-1000}"
+SHARE_RECORDS="${BENCH_SHARE_RECORDS:-100000}"
 FAKE_FLAGS=()
 if [[ "${BENCH_FAKE_RELEASE:-1}" != 0 ]]; then
 	FAKE_FLAGS=(--fake-release-memory)
@@ -279,7 +317,11 @@ done
 # They run in BENCH_TXN_ROUNDS interleaved rounds and --compare takes each
 # cell's median run, so load from other processes that drifts over the run
 # does not decide a ratio on its own.
+# The single-producer pair has no bound (its ratio is the client's barrier
+# per transaction, see the header); the BENCH_TXN_PRODUCERS pair has.
 IDEM_LABEL="1KiB idempotent acks=all p=1"
+MULTI=" x${TXN_PRODUCERS} producers"
+IDEM_MULTI_LABEL="${IDEM_LABEL}${MULTI}"
 txn_sizes=(1000 10)
 if [[ -n "${BENCH_QUICK:-}" ]]; then
 	txn_sizes=(1000)
@@ -287,12 +329,28 @@ fi
 for ((round = 1; round <= TXN_ROUNDS; round++)); do
 	both "$IDEM_LABEL" --mode both --record-size 1024 --acks all --idempotent --partitions 1 --duration "$DURATION"
 	for n in "${txn_sizes[@]}"; do
-		min_ratio=()
-		if [[ $n == 1000 ]]; then
-			min_ratio=(--min-ratio "$TXN_MIN_RATIO")
-		fi
 		both "1KiB txn ${n}/txn p=1" --mode both --record-size 1024 --acks all --txn-records "$n" \
-			--partitions 1 --duration "$DURATION" --ratio-to "$IDEM_LABEL" ${min_ratio[@]+"${min_ratio[@]}"}
+			--partitions 1 --duration "$DURATION" --ratio-to "$IDEM_LABEL"
+	done
+	both "$IDEM_MULTI_LABEL" --mode both --record-size 1024 --acks all --idempotent --partitions 1 \
+		--producers "$TXN_PRODUCERS" --duration "$DURATION"
+	both "1KiB txn 1000/txn p=1${MULTI}" --mode both --record-size 1024 --acks all --txn-records 1000 \
+		--partitions 1 --producers "$TXN_PRODUCERS" --duration "$DURATION" \
+		--ratio-to "$IDEM_MULTI_LABEL" --min-ratio "$TXN_MIN_RATIO"
+done
+# Share groups beside classic consumer groups of the same size, per shape.
+group_parts=(1 8) group_members=(1 4 16)
+if [[ -n "${BENCH_QUICK:-}" ]]; then
+	group_parts=(1) group_members=(1 4)
+fi
+for parts in "${group_parts[@]}"; do
+	for members in "${group_members[@]}"; do
+		for kind in share group; do
+			name=share
+			if [[ $kind == group ]]; then name=classic; fi
+			both "$name 1KiB p=$parts x$members members" --mode "$kind" --members "$members" \
+				--records "$SHARE_RECORDS" --record-size 1024 --acks all --idempotent --partitions "$parts"
+		done
 	done
 done
 for codec in lz4 zstd; do

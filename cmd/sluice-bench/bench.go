@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,6 +45,10 @@ type bench struct {
 	produced []seqRange
 	// sent is how many records the produce phase handed to the client.
 	sent int64
+	// producers is every producer client's part of the produce phase;
+	// with more than one (--producers) the consume phase checks each
+	// client's records by producer id.
+	producers []*producerRun
 	// createdTopic is whether this run created the topic, so that what the
 	// consume phase reads is what the produce phase wrote.
 	createdTopic bool
@@ -102,6 +107,15 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 		return b.checkP99()
+	}
+	if b.cfg.mode == modeShare || b.cfg.mode == modeGroup {
+		if err := b.ensureTopic(ctx); err != nil {
+			return err
+		}
+		if err := b.produce(ctx); err != nil {
+			return err
+		}
+		return b.groupConsume(ctx)
 	}
 	if b.cfg.mode != modeConsume {
 		if err := b.ensureTopic(ctx); err != nil {
@@ -278,33 +292,66 @@ func (b *bench) topicLeaders(ctx context.Context) (int32, error) {
 	return int32(len(td.Partitions)), nil
 }
 
-// produce runs the produce phase into b.res.Produce (and b.res.Txn).
+// produce runs the produce phase into b.res.Produce (and b.res.Txn): one
+// producer client, or --producers clients running concurrently, whose
+// figures add up (records/s over the time from the first client's first
+// Produce call to the last client's end).
 func (b *bench) produce(ctx context.Context) error {
-	stats := newProducerStats()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.seeds...)}, producerOpts(b.cfg, stats)...)...)
-	if err != nil {
-		return fmt.Errorf("producer client: %w", err)
-	}
-	defer cl.Close()
+	n := max(b.cfg.producers, 1)
 	b.log.Info("producing", "topic", b.cfg.topic, "records", b.cfg.records, "duration", b.cfg.duration,
-		"rate", b.cfg.rate, "txn_records", b.cfg.txnRecords)
+		"rate", b.cfg.rate, "txn_records", b.cfg.txnRecords, "producers", n)
+	runs := make([]*producerRun, n)
 	spans := b.startCPU()
-	var start, end time.Time
+	var wg sync.WaitGroup
+	for i := range runs {
+		runs[i] = &producerRun{stats: newProducerStats()}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.runProducer(ctx, producerConfig(b.cfg, i), runs[i])
+		}()
+	}
+	wg.Wait()
+	start, end := runs[0].start, runs[0].end
+	all := make([]*producerStats, n)
+	var errs []error
+	for i, r := range runs {
+		all[i] = r.stats
+		if r.start.Before(start) {
+			start = r.start
+		}
+		if r.end.After(end) {
+			end = r.end
+		}
+		if r.err != nil {
+			if n > 1 {
+				r.err = fmt.Errorf("producer %d: %w", i, r.err)
+			}
+			errs = append(errs, r.err)
+		}
+	}
+	err := errors.Join(errs...)
+	stats := mergeProducerStats(all)
 	var p *phase
 	if b.cfg.txnRecords > 0 {
 		ts := newTxnStats(b.cfg.txnRecords)
+		for _, r := range runs {
+			ts.add(r.txn)
+		}
 		b.res.Txn = ts
-		start, end, err = txnLoop(ctx, cl, b.cfg, stats, ts)
 		p = stats.phase(start, end)
 		b.sent = p.Records + p.Errors
 		ts.finish(p, start, end)
-		b.produced = ts.committedSeqs
 	} else {
-		start, err = produceLoop(ctx, cl, b.cfg, stats)
-		end = time.Now()
 		p = stats.phase(start, end)
 		b.sent = p.Records + p.Errors
-		b.produced = []seqRange{{0, b.sent}}
+	}
+	b.producers = runs
+	if n == 1 {
+		b.produced = runs[0].produced
+	}
+	if n > 1 {
+		b.res.Producers = n
 	}
 	p.TargetRate = b.cfg.rate
 	b.stopCPU(spans, p, end.Sub(start))
@@ -321,6 +368,59 @@ func (b *bench) produce(ctx context.Context) error {
 	return nil
 }
 
+// producerRun is what one producer client of the produce phase did.
+type producerRun struct {
+	stats *producerStats
+	txn   *txnStats // --txn-records only
+	// start is the client's first Produce call; end its last
+	// acknowledgement, or with --txn-records the end of its last
+	// EndTransaction.
+	start, end time.Time
+	// produced holds the sequence numbers (per client, from 0) the
+	// consumer should read of this client: with --txn-records those of
+	// committed transactions, otherwise every record handed to it.
+	produced []seqRange
+	sent     int64 // records handed to the client
+	err      error
+}
+
+// producerConfig is the config of producer client i of --producers: its
+// index (for its transactional id) and its share of --records.
+func producerConfig(c *config, i int) *config {
+	pc := *c
+	pc.producerIndex = i
+	if n := int64(max(c.producers, 1)); c.records > 0 && n > 1 {
+		pc.records = c.records / n
+		if int64(i) < c.records%n {
+			pc.records++
+		}
+	}
+	return &pc
+}
+
+// runProducer runs one producer client into r.
+func (b *bench) runProducer(ctx context.Context, c *config, r *producerRun) {
+	r.start = time.Now()
+	r.end = r.start
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.seeds...)}, producerOpts(c, r.stats)...)...)
+	if err != nil {
+		r.err = fmt.Errorf("producer client: %w", err)
+		return
+	}
+	defer cl.Close()
+	if c.txnRecords > 0 {
+		r.txn = newTxnStats(c.txnRecords)
+		r.start, r.end, r.err = txnLoop(ctx, cl, c, r.stats, r.txn)
+		r.produced = r.txn.committedSeqs
+		r.sent = r.stats.acked.Load() + r.stats.errs.Load()
+		return
+	}
+	r.start, r.err = produceLoop(ctx, cl, c, r.stats)
+	r.end = time.Now()
+	r.sent = r.stats.acked.Load() + r.stats.errs.Load()
+	r.produced = []seqRange{{0, r.sent}}
+}
+
 // consume runs the consume phase into b.res.Consume, then checks what it
 // read when the run produced into a topic it created (see verification).
 func (b *bench) consume(ctx context.Context) error {
@@ -332,7 +432,11 @@ func (b *bench) consume(ctx context.Context) error {
 	b.log.Info("consuming", "topic", b.cfg.topic, "partitions", len(ranges), "isolation", b.cfg.isolation)
 	spans := b.startCPU()
 	start := time.Now()
-	p, err := consumeAll(ctx, b.seeds, b.cfg.topic, b.cfg.isolation, ranges)
+	var byPID map[int64]int64
+	if len(b.producers) > 1 {
+		byPID = make(map[int64]int64)
+	}
+	p, err := consumeAll(ctx, b.seeds, b.cfg.topic, b.cfg.isolation, ranges, byPID)
 	if p != nil {
 		b.stopCPU(spans, p, time.Since(start))
 		b.res.Consume = p
@@ -340,7 +444,12 @@ func (b *bench) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.verifies() {
+	switch {
+	case !b.verifies():
+	case byPID != nil:
+		b.res.Verify = verifyProducers(b.cfg.isolation, b.producerExpects(), byPID)
+		return b.res.Verify.err()
+	default:
 		b.res.Verify = verifyCount(b.cfg.isolation, b.expected(), p.Records)
 		return b.res.Verify.err()
 	}
@@ -363,6 +472,20 @@ func (b *bench) expected() []seqRange {
 		return b.produced
 	}
 	return []seqRange{{0, b.sent}}
+}
+
+// producerExpects is, per producer client, its producer ids and the count
+// of its records the consumer should read (as expected, per client).
+func (b *bench) producerExpects() []producerExpect {
+	out := make([]producerExpect, len(b.producers))
+	for i, r := range b.producers {
+		want := r.produced
+		if b.cfg.isolation != readCommitted && r.txn != nil {
+			want = []seqRange{{0, r.sent}}
+		}
+		out[i] = producerExpect{pids: r.stats.producerIDs(), expected: countRanges(want)}
+	}
+	return out
 }
 
 type cpuSpans struct{ broker, client *cpuSpan }

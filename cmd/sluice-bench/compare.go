@@ -131,6 +131,7 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 	t.transactions(pairs)
 	t.e2e(pairs)
 	t.flood(pairs)
+	t.groups(pairs)
 	t.baselines(pairs)
 	if err := t.tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -139,6 +140,10 @@ func writeComparison(w io.Writer, pairs []*pair, subject, reference string) erro
 	fmt.Fprintln(w, "CPU is the broker process's utime+stime from /proc/PID/stat (10 ms ticks) over the phase.")
 	if anyPair(pairs, func(x *result) bool { return x.RatioTo != "" }) {
 		fmt.Fprintln(w, "Ratio to baseline cell = the cell's figure / the baseline cell's, both against the same broker.")
+	}
+	if anyPair(pairs, isGroup) {
+		fmt.Fprintln(w, "Group consumption: records/s from the first record polled to the last acknowledgement confirmed (the join left out);")
+		fmt.Fprintln(w, "ack = from the poll that returned a record to the broker confirming its acknowledgement (share: FlushAcks; classic: commit), ms.")
 	}
 	if anyPair(pairs, func(x *result) bool { return x.Txn != nil }) {
 		fmt.Fprintln(w, "Transactional cells count committed records only; flush and end are the Flush and EndTransaction waits per transaction, in ms.")

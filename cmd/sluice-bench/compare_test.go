@@ -245,3 +245,38 @@ func TestCompareRepeatedRunsMedian(t *testing.T) {
 		t.Errorf("err %v; the failed run is not reported:\n%s", err, s)
 	}
 }
+
+// TestCompareGroups prints the group consumption table: consume records/s
+// of each broker and their ratio, acknowledgement latency, members that
+// got records and the checks; a failed by-key check fails the comparison.
+func TestCompareGroups(t *testing.T) {
+	t.Parallel()
+	group := func(target string, recPS, p50 float64, ok bool) *result {
+		return &result{Target: target, Label: "share p=1 x4", Mode: modeShare,
+			Produce: &phase{Records: 100, RecordsPS: 1000},
+			Consume: &phase{Records: 100, RecordsPS: recPS},
+			Group:   &groupStats{Kind: kindShare, Members: 4, MembersWithRecords: 3, Ack: &latency{P50Ms: p50, P99Ms: 2 * p50}},
+			Verify:  &verification{OK: ok, BySequence: true}}
+	}
+	var out bytes.Buffer
+	err := writeComparison(&out, pairResults([]*result{group("sluice", 3000, 1.5, true), group("reference", 1500, 0.5, true)},
+		"sluice", "reference"), "sluice", "reference")
+	if err != nil {
+		t.Fatalf("writeComparison: %v\n%s", err, out.String())
+	}
+	_, section, ok := strings.Cut(out.String(), "GROUP CONSUMPTION")
+	if !ok {
+		t.Fatalf("no group table in:\n%s", out.String())
+	}
+	want := []string{"3000", "1500", "2.00x", "1.50", "3.00", "0.50", "1.00", "3/4", "3/4", "PASS", "PASS"}
+	if got := rowOf(t, section, "share p=1 x4"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("group row %q, want %q", got, want)
+	}
+	out.Reset()
+	failed := group("sluice", 3000, 1.5, false)
+	failed.Error = failed.Verify.err().Error() // as runBench records it
+	err = writeComparison(&out, pairResults([]*result{failed}, "sluice", "reference"), "sluice", "reference")
+	if !errors.Is(err, errCompareFailed) || !strings.Contains(out.String(), "FAILED sluice share p=1 x4") {
+		t.Errorf("a failed by-key check passed the comparison: %v\n%s", err, out.String())
+	}
+}

@@ -277,3 +277,60 @@ func e2eNum(x *result, m func(*result) (float64, bool)) string {
 	}
 	return fmt.Sprintf("%.2f", v)
 }
+
+// groups writes the rows of --mode share and group cells: records/s of
+// each broker and their ratio, acknowledgement latency, how many members
+// got records, and the by-key checks.
+func (t *table) groups(pairs []*pair) {
+	if !anyPair(pairs, isGroup) {
+		return
+	}
+	s, r := t.s, t.r
+	t.row("")
+	t.row("GROUP CONSUMPTION", s+" rec/s", r+" rec/s", "ratio", s+" ack p50", s+" ack p99", r+" ack p50", r+" ack p99",
+		s+" members", r+" members", s+" verify", r+" verify")
+	for _, p := range pairs {
+		if !p.has(isGroup) {
+			continue
+		}
+		sp, rp := pick(p.sub, consumeOf), pick(p.ref, consumeOf)
+		t.row(p.label, num(sp, recPS, "%.0f"), num(rp, recPS, "%.0f"), ratio(sp, rp, recPS),
+			groupNum(p.sub, ackP50), groupNum(p.sub, ackP99), groupNum(p.ref, ackP50), groupNum(p.ref, ackP99),
+			groupMembers(p.sub), groupMembers(p.ref), verdict(p.sub), verdict(p.ref))
+	}
+}
+
+func isGroup(x *result) bool { return x.Group != nil }
+
+func ackP50(g *groupStats) (float64, bool) {
+	if g.Ack == nil {
+		return 0, false
+	}
+	return g.Ack.P50Ms, true
+}
+
+func ackP99(g *groupStats) (float64, bool) {
+	if g.Ack == nil {
+		return 0, false
+	}
+	return g.Ack.P99Ms, true
+}
+
+func groupNum(x *result, m func(*groupStats) (float64, bool)) string {
+	if x == nil || x.Group == nil {
+		return "-"
+	}
+	v, ok := m(x.Group)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// groupMembers renders "members that got records/members".
+func groupMembers(x *result) string {
+	if x == nil || x.Group == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", x.Group.MembersWithRecords, x.Group.Members)
+}

@@ -58,8 +58,10 @@ func listRanges(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 // given isolation level. The consumer keeps control records (transaction
 // markers): they are not counted, but a partition whose last offset is a
 // marker is finished when the marker arrives. A read_committed consumer
-// gets no records of aborted transactions, only their markers.
-func consumeAll(ctx context.Context, seeds []string, topic, isolation string, ranges map[int32]consumeRange) (*phase, error) {
+// gets no records of aborted transactions, only their markers. A non-nil
+// byPID gets the count of (non-control) records per producer id.
+func consumeAll(ctx context.Context, seeds []string, topic, isolation string, ranges map[int32]consumeRange,
+	byPID map[int64]int64) (*phase, error) {
 	offsets := make(map[int32]kgo.Offset)
 	pending := make(map[int32]int64) // partition -> end offset still to reach
 	for p, r := range ranges {
@@ -81,7 +83,7 @@ func consumeAll(ctx context.Context, seeds []string, topic, isolation string, ra
 
 	start := time.Now()
 	for len(pending) > 0 {
-		if err := pollOnce(ctx, cl, p, pending); err != nil {
+		if err := pollOnce(ctx, cl, p, pending, byPID); err != nil {
 			p.fillRates(time.Since(start))
 			return p, err
 		}
@@ -100,8 +102,9 @@ func consumerOpts(isolation string) []kgo.Opt {
 }
 
 // pollOnce runs one poll, counting records and retiring partitions that
-// reached their end offset.
-func pollOnce(ctx context.Context, cl *kgo.Client, p *phase, pending map[int32]int64) error {
+// reached their end offset; byPID, when not nil, counts records per
+// producer id.
+func pollOnce(ctx context.Context, cl *kgo.Client, p *phase, pending map[int32]int64, byPID map[int64]int64) error {
 	pollCtx, cancel := context.WithTimeout(ctx, stallTimeout)
 	defer cancel()
 	fetches := cl.PollFetches(pollCtx)
@@ -126,6 +129,9 @@ func pollOnce(ctx context.Context, cl *kgo.Client, p *phase, pending map[int32]i
 		if !r.Attrs.IsControl() {
 			p.Records++
 			p.Bytes += int64(len(r.Key) + len(r.Value))
+			if byPID != nil {
+				byPID[r.ProducerID]++
+			}
 		}
 		if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
 			delete(pending, r.Partition)

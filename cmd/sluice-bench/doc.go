@@ -4,7 +4,8 @@
 //
 // # Modes
 //
-// One run does one of five things, chosen by flag:
+// One run does one of five things, chosen by flag (the workload itself by
+// --mode: produce, consume, both, flood, e2e, share or group):
 //
 //	--brokers host:port[,...]   benchmark a running broker
 //	--fake                      benchmark franz-go's kfake, started in this process
@@ -75,14 +76,30 @@
 // transactions/s and EndTransaction latency. The consumer then defaults to
 // --isolation read_committed.
 //
+// # Concurrent producers
+//
+// --producers N (--mode produce or both, with --idempotent or
+// --txn-records) runs N producer clients at once, each with its own
+// producer id and, with --txn-records, its own transactional id (the
+// topic's id with the client's index appended), each producing and
+// committing on its own as one task of an exactly-once application would;
+// --records is split among them. Records/s, bytes, latency and
+// transactions add up over the clients: the time runs from the first
+// client's first Produce call to the last client's end. One transactional
+// producer serializes Produce, Flush and EndTransaction, so it measures
+// the client's barrier per transaction; many measure what transactions
+// cost the broker.
+//
 // # Checking what was consumed
 //
 // For idempotent and transactional producers writing to a topic the run
 // created, the consume phase checks that it read exactly the records
 // produced: every acknowledged record, or with read_committed every record
 // of a committed transaction and none of an aborted one. The throughput
-// runs compare counts; --mode e2e compares sequence numbers (missing,
-// unexpected and duplicate records). A mismatch fails the run. When a
+// runs compare counts (with --producers above 1, per producer: the records
+// carrying each client's producer ids against that client's own count, and
+// none with an id no client had); --mode e2e compares sequence numbers
+// (missing, unexpected and duplicate records). A mismatch fails the run. When a
 // transaction fails (a record or the commit is refused) the run stops
 // producing, aborts it, and still consumes and checks: the records of the
 // failed transaction must not be readable with read_committed. A
@@ -100,14 +117,34 @@
 // transaction commits, so the figure includes the rest of its transaction,
 // the commit and the marker.
 //
+// # Share groups and classic groups
+//
+// --mode share produces --records records (or for --duration) whose keys
+// are their sequence numbers (8 bytes, big-endian), sets the share
+// group's share.auto.offset.reset to earliest (IncrementalAlterConfigs on
+// the GROUP resource), then starts --members clients in one share group
+// (KIP-932, kgo.ShareGroup). Each member polls, accepts everything the poll
+// returned (MarkAcks) and waits for the broker to confirm it (FlushAcks)
+// before polling again; the run ends once every record's acknowledgement is
+// confirmed. --mode group does the same with a classic consumer group
+// whose members commit each poll (CommitUncommittedOffsets, rebalances
+// held off while a poll is being committed, so no record is read twice).
+// Reported: records/s from the first record polled to the last
+// acknowledgement (the group's join time apart), acknowledgement latency
+// per record (from the poll that returned it to the confirmation), how
+// many members got records, share redeliveries and refused
+// acknowledgements (kgo.ShareAckCallback), and a check by key that every
+// record was read and acknowledged exactly once.
+//
 // # Ratios between cells
 //
 // --ratio-to LABEL makes --compare divide this cell's produce records/s
 // (--mode e2e: its end-to-end p50 and p99) by those of the cell labelled
 // LABEL against the same broker in the same results file, for the subject
 // and the reference alike; --min-ratio fails the subject's cell when its
-// records/s ratio is below the bound (bench/run.sh: transactions of 1,000
-// records must reach 0.8 of the idempotent producer's records/s).
+// records/s ratio is below the bound (bench/run.sh: with four producers
+// each, transactions of 1,000 records must reach 0.8 of the idempotent
+// producers' records/s).
 //
 // # Idempotence
 //

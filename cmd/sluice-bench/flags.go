@@ -19,7 +19,12 @@ const (
 	modeBoth    = "both"
 	modeFlood   = "flood"
 	modeE2E     = "e2e"
+	modeShare   = "share"
+	modeGroup   = "group"
 )
+
+// maxMembers bounds --members.
+const maxMembers = 1024
 
 // Consumer isolation levels for --isolation.
 const (
@@ -69,8 +74,22 @@ type config struct {
 	deleteTopic   bool
 	timeout       time.Duration
 
-	// --mode flood: producer clients, and the probe's records a second.
+	// producers is --producers: with --mode flood the flooding producer
+	// clients (default 64); with --mode produce or both the concurrent
+	// idempotent or transactional producer clients (default 1), each
+	// with its own producer id (and transactional id).
 	producers int
+	// members is --mode share/group's group members; group is the group
+	// id (default: the topic's name and the mode).
+	members int
+	group   string
+
+	// producerIndex is which of --producers a producer client is (0 to
+	// producers-1); set on each client's copy of the config by the
+	// produce phase, it picks the client's transactional id and its share
+	// of --records.
+	producerIndex int
+	// probeRate is --mode flood's probe records a second.
 	probeRate float64
 
 	// Measurement and output.
@@ -134,8 +153,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&c.records, "records", 0, "records to produce (0: bounded by --duration)")
 	fs.DurationVar(&c.duration, "duration", 0, "how long to produce (default 10s when --records is not set either)")
 	fs.Float64Var(&c.rate, "rate", 0, "records per second to produce at (0: as fast as possible)")
-	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, flood (--producers clients flooding the broker beside a fixed-rate probe), or e2e (produce at --rate while a consumer times each record end to end)")
-	fs.IntVar(&c.producers, "producers", 64, "--mode flood: producer clients, each as fast as the broker takes records (0: the probe alone, on an idle broker)")
+	fs.StringVar(&c.mode, "mode", modeBoth, "produce, consume, both, flood (--producers clients flooding the broker beside a fixed-rate probe), e2e (produce at --rate while a consumer times each record end to end), share (produce keyed records, then consume them with a share group of --members, accepting every record) or group (the same with a classic consumer group, committing every poll)")
+	fs.IntVar(&c.producers, "producers", 0, "--mode flood: producer clients, each as fast as the broker takes records (default 64; 0: the probe alone, on an idle broker). --mode produce/both with --idempotent or --txn-records: concurrent producer clients, each with its own producer id and transactional id (default 1)")
+	fs.IntVar(&c.members, "members", 1, "--mode share/group: members of the share group or classic consumer group, each its own client")
+	fs.StringVar(&c.group, "group", "", "--mode share/group: the group id (default: the topic name, a dash and the mode)")
 	fs.Float64Var(&c.probeRate, "probe-rate", 1000, "--mode flood: records per second of the probe producer, timed end to end by the probe consumer")
 	fs.DurationVar(&c.linger, "linger", 0, "producer linger per partition")
 	fs.IntVar(&c.maxInflight, "max-inflight", 5, "produce requests in flight per broker connection")
@@ -161,6 +182,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	producersSet := false
+	fs.Visit(func(f *flag.Flag) { producersSet = producersSet || f.Name == "producers" })
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
@@ -189,10 +212,48 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := c.validate(partitions, replication); err != nil {
 		return config{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
+	if err := c.resolveProducers(producersSet); err != nil {
+		return config{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if c.txnRecords > 0 {
 		c.idempotent = true // kgo's transactional producer is idempotent
 	}
 	return c, nil
+}
+
+// defaultFloodProducers is --producers for --mode flood when not given.
+const defaultFloodProducers = 64
+
+// resolveProducers applies --producers' per-mode default and checks it:
+// more than one producer needs --mode produce or both, an idempotent or
+// transactional producer (each client's records are then told apart by
+// producer id in the consumed-records check) and no --rate.
+func (c *config) resolveProducers(set bool) error {
+	switch {
+	case c.mode == modeFlood && !set:
+		c.producers = defaultFloodProducers
+		return nil
+	case c.mode == modeFlood:
+		return nil
+	case !set:
+		c.producers = 1
+		return nil
+	}
+	switch {
+	case c.mode != modeProduce && c.mode != modeBoth:
+		return fmt.Errorf("--producers does not apply to --mode %s", c.mode)
+	case c.producers < 1:
+		return errors.New("--producers must be at least 1 with --mode produce or both")
+	case c.producers > 1 && !c.idempotent && c.txnRecords == 0:
+		return errors.New("--producers above 1 needs --idempotent or --txn-records (the check tells producers apart by producer id)")
+	case c.producers > 1 && c.rate > 0:
+		return errors.New("--producers above 1 runs unpaced; drop --rate")
+	case c.producers > 1 && c.onePerRequest:
+		return errors.New("--producers above 1 does not apply with --one-per-request")
+	case c.records > 0 && c.records < int64(c.producers):
+		return errors.New("--records must be at least --producers")
+	}
+	return nil
 }
 
 // validate checks the combination of flags; the raw ints are passed so that
@@ -229,8 +290,13 @@ func (c *config) validateWorkload(partitions, replication int) error {
 		return fmt.Errorf("--acks %q: want 1 or all", c.acks)
 	case c.records < 0 || c.duration < 0 || c.rate < 0 || c.linger < 0 || c.timeout < 0 || c.maxP99 < 0:
 		return errors.New("--records, --duration, --rate, --linger, --timeout and --max-p99 cannot be negative")
-	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth && c.mode != modeFlood && c.mode != modeE2E:
-		return fmt.Errorf("--mode %q: want produce, consume, both, flood or e2e", c.mode)
+	case c.mode != modeProduce && c.mode != modeConsume && c.mode != modeBoth && c.mode != modeFlood && c.mode != modeE2E &&
+		c.mode != modeShare && c.mode != modeGroup:
+		return fmt.Errorf("--mode %q: want produce, consume, both, flood, e2e, share or group", c.mode)
+	case c.members < 1 || c.members > maxMembers:
+		return fmt.Errorf("--members %d out of range [1, %d]", c.members, maxMembers)
+	case (c.members > 1 || c.group != "") && c.mode != modeShare && c.mode != modeGroup:
+		return errors.New("--members and --group apply to --mode share and group only")
 	case c.mode == modeFlood && (c.duration <= 0 || c.records > 0 || c.rate > 0):
 		return errors.New("--mode flood runs for --duration; --records and --rate do not apply")
 	case c.producers < 0 || c.producers > 4096 || c.probeRate <= 0:
@@ -262,7 +328,7 @@ func (c *config) validateTxn() error {
 		return errors.New("--txn-records needs --acks all")
 	case c.txnRecords > 0 && c.maxInflight != 5:
 		return errors.New("--txn-records fixes in-flight requests at 5, as --idempotent does; drop --max-inflight")
-	case c.txnRecords > 0 && (c.mode == modeConsume || c.mode == modeFlood):
+	case c.txnRecords > 0 && (c.mode == modeConsume || c.mode == modeFlood || c.mode == modeShare || c.mode == modeGroup):
 		return fmt.Errorf("--txn-records does not apply to --mode %s", c.mode)
 	case c.txnAbortEvery > 0 && c.txnRecords == 0:
 		return errors.New("--txn-abort-every needs --txn-records")

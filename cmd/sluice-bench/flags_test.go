@@ -90,6 +90,38 @@ func TestFlagsParseValid(t *testing.T) {
 				t.Errorf("isolation %q txn %d idempotent %v", c.isolation, c.txnRecords, c.idempotent)
 			}
 		}},
+		{"producers default per mode", []string{"--fake", "--mode", "flood", "--duration", "1s"}, func(t *testing.T, c config) {
+			if c.producers != defaultFloodProducers {
+				t.Errorf("flood producers %d, want %d", c.producers, defaultFloodProducers)
+			}
+		}},
+		{"producers default one", []string{"--fake", "--acks", "all", "--idempotent"}, func(t *testing.T, c config) {
+			if c.producers != 1 {
+				t.Errorf("producers %d, want 1", c.producers)
+			}
+		}},
+		{"flood without producers", []string{"--fake", "--mode", "flood", "--duration", "1s", "--producers", "0"}, func(t *testing.T, c config) {
+			if c.producers != 0 {
+				t.Errorf("producers %d, want 0", c.producers)
+			}
+		}},
+		{"transactional producers", []string{"--fake", "--acks", "all", "--txn-records", "1000", "--producers", "4", "--mode", "produce"},
+			func(t *testing.T, c config) {
+				if c.producers != 4 || c.txnRecords != 1000 || !c.idempotent {
+					t.Errorf("producers %d txn %d idempotent %v", c.producers, c.txnRecords, c.idempotent)
+				}
+			}},
+		{"share group", []string{"--fake", "--mode", "share", "--members", "16", "--group", "g", "--records", "10"},
+			func(t *testing.T, c config) {
+				if c.mode != modeShare || c.members != 16 || c.group != "g" || groupName(&c) != "g" {
+					t.Errorf("mode %q members %d group %q", c.mode, c.members, c.group)
+				}
+			}},
+		{"classic group default name", []string{"--fake", "--mode", "group", "--topic", "t"}, func(t *testing.T, c config) {
+			if c.mode != modeGroup || c.members != 1 || groupName(&c) != "t-group" {
+				t.Errorf("mode %q members %d group %q", c.mode, c.members, groupName(&c))
+			}
+		}},
 		{"consume with topic", []string{"--fake", "--mode", "consume", "--topic", "t"}, func(t *testing.T, c config) {
 			if c.mode != modeConsume {
 				t.Errorf("mode %q", c.mode)
@@ -143,6 +175,18 @@ func TestFlagsParseInvalid(t *testing.T) {
 		{"min ratio without ratio-to", []string{"--fake", "--min-ratio", "0.8"}},
 		{"min ratio on e2e", []string{"--fake", "--mode", "e2e", "--rate", "10", "--ratio-to", "x", "--min-ratio", "0.8"}},
 		{"ratio to itself", []string{"--fake", "--label", "x", "--ratio-to", "x"}},
+		{"producers without idempotence", []string{"--fake", "--producers", "4"}},
+		{"producers zero in produce", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "0"}},
+		{"producers with rate", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "2", "--rate", "100"}},
+		{"producers in e2e", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "2", "--mode", "e2e", "--rate", "100"}},
+		{"producers in consume", []string{"--fake", "--producers", "2", "--mode", "consume", "--topic", "t"}},
+		{"producers one per request", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "2", "--one-per-request"}},
+		{"producers above records", []string{"--fake", "--acks", "all", "--idempotent", "--producers", "4", "--records", "3"}},
+		{"zero members", []string{"--fake", "--mode", "share", "--members", "0"}},
+		{"too many members", []string{"--fake", "--mode", "share", "--members", "1025"}},
+		{"members without group mode", []string{"--fake", "--members", "4"}},
+		{"group id without group mode", []string{"--fake", "--group", "g"}},
+		{"txn share", []string{"--fake", "--mode", "share", "--acks", "all", "--txn-records", "10"}},
 		{"stray argument", []string{"--fake", "extra"}},
 		{"unknown flag", []string{"--fake", "--no-such-flag"}},
 	}

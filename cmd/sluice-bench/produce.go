@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +64,7 @@ func producerOpts(c *config, hooks kgo.Hook) []kgo.Opt {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(c.maxInflight))
 	}
 	if c.txnRecords > 0 {
-		opts = append(opts, kgo.TransactionalID(transactionalID(c.topic)), kgo.TransactionTimeout(c.txnTimeout))
+		opts = append(opts, kgo.TransactionalID(transactionalID(c)), kgo.TransactionTimeout(c.txnTimeout))
 	}
 	if c.onePerRequest {
 		topic, limit := c.topic, oneRecordBatchLimit(c.recordSize)
@@ -90,6 +92,9 @@ type producerStats struct {
 		lastAck  time.Time
 		inflight map[int32]int64 // produce requests written but not yet answered, per broker
 		maxSeen  int64
+		// pids counts acknowledged records per producer id, so the
+		// consume phase can tell producers apart (--producers).
+		pids map[int64]int64
 	}
 }
 
@@ -97,7 +102,45 @@ func newProducerStats() *producerStats {
 	s := &producerStats{}
 	s.mu.hist = newHistogram()
 	s.mu.inflight = make(map[int32]int64)
+	s.mu.pids = make(map[int64]int64)
 	return s
+}
+
+// mergeProducerStats sums the stats of a run's producer clients, each of
+// which has finished, into one for the phase figures: counters add up,
+// histograms merge, the last acknowledgement is the latest and the largest
+// batch and in-flight counts are the largest of any client.
+func mergeProducerStats(all []*producerStats) *producerStats {
+	m := newProducerStats()
+	for _, s := range all {
+		m.acked.Add(s.acked.Load())
+		m.bytes.Add(s.bytes.Load())
+		m.errs.Add(s.errs.Load())
+		m.requests.Add(s.requests.Load())
+		m.batches.Add(s.batches.Load())
+		m.maxBatch.Store(max(m.maxBatch.Load(), s.maxBatch.Load()))
+		s.mu.Lock()
+		m.mu.hist.Merge(s.mu.hist)
+		if m.mu.firstErr == nil {
+			m.mu.firstErr = s.mu.firstErr
+		}
+		if s.mu.lastAck.After(m.mu.lastAck) {
+			m.mu.lastAck = s.mu.lastAck
+		}
+		m.mu.maxSeen = max(m.mu.maxSeen, s.mu.maxSeen)
+		for pid, n := range s.mu.pids {
+			m.mu.pids[pid] += n
+		}
+		s.mu.Unlock()
+	}
+	return m
+}
+
+// producerIDs returns the producer ids of the acknowledged records, sorted.
+func (s *producerStats) producerIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.mu.pids))
 }
 
 // promise returns the callback for a record handed to Produce at start.
@@ -118,6 +161,7 @@ func (s *producerStats) finish(r *kgo.Record, err error, start time.Time) {
 	}
 	s.acked.Add(1)
 	s.bytes.Add(int64(len(r.Value)))
+	s.mu.pids[r.ProducerID]++
 	s.mu.hist.Record(now.Sub(start))
 	s.mu.lastAck = now
 }
@@ -227,6 +271,7 @@ type sender struct {
 	topic string
 	value []byte
 	stamp bool
+	keyed bool // every key is the record's sequence number, 8 bytes big-endian (--mode share/group)
 	pace  *pacer
 	stats *producerStats
 	start time.Time // when the sender was made: record n is due at start + n/rate
@@ -235,7 +280,8 @@ type sender struct {
 
 func newSender(cl *kgo.Client, c *config, s *producerStats) *sender {
 	return &sender{cl: cl, topic: c.topic, value: makeValue(c.recordSize), stamp: c.mode == modeE2E,
-		pace: newPacer(c.rate), stats: s, start: time.Now()}
+		keyed: c.mode == modeShare || c.mode == modeGroup,
+		pace:  newPacer(c.rate), stats: s, start: time.Now()}
 }
 
 // next hands the next record to the client once it is due, unless ctx ends
@@ -253,7 +299,11 @@ func (s *sender) next(ctx context.Context, deadline time.Time) bool {
 		if s.stamp {
 			value = stamped(s.value, now, s.sent)
 		}
-		s.cl.Produce(ctx, &kgo.Record{Topic: s.topic, Value: value}, s.stats.promise(now))
+		r := &kgo.Record{Topic: s.topic, Value: value}
+		if s.keyed {
+			r.Key = binary.BigEndian.AppendUint64(nil, uint64(s.sent))
+		}
+		s.cl.Produce(ctx, r, s.stats.promise(now))
 		s.sent++
 		return true
 	}

@@ -30,11 +30,16 @@ type result struct {
 	TxnRecords    int               `json:"txn_records,omitempty"`
 	TxnAbortEvery int               `json:"txn_abort_every,omitempty"`
 	Isolation     string            `json:"isolation,omitempty"`
+	// Producers is --producers of a produce phase with more than one
+	// producer client (the flood's count is in Flood).
+	Producers int `json:"producers,omitempty"`
 
 	Produce *phase      `json:"produce,omitempty"`
 	Consume *phase      `json:"consume,omitempty"`
 	Flood   *floodStats `json:"flood,omitempty"`
 	Txn     *txnStats   `json:"txn,omitempty"`
+	// Group is what --mode share or group measured of the group.
+	Group *groupStats `json:"group,omitempty"`
 
 	// E2E is the produce-to-consume latency of --mode e2e: from just before
 	// the record was handed to the client to the poll that returned it.
@@ -174,6 +179,9 @@ func summary(r *result) string {
 	if f := r.Flood; f != nil {
 		b.WriteString("  " + f.summary())
 	}
+	if g := r.Group; g != nil {
+		b.WriteString("  " + g.summary())
+	}
 	if v := r.Verify; v != nil {
 		b.WriteString("  " + v.summary())
 	}
@@ -190,6 +198,9 @@ func writeText(w io.Writer, r *result) error {
 		r.Brokers, r.Topic, r.Partitions, r.RecordSize, r.Acks, r.Linger, r.MaxInflight)
 	if r.OnePerRequest {
 		b.WriteString("  one-per-request")
+	}
+	if r.Producers > 1 {
+		fmt.Fprintf(&b, "  producers %d", r.Producers)
 	}
 	if len(r.TopicConfigs) > 0 {
 		fmt.Fprintf(&b, "  topic-config %v", r.TopicConfigs)
@@ -219,6 +230,9 @@ func writeText(w io.Writer, r *result) error {
 	}
 	if f := r.Flood; f != nil {
 		fmt.Fprintf(&b, "flood     %s\n", f.summary())
+	}
+	if g := r.Group; g != nil {
+		fmt.Fprintf(&b, "group     %s, %d polls\n", g.summary(), g.Polls)
 	}
 	if v := r.Verify; v != nil {
 		fmt.Fprintf(&b, "check: %s\n", v.summary())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,9 +46,15 @@ func newTxnStats(recordsPerTxn int) *txnStats {
 	return &txnStats{RecordsPerTxn: recordsPerTxn, endTxn: newHistogram(), flush: newHistogram()}
 }
 
-// transactionalID is the producer's transactional id: one per topic, so
-// concurrent runs against one broker never fence each other.
-func transactionalID(topic string) string { return topic + "-txn" }
+// transactionalID is a producer client's transactional id: one per topic
+// and producer client (--producers), so neither concurrent runs against one
+// broker nor a run's producers fence each other.
+func transactionalID(c *config) string {
+	if c.producers <= 1 {
+		return c.topic + "-txn"
+	}
+	return c.topic + "-txn-" + strconv.Itoa(c.producerIndex)
+}
 
 // txnLoop produces in transactions of --txn-records records, as an
 // application would: BeginTransaction, every record handed to the client
@@ -131,6 +138,18 @@ func oneTxn(ctx context.Context, cl *kgo.Client, c *config, snd *sender, ts *txn
 		ts.committedSeqs = append(ts.committedSeqs, seqRange{from, snd.sent})
 	}
 	return nil
+}
+
+// add sums o's transactions into ts (the producers of one run); the
+// committed sequence numbers stay per producer and are not merged.
+func (ts *txnStats) add(o *txnStats) {
+	ts.Committed += o.Committed
+	ts.Aborted += o.Aborted
+	ts.AbortedRecords += o.AbortedRecords
+	ts.records += o.records
+	ts.bytes += o.bytes
+	ts.endTxn.Merge(o.endTxn)
+	ts.flush.Merge(o.flush)
 }
 
 // finish turns the phase's acknowledged records into committed ones over

@@ -293,7 +293,6 @@ func failThirdCommit(cluster *kfake.Cluster) {
 		if commits++; commits != 3 {
 			return nil, nil, false
 		}
-		cluster.KeepControl()
 		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
 		resp.ErrorCode = kerr.InvalidTxnState.Code
 		return resp, nil, true
@@ -332,6 +331,148 @@ func TestTxnFailedCommitStillChecked(t *testing.T) {
 					t.Errorf("leak %v: err %v, verify %+v", leak, err, v)
 				}
 			})
+		}
+	}
+}
+
+// txnIDLog records the transactional ids of the InitProducerID requests a
+// kfake cluster sees.
+type txnIDLog struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func watchTxnIDs(cluster *kfake.Cluster) *txnIDLog {
+	l := &txnIDLog{ids: make(map[string]int)}
+	cluster.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if id := req.(*kmsg.InitProducerIDRequest).TransactionalID; id != nil {
+			l.mu.Lock()
+			l.ids[*id]++
+			l.mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	return l
+}
+
+func (l *txnIDLog) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ids)
+}
+
+// TestTxnProducersCommitAndVerify runs three transactional producers at
+// once: each has its own transactional id, --records is split among them,
+// every transaction commits, and the read_committed check passes per
+// producer.
+func TestTxnProducersCommitAndVerify(t *testing.T) {
+	t.Parallel()
+	cluster := newTestCluster(t)
+	ends := watchEndTxn(cluster, false)
+	ids := watchTxnIDs(cluster)
+	res, err := runAgainst(t, cluster, "--acks", "all", "--txn-records", "100", "--records", "1000", "--producers", "3",
+		"--partitions", "2", "--record-size", "64", "--delete-topic")
+	if err != nil {
+		t.Fatalf("runBench: %v (result %+v)", err, res)
+	}
+	// 334, 333 and 333 records: 4 transactions each.
+	if commits, aborts := ends.counts(); commits != 12 || aborts != 0 {
+		t.Errorf("broker saw %d commits and %d aborts, want 12 and 0", commits, aborts)
+	}
+	if n := ids.distinct(); n != 3 {
+		t.Errorf("%d distinct transactional ids, want 3", n)
+	}
+	if tx, p := res.Txn, res.Produce; tx == nil || tx.Committed != 12 || p == nil || p.Records != 1000 || res.Producers != 3 {
+		t.Fatalf("txn %+v produce %+v producers %d", tx, p, res.Producers)
+	}
+	v := res.Verify
+	if v == nil || !v.OK || v.Expected != 1000 || v.Consumed != 1000 || len(v.Producers) != 3 {
+		t.Fatalf("verify %+v", v)
+	}
+	pids := map[int64]bool{}
+	for i, pc := range v.Producers {
+		want := int64(333)
+		if i == 0 {
+			want = 334
+		}
+		if !pc.OK || pc.Expected != want || pc.Consumed != want || len(pc.ProducerIDs) != 1 {
+			t.Errorf("producer %d: %+v, want %d records under one producer id", i, pc, want)
+		}
+		for _, id := range pc.ProducerIDs {
+			pids[id] = true
+		}
+	}
+	if len(pids) != 3 {
+		t.Errorf("producer ids %v, want 3 distinct", pids)
+	}
+}
+
+// TestIdempotentProducersVerify runs four idempotent producers for a short
+// duration; the check passes per producer.
+func TestIdempotentProducersVerify(t *testing.T) {
+	t.Parallel()
+	cluster := newTestCluster(t)
+	res, err := runAgainst(t, cluster, "--acks", "all", "--idempotent", "--producers", "4", "--duration", "200ms",
+		"--record-size", "64")
+	if err != nil {
+		t.Fatalf("runBench: %v (result %+v)", err, res)
+	}
+	v := res.Verify
+	if v == nil || !v.OK || len(v.Producers) != 4 || v.Consumed != res.Produce.Records || v.Consumed == 0 {
+		t.Fatalf("verify %+v, produced %d", v, res.Produce.Records)
+	}
+	for _, pc := range v.Producers {
+		if pc.Expected == 0 || pc.Consumed != pc.Expected {
+			t.Errorf("producer %+v", pc)
+		}
+	}
+}
+
+// TestTxnProducersVerifyCatchesAbortedCommit: a broker that aborts every
+// acknowledged commit fails the check of every producer.
+func TestTxnProducersVerifyCatchesAbortedCommit(t *testing.T) {
+	t.Parallel()
+	cluster := newTestCluster(t)
+	watchEndTxn(cluster, true)
+	res, err := runAgainst(t, cluster, "--acks", "all", "--txn-records", "10", "--records", "100", "--producers", "2",
+		"--record-size", "64")
+	if !errors.Is(err, errVerifyFailed) {
+		t.Fatalf("err = %v, want errVerifyFailed (result %+v)", err, res)
+	}
+	v := res.Verify
+	if v == nil || v.OK || v.Consumed != 0 || len(v.Producers) != 2 || v.Producers[0].OK || v.Producers[1].OK {
+		t.Fatalf("verify %+v", v)
+	}
+	if !strings.Contains(err.Error(), "producer 1") {
+		t.Errorf("error does not name the producer: %v", err)
+	}
+}
+
+// TestVerifyProducers checks the per-producer arithmetic: a record moved
+// from one producer's id to another's fails both, and records of an id no
+// producer had fail the check even when every producer's count is right.
+func TestVerifyProducers(t *testing.T) {
+	t.Parallel()
+	expects := []producerExpect{{pids: []int64{7}, expected: 10}, {pids: []int64{8, 9}, expected: 5}}
+	tests := []struct {
+		name       string
+		byPID      map[int64]int64
+		ok         bool
+		unexpected int64
+		okEach     [2]bool
+	}{
+		{"exact", map[int64]int64{7: 10, 8: 3, 9: 2}, true, 0, [2]bool{true, true}},
+		{"moved", map[int64]int64{7: 9, 8: 6}, false, 0, [2]bool{false, false}},
+		{"stranger", map[int64]int64{7: 10, 8: 5, 42: 1}, false, 1, [2]bool{true, true}},
+	}
+	for _, tt := range tests {
+		v := verifyProducers(readCommitted, expects, tt.byPID)
+		if v.OK != tt.ok || v.Unexpected != tt.unexpected || v.Expected != 15 || v.Producers[0].OK != tt.okEach[0] ||
+			v.Producers[1].OK != tt.okEach[1] {
+			t.Errorf("%s: %+v", tt.name, v)
+		}
+		if (v.err() == nil) != tt.ok {
+			t.Errorf("%s: err %v", tt.name, v.err())
 		}
 	}
 }

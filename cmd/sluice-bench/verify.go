@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // errVerifyFailed means the consumer did not read exactly the records the
@@ -28,7 +29,56 @@ type verification struct {
 	Missing    int64  `json:"missing,omitempty"`
 	Unexpected int64  `json:"unexpected,omitempty"`
 	Duplicates int64  `json:"duplicates,omitempty"`
-	OK         bool   `json:"ok"`
+	// Producers is the check per producer client with --producers above
+	// 1: the records of each client's producer ids against the client's
+	// own expected count; Unexpected then counts records whose producer
+	// id no client had.
+	Producers []producerCheck `json:"producers,omitempty"`
+	OK        bool            `json:"ok"`
+}
+
+// producerCheck is the consumed-records check of one producer client.
+type producerCheck struct {
+	Producer    int     `json:"producer"`
+	ProducerIDs []int64 `json:"producer_ids"`
+	Expected    int64   `json:"expected"`
+	Consumed    int64   `json:"consumed"`
+	OK          bool    `json:"ok"`
+}
+
+// producerExpect is what the consumer should read of one producer client:
+// expected records carrying one of its producer ids (those its
+// acknowledged records had; kgo keeps one id unless it has to reset it).
+type producerExpect struct {
+	pids     []int64
+	expected int64
+}
+
+// verifyProducers checks the records consumed per producer id (byPID)
+// against each producer client's expected count: every client must have
+// exactly its own, and no record may carry an id no client had.
+func verifyProducers(isolation string, expects []producerExpect, byPID map[int64]int64) *verification {
+	v := &verification{Isolation: isolation, OK: true}
+	owned := make(map[int64]bool)
+	for i, e := range expects {
+		pc := producerCheck{Producer: i, ProducerIDs: e.pids, Expected: e.expected}
+		for _, pid := range e.pids {
+			pc.Consumed += byPID[pid]
+			owned[pid] = true
+		}
+		pc.OK = pc.Consumed == pc.Expected
+		v.OK = v.OK && pc.OK
+		v.Expected += e.expected
+		v.Producers = append(v.Producers, pc)
+	}
+	for pid, n := range byPID {
+		v.Consumed += n
+		if !owned[pid] {
+			v.Unexpected += n
+		}
+	}
+	v.OK = v.OK && v.Unexpected == 0
+	return v
 }
 
 // err returns nil for a passed check and an errVerifyFailed saying what
@@ -41,6 +91,7 @@ func (v *verification) err() error {
 	if v.BySequence {
 		msg += fmt.Sprintf(" (%d missing, %d unexpected, %d duplicates)", v.Missing, v.Unexpected, v.Duplicates)
 	}
+	msg += v.producerSummary()
 	return fmt.Errorf("%w: %s", errVerifyFailed, msg)
 }
 
@@ -54,7 +105,28 @@ func (v *verification) summary() string {
 	if v.BySequence && !v.OK {
 		s += fmt.Sprintf(" (%d missing, %d unexpected, %d dup)", v.Missing, v.Unexpected, v.Duplicates)
 	}
+	if len(v.Producers) > 0 {
+		s += fmt.Sprintf(" (%d producers)", len(v.Producers))
+	}
+	if !v.OK {
+		s += v.producerSummary()
+	}
 	return s
+}
+
+// producerSummary names the producer clients whose check failed, and the
+// records no client produced; empty when there are none.
+func (v *verification) producerSummary() string {
+	var b strings.Builder
+	for _, pc := range v.Producers {
+		if !pc.OK {
+			fmt.Fprintf(&b, "; producer %d (ids %v) read %d, want %d", pc.Producer, pc.ProducerIDs, pc.Consumed, pc.Expected)
+		}
+	}
+	if len(v.Producers) > 0 && v.Unexpected > 0 {
+		fmt.Fprintf(&b, "; %d records of unknown producer ids", v.Unexpected)
+	}
+	return b.String()
 }
 
 // countRanges is the number of sequence numbers in rs.
