@@ -20,7 +20,7 @@ func (p *Partition) acquire(n int64, member string, readOffset int64, batches []
 	if !ok {
 		return nil
 	}
-	a := acquisition{p: p, n: n, member: member, deadline: n + int64(p.cfg.LockDuration)}
+	a := acquisition{p: p, n: n, member: member, deadline: n + int64(p.cfg.LockDuration), live: -1}
 	gapFrom := p.end() // the first offset a gap before the next batch may start at
 	if readOffset >= 0 {
 		gapFrom = min(readOffset, gapFrom)
@@ -60,6 +60,9 @@ type acquisition struct {
 	member   string
 	deadline int64
 	acquired int
+	// live counts the window's records not yet done, once room needed it
+	// (-1 before).
+	live int
 	// throttle, once a record failed often enough to be throttled, is how
 	// many records this acquisition may take.
 	throttle int64
@@ -67,13 +70,23 @@ type acquisition struct {
 	out      []AcquiredRange
 }
 
-// room reports whether one more offset fits in the window.
-func (a *acquisition) room() bool {
+// room reports whether one more offset fits in the window: live says the
+// offset will be a record not yet done (see Partition.canGrow).
+func (a *acquisition) room(live bool) bool {
 	p := a.p
 	if len(p.recs) < p.cfg.MaxRecordLocks {
 		return true
 	}
-	return p.advance() && len(p.recs) < p.cfg.MaxRecordLocks
+	if len(p.recs) >= p.maxSpan() && !(p.advance() && len(p.recs) < p.maxSpan()) {
+		return false
+	}
+	if !live {
+		return true
+	}
+	if a.live < 0 {
+		a.live = p.countLive()
+	}
+	return a.live < p.cfg.MaxRecordLocks
 }
 
 // gap archives [lo, hi], offsets missing from the log. It reports false
@@ -94,7 +107,7 @@ func (a *acquisition) gap(lo, hi int64) bool {
 func (a *acquisition) archiveNew(lo, hi int64) bool {
 	p := a.p
 	for o := max(lo, p.end()); o <= hi; o++ {
-		if !a.room() {
+		if !a.room(false) {
 			return false
 		}
 		if len(p.recs) == 0 {
@@ -141,11 +154,14 @@ func (a *acquisition) batch(lo, hi, size int64, skip bool) bool {
 		return false // not reached: the caller archived the gap before lo
 	}
 	for o := max(lo, p.end()); o <= hi; o++ {
-		if !a.room() {
+		if !a.room(true) {
 			return false
 		}
 		p.recs = append(p.recs, rec{state: Available})
 		a.take(&p.recs[len(p.recs)-1], o)
+		if a.live >= 0 {
+			a.live++
+		}
 	}
 	return true
 }

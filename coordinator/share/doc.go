@@ -38,11 +38,15 @@
 // # Invariants
 //
 //   - The window is [StartOffset, end): one entry per offset, so its memory
-//     is bounded by its span. Acquire never lets the span (Kafka's
-//     endOffset - startOffset + 1, the count of in-flight records, done or
-//     not) exceed MaxRecordLocks; when the window is full and nothing in it
-//     is Available, FetchOffset says so and Acquire does nothing. Records
-//     inside a full window can still be acquired again.
+//     is bounded by its span. Acquire adds a record only while the records
+//     not yet done (Available, Acquired, Archiving) number fewer than
+//     MaxRecordLocks, and never lets the span exceed four times
+//     MaxRecordLocks; when the window is full and nothing in it is
+//     Available, FetchOffset says so and Acquire does nothing. Records
+//     inside a full window can still be acquired again. (Kafka bounds the
+//     span, endOffset - startOffset + 1, by MaxRecordLocks itself, so
+//     members that acknowledge ahead of the one holding the window's head
+//     wait for it; Sluice lets them go on.)
 //   - A record is Acquired by at most one member; only that member's acks
 //     change it; an Acknowledged record is never acquired again.
 //   - The delivery count only grows, by one per acquisition, and never

@@ -98,7 +98,7 @@ func runRandom(t *testing.T, seed uint64, steps int) {
 	check := func(step int, what string) {
 		t.Helper()
 		s := p.Stats()
-		if n := s.Available + s.Acquired + s.Acknowledged + s.Archiving + s.Archived; n > cfg.MaxRecordLocks {
+		if live, n := s.Available+s.Acquired+s.Archiving, s.Available+s.Acquired+s.Acknowledged+s.Archiving+s.Archived; live > cfg.MaxRecordLocks || n > spanFactor*cfg.MaxRecordLocks {
 			t.Fatalf("step %d (%s): window %d > %d", step, what, n, cfg.MaxRecordLocks)
 		}
 		st, _ := p.State()

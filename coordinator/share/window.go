@@ -264,7 +264,38 @@ func (p *Partition) fetchOffset(n int64) (int64, bool) {
 			return p.start + int64(i), true
 		}
 	}
-	return p.end(), len(p.recs) < p.cfg.MaxRecordLocks
+	return p.end(), p.canGrow()
+}
+
+// spanFactor bounds the window's span at spanFactor x MaxRecordLocks
+// offsets (see canGrow).
+const spanFactor = 4
+
+// maxSpan is the most offsets the window spans.
+func (p *Partition) maxSpan() int { return spanFactor * p.cfg.MaxRecordLocks }
+
+// canGrow reports whether a new record may join the window.
+// MaxRecordLocks bounds the records not yet done (Available, Acquired,
+// Archiving), and the window's span is bounded at spanFactor times that.
+// Kafka bounds the span itself, so a member that acknowledges before the
+// one holding the window's head cannot acquire again until the head is
+// done: with four members taking 500 records each from a window of 2,000,
+// all wait for the slowest. Counting only what is still in flight lets
+// them go on, while memory stays bounded by the span.
+func (p *Partition) canGrow() bool {
+	n := len(p.recs)
+	return n < p.cfg.MaxRecordLocks || (n < p.maxSpan() && p.countLive() < p.cfg.MaxRecordLocks)
+}
+
+// countLive counts the window's records not yet done.
+func (p *Partition) countLive() int {
+	live := 0
+	for i := range p.recs {
+		if !p.recs[i].done() {
+			live++
+		}
+	}
+	return live
 }
 
 // durable is a record as State shows it.
