@@ -565,15 +565,21 @@ func (m *shareManager) acquireShares(ctx context.Context, targets []shareTarget,
 			lbs = clipLogBatches(lbs, t.from, t.from+int64(left)-1)
 		}
 		var (
-			ranges []share.AcquiredRange
-			need   uint64
+			ranges    []share.AcquiredRange
+			archiving bool
 		)
+		// An acquisition is not written on its own, as in Kafka: what it
+		// changes (delivery counts, archived markers and gaps) is written
+		// with the next acknowledgement, release or expiry, and after a
+		// restart the records it held are delivered again, counted from
+		// the last state written. Only records it moved past the delivery
+		// limit need the dead-letter writer.
 		err := m.use(t.e, func(p *share.Partition) {
-			ranges = p.AcquireFrom(now, member, t.from, lbs, left)
-			need = t.e.versionLocked()
+			ranges = p.AcquireFrom(now, member, t.from, lbs, min(left, t.e.fairShareLocked(member, now)))
+			archiving = p.Stats().Archiving > 0
 		})
-		if err == nil {
-			err = m.persist(ctx, t.e, need) // control batches archived, the window moved
+		if archiving {
+			m.b.wakeDeadLetters(t.e.key)
 		}
 		if err != nil {
 			out.fail(t.tp, shareErrCode(err))

@@ -79,6 +79,8 @@ type shareEntry struct {
 		p        *share.Partition
 		cfg      share.Config
 		written  uint64 // the version the store holds
+		// readers is when each member last acquired here (fairShareLocked).
+		readers map[string]time.Time
 		dropped  bool
 		watchers map[chan<- struct{}]struct{}
 	}
@@ -337,6 +339,34 @@ func (m *shareManager) use(e *shareEntry, f func(p *share.Partition)) error {
 	}
 	f(e.mu.p)
 	return nil
+}
+
+// fairShareLocked notes that member acquires now and returns how many
+// records one acquisition may take: share.partition.max.record.locks
+// divided among the members that acquired within the last lock duration.
+// Without it the first few members' fetches (500 records each, by
+// default) fill the in-flight bound and the others wait, each holding the
+// acknowledgements its fetch carried, until records come back. The map
+// holds at most the group's members.
+func (e *shareEntry) fairShareLocked(member string, now time.Time) int {
+	if e.mu.readers == nil {
+		e.mu.readers = map[string]time.Time{}
+	}
+	e.mu.readers[member] = now
+	lock := e.mu.cfg.LockDuration
+	if lock <= 0 {
+		lock = share.DefaultLockDuration
+	}
+	for m, at := range e.mu.readers {
+		if now.Sub(at) > lock {
+			delete(e.mu.readers, m)
+		}
+	}
+	bound := e.mu.cfg.MaxRecordLocks
+	if bound <= 0 {
+		bound = share.DefaultMaxRecordLocks
+	}
+	return max(1, bound/len(e.mu.readers))
 }
 
 // version is the version of e's state now.
