@@ -76,11 +76,11 @@ type shareEntry struct {
 
 	mu struct {
 		sync.Mutex
-		p        *share.Partition
-		cfg      share.Config
-		written  uint64 // the version the store holds
+		p       *share.Partition
+		cfg     share.Config
+		written uint64 // the version the store holds
 		// readers is when each member last acquired here (fairShareLocked).
-		readers map[string]time.Time
+		readers  map[string]time.Time
 		dropped  bool
 		watchers map[chan<- struct{}]struct{}
 	}
