@@ -340,7 +340,6 @@ func (c *cutConn) Close() error {
 	return c.Conn.Close()
 }
 
-
 // hungShareClient is shareClient for a member the test freezes and kills:
 // it is closed in the background at cleanup (a client whose broker is
 // gone may take a while to give up leaving its group).
