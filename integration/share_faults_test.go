@@ -1,0 +1,263 @@
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestShareStateSurvivesKill9 has a share consumer accept the first half
+// of what it acquired and hold the rest, then kills the broker process
+// with SIGKILL (and the consumer with it) and restarts it: the group's
+// start offset is where the accepts left it, and a new consumer gets
+// exactly the records not accepted (the held ones again, since an
+// acquisition does not survive a restart) and never an accepted one.
+func TestShareStateSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, shareProcFlags(1)...)
+	const topic, group, n = "share-kill", "share-kill-g", 20
+	createTopic(t, p.addr, topic, 1, nil)
+	cl := client(t, p.addr)
+	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for _, v := range seqValues("kill", n) {
+		recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	d := newCutDialer()
+	first := hungShareClient(t, []string{p.addr}, group, []string{topic}, d)
+	var got []*kgo.Record
+	waitFor(t, 20*time.Second, func() error {
+		got, _ = pollShare(t, first, 500*time.Millisecond)
+		if len(got) < 2 {
+			return fmt.Errorf("first consumer got %d records, want at least 2 in one poll", len(got))
+		}
+		return nil
+	})
+	if got[0].Offset != 0 {
+		t.Fatalf("first consumer's first record is at offset %d, want 0 (earliest)", got[0].Offset)
+	}
+	mid := got[len(got)/2].Offset
+	for _, r := range got {
+		if r.Offset < mid {
+			r.Ack(kgo.AckAccept)
+		}
+	}
+	if err := first.FlushAcks(ctx); err != nil {
+		t.Fatalf("flush acks: %v", err)
+	}
+	waitShareStartOffset(t, kadm.NewClient(cl), group, topic, 0, mid, 15*time.Second)
+	t.Logf("accepted offsets 0-%d, holding %d-%d; kill -9", mid-1, mid, got[len(got)-1].Offset)
+
+	p.kill()
+	d.kill()
+	p.restart()
+	cl2 := client(t, p.addr)
+	adm := kadm.NewClient(cl2)
+	waitShareStartOffset(t, adm, group, topic, 0, mid, 30*time.Second)
+	second := shareClient(t, []string{p.addr}, group, []string{topic})
+	offs := acceptShare(t, second, int(n-mid))
+	var want []int64
+	for o := mid; o < n; o++ {
+		want = append(want, o)
+	}
+	if !slices.Equal(sortedCopy(offs), want) {
+		t.Errorf("after the restart the group got offsets %v, want %v", offs, want)
+	}
+	waitShareStartOffset(t, adm, group, topic, 0, n, 15*time.Second)
+}
+
+// shareLedger records, for share consumers of one partition, every
+// delivery and which records are known accepted: a poll's records are
+// accepted, the acks flushed, and they count as accepted only if no ack
+// of that client failed meanwhile (ShareAckCallback).
+type shareLedger struct {
+	t          testing.TB
+	mu         sync.Mutex
+	accepted   map[string]bool
+	deliveries int
+	violations []string
+}
+
+func newShareLedger(t testing.TB) *shareLedger {
+	return &shareLedger{t: t, accepted: map[string]bool{}}
+}
+
+func (l *shareLedger) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
+// run consumes with a new client until ctx ends.
+func (l *shareLedger) run(ctx context.Context, name string, seeds []string, group, topic string) {
+	var (
+		ackMu   sync.Mutex
+		ackErrs int
+	)
+	c := shareClient(l.t, seeds, group, []string{topic}, kgo.ShareMaxRecords(10),
+		kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
+			if err := rs.Error(); err != nil {
+				ackMu.Lock()
+				ackErrs++
+				ackMu.Unlock()
+			}
+		}))
+	for ctx.Err() == nil {
+		recs, _ := pollShare(l.t, c, 500*time.Millisecond)
+		if len(recs) == 0 {
+			continue
+		}
+		ackMu.Lock()
+		before := ackErrs
+		ackMu.Unlock()
+		l.mu.Lock()
+		for _, r := range recs {
+			l.deliveries++
+			if v := string(r.Value); l.accepted[v] {
+				l.violations = append(l.violations, fmt.Sprintf("%s: %q (offset %d) delivered again (delivery count %d) after it was accepted", name, v, r.Offset, r.DeliveryCount()))
+			}
+		}
+		l.mu.Unlock()
+		for _, r := range recs {
+			r.Ack(kgo.AckAccept)
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.FlushAcks(fctx)
+		cancel()
+		ackMu.Lock()
+		failed := ackErrs != before
+		ackMu.Unlock()
+		if err != nil || failed {
+			continue // not known accepted: may well come again
+		}
+		l.mu.Lock()
+		for _, r := range recs {
+			l.accepted[string(r.Value)] = true
+		}
+		l.mu.Unlock()
+	}
+}
+
+// TestShareClusterKill9LeaderAndStateCoordinator runs two share consumers
+// of a replicated (RF 3) one-partition topic on three broker processes
+// while kill -9 hits the partition's leader and then the leader of the
+// __share_group_state partition holding the share-partition's state (the
+// share coordinator FindCoordinator names for it), each restarted after
+// the cluster has moved on without it. Records are produced in rounds and
+// every round is consumed while the killed broker is down; no record
+// known accepted is ever delivered again, and every record is accepted in
+// the end.
+func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, shareProcFlags(3)...)
+	const topic, group, round = "share-cluster", "share-cluster-g", 40
+	c.createTopic(topic, 1, 3, minISR2())
+	adm := c.admin()
+	setGroupConfigs(t, c.client(), group, "share.auto.offset.reset", "earliest")
+	prod := c.client(kgo.DefaultProduceTopic(topic))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	l := newShareLedger(t)
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(runCtx, fmt.Sprintf("consumer %d", i), c.addrs(), group, topic)
+		}()
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+
+	produced := 0
+	produceRound := func(tag string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := range round {
+			recs = append(recs, kgo.StringRecord(fmt.Sprintf("%s-%d", tag, i)))
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce round %s: %v", tag, err)
+		}
+		produced += round
+	}
+	waitAccepted := func(when string) {
+		t.Helper()
+		start := time.Now()
+		waitFor(t, 90*time.Second, func() error {
+			if got := l.count(); got < produced {
+				return fmt.Errorf("%s: %d of %d records accepted", when, got, produced)
+			}
+			return nil
+		})
+		t.Logf("%s: all %d records accepted after %v", when, produced, time.Since(start).Round(time.Millisecond))
+	}
+
+	produceRound("before")
+	waitAccepted("before any kill")
+
+	leader := c.waitLeader(topic, 0, -1, 30*time.Second).Leader
+	c.procs[leader].kill()
+	t.Logf("kill -9 broker %d, leader of %s/0", leader, topic)
+	produceRound("leader-down")
+	waitAccepted(fmt.Sprintf("with the partition leader %d down", leader))
+	c.procs[leader].restart()
+	c.waitISR(topic, 3, 60*time.Second)
+
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := md.Topics[topic].ID
+	key := fmt.Sprintf("%s:%s:0", group, base64.RawURLEncoding.EncodeToString(id[:]))
+	var coord int32
+	waitFor(t, 30*time.Second, func() error {
+		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer fcancel()
+		r, ok := adm.FindShareCoordinators(fctx, key)[key]
+		switch {
+		case !ok:
+			return fmt.Errorf("no FindCoordinator answer for %s", key)
+		case r.Err != nil:
+			return fmt.Errorf("FindCoordinator (share) %s: %w", key, r.Err)
+		case c.procs[r.NodeID] == nil || !c.procs[r.NodeID].running():
+			return fmt.Errorf("share coordinator of %s is broker %d, which is down", key, r.NodeID)
+		}
+		coord = r.NodeID
+		return nil
+	})
+	c.procs[coord].kill()
+	t.Logf("kill -9 broker %d, share coordinator of %s (partition leader now %d)", coord, key, c.waitLeader(topic, 0, coord, 30*time.Second).Leader)
+	produceRound("coordinator-down")
+	waitAccepted(fmt.Sprintf("with the share coordinator %d down", coord))
+	c.procs[coord].restart()
+	c.waitISR(topic, 3, 60*time.Second)
+
+	produceRound("after")
+	waitAccepted("after the restarts")
+	waitShareStartOffset(t, adm, group, topic, 0, int64(produced), 30*time.Second)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range l.violations {
+		t.Error(v)
+	}
+	t.Logf("%d records, %d deliveries", produced, l.deliveries)
+}
