@@ -26,7 +26,8 @@
 # Broker settings: franz-go's share tests give their groups
 # share.record.lock.duration.ms=15000, which Kafka's default
 # group.share.min.record.lock.duration.ms (15000) allows; the single broker
-# keeps its share-group state topic at replication factor 1.
+# keeps its share-group state topic at replication factor 1 and
+# min.insync.replicas 1 (Kafka's defaults, 3 and 2, need three brokers).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +72,7 @@ else
 	pport="$(freeport)"
 	"$TMP/sluice" --data-dir "$TMP/data" --listen "127.0.0.1:$port" --http-listen "" \
 		--embedded-etcd-client-addr "127.0.0.1:$cport" --embedded-etcd-peer-addr "127.0.0.1:$pport" \
-		--set share.coordinator.state.topic.replication.factor=1 \
+		--set share.coordinator.state.topic.replication.factor=1 --set share.coordinator.state.topic.min.isr=1 \
 		--log-level warn >"$TMP/sluice.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 1 100); do

@@ -25,11 +25,13 @@ const shareLockMillis = 1000
 
 // shareBrokerSettings are the broker settings of the share tests: the
 // minimum lock duration lowered so that groups may use shareLockMillis, and
-// the share-state topic sized for one broker.
+// the share-state topic sized for one broker (Kafka's defaults, replication
+// factor 3 and min.insync.replicas 2, need three).
 func shareBrokerSettings() map[string]string {
 	return map[string]string{
 		"group.share.min.record.lock.duration.ms":          "1000",
 		"share.coordinator.state.topic.replication.factor": "1",
+		"share.coordinator.state.topic.min.isr":            "1",
 		"share.coordinator.state.topic.num.partitions":     "3",
 	}
 }
@@ -39,8 +41,11 @@ func shareBrokerSettings() map[string]string {
 func shareProcFlags(replication int) []string {
 	var out []string
 	for k, v := range shareBrokerSettings() {
-		if k == "share.coordinator.state.topic.replication.factor" {
+		switch k {
+		case "share.coordinator.state.topic.replication.factor":
 			v = itoa(replication)
+		case "share.coordinator.state.topic.min.isr":
+			v = itoa(min(replication, 2))
 		}
 		out = append(out, "--set", k+"="+v)
 	}
