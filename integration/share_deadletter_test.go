@@ -59,9 +59,7 @@ func readTopic(t testing.TB, addr, topic string, want int64) []*kgo.Record {
 // consumes them like any new record.
 func TestShareDeadLettersOnceWithHeadersAndRedrive(t *testing.T) {
 	t.Parallel()
-	settings := shareBrokerSettings()
-	settings["admin.http.writes.enable"] = "true"
-	ib := startBroker(t, settings)
+	ib := startBroker(t, shareBrokerSettings())
 	addr := ib.addr()
 	const topic, group = "orders", "orders-g"
 	dlq := "dlq." + topic
@@ -183,7 +181,7 @@ func TestShareDeadLettersOnceWithHeadersAndRedrive(t *testing.T) {
 }
 
 // redriveArgs is the `sluice dlq redrive` command line moving every record
-// of dlq back to its source topic through ib's admin endpoint.
+// of dlq back to its source topic.
 func redriveArgs(ib *inproc, dlq string) []string {
-	return []string{"dlq", "redrive", "--admin", "http://" + ib.b.HTTPAddr(), "--topic", dlq}
+	return []string{"dlq", "redrive", "--brokers", ib.addr(), "--timeout", "30s", dlq}
 }
