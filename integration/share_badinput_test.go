@@ -224,7 +224,7 @@ func TestShareBadAcknowledgementsKafkaErrorsStateUnchanged(t *testing.T) {
 	cl := client(t, addr)
 	adm := kadm.NewClient(cl)
 	// The default lock (30 s) outlasts the test: no acquisition expires.
-	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
 	produceEach(t, cl, topic, seqValues("bad", n)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

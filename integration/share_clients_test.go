@@ -58,7 +58,7 @@ func TestShareFiveMembersAcceptEveryRecordOnce(t *testing.T) {
 	cl := client(t, addr)
 	adm := kadm.NewClient(cl)
 	// The default lock (30 s) outlasts the first records' hold.
-	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
 
 	cls := make([]*kgo.Client, members)
 	for i := range cls {

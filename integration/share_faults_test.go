@@ -25,7 +25,7 @@ func TestShareStateSurvivesKill9(t *testing.T) {
 	const topic, group, n = "share-kill", "share-kill-g", 20
 	createTopic(t, p.addr, topic, 1, nil)
 	cl := client(t, p.addr)
-	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var recs []*kgo.Record
@@ -166,7 +166,7 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 	const topic, group, round = "share-cluster", "share-cluster-g", 40
 	c.createTopic(topic, 1, 3, minISR2())
 	adm := c.admin()
-	setGroupConfigs(t, c.client(), group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, c.client(), group, "share.auto.offset.reset", "earliest")
 	prod := c.client(kgo.DefaultProduceTopic(topic))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -81,7 +81,7 @@ func TestShareGroupAdminLifecycle(t *testing.T) {
 	createTopic(t, addr, topic, 1, nil)
 	cl := client(t, addr)
 	adm := kadm.NewClient(cl)
-	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
 	produceEach(t, cl, topic, seqValues("adm", n)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -151,7 +151,7 @@ func TestShareGroupAdminLifecycle(t *testing.T) {
 	if _, ok := listed[group]; ok {
 		t.Errorf("ListGroups lists %s after DeleteGroups", group)
 	}
-	setGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
+	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
 	c := shareClient(t, []string{addr}, group, []string{topic})
 	if offs := acceptShare(t, c, n); len(offs) > 0 && slices.Min(offs) != 0 {
 		t.Errorf("the re-created group started at %d, want 0 (earliest)", slices.Min(offs))

@@ -52,13 +52,13 @@ func shareProcFlags(replication int) []string {
 	return out
 }
 
-// setGroupConfigs sets configs of group (the GROUP config resource,
+// shareGroupConfigs sets configs of group (the GROUP config resource,
 // KIP-848/KIP-932) with IncrementalAlterConfigs and waits until
 // DescribeConfigs shows them, as franz-go's own share tests do.
-func setGroupConfigs(t testing.TB, cl *kgo.Client, group string, kvs ...string) {
+func shareGroupConfigs(t testing.TB, cl *kgo.Client, group string, kvs ...string) {
 	t.Helper()
 	if len(kvs)%2 != 0 {
-		t.Fatal("setGroupConfigs: odd number of arguments")
+		t.Fatal("shareGroupConfigs: odd number of arguments")
 	}
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	res := kmsg.NewIncrementalAlterConfigsRequestResource()
@@ -116,7 +116,7 @@ func setGroupConfigs(t testing.TB, cl *kgo.Client, group string, kvs ...string) 
 // more key/value pairs.
 func shareGroupDefaults(t testing.TB, cl *kgo.Client, group string, extra ...string) {
 	t.Helper()
-	setGroupConfigs(t, cl, group, append([]string{
+	shareGroupConfigs(t, cl, group, append([]string{
 		"share.auto.offset.reset", "earliest",
 		"share.record.lock.duration.ms", itoa(shareLockMillis),
 	}, extra...)...)
