@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -151,6 +152,57 @@ func (l *shareLedger) run(ctx context.Context, name string, seeds []string, grou
 	}
 }
 
+// javaStringHash is Java's String.hashCode of an ASCII string.
+func javaStringHash(s string) int32 {
+	var h int32
+	for i := 0; i < len(s); i++ {
+		h = 31*h + int32(s[i])
+	}
+	return h
+}
+
+// shareCoordinator returns the running broker holding the share state of
+// the share-partition key ("group:topicId:partition"): the one FindCoordinator
+// (key type 2, SHARE) names, or, when the broker does not answer that key
+// type, the leader of the __share_group_state partition Kafka's
+// ShareCoordinatorService.partitionFor places the key in (the key's Java
+// hash, made non-negative, modulo the partitions).
+func (c *cluster) shareCoordinator(adm *kadm.Client, key string, statePartitions int32) int32 {
+	c.t.Helper()
+	var coord int32
+	waitFor(c.t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, ok := adm.FindShareCoordinators(ctx, key)[key]
+		if ok && r.Err == nil {
+			if c.procs[r.NodeID] == nil || !c.procs[r.NodeID].running() {
+				return fmt.Errorf("share coordinator of %s is broker %d, which is down", key, r.NodeID)
+			}
+			coord = r.NodeID
+			return nil
+		}
+		c.t.Logf("FindCoordinator (share) %s: %v; placing the key by its hash", key, r.Err)
+		h := javaStringHash(key)
+		if h == math.MinInt32 {
+			h = 0
+		} else if h < 0 {
+			h = -h
+		}
+		p := h % statePartitions
+		v, err := c.metadata("__share_group_state")
+		if err != nil {
+			return err
+		}
+		pv, ok := v[p]
+		if !ok || pv.Leader < 0 || !c.procs[pv.Leader].running() {
+			return fmt.Errorf("__share_group_state/%d: leader %d", p, pv.Leader)
+		}
+		coord = pv.Leader
+		return nil
+	})
+	return coord
+}
+
 // TestShareClusterKill9LeaderAndStateCoordinator runs two share consumers
 // of a replicated (RF 3) one-partition topic on three broker processes
 // while kill -9 hits the partition's leader and then the leader of the
@@ -227,22 +279,7 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 	}
 	id := md.Topics[topic].ID
 	key := fmt.Sprintf("%s:%s:0", group, base64.RawURLEncoding.EncodeToString(id[:]))
-	var coord int32
-	waitFor(t, 30*time.Second, func() error {
-		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer fcancel()
-		r, ok := adm.FindShareCoordinators(fctx, key)[key]
-		switch {
-		case !ok:
-			return fmt.Errorf("no FindCoordinator answer for %s", key)
-		case r.Err != nil:
-			return fmt.Errorf("FindCoordinator (share) %s: %w", key, r.Err)
-		case c.procs[r.NodeID] == nil || !c.procs[r.NodeID].running():
-			return fmt.Errorf("share coordinator of %s is broker %d, which is down", key, r.NodeID)
-		}
-		coord = r.NodeID
-		return nil
-	})
+	coord := c.shareCoordinator(adm, key, 3)
 	c.procs[coord].kill()
 	t.Logf("kill -9 broker %d, share coordinator of %s (partition leader now %d)", coord, key, c.waitLeader(topic, 0, coord, 30*time.Second).Leader)
 	produceRound("coordinator-down")
