@@ -55,8 +55,8 @@ func readTopic(t testing.TB, addr, topic string, want int64) []*kgo.Record {
 // (source topic, partition, offset, group, delivery count, reason) and
 // its payload copied; the other records are accepted and the group
 // finishes the partition. A redrive (`sluice dlq redrive`) puts both back
-// on the source topic once, even when run twice, and the group then
-// consumes them like any new record.
+// on the source topic once, even when run twice: the group then consumes
+// each once more, as a new record.
 func TestShareDeadLettersOnceWithHeadersAndRedrive(t *testing.T) {
 	t.Parallel()
 	ib := startBroker(t, shareBrokerSettings())
@@ -162,17 +162,19 @@ func TestShareDeadLettersOnceWithHeadersAndRedrive(t *testing.T) {
 		}
 		t.Logf("sluice dlq redrive: %s", strings.TrimSpace(out))
 	}
-	back := readTopic(t, addr, topic, n+2)
-	redriven := map[string]int{}
-	for _, r := range back[n:] {
-		redriven[string(r.Value)]++
-	}
-	if redriven["poison"] != 1 || redriven["flaky"] != 1 || len(redriven) != 2 {
-		t.Errorf("after two redrives the source topic gained %v, want poison and flaky once each", redriven)
-	}
+	// The group consumes what the redrives appended (whatever control
+	// records a redrive writes besides, say for a transaction): each
+	// redriven record exactly once, as a new record.
 	readTopic(t, addr, dlq, 2) // the DLQ itself is not rewritten
+	end := endOffset(t, cl, topic)
+	if end < n+2 {
+		t.Fatalf("after the redrives %s ends at %d, want at least %d", topic, end, n+2)
+	}
 	clear(deliveries)
-	consume(n+2, true)
+	consume(end, true)
+	if len(deliveries) != 2 {
+		t.Errorf("after the redrives the group got %v, want poison and flaky once each", deliveries)
+	}
 	for _, v := range []string{"poison", "flaky"} {
 		if d := deliveries[v]; len(d) != 1 || d[0] != 1 {
 			t.Errorf("redriven %q delivered with counts %v, want once as a new record", v, d)
