@@ -63,31 +63,36 @@ func closeShare(t testing.TB, adm *kadm.Client, c *kgo.Client, group string) {
 	})
 }
 
-// TestShareGroupAdminLifecycle drives a share group through the admin
-// APIs with kadm: ShareGroupDescribe shows its members, their
-// subscriptions and assignments; ListGroups with the "share" type filter
-// lists it (and the "consumer" filter does not); DeleteGroups refuses it
-// while it has members and deletes it when empty, after which a new group
-// of that id starts again from share.auto.offset.reset;
-// AlterShareGroupOffsets (refused while members are active) moves its
-// start offset, which DescribeShareGroupOffsets reports and the next member
-// starts from; DeleteShareGroupOffsets drops the topic's state, so the next
-// member starts from share.auto.offset.reset again.
-func TestShareGroupAdminLifecycle(t *testing.T) {
-	t.Parallel()
+// shareAdminSetup starts a broker with a one-partition topic holding n
+// records and a share group reading from the earliest offset.
+func shareAdminSetup(t *testing.T, topic, group string, n int) (addr string, cl *kgo.Client, adm *kadm.Client) {
+	t.Helper()
 	ib := startBroker(t, shareBrokerSettings())
-	addr := ib.addr()
-	const topic, group, n = "share-admin", "share-admin-g", 10
+	addr = ib.addr()
 	createTopic(t, addr, topic, 1, nil)
-	cl := client(t, addr)
-	adm := kadm.NewClient(cl)
+	cl = client(t, addr)
+	adm = kadm.NewClient(cl)
 	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
-	produceEach(t, cl, topic, seqValues("adm", n)...)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	produceEach(t, cl, topic, seqValues(topic, n)...)
+	return addr, cl, adm
+}
+
+// TestShareGroupDescribeListAndBusyRefusals checks a share group of two
+// franz-go members through kadm: ShareGroupDescribe shows both members
+// (client ids, subscriptions, epochs) each assigned the partition, in
+// state Stable; ListGroups with the "share" type filter lists it as a
+// share group and the "consumer"/"classic" filters do not; DeleteGroups
+// and AlterShareGroupOffsets refuse it with NON_EMPTY_GROUP while it has
+// members.
+func TestShareGroupDescribeListAndBusyRefusals(t *testing.T) {
+	t.Parallel()
+	const topic, group, n = "share-describe", "share-describe-g", 4
+	addr, _, adm := shareAdminSetup(t, topic, group, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	a := shareClient(t, []string{addr}, group, []string{topic}, kgo.ClientID("admin-a"))
-	b := shareClient(t, []string{addr}, group, []string{topic}, kgo.ClientID("admin-b"))
+	shareClient(t, []string{addr}, group, []string{topic}, kgo.ClientID("admin-a"))
+	shareClient(t, []string{addr}, group, []string{topic}, kgo.ClientID("admin-b"))
 	d := waitShareMembers(t, adm, group, topic, 2)
 	var clientIDs []string
 	for _, m := range d.Members {
@@ -114,65 +119,96 @@ func TestShareGroupAdminLifecycle(t *testing.T) {
 	if lg, ok := listed[group]; !ok || lg.GroupType != "share" {
 		t.Errorf("ListGroups type filter share: %v, want %s of type share", listed, group)
 	}
-	consumers, err := adm.ListGroupsByType(ctx, []string{"consumer", "classic"})
+	others, err := adm.ListGroupsByType(ctx, []string{"consumer", "classic"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := consumers[group]; ok {
+	if _, ok := others[group]; ok {
 		t.Errorf("ListGroups type filter consumer,classic lists the share group %s", group)
 	}
 
-	if r, err := adm.DeleteGroup(ctx, group); err == nil && r.Err == nil {
-		t.Fatalf("DeleteGroups deleted a share group with two members")
-	} else if !errors.Is(r.Err, kerr.NonEmptyGroup) {
+	r, err := adm.DeleteGroup(ctx, group)
+	if err != nil || !errors.Is(r.Err, kerr.NonEmptyGroup) {
 		t.Errorf("DeleteGroups of a share group with members: %v / %v, want NON_EMPTY_GROUP", err, r.Err)
 	}
-	if _, err := adm.AlterShareGroupOffsets(ctx, group, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 3}}}); !errors.Is(err, kerr.NonEmptyGroup) {
+	if _, err := adm.AlterShareGroupOffsets(ctx, group, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1}}}); !errors.Is(err, kerr.NonEmptyGroup) {
 		t.Errorf("AlterShareGroupOffsets of a group with members: %v, want NON_EMPTY_GROUP", err)
 	}
+	listed, err = adm.ListGroupsByType(ctx, []string{"share"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed[group]; !ok {
+		t.Errorf("the share group is gone after a refused DeleteGroups")
+	}
+}
 
-	// b leaves (releasing whatever its client fetched ahead), a consumes
-	// everything.
-	b.Close()
-	waitShareMembers(t, adm, group, topic, 1)
-	acceptShare(t, a, n)
+// TestShareGroupDeletedStartsOver consumes a topic with a share group,
+// deletes the (empty) group with DeleteGroups, and starts a group of the
+// same id: it is gone from ListGroups in between, and the new group reads
+// the topic again from share.auto.offset.reset (earliest), not from where
+// the deleted one stopped.
+func TestShareGroupDeletedStartsOver(t *testing.T) {
+	t.Parallel()
+	const topic, group, n = "share-deleted", "share-deleted-g", 6
+	addr, cl, adm := shareAdminSetup(t, topic, group, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	c := shareClient(t, []string{addr}, group, []string{topic})
+	acceptShare(t, c, n)
 	waitShareStartOffset(t, adm, group, topic, 0, n, 15*time.Second)
-	closeShare(t, adm, a, group)
+	closeShare(t, adm, c, group)
 
-	// Delete the empty group: it is gone, and a new group of the same id
-	// reads from the start again.
 	if r, err := adm.DeleteGroup(ctx, group); err != nil || r.Err != nil {
 		t.Fatalf("DeleteGroups of the empty share group: %v / %v", err, r.Err)
 	}
-	listed, err = adm.ListGroupsByType(ctx, []string{"share"})
+	listed, err := adm.ListGroupsByType(ctx, []string{"share"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := listed[group]; ok {
 		t.Errorf("ListGroups lists %s after DeleteGroups", group)
 	}
+	// Whether or not the group's configs went with it, set them again.
 	shareGroupConfigs(t, cl, group, "share.auto.offset.reset", "earliest")
-	c := shareClient(t, []string{addr}, group, []string{topic})
-	if offs := acceptShare(t, c, n); len(offs) > 0 && slices.Min(offs) != 0 {
-		t.Errorf("the re-created group started at %d, want 0 (earliest)", slices.Min(offs))
+	c = shareClient(t, []string{addr}, group, []string{topic})
+	if offs := acceptShare(t, c, n); !slices.Equal(sortedCopy(offs), offsetsRange(0, n)) {
+		t.Errorf("the re-created group got offsets %v, want 0-%d again (earliest)", offs, n-1)
 	}
+}
+
+// TestShareGroupOffsetsAlterDescribeDelete moves an empty share group's
+// start offset with AlterShareGroupOffsets: DescribeShareGroupOffsets
+// reports it and the next member starts there; then
+// DeleteShareGroupOffsets drops the topic's share state: Describe no
+// longer reports it and the next member starts from
+// share.auto.offset.reset (earliest) again.
+func TestShareGroupOffsetsAlterDescribeDelete(t *testing.T) {
+	t.Parallel()
+	const topic, group, n = "share-offsets", "share-offsets-g", 8
+	addr, _, adm := shareAdminSetup(t, topic, group, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A member consumes the first two records, so the group and its share
+	// state exist, and leaves.
+	c := shareClient(t, []string{addr}, group, []string{topic}, kgo.ShareMaxRecords(2), kgo.ShareMaxRecordsStrict())
+	acceptShare(t, c, 2)
+	waitShareStartOffset(t, adm, group, topic, 0, 2, 15*time.Second)
 	closeShare(t, adm, c, group)
 
-	// Alter the start offset of the empty group and read from there.
-	produceEach(t, cl, topic, seqValues("adm2", 5)...) // offsets 10-14
-	resps, err := adm.AlterShareGroupOffsets(ctx, group, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 12}}})
+	resps, err := adm.AlterShareGroupOffsets(ctx, group, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 5}}})
 	if err != nil || resps.Error() != nil {
 		t.Fatalf("AlterShareGroupOffsets: %v / %v", err, resps.Error())
 	}
-	waitShareStartOffset(t, adm, group, topic, 0, 12, 15*time.Second)
+	waitShareStartOffset(t, adm, group, topic, 0, 5, 15*time.Second)
 	c = shareClient(t, []string{addr}, group, []string{topic})
-	if offs := acceptShare(t, c, 3); !slices.Equal(sortedCopy(offs), []int64{12, 13, 14}) {
-		t.Errorf("after altering the start offset to 12 the group got offsets %v, want 12-14", offs)
+	if offs := acceptShare(t, c, n-5); !slices.Equal(sortedCopy(offs), offsetsRange(5, n)) {
+		t.Errorf("after altering the start offset to 5 the group got offsets %v, want 5-%d", offs, n-1)
 	}
 	closeShare(t, adm, c, group)
 
-	// Delete the topic's share state: the next member starts from
-	// share.auto.offset.reset (earliest) again.
 	dresps, err := adm.DeleteShareGroupOffsets(ctx, group, topic)
 	if err != nil || dresps.Error() != nil {
 		t.Fatalf("DeleteShareGroupOffsets: %v / %v", err, dresps.Error())
@@ -181,9 +217,18 @@ func TestShareGroupAdminLifecycle(t *testing.T) {
 		t.Errorf("DescribeShareGroupOffsets after DeleteShareGroupOffsets: start offset %d, %v; want no state", so, err)
 	}
 	c = shareClient(t, []string{addr}, group, []string{topic})
-	if offs := acceptShare(t, c, n+5); len(offs) > 0 && slices.Min(offs) != 0 {
-		t.Errorf("after DeleteShareGroupOffsets the group started at %d, want 0 (earliest)", slices.Min(offs))
+	if offs := acceptShare(t, c, n); !slices.Equal(sortedCopy(offs), offsetsRange(0, n)) {
+		t.Errorf("after DeleteShareGroupOffsets the group got offsets %v, want 0-%d (earliest)", offs, n-1)
 	}
+}
+
+// offsetsRange lists the offsets from up to (not including) to.
+func offsetsRange(from, to int64) []int64 {
+	var out []int64
+	for o := from; o < to; o++ {
+		out = append(out, o)
+	}
+	return out
 }
 
 func sortedCopy(s []int64) []int64 {
