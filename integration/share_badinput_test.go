@@ -318,6 +318,16 @@ func TestShareBadAcknowledgementsKafkaErrorsStateUnchanged(t *testing.T) {
 	if r := stranger.request(stranger.shareFetchReq(1, 3)).(*kmsg.ShareFetchResponse); r.ErrorCode != kerr.ShareSessionNotFound.Code {
 		t.Errorf("ShareFetch at epoch 1 of a member without a session: %s, want SHARE_SESSION_NOT_FOUND", codeName(r.ErrorCode))
 	}
+	// A ShareFetch opening a session (epoch 0) may not carry
+	// acknowledgements (Kafka: INVALID_REQUEST), and opens nothing.
+	ack := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+	ack.FirstOffset, ack.LastOffset, ack.AcknowledgeTypes = 0, 0, []int8{accept}
+	if r := stranger.request(stranger.shareFetchReq(0, 3, ack)).(*kmsg.ShareFetchResponse); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("ShareFetch opening a session with acknowledgements: %s, want INVALID_REQUEST", codeName(r.ErrorCode))
+	}
+	if top, _ := stranger.acknowledge(ackBatch(0, 0, accept)); top != kerr.ShareSessionNotFound.Code {
+		t.Errorf("ShareAcknowledge after a refused session opening: %s, want SHARE_SESSION_NOT_FOUND", codeName(top))
+	}
 	var unknownTopic [16]byte
 	_, _ = rand.Read(unknownTopic[:])
 	if top, part := m1.acknowledgeAt(m1.epoch, unknownTopic, ackBatch(0, 0, accept)); top != 0 || part != kerr.UnknownTopicID.Code {
