@@ -85,15 +85,19 @@ func TestShareStateSurvivesKill9(t *testing.T) {
 // accepted, the acks flushed, and they count as accepted only if no ack
 // of that client failed meanwhile (ShareAckCallback).
 type shareLedger struct {
-	t          testing.TB
+	t testing.TB
+	// gate is held for reading by each consumer round (poll, ack,
+	// flush); the test takes it to pause the consumers.
+	gate       sync.RWMutex
 	mu         sync.Mutex
 	accepted   map[string]bool
+	delivered  map[string]int
 	deliveries int
 	violations []string
 }
 
 func newShareLedger(t testing.TB) *shareLedger {
-	return &shareLedger{t: t, accepted: map[string]bool{}}
+	return &shareLedger{t: t, accepted: map[string]bool{}, delivered: map[string]int{}}
 }
 
 func (l *shareLedger) count() int {
@@ -108,7 +112,8 @@ func (l *shareLedger) run(ctx context.Context, name string, seeds []string, grou
 		ackMu   sync.Mutex
 		ackErrs int
 	)
-	c := shareClient(l.t, seeds, group, []string{topic}, kgo.ShareMaxRecords(10),
+	// Strict record limits: a paused consumer fetches nothing ahead.
+	c := shareClient(l.t, seeds, group, []string{topic}, kgo.ShareMaxRecords(10), kgo.ShareMaxRecordsStrict(),
 		kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
 			if err := rs.Error(); err != nil {
 				ackMu.Lock()
@@ -117,39 +122,48 @@ func (l *shareLedger) run(ctx context.Context, name string, seeds []string, grou
 			}
 		}))
 	for ctx.Err() == nil {
-		recs, _ := pollShare(l.t, c, 500*time.Millisecond)
-		if len(recs) == 0 {
-			continue
-		}
-		ackMu.Lock()
-		before := ackErrs
-		ackMu.Unlock()
-		l.mu.Lock()
-		for _, r := range recs {
-			l.deliveries++
-			if v := string(r.Value); l.accepted[v] {
-				l.violations = append(l.violations, fmt.Sprintf("%s: %q (offset %d) delivered again (delivery count %d) after it was accepted", name, v, r.Offset, r.DeliveryCount()))
-			}
-		}
-		l.mu.Unlock()
-		for _, r := range recs {
-			r.Ack(kgo.AckAccept)
-		}
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.FlushAcks(fctx)
-		cancel()
-		ackMu.Lock()
-		failed := ackErrs != before
-		ackMu.Unlock()
-		if err != nil || failed {
-			continue // not known accepted: may well come again
-		}
-		l.mu.Lock()
-		for _, r := range recs {
-			l.accepted[string(r.Value)] = true
-		}
-		l.mu.Unlock()
+		l.gate.RLock()
+		l.round(ctx, name, c, &ackMu, &ackErrs)
+		l.gate.RUnlock()
 	}
+}
+
+// round is one poll of a ledger consumer: deliveries are checked against
+// the records known accepted, then accepted.
+func (l *shareLedger) round(ctx context.Context, name string, c *kgo.Client, ackMu *sync.Mutex, ackErrs *int) {
+	recs, _ := pollShare(l.t, c, 500*time.Millisecond)
+	if len(recs) == 0 {
+		return
+	}
+	ackMu.Lock()
+	before := *ackErrs
+	ackMu.Unlock()
+	l.mu.Lock()
+	for _, r := range recs {
+		l.deliveries++
+		l.delivered[string(r.Value)]++
+		if v := string(r.Value); l.accepted[v] {
+			l.violations = append(l.violations, fmt.Sprintf("%s: %q (offset %d) delivered again (delivery count %d) after it was accepted", name, v, r.Offset, r.DeliveryCount()))
+		}
+	}
+	l.mu.Unlock()
+	for _, r := range recs {
+		r.Ack(kgo.AckAccept)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := c.FlushAcks(fctx)
+	cancel()
+	ackMu.Lock()
+	failed := *ackErrs != before
+	ackMu.Unlock()
+	if err != nil || failed {
+		return // not known accepted: may well come again
+	}
+	l.mu.Lock()
+	for _, r := range recs {
+		l.accepted[string(r.Value)] = true
+	}
+	l.mu.Unlock()
 }
 
 // javaStringHash is Java's String.hashCode of an ASCII string.
@@ -262,28 +276,64 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 		t.Logf("%s: all %d records accepted after %v", when, produced, time.Since(start).Round(time.Millisecond))
 	}
 
-	produceRound("before")
-	waitAccepted("before any kill")
-
-	leader := c.waitLeader(topic, 0, -1, 30*time.Second).Leader
-	c.procs[leader].kill()
-	t.Logf("kill -9 broker %d, leader of %s/0", leader, topic)
-	produceRound("leader-down")
-	waitAccepted(fmt.Sprintf("with the partition leader %d down", leader))
-	c.procs[leader].restart()
-	c.waitISR(topic, 3, 60*time.Second)
-
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := md.Topics[topic].ID
 	key := fmt.Sprintf("%s:%s:0", group, base64.RawURLEncoding.EncodeToString(id[:]))
-	coord := c.shareCoordinator(adm, key, 3)
-	c.procs[coord].kill()
-	t.Logf("kill -9 broker %d, share coordinator of %s (partition leader now %d)", coord, key, c.waitLeader(topic, 0, coord, 30*time.Second).Leader)
-	produceRound("coordinator-down")
-	waitAccepted(fmt.Sprintf("with the share coordinator %d down", coord))
+
+	// holdThenKill pauses the ledger's consumers, produces a round, lets
+	// another member acquire part of it and hold it unacknowledged, then
+	// kill -9s the broker victim names, and the holder (its sockets
+	// close). The resumed consumers get the held records again and
+	// accept everything while the broker is down.
+	holdThenKill := func(tag, role string, victim func() int32) int32 {
+		t.Helper()
+		l.gate.Lock()
+		produceRound(tag)
+		d := newCutDialer()
+		holder := hungShareClient(t, c.addrs(), group, []string{topic}, d, kgo.ShareMaxRecords(5), kgo.ShareMaxRecordsStrict())
+		var held []string
+		waitFor(t, 30*time.Second, func() error {
+			recs, _ := pollShare(t, holder, 500*time.Millisecond)
+			for _, r := range recs {
+				held = append(held, string(r.Value))
+			}
+			if len(held) == 0 {
+				return fmt.Errorf("the holder acquired nothing of round %s", tag)
+			}
+			return nil
+		})
+		id := victim()
+		c.procs[id].kill()
+		d.kill()
+		t.Logf("kill -9 broker %d (%s) while a member holds %v", id, role, held)
+		l.gate.Unlock()
+		produceRound(tag + "-more")
+		waitAccepted(fmt.Sprintf("with broker %d (%s) down", id, role))
+		l.mu.Lock()
+		for _, v := range held {
+			if l.delivered[v] == 0 {
+				t.Errorf("%q, held when broker %d was killed, was never delivered again", v, id)
+			}
+		}
+		l.mu.Unlock()
+		return id
+	}
+
+	produceRound("before")
+	waitAccepted("before any kill")
+
+	leader := holdThenKill("leader-down", "leader of "+topic+"/0", func() int32 {
+		return c.waitLeader(topic, 0, -1, 30*time.Second).Leader
+	})
+	c.procs[leader].restart()
+	c.waitISR(topic, 3, 60*time.Second)
+
+	coord := holdThenKill("coordinator-down", "share coordinator of "+key, func() int32 {
+		return c.shareCoordinator(adm, key, 3)
+	})
 	c.procs[coord].restart()
 	c.waitISR(topic, 3, 60*time.Second)
 
