@@ -222,10 +222,11 @@ func (c *cluster) shareCoordinator(adm *kadm.Client, key string, statePartitions
 // while kill -9 hits the partition's leader and then the leader of the
 // __share_group_state partition holding the share-partition's state (the
 // share coordinator FindCoordinator names for it), each restarted after
-// the cluster has moved on without it. Records are produced in rounds and
-// every round is consumed while the killed broker is down; no record
-// known accepted is ever delivered again, and every record is accepted in
-// the end.
+// the cluster has moved on without it. Records are produced in rounds;
+// at each kill another member holds records it acquired, unacknowledged
+// (and dies with the broker). Every round is consumed while the killed
+// broker is down, the held records included; no record known accepted is
+// ever delivered again, and every record is accepted in the end.
 func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 3, shareProcFlags(3)...)
