@@ -92,12 +92,13 @@ type shareLedger struct {
 	mu         sync.Mutex
 	accepted   map[string]bool
 	delivered  map[string]int
+	lastAt     map[string]time.Time // when a record was last delivered
 	deliveries int
 	violations []string
 }
 
 func newShareLedger(t testing.TB) *shareLedger {
-	return &shareLedger{t: t, accepted: map[string]bool{}, delivered: map[string]int{}}
+	return &shareLedger{t: t, accepted: map[string]bool{}, delivered: map[string]int{}, lastAt: map[string]time.Time{}}
 }
 
 func (l *shareLedger) count() int {
@@ -142,6 +143,7 @@ func (l *shareLedger) round(ctx context.Context, name string, c *kgo.Client, ack
 	for _, r := range recs {
 		l.deliveries++
 		l.delivered[string(r.Value)]++
+		l.lastAt[string(r.Value)] = time.Now()
 		if v := string(r.Value); l.accepted[v] {
 			l.violations = append(l.violations, fmt.Sprintf("%s: %q (offset %d) delivered again (delivery count %d) after it was accepted", name, v, r.Offset, r.DeliveryCount()))
 		}
@@ -309,6 +311,7 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 		id := victim()
 		c.procs[id].kill()
 		d.kill()
+		killed := time.Now()
 		t.Logf("kill -9 broker %d (%s) while a member holds %v", id, role, held)
 		l.gate.Unlock()
 		produceRound(tag + "-more")
@@ -317,6 +320,13 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 		for _, v := range held {
 			if l.delivered[v] == 0 {
 				t.Errorf("%q, held when broker %d was killed, was never delivered again", v, id)
+				continue
+			}
+			// The acquisition died with the broker or the holder's
+			// connection: the record must not wait for its lock (the
+			// default 30 s) to come back.
+			if since := l.lastAt[v].Sub(killed); since > 20*time.Second {
+				t.Errorf("%q, held when broker %d (%s) was killed, came back only %v later (its lock ran out?)", v, id, role, since.Round(time.Millisecond))
 			}
 		}
 		l.mu.Unlock()
