@@ -93,12 +93,13 @@ type shareLedger struct {
 	accepted   map[string]bool
 	delivered  map[string]int
 	lastAt     map[string]time.Time // when a record was last delivered
+	lastCount  map[string]int32     // its delivery count then
 	deliveries int
 	violations []string
 }
 
 func newShareLedger(t testing.TB) *shareLedger {
-	return &shareLedger{t: t, accepted: map[string]bool{}, delivered: map[string]int{}, lastAt: map[string]time.Time{}}
+	return &shareLedger{t: t, accepted: map[string]bool{}, delivered: map[string]int{}, lastAt: map[string]time.Time{}, lastCount: map[string]int32{}}
 }
 
 func (l *shareLedger) count() int {
@@ -144,6 +145,7 @@ func (l *shareLedger) round(ctx context.Context, name string, c *kgo.Client, ack
 		l.deliveries++
 		l.delivered[string(r.Value)]++
 		l.lastAt[string(r.Value)] = time.Now()
+		l.lastCount[string(r.Value)] = r.DeliveryCount()
 		if v := string(r.Value); l.accepted[v] {
 			l.violations = append(l.violations, fmt.Sprintf("%s: %q (offset %d) delivered again (delivery count %d) after it was accepted", name, v, r.Offset, r.DeliveryCount()))
 		}
@@ -317,6 +319,15 @@ func TestShareClusterKill9LeaderAndStateCoordinator(t *testing.T) {
 		produceRound(tag + "-more")
 		waitAccepted(fmt.Sprintf("with broker %d (%s) down", id, role))
 		l.mu.Lock()
+		// Every record acquired when the broker died (by the holder or
+		// by the consumers) is free on the new leader at once: none may
+		// wait for its lock (the default 30 s) to come back.
+		for v, at := range l.lastAt {
+			if since := at.Sub(killed); l.delivered[v] > 1 && since > 20*time.Second {
+				t.Errorf("%q delivered %d times, the last (delivery count %d) %v after broker %d (%s) was killed: it waited for a lock",
+					v, l.delivered[v], l.lastCount[v], since.Round(time.Millisecond), id, role)
+			}
+		}
 		for _, v := range held {
 			if l.delivered[v] == 0 {
 				t.Errorf("%q, held when broker %d was killed, was never delivered again", v, id)
