@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -225,12 +223,6 @@ func waitShareStartOffset(t testing.TB, adm *kadm.Client, group, topic string, p
 	})
 }
 
-// randomID returns a random 16-byte hex id, for member ids and topic ids.
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // cutDialer makes the connections of a franz-go client killable and
 // freezable from the test, to play a consumer process that hangs (its
