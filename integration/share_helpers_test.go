@@ -223,7 +223,6 @@ func waitShareStartOffset(t testing.TB, adm *kadm.Client, group, topic string, p
 	})
 }
 
-
 // cutDialer makes the connections of a franz-go client killable and
 // freezable from the test, to play a consumer process that hangs (its
 // sockets stay open but nothing moves) and then dies (the kernel closes
