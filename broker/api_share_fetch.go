@@ -567,17 +567,26 @@ func (m *shareManager) acquireShares(ctx context.Context, targets []shareTarget,
 		var (
 			ranges    []share.AcquiredRange
 			archiving bool
+			need      uint64
 		)
-		// An acquisition is not written on its own, as in Kafka: what it
-		// changes (delivery counts, archived markers and gaps) is written
-		// with the next acknowledgement, release or expiry, and after a
-		// restart the records it held are delivered again, counted from
-		// the last state written. Only records it moved past the delivery
-		// limit need the dead-letter writer.
+		// An acquisition is written only when it moved the start offset
+		// (over transaction markers, aborted batches or compacted offsets
+		// at the window's head), so that the stored start offset and the
+		// lag shown from it reach the end. The rest of what it changes
+		// (delivery counts) is written with the next acknowledgement,
+		// release or expiry, as in Kafka: after a restart the records it
+		// held are delivered again, counted from the last state written.
 		err := m.use(t.e, func(p *share.Partition) {
+			start := p.StartOffset()
 			ranges = p.AcquireFrom(now, member, t.from, lbs, min(left, t.e.fairShareLocked(member, now)))
 			archiving = p.Stats().Archiving > 0
+			if p.StartOffset() != start {
+				need = t.e.versionLocked()
+			}
 		})
+		if err == nil && need > 0 {
+			err = m.persist(ctx, t.e, need)
+		}
 		if archiving {
 			m.b.wakeDeadLetters(t.e.key)
 		}

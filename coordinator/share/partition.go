@@ -255,5 +255,9 @@ func (p *Partition) SetDeadLetterProducer(c DeadLetterCursor) {
 // delivered.
 func (p *Partition) AdvanceLogStart(offset int64) { p.advanceLogStart(offset) }
 
+// StartOffset is the share-partition start offset now (State's, without
+// building the State).
+func (p *Partition) StartOffset() int64 { return p.start }
+
 // Stats reports the window for metrics.
 func (p *Partition) Stats() Stats { return p.stats() }
