@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedev/sluice/metadata/etcdtest"
 	"github.com/sluicedev/sluice/protocol"
@@ -115,19 +116,24 @@ func (c *cluster) client(opts ...kgo.Opt) *kgo.Client {
 
 func (c *cluster) admin() *kadm.Client { return kadm.NewClient(c.client()) }
 
-// waitBrokers waits until Metadata lists n brokers.
+// waitBrokers waits until every broker's Metadata lists n brokers: a
+// request sent to the controller right after another broker's Metadata
+// listed everyone may otherwise find the controller not yet knowing the
+// newest broker (CreateTopics: INVALID_REPLICATION_FACTOR).
 func (c *cluster) waitBrokers(n int) {
 	c.t.Helper()
-	adm := c.admin()
+	cl := c.client()
 	waitFor(c.t, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		md, err := adm.Metadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != n {
-			return fmt.Errorf("metadata lists %d brokers, want %d", len(md.Brokers), n)
+		for _, id := range c.ids() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := cl.Broker(int(id)).Request(ctx, kmsg.NewPtrMetadataRequest())
+			cancel()
+			if err != nil {
+				return fmt.Errorf("broker %d: %w", id, err)
+			}
+			if got := len(resp.(*kmsg.MetadataResponse).Brokers); got != n {
+				return fmt.Errorf("broker %d's metadata lists %d brokers, want %d", id, got, n)
+			}
 		}
 		return nil
 	})
