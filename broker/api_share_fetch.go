@@ -430,7 +430,7 @@ func (m *shareManager) fetchShare(ctx context.Context, r *request, req *kmsg.Sha
 		case <-ch:
 		default:
 		}
-		total, failed := m.readShares(targets, gs.ShareIsolationLevel, budget, out)
+		total, failed := m.readShares(targets, gs.ShareIsolationLevel, budget, maxRecords, out)
 		late := !time.Now().Before(deadline) || ctx.Err() != nil
 		if total > 0 && (total >= int(req.MinBytes) || late) {
 			if m.acquireShares(ctx, targets, member, maxRecords, recordLimit, int(req.BatchSize), out) || late {
@@ -457,7 +457,7 @@ func (m *shareManager) fetchShare(ctx context.Context, r *request, req *kmsg.Sha
 // readShares reads every target's acquirable batches within budget bytes
 // (the first with data may exceed it by one batch). It returns the bytes
 // read and whether a partition failed (the response then goes back now).
-func (m *shareManager) readShares(targets []shareTarget, isolation int8, budget int, out *shareFetchOut) (int, bool) {
+func (m *shareManager) readShares(targets []shareTarget, isolation int8, budget, maxRecords int, out *shareFetchOut) (int, bool) {
 	total, failed := 0, false
 	now := m.now()
 	for i := range targets {
@@ -467,7 +467,7 @@ func (m *shareManager) readShares(targets []shareTarget, isolation int8, budget 
 		if limit <= 0 && total > 0 {
 			break
 		}
-		code := m.readShare(t, now, isolation, max(limit, 1), total == 0)
+		code := m.readShare(t, now, isolation, max(limit, 1), maxRecords, total == 0)
 		if code != 0 {
 			out.fail(t.tp, code)
 			failed = true
@@ -479,7 +479,7 @@ func (m *shareManager) readShares(targets []shareTarget, isolation int8, budget 
 }
 
 // readShare reads t's share-partition's log from its FetchOffset.
-func (m *shareManager) readShare(t *shareTarget, now time.Time, isolation int8, limit int, minOne bool) int16 {
+func (m *shareManager) readShare(t *shareTarget, now time.Time, isolation int8, limit, maxRecords int, minOne bool) int16 {
 	p := t.e.part
 	hw, _, code := p.rep.readBound(-1)
 	if code != 0 {
@@ -506,7 +506,13 @@ func (m *shareManager) readShare(t *shareTarget, now time.Time, isolation int8, 
 	if !ok || off >= bound {
 		return 0
 	}
-	data, _, err := p.log.ReadInto(nil, off, int32(min(limit, 1<<31-1)), bound)
+	// The read need not reach past what this member may acquire: its
+	// maxRecords, at most its fair share of the in-flight bound, at the
+	// partition's recent bytes per record (twice over, for records in the
+	// window it skips). A client's MaxBytes (franz-go: 50 MiB) would
+	// otherwise make every fetch read, and zero, megabytes it then trims.
+	readLimit := min(limit, t.e.readEstimate(min(maxRecords, t.e.fairShare())))
+	data, _, err := p.log.ReadInto(nil, off, int32(min(readLimit, 1<<31-1)), bound)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return 0 // the log start moved: the next round advances past it
@@ -545,6 +551,9 @@ func (m *shareManager) readShare(t *shareTarget, now time.Time, isolation int8, 
 		rest = r
 	}
 	t.data, t.from = data[:len(data)-len(rest)], off
+	if n := len(t.lbs); n > 0 {
+		t.e.noteRead(len(t.data), t.lbs[n-1].LastOffset-t.lbs[0].FirstOffset+1)
+	}
 	return 0
 }
 

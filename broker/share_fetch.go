@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -73,6 +74,9 @@ type shareEntry struct {
 
 	// write is the write token: one state write at a time.
 	write chan struct{}
+	// recordBytes is the bytes per offset of the partition's last read
+	// (readEstimate); zero before the first.
+	recordBytes atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -367,6 +371,38 @@ func (e *shareEntry) fairShareLocked(member string, now time.Time) int {
 		bound = share.DefaultMaxRecordLocks
 	}
 	return max(1, bound/len(e.mu.readers))
+}
+
+// fairShare is fairShareLocked's answer for the next acquisition, without
+// noting a reader.
+func (e *shareEntry) fairShare() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	bound := e.mu.cfg.MaxRecordLocks
+	if bound <= 0 {
+		bound = share.DefaultMaxRecordLocks
+	}
+	return max(1, bound/max(1, len(e.mu.readers)))
+}
+
+// shareReadFloor is the least a share fetch reads of a log.
+const shareReadFloor = 64 << 10
+
+// readEstimate is how many bytes of the log hold about records records,
+// twice over, from the last read's bytes per offset (1 KiB before any).
+func (e *shareEntry) readEstimate(records int) int {
+	per := e.recordBytes.Load()
+	if per <= 0 {
+		per = 1024
+	}
+	return int(min(max(2*int64(records)*per, shareReadFloor), 1<<30))
+}
+
+// noteRead records a read of n bytes covering offsets offsets.
+func (e *shareEntry) noteRead(n int, offsets int64) {
+	if offsets > 0 && n > 0 {
+		e.recordBytes.Store(max(1, int64(n)/offsets))
+	}
 }
 
 // version is the version of e's state now.

@@ -481,7 +481,7 @@ func TestShareReadCommitted(t *testing.T) {
 	until := time.Now().Add(20 * time.Second)
 	for { // the markers may land after EndTransaction returns
 		tg = shareTarget{tp: shareTP{id, 0}, e: e}
-		if code := b.shares.readShare(&tg, time.Now(), readCommitted, 1<<20, true); code != 0 {
+		if code := b.shares.readShare(&tg, time.Now(), readCommitted, 1<<20, 500, true); code != 0 {
 			t.Fatalf("read: %v", kerr.ErrorForCode(code))
 		}
 		if len(tg.lbs) == 4 || time.Now().After(until) {
