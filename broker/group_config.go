@@ -43,9 +43,13 @@ type groupSettings struct {
 	ShareSessionTimeout          time.Duration
 	ConsumerHeartbeatInterval    time.Duration
 	ConsumerSessionTimeout       time.Duration
-	DLQTopic                     string // errors.deadletterqueue.topic.name, "" for none
-	DLQCopyRecord                bool   // errors.deadletterqueue.copy.record.enable
-	ShareBackoff                 share.Backoff
+	// ConsumerOwn says which of the two the group sets itself (heartbeat,
+	// session); the KIP-848 coordinator uses only those, and its own
+	// broker-wide values otherwise.
+	ConsumerOwn   [2]bool
+	DLQTopic      string // errors.deadletterqueue.topic.name, "" for none
+	DLQCopyRecord bool   // errors.deadletterqueue.copy.record.enable
+	ShareBackoff  share.Backoff
 }
 
 const streamsInert = inertPrefix + "streams groups (KIP-1071) are not implemented; the value is stored and described."
@@ -238,6 +242,12 @@ func (g *groupConfigs) overrides(group string) map[string]string {
 	return copyMap(g.mu.records[group].Configs)
 }
 
+// has reports whether the group's overrides set name.
+func has(over map[string]string, name string) bool {
+	_, ok := over[name]
+	return ok
+}
+
 // value is a group config's effective value given the group's overrides.
 func (g *groupConfigs) value(s *settings, name string, over map[string]string) resolved {
 	d := g.reg[name]
@@ -291,6 +301,7 @@ func (g *groupConfigs) resolve(s *settings, over map[string]string) groupSetting
 		ShareSessionTimeout:          ms("share.session.timeout.ms", sh.MinSessionTimeout, sh.MaxSessionTimeout),
 		ConsumerHeartbeatInterval:    ms("consumer.heartbeat.interval.ms", sh.MinConsumerHeartbeatInterval, sh.MaxConsumerHeartbeatInterval),
 		ConsumerSessionTimeout:       ms("consumer.session.timeout.ms", sh.MinConsumerSessionTimeout, sh.MaxConsumerSessionTimeout),
+		ConsumerOwn:                  [2]bool{has(over, "consumer.heartbeat.interval.ms"), has(over, "consumer.session.timeout.ms")},
 		DLQTopic:                     str("errors.deadletterqueue.topic.name"),
 		DLQCopyRecord:                str("errors.deadletterqueue.copy.record.enable") == "true",
 		ShareBackoff: share.Backoff{

@@ -44,6 +44,7 @@ func (b *Broker) newCoordinator() (*group.Coordinator, error) {
 		ListTopics:                    b.topicNames,
 		TxnVerifier:                   groupTxnVerifier{b},
 		ShareSettings:                 b.shareGroupSettings,
+		ConsumerSettings:              b.consumerGroupSettings,
 	})
 }
 
@@ -302,4 +303,18 @@ func (b *Broker) shareGroupSettings(id string) group.ShareSettings {
 		SessionTimeout:    s.ShareSessionTimeout,
 		MaxSize:           b.shareSettings().MaxSize,
 	}
+}
+
+// consumerGroupSettings gives a KIP-848 group's own
+// consumer.heartbeat.interval.ms and consumer.session.timeout.ms (zero for
+// those it does not set, so the coordinator's broker-wide values apply).
+func (b *Broker) consumerGroupSettings(id string) (heartbeat, session time.Duration) {
+	s := b.groupSettings(id)
+	if s.ConsumerOwn[0] {
+		heartbeat = s.ConsumerHeartbeatInterval
+	}
+	if s.ConsumerOwn[1] {
+		session = s.ConsumerSessionTimeout
+	}
+	return heartbeat, session
 }

@@ -35,7 +35,8 @@ import (
 // ConsumerGroupHeartbeat handles a ConsumerGroupHeartbeat request (v0-1).
 func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-	resp.HeartbeatIntervalMillis = millis(c.cfg.ConsumerHeartbeatInterval)
+	hb, _ := c.consumerTimings(req.Group)
+	resp.HeartbeatIntervalMillis = millis(hb)
 	fail := func(code int16, msg string) *kmsg.ConsumerGroupHeartbeatResponse {
 		out := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		out.ErrorCode = code
@@ -189,7 +190,7 @@ func (c *Coordinator) consumerJoinLocked(ctx context.Context, g *group, req *kms
 			m = newCMember(id)
 			cg.seq++
 			m.seq = cg.seq
-			m.rebalanceTimeout = c.cfg.ConsumerSessionTimeout
+			_, m.rebalanceTimeout = c.consumerTimings(g.id)
 			cg.members[id] = m
 			isNew = true
 		}
@@ -201,7 +202,8 @@ func (c *Coordinator) consumerJoinLocked(ctx context.Context, g *group, req *kms
 	ci := clientFrom(ctx)
 	m.clientID, m.clientHost = ci.id, ci.host
 	changed := updateConsumerMember(m, req)
-	m.sessionDeadline = c.clock.Now().Add(c.cfg.ConsumerSessionTimeout)
+	_, session := c.consumerTimings(g.id)
+	m.sessionDeadline = c.clock.Now().Add(session)
 	cg.markMember(m.id)
 	g.dirty = true
 	switch {
@@ -283,7 +285,8 @@ func (c *Coordinator) consumerRegularLocked(g *group, req *kmsg.ConsumerGroupHea
 			return kerr.FencedMemberEpoch.Code, "The member epoch is stale."
 		}
 	}
-	m.sessionDeadline = c.clock.Now().Add(c.cfg.ConsumerSessionTimeout)
+	_, session := c.consumerTimings(g.id)
+	m.sessionDeadline = c.clock.Now().Add(session)
 	if updateConsumerMember(m, req) {
 		cg.markMember(m.id)
 		g.dirty = true
@@ -373,4 +376,20 @@ func fillConsumerResponse(resp *kmsg.ConsumerGroupHeartbeatResponse, m *cmember,
 		}
 		resp.Assignment = &a
 	}
+}
+
+// consumerTimings is group's heartbeat interval and session timeout: its
+// group configs over the broker's (Config.ConsumerSettings).
+func (c *Coordinator) consumerTimings(group string) (heartbeat, session time.Duration) {
+	heartbeat, session = c.cfg.ConsumerHeartbeatInterval, c.cfg.ConsumerSessionTimeout
+	if c.cfg.ConsumerSettings != nil {
+		h, s := c.cfg.ConsumerSettings(group)
+		if h > 0 {
+			heartbeat = h
+		}
+		if s > 0 {
+			session = s
+		}
+	}
+	return heartbeat, session
 }

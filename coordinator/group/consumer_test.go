@@ -545,3 +545,33 @@ func TestGroupUniformAssignorBalance(t *testing.T) {
 		})
 	}
 }
+
+func TestConsumerGroupOwnTimings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.ConsumerSettings = func(group string) (time.Duration, time.Duration) {
+			if group == "own" {
+				return 2 * time.Second, 10 * time.Second
+			}
+			return 0, 0 // the broker-wide defaults
+		}
+	})
+	h.topic("t", 2)
+	own := h.c.ConsumerGroupHeartbeat(h.ctx, consumerJoin("own", "a", "t"))
+	other := h.c.ConsumerGroupHeartbeat(h.ctx, consumerJoin("other", "b", "t"))
+	expectCode(t, "join own", own.ErrorCode, nil)
+	expectCode(t, "join other", other.ErrorCode, nil)
+	if own.HeartbeatIntervalMillis != 2000 || other.HeartbeatIntervalMillis != int32(DefaultConsumerHeartbeatInterval.Milliseconds()) {
+		t.Fatalf("heartbeat intervals: own %d, other %d", own.HeartbeatIntervalMillis, other.HeartbeatIntervalMillis)
+	}
+	// Past the group's own 10 s session, short of the default 45 s.
+	h.clock.Advance(11 * time.Second)
+	beat := func(group, member string, epoch int32) int16 {
+		r := consumerJoin(group, member)
+		r.MemberEpoch = epoch
+		r.SubscribedTopicNames = nil
+		return h.c.ConsumerGroupHeartbeat(h.ctx, r).ErrorCode
+	}
+	expectCode(t, "own member after its session", beat("own", "a", own.MemberEpoch), kerr.UnknownMemberID)
+	expectCode(t, "other member within the default session", beat("other", "b", other.MemberEpoch), nil)
+}

@@ -81,6 +81,12 @@ type Config struct {
 	// group.consumer.heartbeat.interval.ms and
 	// group.consumer.session.timeout.ms for KIP-848 groups.
 	ConsumerHeartbeatInterval, ConsumerSessionTimeout time.Duration
+	// ConsumerSettings, when set, gives one KIP-848 group's own
+	// consumer.heartbeat.interval.ms and consumer.session.timeout.ms (its
+	// group configs, KIP-848); a zero value falls back to the fields
+	// above. It may be called with the coordinator lock held and must not
+	// call back into the Coordinator.
+	ConsumerSettings func(group string) (heartbeatInterval, sessionTimeout time.Duration)
 	// ShareSettings returns the effective settings of share group group
 	// (group.share.heartbeat.interval.ms, group.share.session.timeout.ms,
 	// group.share.max.size, overridden by the group's configs

@@ -455,7 +455,8 @@ func (c *Coordinator) buildConsumerLocked(g *group, rg *replayedGroup, now time.
 				cg.owners[tp] = id
 			}
 		}
-		m.sessionDeadline = now.Add(c.cfg.ConsumerSessionTimeout)
+		_, session := c.consumerTimings(g.id)
+		m.sessionDeadline = now.Add(session)
 		if m.state == memberUnrevoked {
 			m.revokeDeadline = now.Add(m.rebalanceTimeout)
 		}
