@@ -152,6 +152,8 @@ type shareBrokerSettings struct {
 	StateTopicMinISR            int
 	StateTopicSegmentBytes      int
 	WriteTimeout                time.Duration
+	// SnapshotEvery is share.coordinator.snapshot.update.records.per.snapshot.
+	SnapshotEvery int
 
 	// DLQTopicPrefix and DLQAutoCreate are KIP-1191's
 	// errors.deadletterqueue.topic.name.prefix and
@@ -200,6 +202,7 @@ func resolveShareSettings(s *settings) *shareBrokerSettings {
 		StateTopicMinISR:            int(n("share.coordinator.state.topic.min.isr", 2)),
 		StateTopicSegmentBytes:      int(n("share.coordinator.state.topic.segment.bytes", 104857600)),
 		WriteTimeout:                ms("share.coordinator.write.timeout.ms", 5000),
+		SnapshotEvery:               int(n("share.coordinator.snapshot.update.records.per.snapshot", 500)),
 		DLQTopicPrefix:              s.broker("errors.deadletterqueue.topic.name.prefix").value,
 		DLQAutoCreate:               s.brokerBool("errors.deadletterqueue.auto.create.topics.enable"),
 		Backoff: share.Backoff{

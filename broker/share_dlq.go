@@ -405,12 +405,13 @@ func (w *deadLetterWriter) resolveTopic(ctx context.Context, name string) (*topi
 	if strings.HasPrefix(name, "__") {
 		return nil, unusable("invalid_name", "topic %q is internal", name)
 	}
-	if prefix := w.b.settings.broker(settingDLQPrefix).value; !strings.HasPrefix(name, prefix) {
+	sh := w.b.shareSettings()
+	if prefix := sh.DLQTopicPrefix; !strings.HasPrefix(name, prefix) {
 		return nil, unusable("invalid_name", "topic %q does not start with %s=%q", name, settingDLQPrefix, prefix)
 	}
 	ts := w.b.topics.get(name)
 	if ts == nil {
-		if !w.b.settings.brokerBool(settingDLQAutoCreate) {
+		if !sh.DLQAutoCreate {
 			return nil, unusable("missing", "topic %q does not exist and %s is false", name, settingDLQAutoCreate)
 		}
 		if err := w.createTopic(ctx, name); err != nil {

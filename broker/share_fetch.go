@@ -98,8 +98,7 @@ var errShareDropped = errors.New("broker: share-partition unloaded")
 func newShareManager(b *Broker) *shareManager {
 	m := &shareManager{b: b, now: time.Now, timerKick: make(chan struct{}, 1)}
 	m.mu.parts = map[share.Key]*shareEntry{}
-	max := int(b.settings.brokerInt64("group.share.max.share.sessions", 2000))
-	m.sessions = newShareSessions(max)
+	m.sessions = newShareSessions(b.shareSettings().MaxShareSessions)
 	m.metrics = newShareMetrics(m)
 	if b.registry != nil {
 		b.registry.MustRegister(m.metrics.collectors()...)
@@ -223,7 +222,7 @@ func (m *shareManager) load(ctx context.Context, e *shareEntry) {
 	}
 	cfg := shareConfig(gs)
 	p := share.New(cfg, st)
-	_, v := p.State()
+	v := p.Version()
 	archiving := p.Stats().Archiving
 	e.mu.Lock()
 	e.mu.p, e.mu.cfg, e.mu.written = p, cfg, v
@@ -366,11 +365,17 @@ func (e *shareEntry) fairShareLocked(member string, now time.Time) int {
 			delete(e.mu.readers, m)
 		}
 	}
+	return e.shareOfLocked()
+}
+
+// shareOfLocked is share.partition.max.record.locks divided among the
+// members noted in readers (at least one record).
+func (e *shareEntry) shareOfLocked() int {
 	bound := e.mu.cfg.MaxRecordLocks
 	if bound <= 0 {
 		bound = share.DefaultMaxRecordLocks
 	}
-	return max(1, bound/len(e.mu.readers))
+	return max(1, bound/max(1, len(e.mu.readers)))
 }
 
 // fairShare is fairShareLocked's answer for the next acquisition, without
@@ -378,11 +383,7 @@ func (e *shareEntry) fairShareLocked(member string, now time.Time) int {
 func (e *shareEntry) fairShare() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	bound := e.mu.cfg.MaxRecordLocks
-	if bound <= 0 {
-		bound = share.DefaultMaxRecordLocks
-	}
-	return max(1, bound/max(1, len(e.mu.readers)))
+	return e.shareOfLocked()
 }
 
 // shareReadFloor is the least a share fetch reads of a log.
@@ -407,8 +408,7 @@ func (e *shareEntry) noteRead(n int, offsets int64) {
 
 // version is the version of e's state now.
 func (e *shareEntry) versionLocked() uint64 {
-	_, v := e.mu.p.State()
-	return v
+	return e.mu.p.Version()
 }
 
 // persist makes sure a state of at least version need is durable: it

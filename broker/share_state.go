@@ -46,13 +46,13 @@ func (b *Broker) newShareStateCoordinator() (*sharestate.Coordinator, error) {
 		Logger:        b.log.With("component", "share-coordinator"),
 		Persister:     shareStatePersister{b},
 		NumPartitions: b.shareStatePartitions(),
-		SnapshotEvery: int(b.settings.brokerInt64("share.coordinator.snapshot.update.records.per.snapshot", sharestate.DefaultSnapshotEvery)),
+		SnapshotEvery: b.shareSettings().SnapshotEvery,
 	})
 }
 
 // shareStatePartitions is share.coordinator.state.topic.num.partitions.
 func (b *Broker) shareStatePartitions() int32 {
-	return int32(b.settings.brokerInt64("share.coordinator.state.topic.num.partitions", sharestate.DefaultNumPartitions))
+	return b.shareSettings().StateTopicPartitions
 }
 
 // ensureShareStateTopic creates __share_group_state on first use, compacted,
@@ -60,9 +60,9 @@ func (b *Broker) shareStatePartitions() int32 {
 // live brokers) and share.coordinator.state.topic.min.isr (default 2)
 // capped at that factor, as __transaction_state.
 func (b *Broker) ensureShareStateTopic(ctx context.Context) error {
-	rf := int16(b.settings.brokerInt64("share.coordinator.state.topic.replication.factor", 3))
-	minISR := b.settings.brokerInt64("share.coordinator.state.topic.min.isr", 2)
-	return b.ensureInternalTopic(ctx, shareStateTopic, b.shareStatePartitions(), rf, func(rf int16) map[string]string {
+	sh := b.shareSettings()
+	minISR := int64(sh.StateTopicMinISR)
+	return b.ensureInternalTopic(ctx, shareStateTopic, sh.StateTopicPartitions, sh.StateTopicReplicationFactor, func(rf int16) map[string]string {
 		return map[string]string{
 			"cleanup.policy":                 "compact",
 			"compression.type":               "uncompressed",

@@ -63,12 +63,8 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		return fail(code, msg)
 	}
 	if dirty {
-		pctx, cancel := c.persistCtx(ctx)
-		err := c.flush(pctx, g)
-		cancel()
-		if err != nil {
-			c.log.Warn("writing consumer group state failed", "group", g.id, "err", err)
-			return fail(availabilityErrorCode(err), "")
+		if code := c.flushNow(ctx, g, "consumer"); code != 0 {
+			return fail(code, "")
 		}
 	}
 	return resp

@@ -23,6 +23,19 @@ type snapshot struct {
 	memberTombstones         []string
 }
 
+// flushNow writes g's state for a request that answers only once it is
+// durable (bounded by persistCtx), logging a failure once with the group's
+// kind, and returns the code the request then answers (0 when written).
+func (c *Coordinator) flushNow(ctx context.Context, g *group, kind string) int16 {
+	pctx, cancel := c.persistCtx(ctx)
+	defer cancel()
+	if err := c.flush(pctx, g); err != nil {
+		c.log.Warn("writing "+kind+" group state failed", "group", g.id, "err", err)
+		return availabilityErrorCode(err)
+	}
+	return 0
+}
+
 // flush writes g's metadata if it is dirty. A nil error means everything g
 // looked like when flush began is durable.
 func (c *Coordinator) flush(ctx context.Context, g *group) error {

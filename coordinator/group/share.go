@@ -394,11 +394,5 @@ func (c *Coordinator) EnsureShareGroup(ctx context.Context, group string, topics
 	if !dirty {
 		return 0
 	}
-	pctx, cancel := c.persistCtx(ctx)
-	defer cancel()
-	if err := c.flush(pctx, g); err != nil {
-		c.log.Warn("writing share group state failed", "group", group, "err", err)
-		return availabilityErrorCode(err)
-	}
-	return 0
+	return c.flushNow(ctx, g, "share")
 }

@@ -84,12 +84,8 @@ func (c *Coordinator) ShareGroupHeartbeat(ctx context.Context, req *kmsg.ShareGr
 		return fail(code, msg)
 	}
 	if dirty {
-		pctx, cancel := c.persistCtx(ctx)
-		err := c.flush(pctx, g)
-		cancel()
-		if err != nil {
-			c.log.Warn("writing share group state failed", "group", g.id, "err", err)
-			return fail(availabilityErrorCode(err), "")
+		if code := c.flushNow(ctx, g, "share"); code != 0 {
+			return fail(code, "")
 		}
 	}
 	return resp

@@ -235,6 +235,10 @@ func (p *Partition) NextDeadline() (time.Time, bool) { return p.nextDeadline() }
 // Version increases with every change State would show.
 func (p *Partition) State() (st State, version uint64) { return p.state(), p.version }
 
+// Version is State's version without building the State: whether the
+// durable state changed since a version the caller wrote.
+func (p *Partition) Version() uint64 { return p.version }
+
 // DeadLetters lists the records in Archiving, oldest first.
 func (p *Partition) DeadLetters() []DeadLetter { return p.deadLetters() }
 
